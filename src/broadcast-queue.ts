@@ -1,0 +1,222 @@
+import { EventEmitter } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import os from 'node:os';
+import { createPool, type Pool } from './db/pool.js';
+import { migrate } from './db/migrate.js';
+import { startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded.js';
+import { silentLogger, type Logger } from './log.js';
+import { Claimer } from './queue/claimer.js';
+import { Recorder } from './queue/recorder.js';
+import { WorkerPool, type JobHandler, type JobEvent } from './queue/worker-pool.js';
+import { Scheduler } from './queue/scheduler.js';
+import { Listener } from './queue/listener.js';
+import { Rescuer } from './queue/rescuer.js';
+import { Cleaner } from './queue/cleaner.js';
+import { readQueueStatus, type QueueStatus } from './queue/status.js';
+import { enqueueJob, type EnqueueOptions, type EnqueuedJob } from './queue/enqueue.js';
+import { PACKAGE_VERSION } from './version.js';
+
+export interface BroadcastQueueOptions {
+  /** PostgreSQL URL. Without one, an embedded PostgreSQL is started in `embedded.dataDir`. */
+  connectionString?: string;
+  /** Direct connection for LISTEN when connectionString goes through PgBouncer. Defaults to connectionString. */
+  listenConnectionString?: string;
+  embedded?: { dataDir: string; port?: number; ephemeral?: boolean };
+  /** Jobs run at once. Defaults to 2. */
+  concurrency?: number;
+  /** Queues this instance works. Defaults to ['broadcasts']. */
+  queues?: string[];
+  /** Your own job types; a job is only claimed by an instance that has its handler. */
+  handlers?: Record<string, JobHandler>;
+  /** Apply pending migrations in start(). Defaults to true. */
+  migrate?: boolean;
+  /** Attempts for jobs enqueued through this object. Defaults to 3. */
+  maxAttempts?: number;
+  /** Fallback sweep in case a notification was lost. Defaults to 30 000 ms. */
+  sweepMs?: number;
+  /** Defaults to 5 000 ms. */
+  heartbeatMs?: number;
+  /** A daemon silent this long is dead and its jobs are handed back. Defaults to 15 000 ms. */
+  rescueAfterMs?: number;
+  /** How long stop() lets running jobs finish before handing them back. Defaults to 25 000 ms. */
+  shutdownTimeoutMs?: number;
+  /** Wait before the second attempt, doubling after. Defaults to 60 000 ms. */
+  retryBaseMs?: number;
+  /** Defaults to 3 600 000 ms. */
+  retryMaxMs?: number;
+  /** Finished jobs older than this are deleted; 0 turns the cleaner off. Defaults to 7. */
+  cleanupDays?: number;
+  log?: Logger;
+}
+
+export interface BroadcastQueueStatus extends QueueStatus {
+  running: boolean;
+  daemonId: string;
+  listenerConnected: boolean;
+  paused: boolean;
+  concurrency: number;
+  activeJobs: number;
+  jobTypes: string[];
+}
+
+/**
+ * The whole engine for one process: listener → scheduler → claimer → worker pool → recorder,
+ * with the rescuer and cleaner beside them. The daemon binary is a thin shell over this.
+ */
+export class BroadcastQueue extends EventEmitter {
+  readonly daemonId = `${os.hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+  readonly log: Logger;
+  private readonly handlers: Record<string, JobHandler>;
+  private embeddedDb: EmbeddedDatabase | null = null;
+  private poolRef: Pool | null = null;
+  private parts: { listener: Listener; scheduler: Scheduler; workers: WorkerPool; recorder: Recorder; rescuer: Rescuer; cleaner: Cleaner | null } | null = null;
+  private starting: Promise<void> | null = null;
+  private concurrency: number;
+
+  constructor(private readonly options: BroadcastQueueOptions = {}) {
+    super();
+    this.log = options.log ?? silentLogger();
+    this.handlers = { ...options.handlers };
+    this.concurrency = options.concurrency ?? 2;
+  }
+
+  get queues(): string[] {
+    return this.options.queues ?? ['broadcasts'];
+  }
+
+  get jobTypes(): string[] {
+    return Object.keys(this.handlers).sort();
+  }
+
+  /** The pool, connecting (and starting the embedded database) on first use. */
+  async db(): Promise<Pool> {
+    if (this.poolRef) return this.poolRef;
+    let connectionString = this.options.connectionString;
+    if (!connectionString) {
+      if (!this.options.embedded) throw new Error('no connectionString given and no embedded.dataDir to start a PostgreSQL in');
+      this.embeddedDb = await startEmbeddedPostgres({ dataDir: this.options.embedded.dataDir, port: this.options.embedded.port ?? 0, ephemeral: this.options.embedded.ephemeral, log: this.log });
+      this.log.info({ dataDir: this.embeddedDb.dataDir, port: this.embeddedDb.port, psql: this.embeddedDb.psqlHint }, 'embedded PostgreSQL started');
+      connectionString = this.embeddedDb.connectionString;
+    }
+    this.poolRef = createPool({ connectionString, max: this.concurrency + 4, applicationName: 'broadcast-queued', log: this.log });
+    return this.poolRef;
+  }
+
+  /** The connection string in use (the embedded one when none was given). */
+  get connectionString(): string | undefined {
+    return this.options.connectionString ?? this.embeddedDb?.connectionString;
+  }
+
+  get embedded(): EmbeddedDatabase | null {
+    return this.embeddedDb;
+  }
+
+  /** Adds a handler; call before start(). */
+  handle(jobType: string, handler: JobHandler): void {
+    if (this.parts) throw new Error('add handlers before start()');
+    this.handlers[jobType] = handler;
+  }
+
+  start(concurrency?: number): Promise<void> {
+    if (concurrency !== undefined) this.concurrency = concurrency;
+    this.starting ??= this.startParts().catch((error) => {
+      this.starting = null;
+      throw error;
+    });
+    return this.starting;
+  }
+
+  private async startParts(): Promise<void> {
+    const pool = await this.db();
+    if (this.options.migrate !== false) await migrate(pool, this.log);
+    const log = this.log.child({ daemonId: this.daemonId });
+    const rescueAfterMs = this.options.rescueAfterMs ?? 15_000;
+    const recorder = new Recorder(pool, this.daemonId, log);
+    const workers = new WorkerPool(this.concurrency, this.handlers, recorder, { baseMs: this.options.retryBaseMs ?? 60_000, maxMs: this.options.retryMaxMs ?? 3_600_000 }, log);
+    const claimer = new Claimer(pool, this.daemonId, this.queues, this.jobTypes);
+    const scheduler = new Scheduler(claimer, workers, this.options.sweepMs ?? 30_000, log);
+    const listener = new Listener(this.options.listenConnectionString ?? this.connectionString!, log);
+    const rescuer = new Rescuer(pool, { daemonId: this.daemonId, queues: this.queues, jobTypes: this.jobTypes, concurrency: this.concurrency, version: PACKAGE_VERSION }, this.options.heartbeatMs ?? 5_000, rescueAfterMs, log);
+    const cleanupDays = this.options.cleanupDays ?? 7;
+    const cleaner = cleanupDays > 0 ? new Cleaner(pool, cleanupDays, log) : null;
+
+    const served = new Set(this.queues);
+    listener.on('notification', (queue: string) => {
+      if (served.has(queue)) scheduler.wake('notification');
+    });
+    listener.on('connected', () => scheduler.wake('connected'));
+    workers.on('job:start', (job) => this.emit('job:start', job));
+    workers.on('job:done', (event: JobEvent) => {
+      if (event.outcome.kind === 'retry' || (event.outcome.kind === 'snooze' && event.outcome.delayMs > 0)) scheduler.noteFutureRun(event.outcome.delayMs);
+      this.emit('job:done', event);
+    });
+    workers.on('halt', (info) => this.emit('halt', info));
+    rescuer.on('lost-lease', () => workers.abortAll('this daemon was declared dead; its jobs were handed to others'));
+    rescuer.on('rescued', (rows) => this.emit('rescued', rows));
+    scheduler.on('claimed', (count) => this.emit('claimed', count));
+
+    await rescuer.start();
+    this.parts = { listener, scheduler, workers, recorder, rescuer, cleaner };
+    scheduler.start();
+    cleaner?.start();
+    await listener.start();
+    log.info({ queues: this.queues, jobTypes: this.jobTypes, concurrency: this.concurrency }, 'queue started');
+  }
+
+  /**
+   * Stops claiming, lets running jobs finish for up to shutdownTimeoutMs, hands back the rest
+   * (pending, attempt refunded), and closes every connection.
+   */
+  async stop(): Promise<void> {
+    await this.starting?.catch(() => undefined);
+    const parts = this.parts;
+    this.parts = null;
+    this.starting = null;
+    if (parts) {
+      await parts.scheduler.stop();
+      parts.cleaner?.stop();
+      await parts.workers.drain(this.options.shutdownTimeoutMs ?? 25_000);
+      await parts.recorder.drain();
+      parts.recorder.close();
+      await parts.rescuer.stop();
+      await parts.listener.stop();
+      this.log.info({ daemonId: this.daemonId }, 'queue stopped');
+    }
+    await this.poolRef?.end();
+    this.poolRef = null;
+    await this.embeddedDb?.stop();
+    this.embeddedDb = null;
+  }
+
+  /** Runs one heartbeat and rescue pass now (tests, bqctl); normally this runs on a timer. */
+  async rescueNow(): Promise<void> {
+    await this.parts?.rescuer.tick();
+  }
+
+  /** Stops claiming until resume(); running jobs go on. */
+  pause(): void {
+    this.parts?.scheduler.pause();
+  }
+
+  resume(): void {
+    this.parts?.scheduler.resume();
+  }
+
+  async enqueue(jobType: string, payload: Record<string, unknown>, options: EnqueueOptions = {}): Promise<EnqueuedJob> {
+    return enqueueJob(await this.db(), jobType, payload, { maxAttempts: this.options.maxAttempts, ...options });
+  }
+
+  async getStatus(): Promise<BroadcastQueueStatus> {
+    const status = await readQueueStatus(await this.db(), this.options.rescueAfterMs ?? 15_000);
+    return {
+      ...status,
+      running: this.parts !== null,
+      daemonId: this.daemonId,
+      listenerConnected: this.parts?.listener.connected ?? false,
+      paused: this.parts?.scheduler.isPaused ?? false,
+      concurrency: this.concurrency,
+      activeJobs: this.parts?.workers.size ?? 0,
+      jobTypes: this.jobTypes,
+    };
+  }
+}

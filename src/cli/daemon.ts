@@ -1,0 +1,75 @@
+import { Command } from 'commander';
+import { addSettingFlags, configFromCommand } from './options.js';
+import { createLogger, errorMessage } from '../log.js';
+import { BroadcastQueue } from '../broadcast-queue.js';
+import { redactConnectionString } from '../db/pool.js';
+import { PACKAGE_VERSION } from '../version.js';
+
+const program = addSettingFlags(
+  new Command('broadcast-queued')
+    .version(PACKAGE_VERSION)
+    .description('Delivers Telegram bot broadcasts from the broadcast_queue_jobs table, woken by LISTEN/NOTIFY.')
+    .addHelpText('after', `
+Every flag can also be set by its environment variable; flags win. A bad value stops start-up
+with one message naming every problem and exit code 78.
+
+Examples:
+  DATABASE_URL=postgres://bq@db/bot TELEGRAM_BOT_TOKEN=123:abc… broadcast-queued
+  broadcast-queued --concurrency 4 --queues broadcasts,transactional
+  broadcast-queued                      # no DATABASE_URL: runs on an embedded PostgreSQL`),
+);
+program.parse();
+const config = configFromCommand(program);
+const log = createLogger({ level: config.logLevel });
+
+const queue = new BroadcastQueue({
+  connectionString: config.databaseUrl,
+  listenConnectionString: config.listenDatabaseUrl,
+  embedded: config.databaseUrl ? undefined : { dataDir: config.dataDir, port: config.embeddedPort },
+  concurrency: config.concurrency,
+  queues: config.queues,
+  migrate: config.migrate,
+  maxAttempts: config.maxAttempts,
+  sweepMs: config.sweepMs,
+  heartbeatMs: config.heartbeatMs,
+  rescueAfterMs: config.rescueAfterMs,
+  shutdownTimeoutMs: config.shutdownTimeoutMs,
+  retryBaseMs: config.retryBaseMs,
+  retryMaxMs: config.retryMaxMs,
+  cleanupDays: config.cleanupDays,
+  log,
+});
+
+let stopping: Promise<void> | null = null;
+function shutdown(signal: string): void {
+  if (stopping) {
+    log.warn({ signal }, 'second signal: exiting without waiting for running jobs');
+    process.exit(1);
+  }
+  log.info({ signal, timeoutMs: config.shutdownTimeoutMs }, 'shutting down');
+  stopping = queue.stop().then(
+    () => process.exit(0),
+    (error) => {
+      log.error({ err: errorMessage(error) }, 'shutdown failed');
+      process.exit(1);
+    },
+  );
+}
+process.on('SIGTERM', () => shutdown('SIGTERM'));
+process.on('SIGINT', () => shutdown('SIGINT'));
+// A handler's stray rejection must not take down every other job; it is logged and counted.
+process.on('unhandledRejection', (reason) => log.error({ err: errorMessage(reason) }, 'unhandled promise rejection'));
+
+async function main(): Promise<void> {
+  if (!config.databaseUrl) log.info({ dataDir: config.dataDir }, 'no DATABASE_URL: using the embedded PostgreSQL');
+  else log.info({ database: redactConnectionString(config.databaseUrl) }, 'connecting');
+  await queue.start();
+  if (queue.embedded) {
+    process.stderr.write(`broadcast-queued: embedded PostgreSQL at ${queue.embedded.dataDir}; connect with:\n  ${queue.embedded.psqlHint}\n`);
+  }
+}
+
+main().catch((error) => {
+  log.fatal({ err: errorMessage(error) }, 'start-up failed');
+  void queue.stop().finally(() => process.exit(1));
+});

@@ -1,0 +1,38 @@
+import { Option, type Command } from 'commander';
+import { SETTINGS, loadConfig, type Config } from '../config.js';
+import { ConfigError, EXIT_CONFIG } from '../errors.js';
+
+/** Adds one flag per setting, each documented with its environment variable and default. */
+export function addSettingFlags(command: Command, keys?: (keyof Config)[]): Command {
+  for (const setting of SETTINGS) {
+    if (keys && !keys.includes(setting.key)) continue;
+    if (setting.key === 'migrate') {
+      command.addOption(new Option('--no-migrate', `Do not apply pending migrations at start (env ${setting.env}=false).`));
+      continue;
+    }
+    const option = new Option(`${setting.flag} <value>`, `${setting.doc} [env ${setting.env}]`);
+    command.addOption(option);
+  }
+  return command;
+}
+
+/** The configuration from environment and flags; on bad values prints every problem and exits 78. */
+export function configFromCommand(command: Command, env: NodeJS.ProcessEnv = process.env): Config {
+  const opts = command.opts() as Record<string, unknown>;
+  const flags: Partial<Record<keyof Config, string>> = {};
+  for (const setting of SETTINGS) {
+    const name = setting.flag.replace(/^--/, '').replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
+    const value = opts[name];
+    if (typeof value === 'string') flags[setting.key] = value;
+  }
+  if (opts.migrate === false) flags.migrate = 'false';
+  try {
+    return loadConfig(env, flags);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${command.name()}: ${error.message}\n`);
+      process.exit(EXIT_CONFIG);
+    }
+    throw error;
+  }
+}

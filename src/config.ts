@@ -1,0 +1,188 @@
+import os from 'node:os';
+import path from 'node:path';
+import { ConfigError } from './errors.js';
+
+/** Everything the daemon and bqctl read from the environment or flags, after validation. */
+export interface Config {
+  databaseUrl: string | undefined;
+  listenDatabaseUrl: string | undefined;
+  telegramBotToken: string | undefined;
+  telegramApiRoot: string;
+  queues: string[];
+  concurrency: number;
+  maxAttempts: number;
+  rateLimit: number;
+  paidRateLimit: number;
+  delivery: 'at-most-once' | 'at-least-once';
+  httpHost: string;
+  httpPort: number;
+  apiToken: string | undefined;
+  webhookUrl: string | undefined;
+  webhookSecret: string | undefined;
+  cleanupDays: number;
+  logLevel: string;
+  dataDir: string;
+  embeddedPort: number;
+  migrate: boolean;
+  sweepMs: number;
+  heartbeatMs: number;
+  rescueAfterMs: number;
+  shutdownTimeoutMs: number;
+  retryBaseMs: number;
+  retryMaxMs: number;
+}
+
+type Parsed<T> = { ok: true; value: T } | { ok: false; problem: string };
+
+interface Setting<K extends keyof Config = keyof Config> {
+  key: K;
+  env: string;
+  flag: string;
+  /** One line for --help; ends with the default in the same words everywhere. */
+  doc: string;
+  secret?: boolean;
+  parse(raw: string | undefined): Parsed<Config[K]>;
+}
+
+const ok = <T>(value: T): Parsed<T> => ({ ok: true, value });
+const bad = <T>(problem: string): Parsed<T> => ({ ok: false, problem });
+
+function optionalString(raw: string | undefined): Parsed<string | undefined> {
+  return ok(raw === undefined || raw.trim() === '' ? undefined : raw.trim());
+}
+
+function integer(min: number, max: number, fallback: number) {
+  return (raw: string | undefined): Parsed<number> => {
+    if (raw === undefined || raw.trim() === '') return ok(fallback);
+    if (!/^-?\d+$/.test(raw.trim())) return bad(`must be a whole number between ${min} and ${max}, got "${raw}"`);
+    const value = Number(raw);
+    if (value < min || value > max) return bad(`must be between ${min} and ${max}, got ${value}`);
+    return ok(value);
+  };
+}
+
+/** Seconds (decimals allowed, so tests can use 0.05) to milliseconds. */
+function seconds(min: number, max: number, fallback: number) {
+  return (raw: string | undefined): Parsed<number> => {
+    if (raw === undefined || raw.trim() === '') return ok(fallback * 1000);
+    const value = Number(raw);
+    if (!/^\d+(\.\d+)?$/.test(raw.trim()) || !Number.isFinite(value)) return bad(`must be a number of seconds, got "${raw}"`);
+    if (value < min || value > max) return bad(`must be between ${min} and ${max} seconds, got ${value}`);
+    return ok(Math.round(value * 1000));
+  };
+}
+
+function url(protocols: string[], fallback?: string) {
+  return (raw: string | undefined): Parsed<string | undefined> => {
+    if (raw === undefined || raw.trim() === '') return ok(fallback);
+    try {
+      const parsed = new URL(raw.trim());
+      if (!protocols.includes(parsed.protocol)) return bad(`must be a ${protocols.join(' or ')} URL, got ${parsed.protocol}`);
+      return ok(raw.trim());
+    } catch {
+      // The raw value may hold a password, so it is not echoed.
+      return bad('is not a valid URL');
+    }
+  };
+}
+
+function oneOf<T extends string>(values: readonly T[], fallback: T) {
+  return (raw: string | undefined): Parsed<T> => {
+    const value = (raw ?? '').trim() || fallback;
+    return values.includes(value as T) ? ok(value as T) : bad(`must be one of ${values.join(', ')}, got "${raw}"`);
+  };
+}
+
+function boolean(fallback: boolean) {
+  return (raw: string | undefined): Parsed<boolean> => {
+    if (raw === undefined || raw.trim() === '') return ok(fallback);
+    if (/^(1|true|yes|on)$/i.test(raw.trim())) return ok(true);
+    if (/^(0|false|no|off)$/i.test(raw.trim())) return ok(false);
+    return bad(`must be true or false, got "${raw}"`);
+  };
+}
+
+function defaultDataDir(env: Record<string, string | undefined>): string {
+  // systemd's StateDirectory= sets this; root's home is not readable by the postgres user.
+  if (env.STATE_DIRECTORY) return env.STATE_DIRECTORY.split(':')[0]!;
+  if (process.getuid?.() === 0) return '/var/lib/broadcast-queued';
+  return path.join(env.XDG_DATA_HOME ?? path.join(os.homedir(), '.local', 'share'), 'broadcast-queued');
+}
+
+const QUEUE_NAME = /^[A-Za-z0-9_.:-]{1,128}$/;
+
+export const SETTINGS: Setting[] = [
+  { key: 'databaseUrl', env: 'DATABASE_URL', flag: '--database-url', secret: true, doc: 'PostgreSQL connection string. Defaults to an embedded PostgreSQL in the data directory.', parse: url(['postgres:', 'postgresql:']) },
+  { key: 'listenDatabaseUrl', env: 'BQ_LISTEN_DATABASE_URL', flag: '--listen-database-url', secret: true, doc: 'Direct connection for LISTEN when DATABASE_URL goes through PgBouncer. Defaults to DATABASE_URL.', parse: url(['postgres:', 'postgresql:']) },
+  { key: 'telegramBotToken', env: 'TELEGRAM_BOT_TOKEN', flag: '--telegram-bot-token', secret: true, doc: 'Bot API token from @BotFather. Defaults to none (send and broadcast jobs are not claimed).', parse: (raw) => {
+    const value = optionalString(raw);
+    if (value.ok && value.value !== undefined && !/^\d+:[A-Za-z0-9_-]{20,}$/.test(value.value)) return bad('does not look like a bot token (digits, a colon, then at least 20 letters, digits, _ or -)');
+    return value;
+  } },
+  { key: 'telegramApiRoot', env: 'TELEGRAM_API_ROOT', flag: '--telegram-api-root', doc: 'Bot API root URL. Defaults to https://api.telegram.org/.', parse: (raw) => {
+    const parsed = url(['http:', 'https:'], 'https://api.telegram.org/')(raw);
+    // telegraf resolves method URLs against the root, so a path prefix survives only with a trailing slash.
+    return parsed.ok && parsed.value && !parsed.value.endsWith('/') ? ok(`${parsed.value}/`) : parsed;
+  } },
+  { key: 'queues', env: 'BQ_QUEUES', flag: '--queues', doc: 'Comma-separated queues this daemon works. Defaults to broadcasts.', parse: (raw) => {
+    const names = (raw ?? 'broadcasts').split(',').map((q) => q.trim()).filter(Boolean);
+    if (names.length === 0) return bad('must name at least one queue');
+    const wrong = names.filter((q) => !QUEUE_NAME.test(q));
+    return wrong.length ? bad(`has invalid queue names (letters, digits, _ . : - only): ${wrong.join(', ')}`) : ok([...new Set(names)]);
+  } },
+  { key: 'concurrency', env: 'BQ_CONCURRENCY', flag: '--concurrency', doc: 'Jobs run at once by this daemon. Defaults to 2.', parse: integer(1, 1000, 2) },
+  { key: 'maxAttempts', env: 'BQ_MAX_ATTEMPTS', flag: '--max-attempts', doc: 'Attempts for jobs enqueued through bqctl or the library. Defaults to 3.', parse: integer(1, 100, 3) },
+  { key: 'rateLimit', env: 'BQ_RATE_LIMIT', flag: '--rate-limit', doc: 'Messages per second per bot, shared by every daemon. Defaults to 30.', parse: integer(1, 1000, 30) },
+  { key: 'paidRateLimit', env: 'BQ_PAID_RATE_LIMIT', flag: '--paid-rate-limit', doc: 'Messages per second for broadcasts with allow_paid_broadcast. Defaults to 1000.', parse: integer(1, 1000, 1000) },
+  { key: 'delivery', env: 'BQ_DELIVERY', flag: '--delivery', doc: 'at-most-once (never resend a send whose outcome a crash hid) or at-least-once. Defaults to at-most-once.', parse: oneOf(['at-most-once', 'at-least-once'] as const, 'at-most-once') },
+  { key: 'httpHost', env: 'BQ_HTTP_HOST', flag: '--http-host', doc: 'Admin API address. Defaults to 127.0.0.1.', parse: (raw) => ok((raw ?? '').trim() || '127.0.0.1') },
+  { key: 'httpPort', env: 'BQ_HTTP_PORT', flag: '--http-port', doc: 'Admin API port; -1 turns the server off, 0 picks a free port. Defaults to 3000.', parse: integer(-1, 65535, 3000) },
+  { key: 'apiToken', env: 'BQ_API_TOKEN', flag: '--api-token', secret: true, doc: 'Bearer token for the admin API and /metrics. Defaults to none (loopback only).', parse: (raw) => {
+    const value = optionalString(raw);
+    return value.ok && value.value !== undefined && value.value.length < 16 ? bad('must be at least 16 characters') : value;
+  } },
+  { key: 'webhookUrl', env: 'BQ_WEBHOOK_URL', flag: '--webhook-url', doc: 'URL that receives a signed POST when a broadcast finishes. Defaults to none.', parse: url(['http:', 'https:']) },
+  { key: 'webhookSecret', env: 'BQ_WEBHOOK_SECRET', flag: '--webhook-secret', secret: true, doc: 'HMAC-SHA256 key for webhook signatures. Defaults to BQ_API_TOKEN.', parse: optionalString },
+  { key: 'cleanupDays', env: 'BQ_CLEANUP_DAYS', flag: '--cleanup-days', doc: 'Finished jobs older than this many days are deleted. Defaults to 7.', parse: integer(1, 3650, 7) },
+  { key: 'logLevel', env: 'LOG_LEVEL', flag: '--log-level', doc: 'fatal, error, warn, info, debug, trace or silent. Defaults to info.', parse: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info') },
+  { key: 'dataDir', env: 'BQ_DATA_DIR', flag: '--data-dir', doc: 'Where the embedded PostgreSQL keeps its files. Defaults to $STATE_DIRECTORY, /var/lib/broadcast-queued as root, else ~/.local/share/broadcast-queued.', parse: (raw) => ok(raw?.trim() ? path.resolve(raw.trim()) : '') },
+  { key: 'embeddedPort', env: 'BQ_EMBEDDED_PORT', flag: '--embedded-port', doc: 'Port of the embedded PostgreSQL; 0 picks a free one and remembers it. Defaults to 0.', parse: integer(0, 65535, 0) },
+  { key: 'migrate', env: 'BQ_MIGRATE', flag: '--migrate', doc: 'Apply pending migrations at start (--no-migrate to skip). Defaults to true.', parse: boolean(true) },
+  { key: 'sweepMs', env: 'BQ_SWEEP_SECONDS', flag: '--sweep-seconds', doc: 'Fallback sweep for due jobs in case a notification was lost. Defaults to 30 seconds.', parse: seconds(0.01, 86_400, 30) },
+  { key: 'heartbeatMs', env: 'BQ_HEARTBEAT_SECONDS', flag: '--heartbeat-seconds', doc: 'How often this daemon says it is alive and rescues the jobs of dead ones. Defaults to 5 seconds.', parse: seconds(0.05, 600, 5) },
+  { key: 'rescueAfterMs', env: 'BQ_RESCUE_AFTER_SECONDS', flag: '--rescue-after-seconds', doc: 'A daemon silent this long is dead and its jobs go back to pending. Defaults to 15 seconds.', parse: seconds(0.1, 3600, 15) },
+  { key: 'shutdownTimeoutMs', env: 'BQ_SHUTDOWN_TIMEOUT_SECONDS', flag: '--shutdown-timeout-seconds', doc: 'On SIGTERM, how long running jobs may finish before they are handed back. Defaults to 25 seconds.', parse: seconds(0, 3600, 25) },
+  { key: 'retryBaseMs', env: 'BQ_RETRY_BASE_SECONDS', flag: '--retry-base-seconds', doc: 'Wait before the second attempt; doubles each attempt after. Defaults to 60 seconds.', parse: seconds(0, 86_400, 60) },
+  { key: 'retryMaxMs', env: 'BQ_RETRY_MAX_SECONDS', flag: '--retry-max-seconds', doc: 'Longest wait between attempts. Defaults to 3600 seconds.', parse: seconds(0, 7 * 86_400, 3600) },
+];
+
+/**
+ * Builds the configuration from a plain object of environment variables, with flag values (by
+ * config key) taking precedence. Reports every problem at once in a ConfigError.
+ */
+export function loadConfig(env: Record<string, string | undefined>, flags: Partial<Record<keyof Config, string>> = {}): Config {
+  const problems: string[] = [];
+  const config: Record<string, unknown> = {};
+  for (const setting of SETTINGS) {
+    const fromFlag = flags[setting.key];
+    const raw = fromFlag ?? env[setting.env];
+    const parsed = setting.parse(raw);
+    if (parsed.ok) config[setting.key] = parsed.value;
+    else problems.push(`${fromFlag !== undefined ? setting.flag : setting.env} ${parsed.problem}`);
+  }
+  const result = config as unknown as Config;
+  if (problems.length === 0) {
+    if (!result.dataDir) result.dataDir = defaultDataDir(env);
+    // Cross-field rules, as River's validate() does: a rescue window shorter than two heartbeats
+    // would hand back the jobs of a daemon that is merely a little late.
+    if (result.rescueAfterMs < 2 * result.heartbeatMs) problems.push(`BQ_RESCUE_AFTER_SECONDS (${result.rescueAfterMs / 1000}) must be at least twice BQ_HEARTBEAT_SECONDS (${result.heartbeatMs / 1000})`);
+    if (result.retryMaxMs < result.retryBaseMs) problems.push(`BQ_RETRY_MAX_SECONDS (${result.retryMaxMs / 1000}) must not be below BQ_RETRY_BASE_SECONDS (${result.retryBaseMs / 1000})`);
+    if (!result.apiToken && result.httpPort >= 0 && !isLoopback(result.httpHost)) problems.push(`BQ_HTTP_HOST ${result.httpHost} is not a loopback address, so BQ_API_TOKEN must be set`);
+  }
+  if (problems.length) throw new ConfigError(problems);
+  return result;
+}
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}

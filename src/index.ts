@@ -1,0 +1,14 @@
+import { BroadcastQueue, type BroadcastQueueOptions } from './broadcast-queue.js';
+
+export { BroadcastQueue, type BroadcastQueueOptions, type BroadcastQueueStatus } from './broadcast-queue.js';
+export type { Job } from './queue/claimer.js';
+export type { JobHandler, HandlerContext, JobEvent } from './queue/worker-pool.js';
+export type { EnqueueOptions, EnqueuedJob } from './queue/enqueue.js';
+export { PermanentError, PayloadError, RetriableError, SnoozeError, HaltError } from './errors.js';
+export { loadConfig, type Config } from './config.js';
+export { migrate } from './db/migrate.js';
+
+/** The library entry point (DESIGN.md): a queue for an existing Node or Telegraf bot. */
+export function createBroadcastQueue(options: BroadcastQueueOptions = {}): BroadcastQueue {
+  return new BroadcastQueue(options);
+}

@@ -1,0 +1,53 @@
+import { pino } from 'pino';
+
+export type Logger = pino.Logger;
+
+// Bot tokens travel inside request URLs (/bot<id>:<secret>/method), and network errors quote the
+// URL; connection strings carry passwords. Anything that reaches a log or a job row goes through here.
+const BOT_TOKEN = /\b(bot)?\d{5,}:[A-Za-z0-9_-]{20,}/g;
+const URL_PASSWORD = /(\b[a-z][a-z0-9+.-]*:\/\/[^:/?#@\s]*:)[^@/\s]+@/gi;
+
+export function scrubSecrets(text: string): string {
+  return text.replace(BOT_TOKEN, (_m, bot: string | undefined) => `${bot ?? ''}<redacted-token>`).replace(URL_PASSWORD, '$1***@');
+}
+
+/** A one-line, secret-free description of anything thrown. */
+export function errorMessage(error: unknown): string {
+  if (error instanceof Error) return scrubSecrets(error.message || error.name);
+  if (error === undefined) return 'unknown error (undefined was thrown)';
+  return scrubSecrets(typeof error === 'string' ? error : JSON.stringify(error) ?? String(error));
+}
+
+export interface LogOptions {
+  level: string;
+  name?: string;
+  /** Where JSON lines go; defaults to stdout (journald picks it up under systemd). */
+  destination?: pino.DestinationStream;
+}
+
+export function createLogger(options: LogOptions): Logger {
+  return pino(
+    {
+      name: options.name ?? 'broadcast-queued',
+      level: options.level,
+      redact: {
+        paths: ['token', 'password', 'apiToken', 'connectionString', '*.token', '*.password', '*.apiToken', '*.connectionString', 'headers.authorization'],
+        censor: '***',
+      },
+      formatters: {
+        log(fields) {
+          for (const [key, value] of Object.entries(fields)) {
+            if (typeof value === 'string') fields[key] = scrubSecrets(value);
+          }
+          return fields;
+        },
+      },
+    },
+    options.destination,
+  );
+}
+
+/** A logger that drops everything; the default for library users who pass none. */
+export function silentLogger(): Logger {
+  return pino({ level: 'silent' });
+}

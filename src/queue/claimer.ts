@@ -1,0 +1,86 @@
+import type { Pool } from '../db/pool.js';
+
+/** What a handler receives; the names are part of the library API (DESIGN.md). */
+export interface Job<Payload = Record<string, unknown>> {
+  jobId: number;
+  queue: string;
+  jobType: string;
+  payload: Payload;
+  /** 1 on the first run. */
+  attempt: number;
+  maxAttempts: number;
+  runAt: Date;
+  priority: number;
+  jobKey: string | null;
+  createdAt: Date;
+}
+
+// Claims due jobs in priority order. SKIP LOCKED lets several daemons claim side by side without
+// waiting on each other's row locks; the attempt is counted here, at claim, so a job that kills
+// its daemon still uses up attempts and cannot loop forever.
+const CLAIM_SQL = `
+  WITH picked AS (
+    SELECT job_id
+      FROM broadcast_queue_jobs
+     WHERE status = 'pending'
+       AND queue = ANY($1::text[])
+       AND job_type = ANY($2::text[])
+       AND run_at <= now()
+     ORDER BY priority DESC, run_at, job_id
+     LIMIT $3
+       FOR UPDATE SKIP LOCKED
+  )
+  UPDATE broadcast_queue_jobs j
+     SET status = 'processing', attempts = j.attempts + 1, locked_by = $4,
+         started_at = now(), finished_at = NULL, updated_at = now()
+    FROM picked
+   WHERE j.job_id = picked.job_id
+  RETURNING j.job_id, j.queue, j.job_type, j.payload, j.attempts, j.max_attempts, j.run_at,
+            j.priority, j.job_key, j.created_at`;
+
+// Milliseconds until the earliest future job this daemon could run, on the database's clock. Due
+// jobs are left out: one that is due but was skipped is locked by another claimer right now.
+const NEXT_RUN_SQL = `
+  SELECT ceil(extract(epoch FROM (min(run_at) - now())) * 1000)::float8 AS delay_ms
+    FROM broadcast_queue_jobs
+   WHERE status = 'pending' AND run_at > now()
+     AND queue = ANY($1::text[]) AND job_type = ANY($2::text[])`;
+
+export class Claimer {
+  constructor(
+    private readonly pool: Pool,
+    private readonly daemonId: string,
+    private readonly queues: string[],
+    private jobTypes: string[],
+  ) {}
+
+  setJobTypes(jobTypes: string[]): void {
+    this.jobTypes = jobTypes;
+  }
+
+  async claim(limit: number): Promise<Job[]> {
+    if (limit <= 0 || this.jobTypes.length === 0) return [];
+    const { rows } = await this.pool.query(CLAIM_SQL, [this.queues, this.jobTypes, limit, this.daemonId]);
+    // UPDATE … RETURNING gives no order; keep the claim's priority order for dispatch.
+    rows.sort((a, b) => b.priority - a.priority || a.run_at - b.run_at || a.job_id - b.job_id);
+    return rows.map((row) => ({
+      jobId: row.job_id,
+      queue: row.queue,
+      jobType: row.job_type,
+      payload: row.payload,
+      attempt: row.attempts,
+      maxAttempts: row.max_attempts,
+      runAt: row.run_at,
+      priority: row.priority,
+      jobKey: row.job_key,
+      createdAt: row.created_at,
+    }));
+  }
+
+  /** Delay until the earliest future pending job, or null when there is none. */
+  async nextRunDelayMs(): Promise<number | null> {
+    if (this.jobTypes.length === 0) return null;
+    const { rows } = await this.pool.query(NEXT_RUN_SQL, [this.queues, this.jobTypes]);
+    return rows[0].delay_ms ?? null;
+  }
+}

@@ -1,0 +1,101 @@
+import { EventEmitter } from 'node:events';
+import pgListen, { type Subscriber } from 'pg-listen';
+import { errorMessage, type Logger } from '../log.js';
+
+// pg-listen is CommonJS with an ES-style default export.
+const createSubscriber = pgListen.default;
+
+export const NOTIFY_CHANNEL = 'broadcast_queue';
+
+/**
+ * The dedicated LISTEN connection. Events: 'notification' (queue name), 'connected' (first time
+ * and after every reconnect: notifications sent meanwhile were lost, so the scheduler claims),
+ * 'disconnected'.
+ */
+export class Listener extends EventEmitter {
+  private subscriber: Subscriber | null = null;
+  private isConnected = false;
+  private closing = false;
+
+  constructor(
+    private readonly connectionString: string,
+    private readonly log: Logger,
+    /** How often pg-listen checks a quiet connection is still alive. */
+    private readonly checkIntervalMs = 60_000,
+  ) {
+    super();
+  }
+
+  get connected(): boolean {
+    return this.isConnected;
+  }
+
+  /** Resolves once LISTEN is active; keeps retrying while the database is unreachable. */
+  async start(): Promise<void> {
+    for (let attempt = 1; !this.closing; attempt++) {
+      const subscriber = this.createSubscriber();
+      try {
+        await subscriber.connect();
+        await subscriber.listenTo(NOTIFY_CHANNEL);
+        this.subscriber = subscriber;
+        this.markConnected();
+        return;
+      } catch (error) {
+        // pg-listen only reconnects a connection that once succeeded, so a database that is down
+        // at start is retried here with a fresh subscriber.
+        await subscriber.close().catch(() => undefined);
+        const waitMs = backoffMs(attempt);
+        this.log.warn({ err: errorMessage(error), attempt, waitMs }, 'listener could not connect; retrying');
+        await new Promise((resolve) => setTimeout(resolve, waitMs));
+      }
+    }
+  }
+
+  private createSubscriber(): Subscriber {
+    const subscriber = createSubscriber(
+      { connectionString: this.connectionString, application_name: 'broadcast-queued listener' },
+      {
+        // pg-listen's default retryTimeout (3 s) stops reconnecting for good after a short
+        // outage; 0 disables the timeout, so it retries forever with the backoff below.
+        retryTimeout: 0,
+        retryLimit: Infinity,
+        retryInterval: backoffMs,
+        paranoidChecking: this.checkIntervalMs,
+        parse: (payload: string) => payload,
+      },
+    );
+    subscriber.notifications.on(NOTIFY_CHANNEL, (queue: string) => this.emit('notification', queue));
+    // pg-listen emits 'connected' after a reconnect only once it has re-issued LISTEN.
+    subscriber.events.on('connected', () => {
+      if (this.subscriber === subscriber) this.markConnected();
+    });
+    subscriber.events.on('reconnect', (attempt: number) => {
+      if (this.isConnected) {
+        this.isConnected = false;
+        this.emit('disconnected');
+      }
+      if (attempt === 1 || attempt % 10 === 0) this.log.warn({ attempt }, 'listener reconnecting');
+    });
+    // Without this listener an 'error' event would crash the process.
+    subscriber.events.on('error', (error: Error) => {
+      if (!this.closing) this.log.error({ err: errorMessage(error) }, 'listener error');
+    });
+    return subscriber;
+  }
+
+  private markConnected(): void {
+    this.isConnected = true;
+    this.log.info('listener connected');
+    this.emit('connected');
+  }
+
+  async stop(): Promise<void> {
+    this.closing = true;
+    this.isConnected = false;
+    await this.subscriber?.close().catch(() => undefined);
+  }
+}
+
+function backoffMs(attempt: number): number {
+  return Math.min(10_000, 250 * 2 ** Math.min(attempt, 6));
+}

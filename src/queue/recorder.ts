@@ -1,0 +1,153 @@
+import type { Pool } from '../db/pool.js';
+import { setTimeout as delay } from 'node:timers/promises';
+import { errorMessage, type Logger } from '../log.js';
+
+/** What became of one run of a job. */
+export type Outcome =
+  | { kind: 'completed'; result: unknown }
+  | { kind: 'failed'; error: string }
+  | { kind: 'retry'; error: string; delayMs: number }
+  /** Run again after delayMs without spending the attempt (429, halted token, shutdown hand-back). */
+  | { kind: 'snooze'; delayMs: number; error: string | null };
+
+export interface RecordedRun {
+  jobId: number;
+  attempt: number;
+  outcome: Outcome;
+}
+
+// Histories are capped so that a job snoozed or retried many times cannot grow without bound.
+const ERRORS_KEPT = 25;
+
+// One statement writes a whole batch. The ownership guard (still processing, still ours, same
+// attempt) means a stale worker whose job was rescued and re-claimed elsewhere changes nothing.
+const RECORD_SQL = `
+  UPDATE broadcast_queue_jobs j
+     SET status      = o.status,
+         attempts    = CASE WHEN o.refund THEN j.attempts - 1 ELSE j.attempts END,
+         run_at      = CASE WHEN o.delay_ms IS NULL THEN j.run_at ELSE now() + o.delay_ms * interval '1 millisecond' END,
+         result      = CASE WHEN o.status = 'completed' THEN o.result ELSE j.result END,
+         last_error  = COALESCE(o.error, j.last_error),
+         errors      = CASE WHEN o.error IS NULL OR o.refund THEN j.errors
+                            ELSE (SELECT COALESCE(jsonb_agg(e), '[]'::jsonb) FROM (
+                                    SELECT e FROM jsonb_array_elements(
+                                      j.errors || jsonb_build_array(jsonb_build_object('at', now(), 'attempt', j.attempts, 'error', o.error))
+                                    ) WITH ORDINALITY AS t(e, n)
+                                    ORDER BY n DESC LIMIT ${ERRORS_KEPT}) kept) END,
+         locked_by   = NULL,
+         finished_at = CASE WHEN o.status IN ('completed', 'failed') THEN now() ELSE NULL END,
+         updated_at  = now()
+    FROM unnest($1::bigint[], $2::int[], $3::text[], $4::float8[], $5::jsonb[], $6::text[], $7::bool[])
+         AS o(job_id, attempt, status, delay_ms, result, error, refund)
+   WHERE j.job_id = o.job_id
+     AND j.status = 'processing'
+     AND j.locked_by = $8
+     AND j.attempts = o.attempt
+  RETURNING j.job_id`;
+
+interface Pending {
+  run: RecordedRun;
+  resolve(owned: boolean): void;
+  reject(error: unknown): void;
+}
+
+/**
+ * Writes outcomes in batches: every outcome that arrives while a write is in flight, or within the
+ * same turn of the event loop, goes into the next single UPDATE. With one job at a time that is
+ * one statement per job and no added delay; under load it is one statement per batch.
+ */
+export class Recorder {
+  private queue: Pending[] = [];
+  private flushing: Promise<void> | null = null;
+  private scheduled = false;
+  private closed = false;
+
+  constructor(
+    private readonly pool: Pool,
+    private readonly daemonId: string,
+    private readonly log: Logger,
+  ) {}
+
+  /** Resolves true if the write landed, false if the job was no longer ours (it was rescued). */
+  record(run: RecordedRun): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ run, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  /** Resolves once everything recorded so far is written. */
+  async drain(): Promise<void> {
+    while (this.queue.length || this.flushing) {
+      if (this.flushing) await this.flushing;
+      else await this.flushNow();
+    }
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.flushing) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.flushNow();
+    });
+  }
+
+  private flushNow(): Promise<void> {
+    if (this.flushing || this.queue.length === 0) return this.flushing ?? Promise.resolve();
+    const batch = this.queue;
+    this.queue = [];
+    this.flushing = this.write(batch).finally(() => {
+      this.flushing = null;
+      if (this.queue.length) this.schedule();
+    });
+    return this.flushing;
+  }
+
+  private async write(batch: Pending[]): Promise<void> {
+    const columns = { ids: [] as number[], attempts: [] as number[], statuses: [] as string[], delays: [] as (number | null)[], results: [] as (string | null)[], errors: [] as (string | null)[], refunds: [] as boolean[] };
+    for (const { run } of batch) {
+      const o = run.outcome;
+      columns.ids.push(run.jobId);
+      columns.attempts.push(run.attempt);
+      columns.statuses.push(o.kind === 'completed' ? 'completed' : o.kind === 'failed' ? 'failed' : 'pending');
+      columns.delays.push(o.kind === 'retry' || o.kind === 'snooze' ? Math.max(0, o.delayMs) : null);
+      columns.results.push(o.kind === 'completed' ? JSON.stringify(o.result ?? null) : null);
+      columns.errors.push(o.kind === 'completed' ? null : o.error);
+      columns.refunds.push(o.kind === 'snooze');
+    }
+    const params = [columns.ids, columns.attempts, columns.statuses, columns.delays, columns.results, columns.errors, columns.refunds, this.daemonId];
+    let rows: { job_id: number }[];
+    try {
+      rows = await this.writeUntilLanded(params);
+    } catch (error) {
+      for (const item of batch) item.reject(error);
+      return;
+    }
+    const written = new Set(rows.map((r) => r.job_id));
+    for (const item of batch) {
+      const owned = written.has(item.run.jobId);
+      if (!owned) this.log.warn({ jobId: item.run.jobId, attempt: item.run.attempt }, 'result discarded: job is no longer held by this daemon');
+      item.resolve(owned);
+    }
+  }
+
+  /** Gives up only after close(): an unwritten outcome leaves its job 'processing' under a live daemon. */
+  close(): void {
+    this.closed = true;
+  }
+
+  private async writeUntilLanded(params: unknown[]): Promise<{ job_id: number }[]> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return (await this.pool.query(RECORD_SQL, params)).rows;
+      } catch (error) {
+        if (this.closed && attempt >= 3) throw error;
+        const waitMs = Math.min(5_000, 100 * 2 ** Math.min(attempt, 6));
+        this.log.warn({ err: errorMessage(error), attempt, waitMs }, 'writing job outcomes failed; retrying');
+        await delay(waitMs);
+      }
+    }
+  }
+}
+

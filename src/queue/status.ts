@@ -1,0 +1,91 @@
+import type { Pool } from '../db/pool.js';
+
+export interface QueueCounts {
+  pending: number;
+  processing: number;
+  completed: number;
+  failed: number;
+  cancelled: number;
+  /** Age of the oldest due pending job, in seconds; null when none is due. */
+  oldestDueSeconds: number | null;
+}
+
+export interface LiveDaemon {
+  daemonId: string;
+  hostname: string;
+  pid: number;
+  queues: string[];
+  jobTypes: string[];
+  concurrency: number;
+  version: string;
+  startedAt: Date;
+  lastHeartbeatAt: Date;
+  running: number;
+}
+
+export interface UnrunnableJobs {
+  queue: string;
+  jobType: string;
+  count: number;
+}
+
+export interface QueueStatus {
+  queues: Record<string, QueueCounts>;
+  daemons: LiveDaemon[];
+  /** Pending jobs that no live daemon works: a queue or job type nobody is configured for. */
+  unrunnable: UnrunnableJobs[];
+}
+
+const COUNTS_SQL = `
+  SELECT queue, status, count(*)::int AS n,
+         extract(epoch FROM now() - min(run_at) FILTER (WHERE status = 'pending' AND run_at <= now()))::float8 AS oldest_due
+    FROM broadcast_queue_jobs
+   GROUP BY queue, status`;
+
+const DAEMONS_SQL = `
+  SELECT d.*, (SELECT count(*)::int FROM broadcast_queue_jobs j WHERE j.status = 'processing' AND j.locked_by = d.daemon_id) AS running
+    FROM broadcast_queue_daemons d
+   WHERE d.last_heartbeat_at > now() - $1::float8 * interval '1 millisecond'
+   ORDER BY d.started_at`;
+
+const UNRUNNABLE_SQL = `
+  SELECT j.queue, j.job_type, count(*)::int AS n
+    FROM broadcast_queue_jobs j
+   WHERE j.status = 'pending'
+     AND NOT EXISTS (
+       SELECT 1 FROM broadcast_queue_daemons d
+        WHERE d.last_heartbeat_at > now() - $1::float8 * interval '1 millisecond'
+          AND j.queue = ANY(d.queues) AND j.job_type = ANY(d.job_types))
+   GROUP BY j.queue, j.job_type
+   ORDER BY n DESC`;
+
+/** Reads the state of every queue, as bqctl status, the admin API and getStatus() show it. */
+export async function readQueueStatus(pool: Pool, liveWithinMs: number): Promise<QueueStatus> {
+  const [counts, daemons, unrunnable] = await Promise.all([
+    pool.query(COUNTS_SQL),
+    pool.query(DAEMONS_SQL, [liveWithinMs]),
+    pool.query(UNRUNNABLE_SQL, [liveWithinMs]),
+  ]);
+  const queues: Record<string, QueueCounts> = {};
+  for (const row of counts.rows) {
+    const q = (queues[row.queue] ??= { pending: 0, processing: 0, completed: 0, failed: 0, cancelled: 0, oldestDueSeconds: null });
+    q[row.status as 'pending'] = row.n;
+    if (row.oldest_due !== null) q.oldestDueSeconds = Math.max(0, row.oldest_due);
+  }
+  return {
+    queues,
+    daemons: daemons.rows.map((d) => ({
+      daemonId: d.daemon_id,
+      hostname: d.hostname,
+      pid: d.pid,
+      queues: d.queues,
+      jobTypes: d.job_types,
+      concurrency: d.concurrency,
+      version: d.version,
+      startedAt: d.started_at,
+      lastHeartbeatAt: d.last_heartbeat_at,
+      running: d.running,
+    })),
+    unrunnable: unrunnable.rows.map((r) => ({ queue: r.queue, jobType: r.job_type, count: r.n })),
+  };
+}
