@@ -144,7 +144,11 @@ export class BroadcastQueue extends EventEmitter {
     listener.on('notification', (queue: string) => {
       if (served.has(queue)) scheduler.wake('notification');
     });
-    listener.on('connected', () => scheduler.wake('connected'));
+    listener.on('connected', () => {
+      scheduler.wake('connected');
+      this.emit('listener:connected');
+    });
+    listener.on('disconnected', () => this.emit('listener:disconnected'));
     workers.on('job:start', (job) => this.emit('job:start', job));
     workers.on('job:done', (event: JobEvent) => {
       if (event.outcome.kind === 'retry' || (event.outcome.kind === 'snooze' && event.outcome.delayMs > 0)) scheduler.noteFutureRun(event.outcome.delayMs);
@@ -193,9 +197,9 @@ export class BroadcastQueue extends EventEmitter {
     await this.parts?.rescuer.tick();
   }
 
-  /** Stops claiming until resume(); running jobs go on. */
-  pause(): void {
-    this.parts?.scheduler.pause();
+  /** Stops claiming until resume(); running jobs go on. Resolves once no claim is in flight. */
+  async pause(): Promise<void> {
+    await this.parts?.scheduler.pause();
   }
 
   resume(): void {

@@ -84,7 +84,7 @@ export async function migrate(pool: Pool, log: Logger): Promise<Migration[]> {
           await client.query('ROLLBACK');
           throw new Error(`migration ${path.basename(migration.file)} failed: ${(error as Error).message}`);
         }
-        log.info({ version: migration.version, name: migration.name }, 'migration applied');
+        log.info({ version: migration.version, migration: migration.name }, 'migration applied');
         appliedNow.push(migration);
       }
     } finally {

@@ -11,7 +11,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 /**
  * The one place that decides to claim. Notifications, the run_at timer, the fallback sweep, a
  * freed slot and a listener (re)connect all call wake(); wakes that arrive while a claim is in
- * flight fold into one more claim after it. Emits 'claimed' (count) and 'error'.
+ * flight fold into one more claim after it. Emits 'claimed' (count) and 'claim-failed' (never 'error', which would throw without a listener).
  */
 export class Scheduler extends EventEmitter {
   private claiming = false;
@@ -54,9 +54,10 @@ export class Scheduler extends EventEmitter {
     await this.inFlight;
   }
 
-  /** Stops claiming without stopping timers (a halted bot token); resume() claims at once. */
-  pause(): void {
+  /** Stops claiming (a halted bot token); resolves once a claim in flight is done. resume() claims at once. */
+  async pause(): Promise<void> {
     this.paused = true;
+    await this.inFlight;
   }
 
   resume(): void {
@@ -113,7 +114,7 @@ export class Scheduler extends EventEmitter {
     } catch (error) {
       // The database is away; the listener's reconnect or the sweep will wake us again.
       this.log.warn({ err: errorMessage(error) }, 'claim failed');
-      this.emit('error', error);
+      this.emit('claim-failed', error);
     } finally {
       this.claiming = false;
     }

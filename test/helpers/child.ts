@@ -5,7 +5,7 @@ import { createInterface } from 'node:readline';
 
 export interface ChildDaemon {
   process: ChildProcess;
-  /** Emits 'line' with each parsed JSON line of stdout, and 'exit' with the exit code. */
+  /** Emits 'line' with each parsed JSON line of stdout, 'stderr' with all of stderr so far, and 'exit'. */
   events: EventEmitter;
   stderr(): string;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
@@ -19,7 +19,10 @@ export function startChild(script: 'fixtures/worker.js' | 'daemon', env: Record<
   const child = spawn(process.execPath, [file, ...args], { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const events = new EventEmitter();
   let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+    events.emit('stderr', stderr);
+  });
   createInterface({ input: child.stdout! }).on('line', (line) => {
     try {
       events.emit('line', JSON.parse(line));
