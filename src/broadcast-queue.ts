@@ -15,6 +15,10 @@ import { Cleaner } from './queue/cleaner.js';
 import { readQueueStatus, type QueueStatus } from './queue/status.js';
 import { enqueueJob, type EnqueueOptions, type EnqueuedJob } from './queue/enqueue.js';
 import { PACKAGE_VERSION } from './version.js';
+import { TelegramDelivery } from './telegram/delivery.js';
+import type { TelegramOption } from './telegram/sender.js';
+
+const TELEGRAM_JOB_TYPES = ['send', 'broadcast'];
 
 export interface BroadcastQueueOptions {
   /** PostgreSQL URL. Without one, an embedded PostgreSQL is started in `embedded.dataDir`. */
@@ -28,6 +32,14 @@ export interface BroadcastQueueOptions {
   queues?: string[];
   /** Your own job types; a job is only claimed by an instance that has its handler. */
   handlers?: Record<string, JobHandler>;
+  /** Adds the 'send' and 'broadcast' job types: a bot token (and apiRoot), or your Telegraf's telegram. */
+  telegram?: TelegramOption;
+  /** Messages per second per bot, shared by every daemon. Defaults to 30. */
+  rateLimit?: number;
+  /** For broadcasts with allow_paid_broadcast. Defaults to 1000. */
+  paidRateLimit?: number;
+  /** Defaults to 'at-most-once': a send whose outcome a crash hid is not resent. */
+  delivery?: 'at-most-once' | 'at-least-once';
   /** Apply pending migrations in start(). Defaults to true. */
   migrate?: boolean;
   /** Attempts for jobs enqueued through this object. Defaults to 3. */
@@ -57,6 +69,7 @@ export interface BroadcastQueueStatus extends QueueStatus {
   concurrency: number;
   activeJobs: number;
   jobTypes: string[];
+  telegram: { botId: number; halted: string | null } | null;
 }
 
 /**
@@ -72,12 +85,14 @@ export class BroadcastQueue extends EventEmitter {
   private parts: { listener: Listener; scheduler: Scheduler; workers: WorkerPool; recorder: Recorder; rescuer: Rescuer; cleaner: Cleaner | null } | null = null;
   private starting: Promise<void> | null = null;
   private concurrency: number;
+  readonly telegram: TelegramDelivery | null;
 
   constructor(private readonly options: BroadcastQueueOptions = {}) {
     super();
     this.log = options.log ?? silentLogger();
     this.handlers = { ...options.handlers };
     this.concurrency = options.concurrency ?? 2;
+    this.telegram = options.telegram ? new TelegramDelivery(options.telegram, options, this.log) : null;
   }
 
   get queues(): string[] {
@@ -129,14 +144,20 @@ export class BroadcastQueue extends EventEmitter {
   private async startParts(): Promise<void> {
     const pool = await this.db();
     if (this.options.migrate !== false) await migrate(pool, this.log);
+    if (this.telegram) {
+      // Your own handlers for 'send' or 'broadcast' win over the built-in ones.
+      for (const [type, handler] of Object.entries(this.telegram.handlers(pool))) this.handlers[type] ??= handler;
+      await this.telegram.checkToken();
+    }
     const log = this.log.child({ daemonId: this.daemonId });
     const rescueAfterMs = this.options.rescueAfterMs ?? 15_000;
     const recorder = new Recorder(pool, this.daemonId, log);
     const workers = new WorkerPool(this.concurrency, this.handlers, recorder, { baseMs: this.options.retryBaseMs ?? 60_000, maxMs: this.options.retryMaxMs ?? 3_600_000 }, log);
-    const claimer = new Claimer(pool, this.daemonId, this.queues, this.jobTypes);
+    const halted = (t: string) => Boolean(this.telegram?.halted) && TELEGRAM_JOB_TYPES.includes(t);
+    const claimer = new Claimer(pool, this.daemonId, this.queues, this.jobTypes.filter((t) => !halted(t)));
     const scheduler = new Scheduler(claimer, workers, this.options.sweepMs ?? 30_000, log);
     const listener = new Listener(this.options.listenConnectionString ?? this.connectionString!, log);
-    const rescuer = new Rescuer(pool, { daemonId: this.daemonId, queues: this.queues, jobTypes: this.jobTypes, concurrency: this.concurrency, version: PACKAGE_VERSION }, this.options.heartbeatMs ?? 5_000, rescueAfterMs, log);
+    const rescuer = new Rescuer(pool, { daemonId: this.daemonId, queues: this.queues, jobTypes: this.jobTypes.filter((t) => !halted(t)), concurrency: this.concurrency, version: PACKAGE_VERSION }, this.options.heartbeatMs ?? 5_000, rescueAfterMs, log);
     const cleanupDays = this.options.cleanupDays ?? 7;
     const cleaner = cleanupDays > 0 ? new Cleaner(pool, cleanupDays, log) : null;
 
@@ -154,7 +175,21 @@ export class BroadcastQueue extends EventEmitter {
       if (event.outcome.kind === 'retry' || (event.outcome.kind === 'snooze' && event.outcome.delayMs > 0)) scheduler.noteFutureRun(event.outcome.delayMs);
       this.emit('job:done', event);
     });
-    workers.on('halt', (info) => this.emit('halt', info));
+    workers.on('halt', (info: { jobType: string; reason: string }) => {
+      if (this.telegram && TELEGRAM_JOB_TYPES.includes(info.jobType)) this.telegram.halt(info.reason);
+      this.emit('halt', info);
+    });
+    // While the token is rejected, send and broadcast jobs stay pending; other job types go on.
+    const claimable = () => this.jobTypes.filter((t) => !(this.telegram?.halted && TELEGRAM_JOB_TYPES.includes(t)));
+    this.telegram?.on('halted', () => {
+      claimer.setJobTypes(claimable());
+      rescuer.setJobTypes(claimable());
+    });
+    this.telegram?.on('resumed', () => {
+      claimer.setJobTypes(claimable());
+      rescuer.setJobTypes(claimable());
+      scheduler.wake('manual');
+    });
     rescuer.on('lost-lease', () => workers.abortAll('this daemon was declared dead; its jobs were handed to others'));
     rescuer.on('rescued', (rows) => this.emit('rescued', rows));
     scheduler.on('claimed', (count) => this.emit('claimed', count));
@@ -184,6 +219,7 @@ export class BroadcastQueue extends EventEmitter {
       parts.recorder.close();
       await parts.rescuer.stop();
       await parts.listener.stop();
+      this.telegram?.stop();
       this.log.info({ daemonId: this.daemonId }, 'queue stopped');
     }
     await this.poolRef?.end();
@@ -221,6 +257,7 @@ export class BroadcastQueue extends EventEmitter {
       concurrency: this.concurrency,
       activeJobs: this.parts?.workers.size ?? 0,
       jobTypes: this.jobTypes,
+      telegram: this.telegram ? { botId: this.telegram.botId, halted: this.telegram.halted } : null,
     };
   }
 }

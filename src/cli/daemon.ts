@@ -37,6 +37,10 @@ const queue = new BroadcastQueue({
   retryBaseMs: config.retryBaseMs,
   retryMaxMs: config.retryMaxMs,
   cleanupDays: config.cleanupDays,
+  telegram: config.telegramBotToken ? { token: config.telegramBotToken, apiRoot: config.telegramApiRoot } : undefined,
+  rateLimit: config.rateLimit,
+  paidRateLimit: config.paidRateLimit,
+  delivery: config.delivery,
   log,
 });
 
@@ -63,6 +67,7 @@ process.on('unhandledRejection', (reason) => log.error({ err: errorMessage(reaso
 async function main(): Promise<void> {
   if (!config.databaseUrl) log.info({ dataDir: config.dataDir }, 'no DATABASE_URL: using the embedded PostgreSQL');
   else log.info({ database: redactConnectionString(config.databaseUrl) }, 'connecting');
+  if (!config.telegramBotToken) log.warn('TELEGRAM_BOT_TOKEN is not set: send and broadcast jobs will not be claimed');
   await queue.start();
   if (queue.embedded) {
     process.stderr.write(`broadcast-queued: embedded PostgreSQL at ${queue.embedded.dataDir}; connect with:\n  ${queue.embedded.psqlHint}\n`);

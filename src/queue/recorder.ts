@@ -29,8 +29,8 @@ const RECORD_SQL = `
          result      = CASE WHEN o.status = 'completed' THEN o.result ELSE j.result END,
          last_error  = COALESCE(o.error, j.last_error),
          errors      = CASE WHEN o.error IS NULL OR o.refund THEN j.errors
-                            ELSE (SELECT COALESCE(jsonb_agg(e), '[]'::jsonb) FROM (
-                                    SELECT e FROM jsonb_array_elements(
+                            ELSE (SELECT COALESCE(jsonb_agg(e ORDER BY n), '[]'::jsonb) FROM (
+                                    SELECT e, n FROM jsonb_array_elements(
                                       j.errors || jsonb_build_array(jsonb_build_object('at', now(), 'attempt', j.attempts, 'error', o.error))
                                     ) WITH ORDINALITY AS t(e, n)
                                     ORDER BY n DESC LIMIT ${ERRORS_KEPT}) kept) END,

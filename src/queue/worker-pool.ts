@@ -8,6 +8,11 @@ import type { Outcome, Recorder } from './recorder.js';
 export interface HandlerContext {
   /** Aborts when the daemon shuts down past its timeout, or loses the job to the rescuer. */
   signal: AbortSignal;
+  /**
+   * Aborts as soon as shutdown begins. A long handler (a broadcast) should checkpoint and throw
+   * a SnoozeError(0) so that the job resumes elsewhere without waiting for the timeout.
+   */
+  stopping: AbortSignal;
   log: Logger;
 }
 
@@ -30,6 +35,7 @@ const HALT_RECHECK_MS = 60_000;
  */
 export class WorkerPool extends EventEmitter {
   private readonly running = new Map<number, { job: Job; controller: AbortController; done: Promise<void> }>();
+  private readonly stopping = new AbortController();
 
   constructor(
     private readonly capacity: number,
@@ -64,6 +70,7 @@ export class WorkerPool extends EventEmitter {
 
   /** Waits for running jobs up to timeoutMs, then aborts the rest and waits for them to record. */
   async drain(timeoutMs: number): Promise<void> {
+    this.stopping.abort(new Error('daemon shutting down'));
     const all = () => Promise.all([...this.running.values()].map((r) => r.done));
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs)));
@@ -103,7 +110,7 @@ export class WorkerPool extends EventEmitter {
     const handler = this.handlers[job.jobType];
     if (!handler) return { kind: 'failed', error: `no handler for job_type "${job.jobType}" in this daemon` };
     try {
-      const result = await handler(job, { signal: controller.signal, log });
+      const result = await handler(job, { signal: controller.signal, stopping: this.stopping.signal, log });
       return { kind: 'completed', result: result ?? null };
     } catch (error) {
       const message = errorMessage(error);

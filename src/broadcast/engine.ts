@@ -1,0 +1,309 @@
+import type { Pool } from '../db/pool.js';
+import { HaltError, PayloadError, PermanentError, SnoozeError } from '../errors.js';
+import { errorMessage, type Logger } from '../log.js';
+import type { Job } from '../queue/claimer.js';
+import type { HandlerContext } from '../queue/worker-pool.js';
+import { classifyTelegramError, describeClass } from '../telegram/classify.js';
+import { parseMessage, type OutgoingMessage } from '../telegram/message.js';
+import { GROUP_CHAT_SPACING_MS, type RateLimiter } from '../telegram/rate-limiter.js';
+import type { TelegramSender } from '../telegram/sender.js';
+import { FINAL_STATUSES, createInlineBroadcast, fanOut, loadBroadcast, validateContent, type BroadcastRow } from './fanout.js';
+import { claimDue, countDeliveries, nextDueInMs, recordDeliveries, recoverInterrupted, skipRemaining, type DeliveryRecord, type DueDelivery } from './ledger.js';
+import { markUnreachable, recordMigration } from './subscribers.js';
+
+export interface EngineSettings {
+  rateLimit: number;
+  paidRateLimit: number;
+  atLeastOnce: boolean;
+}
+
+/** A recipient's transient failures (5xx, network) are retried 1, 2, 4, 8 s later, then failed. */
+const RECIPIENT_RETRIES = 4;
+/** Identical content errors after which the broadcast stops instead of burning every call. */
+const CONTENT_ERRORS_TO_STOP = 3;
+/** Ledger outcomes are written at least this often, so a crash hides few results. */
+const FLUSH_EVERY_MS = 100;
+/** How often the broadcasts row is re-read for pause and cancel. */
+const CONTROL_CHECK_MS = 500;
+/** A paused broadcast's job is re-checked this often; resuming also wakes it at once (trigger). */
+const PAUSED_RECHECK_MS = 5_000;
+/** Sends still awaiting Telegram's answer; a hung API cannot pile up more than this. */
+const MAX_IN_FLIGHT = 500;
+
+type Stop = { kind: 'paused' } | { kind: 'cancelled' } | { kind: 'content'; reason: string } | { kind: 'halted'; reason: string } | { kind: 'aborted' };
+
+/**
+ * The 'broadcast' job: fan the audience out into the ledger once, then drain the ledger through
+ * the rate limiter, recording outcomes in batches, until every row is final.
+ */
+export class BroadcastEngine {
+  constructor(
+    private readonly pool: Pool,
+    private readonly sender: TelegramSender,
+    private readonly limiter: RateLimiter,
+    private readonly settings: EngineSettings,
+  ) {}
+
+  async run(job: Job, ctx: HandlerContext): Promise<unknown> {
+    const { signal, stopping, log } = ctx;
+    const broadcastId = await this.resolveBroadcastId(job);
+    const broadcast = await loadBroadcast(this.pool, broadcastId);
+    if (!broadcast) throw new PayloadError(`payload.broadcast_id ${broadcastId} does not exist in broadcasts`);
+    if (FINAL_STATUSES.includes(broadcast.status)) return { broadcast_id: broadcastId, status: broadcast.status, ...(await countDeliveries(this.pool, broadcastId)) };
+    validateContent(broadcast);
+    const messages = this.messagesOf(broadcast);
+
+    const recovered = await recoverInterrupted(this.pool, broadcastId, this.settings.atLeastOnce);
+    if (recovered) log.warn({ broadcastId, rows: recovered, atLeastOnce: this.settings.atLeastOnce }, 'recipients whose send a crash interrupted');
+    const fanned = await fanOut(this.pool, broadcast, job.jobId);
+    if (fanned) log.info({ broadcastId, ...fanned }, 'audience fanned out into the ledger');
+    else await this.pool.query(`UPDATE broadcasts SET status = 'sending', job_id = $2, updated_at = now() WHERE broadcast_id = $1 AND status IN ('draft', 'queued')`, [broadcastId, job.jobId]);
+
+    const rate = broadcast.allowPaidBroadcast ? this.settings.paidRateLimit : this.settings.rateLimit;
+    const stop = await new Drain(this.pool, this.sender, this.limiter, broadcastId, messages, rate, signal, stopping, log).run();
+    return this.finish(broadcastId, stop, log);
+  }
+
+  private async resolveBroadcastId(job: Job): Promise<number> {
+    const p = job.payload;
+    if (p.broadcast_id !== undefined) {
+      if (!Number.isSafeInteger(p.broadcast_id) || (p.broadcast_id as number) <= 0) throw new PayloadError(`payload.broadcast_id must be a positive integer, got ${JSON.stringify(p.broadcast_id)}`);
+      return p.broadcast_id as number;
+    }
+    if (p.message === undefined && p.variants === undefined) throw new PayloadError('payload needs broadcast_id, or message (or variants) with chat_ids or audience');
+    if (p.chat_ids === undefined && p.audience === undefined) throw new PayloadError('payload needs chat_ids or audience to say who receives the message');
+    // Validate before creating anything, so a bad payload leaves no half-made broadcast behind.
+    validateContent({ message: (p.message ?? null) as Record<string, unknown> | null, variants: (p.variants ?? null) as never }, 'payload');
+    return createInlineBroadcast(this.pool, job.jobId, p);
+  }
+
+  private messagesOf(b: BroadcastRow): Map<string | null, OutgoingMessage> {
+    const messages = new Map<string | null, OutgoingMessage>();
+    if (b.variants?.length) for (const v of b.variants) messages.set(v.name, withPaid(parseMessage(v.message), b.allowPaidBroadcast));
+    else messages.set(null, withPaid(parseMessage(b.message), b.allowPaidBroadcast));
+    return messages;
+  }
+
+  private async finish(broadcastId: number, stop: Stop | null, log: Logger): Promise<unknown> {
+    if (stop?.kind === 'aborted') throw new SnoozeError(0, 'broadcast interrupted by shutdown; it resumes from the ledger');
+    if (stop?.kind === 'halted') throw new HaltError(stop.reason);
+    if (stop?.kind === 'paused') throw new SnoozeError(PAUSED_RECHECK_MS, 'broadcast paused');
+    if (stop?.kind === 'cancelled') await skipRemaining(this.pool, broadcastId, 'cancelled');
+    if (stop?.kind === 'content') await skipRemaining(this.pool, broadcastId, 'stopped');
+    const counts = await countDeliveries(this.pool, broadcastId);
+    const status = stop?.kind === 'cancelled' ? 'cancelled' : stop?.kind === 'content' ? 'failed' : 'completed';
+    const reason = stop?.kind === 'content' ? `stopped after ${CONTENT_ERRORS_TO_STOP} identical content errors: ${stop.reason}` : null;
+    await this.pool.query(
+      `UPDATE broadcasts SET status = $2, failure_reason = $3, finished_at = now(), updated_at = now(),
+              total = $4, sent = $5, failed = $6, blocked = $7, skipped = $8, unknown = $9
+        WHERE broadcast_id = $1`,
+      [broadcastId, status, reason, counts.total, counts.sent, counts.failed, counts.blocked, counts.skipped, counts.unknown],
+    );
+    log.info({ broadcastId, status, ...counts }, 'broadcast finished');
+    if (reason) throw new PermanentError(`broadcast ${broadcastId} ${reason}`);
+    return { broadcast_id: broadcastId, status, ...counts };
+  }
+}
+
+function withPaid(message: OutgoingMessage, paid: boolean): OutgoingMessage {
+  return paid ? { ...message, params: { ...message.params, allow_paid_broadcast: true } } : message;
+}
+
+/** One run over the ledger of one broadcast. */
+class Drain {
+  private readonly pending: DeliveryRecord[] = [];
+  private readonly inFlight = new Set<Promise<void>>();
+  private readonly contentErrors = new Map<string, number>();
+  private stop: Stop | null = null;
+  private lastControlCheck = 0;
+  private flushTimer: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> = Promise.resolve();
+  /** Aborts when the run should stop starting calls: shutdown begun, or the job lost. */
+  private readonly halting: AbortSignal;
+
+  constructor(
+    private readonly pool: Pool,
+    private readonly sender: TelegramSender,
+    private readonly limiter: RateLimiter,
+    private readonly broadcastId: number,
+    private readonly messages: Map<string | null, OutgoingMessage>,
+    private readonly rate: number,
+    private readonly signal: AbortSignal,
+    private readonly stopping: AbortSignal,
+    private readonly log: Logger,
+  ) {
+    this.halting = AbortSignal.any([signal, stopping]);
+  }
+
+  async run(): Promise<Stop | null> {
+    // About 200 ms of sends per batch: rows are marked 'sending' only just before their calls.
+    const batchSize = Math.max(1, Math.ceil(this.rate / 5));
+    this.flushTimer = setInterval(() => void this.flush(), FLUSH_EVERY_MS);
+    try {
+      while (!this.stop) {
+        if (this.stopping.aborted || this.signal.aborted) this.stop = { kind: 'aborted' };
+        else await this.checkControl();
+        if (this.stop) break;
+        const due = await claimDue(this.pool, this.broadcastId, batchSize);
+        if (due.length === 0) {
+          if (this.inFlight.size) await Promise.race(this.inFlight);
+          else if (!(await this.waitForMore())) break;
+          continue;
+        }
+        await this.sendBatch(due);
+      }
+      await Promise.all(this.inFlight);
+    } finally {
+      clearInterval(this.flushTimer);
+      await this.flushUntilWritten();
+    }
+    return this.stop;
+  }
+
+  /** Nothing due now: wait for the next retry time, or report that every row is final. */
+  private async waitForMore(): Promise<boolean> {
+    await this.flush();
+    const dueIn = await nextDueInMs(this.pool, this.broadcastId);
+    if (dueIn === null) return false;
+    await sleep(Math.min(dueIn, CONTROL_CHECK_MS), this.stopping);
+    return true;
+  }
+
+  private async checkControl(): Promise<void> {
+    if (Date.now() - this.lastControlCheck < CONTROL_CHECK_MS) return;
+    this.lastControlCheck = Date.now();
+    const { rows } = await this.pool.query('SELECT status FROM broadcasts WHERE broadcast_id = $1', [this.broadcastId]);
+    const status = rows[0]?.status;
+    if (status === 'paused') this.stop = { kind: 'paused' };
+    else if (status === 'cancelled') this.stop = { kind: 'cancelled' };
+  }
+
+  private async sendBatch(due: DueDelivery[]): Promise<void> {
+    let slots: number[];
+    try {
+      slots = (await this.limiter.reserve(due.length, this.rate)).slots;
+    } catch (error) {
+      this.giveBack(due, 0);
+      if (error instanceof HaltError) this.stop = { kind: 'halted', reason: error.message };
+      else throw error;
+      return;
+    }
+    // Groups take at most 20 a minute; their own timelines may push a send later.
+    const groups = due.filter((d) => d.targetChatId < 0).map((d) => d.targetChatId);
+    const groupAllowed = groups.length ? await this.limiter.paceChats(groups, GROUP_CHAT_SPACING_MS) : new Map<number, number>();
+    for (let i = 0; i < due.length; i++) {
+      const delivery = due[i]!;
+      const allowedAt = groupAllowed.get(delivery.targetChatId) ?? 0;
+      if (allowedAt > slots[i]! + 50) {
+        this.giveBack([delivery], allowedAt - Date.now());
+        continue;
+      }
+      if (this.stop || !(await this.limiter.waitForSlot(slots[i]!, this.rate, this.halting))) {
+        // A pause (429) or a stop began after the reservation: this call is not made.
+        this.giveBack(due.slice(i), Math.max(0, this.limiter.pausedUntil - Date.now()));
+        return;
+      }
+      while (this.inFlight.size >= MAX_IN_FLIGHT) await Promise.race(this.inFlight);
+      const call = this.sendOne(delivery).finally(() => this.inFlight.delete(call));
+      this.inFlight.add(call);
+    }
+  }
+
+  private giveBack(rows: DueDelivery[], retryInMs: number): void {
+    for (const d of rows) this.pending.push({ chatId: d.chatId, status: 'pending', outcome: null, retryInMs, refund: true });
+  }
+
+  private async sendOne(d: DueDelivery): Promise<void> {
+    const message = this.messages.get(d.variant) ?? this.messages.values().next().value!;
+    try {
+      const sent = await this.sender.send(d.targetChatId, message, this.signal);
+      this.pending.push({ chatId: d.chatId, status: 'sent', outcome: d.targetChatId !== d.chatId ? 'migrated' : null, messageId: sent.messageId });
+    } catch (error) {
+      await this.recordFailure(d, error);
+    }
+  }
+
+  private async recordFailure(d: DueDelivery, error: unknown): Promise<void> {
+    const c = classifyTelegramError(error);
+    const base = { chatId: d.chatId, errorCode: c.code, errorDescription: c.description.slice(0, 500) };
+    switch (c.kind) {
+      case 'rate_limited':
+        this.pending.push({ ...base, status: 'pending', outcome: null, retryInMs: c.retryAfterMs, refund: true });
+        await this.limiter.pause(c.retryAfterMs, c.description).catch((e) => this.log.warn({ err: errorMessage(e) }, 'could not share the pause'));
+        return;
+      case 'transient':
+        if (this.signal.aborted) {
+          // Our own shutdown cut the call short: whether it arrived is unknown, so the row stays
+          // 'sending' and the next run counts it as unknown (or resends it, at-least-once).
+          return;
+        }
+        if (d.attempt <= RECIPIENT_RETRIES) this.pending.push({ ...base, status: 'pending', outcome: null, retryInMs: 1000 * 2 ** (d.attempt - 1) });
+        else this.pending.push({ ...base, status: 'failed', outcome: 'retries_exhausted' });
+        return;
+      case 'migrated':
+        this.pending.push({ ...base, status: 'pending', outcome: null, retryInMs: 0, migratedTo: c.newChatId, refund: true });
+        await recordMigration(this.pool, d.targetChatId, c.newChatId);
+        return;
+      case 'recipient_gone':
+      case 'chat_not_found': {
+        const outcome = describeClass(c);
+        this.pending.push({ ...base, status: 'failed', outcome });
+        await markUnreachable(this.pool, [{ chatId: d.targetChatId, reason: outcome }]);
+        return;
+      }
+      case 'unauthorized':
+        this.pending.push({ ...base, status: 'pending', outcome: null, retryInMs: 0, refund: true });
+        this.stop ??= { kind: 'halted', reason: 'Telegram rejected the bot token (401 Unauthorized); fix TELEGRAM_BOT_TOKEN' };
+        await this.limiter.halt('401 Unauthorized').catch(() => undefined);
+        return;
+      case 'content': {
+        this.pending.push({ ...base, status: 'failed', outcome: describeClass(c) });
+        const seen = (this.contentErrors.get(c.reason) ?? 0) + 1;
+        this.contentErrors.set(c.reason, seen);
+        if (seen >= CONTENT_ERRORS_TO_STOP) this.stop ??= { kind: 'content', reason: c.description };
+        return;
+      }
+      case 'permanent':
+        this.pending.push({ ...base, status: 'failed', outcome: describeClass(c) });
+        return;
+    }
+  }
+
+  /** The last write of a run must land, or sent messages would later count as unknown. */
+  private async flushUntilWritten(): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      await this.flush();
+      if (this.pending.length === 0) return;
+      if (attempt >= 20) throw new Error(`could not write ${this.pending.length} delivery outcomes; the rows stay 'sending'`);
+      await new Promise((resolve) => setTimeout(resolve, Math.min(5_000, 100 * 2 ** attempt)));
+    }
+  }
+
+  /** Writes the outcomes gathered so far; one statement per call. */
+  private flush(): Promise<void> {
+    this.flushing = this.flushing.then(async () => {
+      if (this.pending.length === 0) return;
+      const batch = this.pending.splice(0, this.pending.length);
+      try {
+        await recordDeliveries(this.pool, this.broadcastId, batch);
+      } catch (error) {
+        // Put them back; the next flush retries. Until then the rows stay 'sending'.
+        this.pending.unshift(...batch);
+        this.log.warn({ err: errorMessage(error), rows: batch.length }, 'writing delivery outcomes failed; retrying');
+      }
+    });
+    return this.flushing;
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+  });
+}

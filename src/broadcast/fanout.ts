@@ -1,0 +1,139 @@
+import type { Pool } from '../db/pool.js';
+import { PayloadError } from '../errors.js';
+import { parseMessage } from '../telegram/message.js';
+import { buildAudienceQuery } from './audience.js';
+
+export interface Variant {
+  name: string;
+  weight: number;
+  message: Record<string, unknown>;
+}
+
+export interface BroadcastRow {
+  broadcastId: number;
+  title: string | null;
+  message: Record<string, unknown> | null;
+  variants: Variant[] | null;
+  audience: Record<string, unknown>;
+  frequencyCap: number | null;
+  allowPaidBroadcast: boolean;
+  status: string;
+  startedAt: Date | null;
+}
+
+export const FINAL_STATUSES = ['completed', 'cancelled', 'failed'];
+
+export async function loadBroadcast(pool: Pool, broadcastId: number): Promise<BroadcastRow | null> {
+  const { rows } = await pool.query('SELECT * FROM broadcasts WHERE broadcast_id = $1', [broadcastId]);
+  const r = rows[0];
+  if (!r) return null;
+  return { broadcastId: r.broadcast_id, title: r.title, message: r.message, variants: r.variants, audience: r.audience, frequencyCap: r.frequency_cap, allowPaidBroadcast: r.allow_paid_broadcast, status: r.status, startedAt: r.started_at };
+}
+
+/** Checks what a broadcast will send before the first call; a bad message fails the job at once. */
+export function validateContent(b: Pick<BroadcastRow, 'message' | 'variants'>, path = 'broadcast'): void {
+  if (b.variants) {
+    if (!Array.isArray(b.variants) || b.variants.length === 0) throw new PayloadError(`${path}.variants must be a non-empty array`);
+    const names = new Set<string>();
+    b.variants.forEach((v, i) => {
+      const at = `${path}.variants[${i}]`;
+      if (typeof v !== 'object' || v === null) throw new PayloadError(`${at} must be an object with name, weight and message`);
+      if (typeof v.name !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(v.name)) throw new PayloadError(`${at}.name must be 1 to 64 letters, digits, _ or -`);
+      if (names.has(v.name)) throw new PayloadError(`${at}.name "${v.name}" is used twice`);
+      names.add(v.name);
+      if (!Number.isInteger(v.weight) || v.weight < 1 || v.weight > 1_000_000) throw new PayloadError(`${at}.weight must be a whole number from 1 to 1000000`);
+      parseMessage(v.message, `${at}.message`);
+    });
+  } else {
+    parseMessage(b.message, `${path}.message`);
+  }
+}
+
+/**
+ * An inline broadcast (message + chat_ids or audience in the job payload) gets a broadcasts row
+ * of its own. The job's payload is rewritten to point at it in the same transaction, so a retry
+ * or a rescue resumes that broadcast instead of creating a second one.
+ */
+export async function createInlineBroadcast(pool: Pool, jobId: number, payload: Record<string, unknown>): Promise<number> {
+  const audience = payload.chat_ids !== undefined ? { ...(payload.audience as object | undefined), chat_ids: payload.chat_ids } : (payload.audience ?? {});
+  const { rows } = await pool.query(
+    `WITH b AS (
+       INSERT INTO broadcasts (title, message, variants, audience, frequency_cap, allow_paid_broadcast, status, job_id)
+       VALUES ($2, $3, $4, $5, $6, COALESCE($7, false), 'queued', $1)
+       RETURNING broadcast_id)
+     UPDATE broadcast_queue_jobs j
+        SET payload = jsonb_build_object('broadcast_id', b.broadcast_id, 'inline', true), updated_at = now()
+       FROM b WHERE j.job_id = $1 AND j.status = 'processing'
+     RETURNING b.broadcast_id`,
+    [jobId, payload.title ?? null, payload.message ?? null, payload.variants ? JSON.stringify(payload.variants) : null, JSON.stringify(audience), payload.frequency_cap ?? null, payload.allow_paid_broadcast ?? null],
+  );
+  if (!rows[0]) throw new Error(`job ${jobId} is no longer held by this daemon`);
+  return rows[0].broadcast_id;
+}
+
+/**
+ * Materialises the audience into the ledger with one INSERT … SELECT (never loaded into memory),
+ * once: the broadcast row is locked and started_at marks it done. Opted-out, unreachable and
+ * over-the-cap recipients get 'skipped' rows with their reason, so every recipient is counted.
+ */
+export async function fanOut(pool: Pool, b: BroadcastRow, jobId: number): Promise<{ total: number; skipped: number } | null> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const locked = await client.query('SELECT started_at FROM broadcasts WHERE broadcast_id = $1 FOR UPDATE', [b.broadcastId]);
+    if (locked.rows[0]?.started_at) {
+      await client.query('ROLLBACK');
+      return null;
+    }
+    const params: unknown[] = [b.broadcastId];
+    const capParam = b.frequencyCap ? params.push(b.frequencyCap) : 0;
+    const variantSql = variantExpression(b.variants, params);
+    const audience = buildAudienceQuery(b.audience, params.length + 1);
+    params.push(...audience.params);
+    const overCap = capParam
+      ? `(SELECT count(*) FROM broadcast_deliveries x WHERE x.chat_id = r.chat_id AND x.status = 'sent' AND x.sent_at > now() - interval '24 hours') >= $${capParam}`
+      : 'false';
+    const inserted = await client.query(
+      `WITH ins AS (
+         INSERT INTO broadcast_deliveries (broadcast_id, chat_id, status, outcome, variant)
+         SELECT $1, r.chat_id,
+                CASE WHEN r.opted_out OR r.unreachable_reason IS NOT NULL OR ${overCap} THEN 'skipped' ELSE 'pending' END,
+                CASE WHEN r.opted_out THEN 'opted_out' WHEN r.unreachable_reason IS NOT NULL THEN 'unreachable'
+                     WHEN ${overCap} THEN 'frequency_cap' END,
+                ${variantSql}
+           FROM ${audience.from}
+         ON CONFLICT (broadcast_id, chat_id) DO NOTHING
+         RETURNING status)
+       SELECT count(*)::int AS total, count(*) FILTER (WHERE status = 'skipped')::int AS skipped FROM ins`,
+      params,
+    );
+    const { total, skipped } = inserted.rows[0];
+    await client.query(
+      `UPDATE broadcasts SET total = $2, skipped = $3, status = CASE WHEN status IN ('draft', 'queued') THEN 'sending' ELSE status END,
+              started_at = now(), job_id = $4, updated_at = now() WHERE broadcast_id = $1`,
+      [b.broadcastId, total, skipped, jobId],
+    );
+    await client.query('COMMIT');
+    return { total, skipped };
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
+}
+
+/** Deterministic per chat: the same chat always lands in the same variant of a broadcast. */
+function variantExpression(variants: Variant[] | null, params: unknown[]): string {
+  if (!variants?.length) return 'NULL';
+  const totalWeight = variants.reduce((sum, v) => sum + v.weight, 0);
+  params.push(totalWeight);
+  const bucket = `((hashint8extended(r.chat_id, $1) % $${params.length}) + $${params.length}) % $${params.length}`;
+  let cumulative = 0;
+  const branches = variants.map((v) => {
+    cumulative += v.weight;
+    params.push(cumulative, v.name);
+    return `WHEN ${bucket} < $${params.length - 1} THEN $${params.length}::text`;
+  });
+  return `CASE ${branches.join(' ')} END`;
+}

@@ -1,0 +1,171 @@
+import type { Pool } from '../db/pool.js';
+
+/** Outcomes in the 'blocked' count: the 403 class. Every other permanent failure counts as 'failed'. */
+export const BLOCKED_OUTCOMES = ['blocked', 'deactivated', 'kicked', 'chat_deleted'] as const;
+
+export interface DueDelivery {
+  chatId: number;
+  /** Where to send: the chat itself, or the supergroup it migrated to. */
+  targetChatId: number;
+  variant: string | null;
+  attempt: number;
+}
+
+/** What became of one ledger row's send. */
+export interface DeliveryRecord {
+  chatId: number;
+  status: 'pending' | 'sent' | 'failed' | 'skipped';
+  outcome: string | null;
+  messageId?: number | null;
+  errorCode?: number | null;
+  errorDescription?: string | null;
+  /** For 'pending': try again in this many ms. */
+  retryInMs?: number | null;
+  migratedTo?: number | null;
+  /** The call was not made (a pause, a halt): the attempt does not count. */
+  refund?: boolean;
+}
+
+export interface BroadcastCounts {
+  total: number;
+  sent: number;
+  failed: number;
+  blocked: number;
+  skipped: number;
+  unknown: number;
+}
+
+// Claims the next due rows, marking them 'sending' just before their calls: after a crash the
+// rows still 'sending' are exactly the sends whose outcome is unknown.
+const CLAIM_SQL = `
+  UPDATE broadcast_deliveries d
+     SET status = 'sending', attempts = d.attempts + 1, updated_at = now()
+    FROM (SELECT chat_id FROM broadcast_deliveries
+           WHERE broadcast_id = $1 AND status = 'pending' AND next_attempt_at <= now()
+           ORDER BY next_attempt_at
+           LIMIT $2
+             FOR UPDATE SKIP LOCKED) due
+   WHERE d.broadcast_id = $1 AND d.chat_id = due.chat_id
+  RETURNING d.chat_id, d.migrated_to, d.variant, d.attempts`;
+
+// Writes a batch of outcomes and moves the broadcast's counters by the same amounts, in one
+// statement, so the counters can never disagree with the ledger.
+const RECORD_SQL = `
+  WITH o AS (
+    SELECT * FROM unnest($2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::int[], $7::text[], $8::float8[], $9::bigint[], $10::bool[])
+      AS o(chat_id, status, outcome, message_id, error_code, error_description, retry_in_ms, migrated_to, refund)
+  ), written AS (
+    UPDATE broadcast_deliveries d
+       SET status = o.status,
+           outcome = o.outcome,
+           message_id = COALESCE(o.message_id, d.message_id),
+           error_code = o.error_code,
+           error_description = o.error_description,
+           next_attempt_at = CASE WHEN o.retry_in_ms IS NULL THEN d.next_attempt_at ELSE now() + o.retry_in_ms * interval '1 millisecond' END,
+           attempts = CASE WHEN o.refund THEN d.attempts - 1 ELSE d.attempts END,
+           migrated_to = COALESCE(o.migrated_to, d.migrated_to),
+           sent_at = CASE WHEN o.status = 'sent' THEN now() ELSE d.sent_at END,
+           updated_at = now()
+      FROM o
+     WHERE d.broadcast_id = $1 AND d.chat_id = o.chat_id AND d.status = 'sending'
+    RETURNING d.status, d.outcome
+  )
+  UPDATE broadcasts b
+     SET sent    = b.sent    + (SELECT count(*) FROM written WHERE status = 'sent'),
+         blocked = b.blocked + (SELECT count(*) FROM written WHERE status = 'failed' AND outcome = ANY($11::text[])),
+         failed  = b.failed  + (SELECT count(*) FROM written WHERE status = 'failed' AND NOT (outcome = ANY($11::text[]))),
+         skipped = b.skipped + (SELECT count(*) FROM written WHERE status = 'skipped'),
+         updated_at = now()
+   WHERE b.broadcast_id = $1
+  RETURNING (SELECT count(*) FROM written)::int AS written`;
+
+export async function claimDue(pool: Pool, broadcastId: number, limit: number): Promise<DueDelivery[]> {
+  const { rows } = await pool.query(CLAIM_SQL, [broadcastId, limit]);
+  return rows.map((r) => ({ chatId: r.chat_id, targetChatId: r.migrated_to ?? r.chat_id, variant: r.variant, attempt: r.attempts }));
+}
+
+export async function recordDeliveries(pool: Pool, broadcastId: number, records: DeliveryRecord[]): Promise<number> {
+  if (records.length === 0) return 0;
+  const col = <T>(pick: (r: DeliveryRecord) => T) => records.map(pick);
+  const { rows } = await pool.query(RECORD_SQL, [
+    broadcastId,
+    col((r) => r.chatId),
+    col((r) => r.status),
+    col((r) => r.outcome),
+    col((r) => r.messageId ?? null),
+    col((r) => r.errorCode ?? null),
+    col((r) => r.errorDescription ?? null),
+    col((r) => (r.status === 'pending' ? Math.max(0, r.retryInMs ?? 0) : null)),
+    col((r) => r.migratedTo ?? null),
+    col((r) => r.refund ?? false),
+    BLOCKED_OUTCOMES,
+  ]);
+  return rows[0]?.written ?? 0;
+}
+
+/**
+ * Rows left 'sending' by a run that died. At-most-once: their outcome is unknown and they are not
+ * resent. At-least-once: they go back to pending and will be sent (perhaps a second time).
+ */
+export async function recoverInterrupted(pool: Pool, broadcastId: number, atLeastOnce: boolean): Promise<number> {
+  const { rows } = atLeastOnce
+    ? await pool.query(
+        `WITH r AS (UPDATE broadcast_deliveries SET status = 'pending', next_attempt_at = now(), updated_at = now()
+                     WHERE broadcast_id = $1 AND status = 'sending' RETURNING 1)
+         SELECT count(*)::int AS n FROM r`,
+        [broadcastId],
+      )
+    : await pool.query(
+        `WITH r AS (UPDATE broadcast_deliveries SET status = 'unknown', outcome = 'crashed', updated_at = now()
+                     WHERE broadcast_id = $1 AND status = 'sending' RETURNING 1)
+         UPDATE broadcasts SET unknown = unknown + (SELECT count(*) FROM r), updated_at = now()
+          WHERE broadcast_id = $1 RETURNING (SELECT count(*) FROM r)::int AS n`,
+        [broadcastId],
+      );
+  return rows[0]?.n ?? 0;
+}
+
+/** Marks every row not yet sent as skipped for `outcome` (cancelled, stopped). */
+export async function skipRemaining(pool: Pool, broadcastId: number, outcome: string): Promise<number> {
+  const { rows } = await pool.query(
+    `WITH r AS (UPDATE broadcast_deliveries SET status = 'skipped', outcome = $2, updated_at = now()
+                 WHERE broadcast_id = $1 AND status = 'pending' RETURNING 1)
+     UPDATE broadcasts SET skipped = skipped + (SELECT count(*) FROM r), updated_at = now()
+      WHERE broadcast_id = $1 RETURNING (SELECT count(*) FROM r)::int AS n`,
+    [broadcastId, outcome],
+  );
+  return rows[0]?.n ?? 0;
+}
+
+/** Milliseconds until the next pending row is due (0: now), or null when none is pending. */
+export async function nextDueInMs(pool: Pool, broadcastId: number): Promise<number | null> {
+  const { rows } = await pool.query(
+    `SELECT GREATEST(0, extract(epoch FROM min(next_attempt_at) - now()) * 1000)::float8 AS ms
+       FROM broadcast_deliveries WHERE broadcast_id = $1 AND status = 'pending'`,
+    [broadcastId],
+  );
+  return rows[0].ms;
+}
+
+/** The final counts, from the ledger itself, with the same split per variant. */
+export async function countDeliveries(pool: Pool, broadcastId: number): Promise<BroadcastCounts & { variants?: Record<string, BroadcastCounts> }> {
+  const { rows } = await pool.query(
+    `SELECT variant,
+            count(*)::int AS total,
+            count(*) FILTER (WHERE status = 'sent')::int AS sent,
+            count(*) FILTER (WHERE status = 'failed' AND outcome = ANY($2::text[]))::int AS blocked,
+            count(*) FILTER (WHERE status = 'failed' AND NOT (outcome = ANY($2::text[])))::int AS failed,
+            count(*) FILTER (WHERE status = 'skipped')::int AS skipped,
+            count(*) FILTER (WHERE status = 'unknown')::int AS unknown
+       FROM broadcast_deliveries WHERE broadcast_id = $1 GROUP BY variant ORDER BY variant NULLS FIRST`,
+    [broadcastId, BLOCKED_OUTCOMES],
+  );
+  const total: BroadcastCounts = { total: 0, sent: 0, failed: 0, blocked: 0, skipped: 0, unknown: 0 };
+  const variants: Record<string, BroadcastCounts> = {};
+  for (const row of rows) {
+    const counts = { total: row.total, sent: row.sent, failed: row.failed, blocked: row.blocked, skipped: row.skipped, unknown: row.unknown };
+    for (const key of Object.keys(total) as (keyof BroadcastCounts)[]) total[key] += counts[key];
+    if (row.variant !== null) variants[row.variant] = counts;
+  }
+  return Object.keys(variants).length ? { ...total, variants } : total;
+}

@@ -1,0 +1,162 @@
+import type { Pool } from '../db/pool.js';
+import { HaltError } from '../errors.js';
+import type { Logger } from '../log.js';
+
+/**
+ * Spacing margin over 1/rate. Slots are spaced evenly, so a one-second window holds at most
+ * `rate` sends as long as no send starts more than (margin − 1) × 1 s late relative to another:
+ * 2.5 % gives 25 ms of tolerance for timer and network jitter and still uses 97.5 % of the budget.
+ */
+const SPACING_MARGIN = 1.025;
+
+// Reserves `count` evenly spaced send times from the bot's shared timeline. The row lock
+// serialises daemons, so their reservations never overlap; a 429 pause pushes the timeline out.
+const RESERVE_SQL = `
+  UPDATE broadcast_rate_limits
+     SET next_slot_at = GREATEST(next_slot_at, clock_timestamp(), COALESCE(paused_until, '-infinity'))
+                        + $2::float8 * $3::float8 * interval '1 microsecond',
+         updated_at = now()
+   WHERE bot_id = $1
+  RETURNING extract(epoch FROM next_slot_at) * 1000 - $2::float8 * $3::float8 / 1000 AS first_slot_ms,
+            extract(epoch FROM clock_timestamp()) * 1000 AS db_now_ms,
+            halted_at IS NOT NULL AS halted, halt_reason`;
+
+// Per-chat pacing, cluster-wide: each chat has its own timeline with a fixed spacing.
+const PACE_SQL = `
+  INSERT INTO broadcast_chat_pacing AS p (bot_id, chat_id, next_allowed_at)
+  SELECT $1, c, clock_timestamp() + $3::float8 * interval '1 millisecond' FROM unnest($2::bigint[]) AS c
+  ON CONFLICT (bot_id, chat_id) DO UPDATE
+     SET next_allowed_at = GREATEST(p.next_allowed_at, clock_timestamp()) + $3::float8 * interval '1 millisecond'
+  RETURNING chat_id, extract(epoch FROM next_allowed_at) * 1000 - $3::float8 AS allowed_ms,
+            extract(epoch FROM clock_timestamp()) * 1000 AS db_now_ms`;
+
+/** About one message a second to a private chat. */
+export const PRIVATE_CHAT_SPACING_MS = 1_000;
+/** Telegram allows 20 messages a minute to a group: one every 3 s, plus margin. */
+export const GROUP_CHAT_SPACING_MS = 3_050;
+
+export interface Reservation {
+  /** Local Date.now() milliseconds at which each send may start, ascending. */
+  slots: number[];
+}
+
+/**
+ * The bot's send budget shared through PostgreSQL by every daemon: a global timeline of evenly
+ * spaced send times (GCRA), a pause that a 429 imposes on everyone, a halt that a 401 imposes,
+ * and per-chat timelines. Also keeps a local sliding window so that this process never bunches
+ * late sends together.
+ */
+export class RateLimiter {
+  private readonly recentStarts: number[] = [];
+  private localPausedUntil = 0;
+  private ready: Promise<void> | null = null;
+
+  constructor(
+    private readonly pool: Pool,
+    readonly botId: number,
+    private readonly log: Logger,
+  ) {}
+
+  /** Reserves `count` send times at `ratePerSecond`. Throws HaltError while the token is halted. */
+  async reserve(count: number, ratePerSecond: number): Promise<Reservation> {
+    await this.ensureRow();
+    const spacingUs = (1_000_000 / ratePerSecond) * SPACING_MARGIN;
+    const sentAt = Date.now();
+    const { rows } = await this.pool.query(RESERVE_SQL, [this.botId, count, spacingUs]);
+    const receivedAt = Date.now();
+    const row = rows[0];
+    if (row.halted) throw new HaltError(`sending is halted for this bot: ${row.halt_reason ?? 'the token was rejected (401)'}`);
+    const offset = (sentAt + receivedAt) / 2 - row.db_now_ms;
+    const first = row.first_slot_ms + offset;
+    return { slots: Array.from({ length: count }, (_v, i) => first + (i * spacingUs) / 1000) };
+  }
+
+  /**
+   * Waits until `slot`, then until this process has started fewer than `ratePerSecond` sends in
+   * the last second, and records the start. Resolves false if a pause began meanwhile.
+   */
+  async waitForSlot(slot: number, ratePerSecond: number, signal?: AbortSignal): Promise<boolean> {
+    for (;;) {
+      if (signal?.aborted) return false;
+      const now = Date.now();
+      if (now < this.localPausedUntil) return false;
+      const limit = Math.max(1, Math.floor(ratePerSecond));
+      const windowStart = this.recentStarts.length >= limit ? this.recentStarts[this.recentStarts.length - limit]! + 1_000 : 0;
+      const at = Math.max(slot, windowStart);
+      if (at <= now) {
+        this.recentStarts.push(now);
+        if (this.recentStarts.length > 2_000) this.recentStarts.splice(0, this.recentStarts.length - 1_000);
+        return true;
+      }
+      await new Promise((resolve) => setTimeout(resolve, at - now));
+    }
+  }
+
+  get pausedUntil(): number {
+    return this.localPausedUntil;
+  }
+
+  /** A 429: pauses every daemon's sending for `ms` (the row) and this one's at once (locally). */
+  async pause(ms: number, reason: string): Promise<void> {
+    this.localPausedUntil = Math.max(this.localPausedUntil, Date.now() + ms);
+    await this.ensureRow();
+    await this.pool.query(
+      `UPDATE broadcast_rate_limits
+          SET paused_until = GREATEST(COALESCE(paused_until, '-infinity'), now() + $2::float8 * interval '1 millisecond'),
+              pause_reason = $3, updated_at = now()
+        WHERE bot_id = $1`,
+      [this.botId, ms, reason],
+    );
+    this.log.warn({ pauseMs: ms, reason }, 'rate limited by Telegram; sending paused for every daemon');
+  }
+
+  /** A 401: nothing can be sent with this token until a person fixes it. */
+  async halt(reason: string): Promise<void> {
+    await this.ensureRow();
+    await this.pool.query(`UPDATE broadcast_rate_limits SET halted_at = now(), halt_reason = $2, updated_at = now() WHERE bot_id = $1`, [this.botId, reason]);
+  }
+
+  /** The token works again (getMe succeeded): lift the halt for every daemon. */
+  async clearHalt(): Promise<void> {
+    await this.ensureRow();
+    await this.pool.query(`UPDATE broadcast_rate_limits SET halted_at = NULL, halt_reason = NULL, updated_at = now() WHERE bot_id = $1 AND halted_at IS NOT NULL`, [this.botId]);
+  }
+
+  /**
+   * Reserves the next send time of each chat on its own timeline (cluster-wide) and returns, per
+   * chat, the local time before which it must not be sent.
+   */
+  async paceChats(chatIds: number[], spacingMs: number): Promise<Map<number, number>> {
+    const allowed = new Map<number, number>();
+    if (chatIds.length === 0) return allowed;
+    const sentAt = Date.now();
+    const { rows } = await this.pool.query(PACE_SQL, [this.botId, chatIds, spacingMs]);
+    const offset = (sentAt + Date.now()) / 2 - (rows[0]?.db_now_ms ?? sentAt);
+    for (const row of rows) allowed.set(row.chat_id, row.allowed_ms + offset);
+    return allowed;
+  }
+
+  private ensureRow(): Promise<void> {
+    this.ready ??= this.pool
+      .query('INSERT INTO broadcast_rate_limits (bot_id) VALUES ($1) ON CONFLICT (bot_id) DO NOTHING', [this.botId])
+      .then(() => undefined, (error) => {
+        this.ready = null;
+        throw error;
+      });
+    return this.ready;
+  }
+}
+
+export interface RateLimitState {
+  botId: number;
+  nextSlotAt: Date;
+  pausedUntil: Date | null;
+  pauseReason: string | null;
+  haltedAt: Date | null;
+  haltReason: string | null;
+}
+
+export async function readRateLimitState(pool: Pool): Promise<RateLimitState[]> {
+  const { rows } = await pool.query('SELECT * FROM broadcast_rate_limits ORDER BY bot_id');
+  return rows.map((r) => ({ botId: r.bot_id, nextSlotAt: r.next_slot_at, pausedUntil: r.paused_until, pauseReason: r.pause_reason, haltedAt: r.halted_at, haltReason: r.halt_reason }));
+}

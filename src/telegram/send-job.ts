@@ -1,0 +1,86 @@
+import type { Pool } from '../db/pool.js';
+import { HaltError, PayloadError, PermanentError, RetriableError, SnoozeError } from '../errors.js';
+import type { Job } from '../queue/claimer.js';
+import type { HandlerContext } from '../queue/worker-pool.js';
+import { markUnreachable, recordMigration } from '../broadcast/subscribers.js';
+import { classifyTelegramError, describeClass } from './classify.js';
+import { parseChatId, parseMessage } from './message.js';
+import { GROUP_CHAT_SPACING_MS, PRIVATE_CHAT_SPACING_MS, type RateLimiter } from './rate-limiter.js';
+import type { TelegramSender } from './sender.js';
+
+export interface SendJobSettings {
+  rateLimit: number;
+  paidRateLimit: number;
+  atLeastOnce: boolean;
+}
+
+/** A chat that must wait longer than this is snoozed instead of holding a worker slot. */
+const MAX_INLINE_WAIT_MS = 5_000;
+
+/**
+ * The 'send' job: one message to one chat, the low-latency path. It reserves one slot of the
+ * shared budget (behind at most ~200 ms of broadcast reservations, so transactional messages go
+ * ahead of a running broadcast) and one slot on the chat's own timeline.
+ */
+export class SendJob {
+  constructor(
+    private readonly pool: Pool,
+    private readonly sender: TelegramSender,
+    private readonly limiter: RateLimiter,
+    private readonly settings: SendJobSettings,
+  ) {}
+
+  async run(job: Job, ctx: HandlerContext): Promise<unknown> {
+    const chatId = parseChatId(job.payload.chat_id, 'payload.chat_id');
+    const message = parseMessage(job.payload.message, 'payload.message');
+    const paid = job.payload.allow_paid_broadcast === true || message.params.allow_paid_broadcast === true;
+    if (job.attempt > 1 && !this.settings.atLeastOnce && (await this.lastAttemptWasCutShort(job.jobId))) {
+      throw new PermanentError(`outcome unknown: the daemon died during an earlier attempt and the message may have been sent; not resent in at-most-once mode (BQ_DELIVERY=at-least-once resends)`);
+    }
+    let target = chatId;
+    for (let hop = 0; ; hop++) {
+      const allowed = (await this.limiter.paceChats([target], target < 0 ? GROUP_CHAT_SPACING_MS : PRIVATE_CHAT_SPACING_MS)).get(target) ?? 0;
+      const chatWait = allowed - Date.now();
+      if (chatWait > MAX_INLINE_WAIT_MS) throw new SnoozeError(chatWait, `chat ${target} is pacing (about one message a second, 20 a minute to groups)`);
+      const { slots } = await this.limiter.reserve(1, paid ? this.settings.paidRateLimit : this.settings.rateLimit);
+      if (!(await this.limiter.waitForSlot(Math.max(slots[0]!, allowed), paid ? this.settings.paidRateLimit : this.settings.rateLimit, ctx.signal))) {
+        throw new SnoozeError(Math.max(0, this.limiter.pausedUntil - Date.now()), 'sending is paused after a 429');
+      }
+      try {
+        const sent = await this.sender.send(target, message, ctx.signal);
+        return { chat_id: chatId, message_id: sent.messageId, ...(target !== chatId ? { migrated_to: target } : {}) };
+      } catch (error) {
+        const c = classifyTelegramError(error);
+        switch (c.kind) {
+          case 'rate_limited':
+            await this.limiter.pause(c.retryAfterMs, c.description);
+            throw new SnoozeError(c.retryAfterMs, c.description);
+          case 'migrated':
+            await recordMigration(this.pool, target, c.newChatId);
+            if (hop >= 2) throw new PermanentError(`chat ${chatId} keeps migrating; last to ${c.newChatId}`);
+            target = c.newChatId;
+            continue;
+          case 'recipient_gone':
+          case 'chat_not_found':
+            await markUnreachable(this.pool, [{ chatId: target, reason: describeClass(c) }]);
+            throw new PermanentError(`${describeClass(c)}: ${c.description}`);
+          case 'unauthorized':
+            await this.limiter.halt('401 Unauthorized');
+            throw new HaltError('Telegram rejected the bot token (401 Unauthorized); fix TELEGRAM_BOT_TOKEN');
+          case 'transient':
+            throw new RetriableError(`${describeClass(c)}: ${c.description}`);
+          case 'content':
+            throw new PayloadError(`Telegram refused the message: ${c.description}`);
+          case 'permanent':
+            throw new PermanentError(c.description);
+        }
+      }
+    }
+  }
+
+  /** True when the previous attempt ended in a rescue: the daemon died, perhaps mid-call. */
+  private async lastAttemptWasCutShort(jobId: number): Promise<boolean> {
+    const { rows } = await this.pool.query(`SELECT errors -> -1 -> 'rescued' = 'true'::jsonb AS rescued FROM broadcast_queue_jobs WHERE job_id = $1`, [jobId]);
+    return rows[0]?.rescued === true;
+  }
+}

@@ -1,0 +1,51 @@
+import { Telegram } from 'telegraf';
+import type { OutgoingMessage } from './message.js';
+
+/** What createBroadcastQueue accepts as `telegram`: a token, or the bot the user already has. */
+export type TelegramOption =
+  | { token: string; apiRoot?: string }
+  | { telegram: Telegram; token?: string }
+  | Telegram;
+
+export interface SentMessage {
+  messageId: number;
+}
+
+/** A Bot API call past this is abandoned (telegraf's own default is 500 s). */
+export const CALL_TIMEOUT_MS = 10_000;
+
+/**
+ * The Bot API client: telegraf's Telegram class, with a per-call timeout. Errors are thrown as
+ * telegraf raises them; telegram/classify.ts decides what they mean.
+ */
+export class TelegramSender {
+  readonly client: Telegram;
+  readonly botId: number;
+
+  constructor(option: TelegramOption, private readonly timeoutMs = CALL_TIMEOUT_MS) {
+    if (option instanceof Telegram) {
+      this.client = option;
+    } else if ('telegram' in option) {
+      this.client = option.telegram;
+    } else {
+      // telegraf resolves method URLs against apiRoot, so a path prefix needs its trailing slash.
+      const apiRoot = option.apiRoot && !option.apiRoot.endsWith('/') ? `${option.apiRoot}/` : option.apiRoot;
+      this.client = new Telegram(option.token, apiRoot ? { apiRoot } : {});
+    }
+    // The numeric bot id before the colon keys the shared rate budget; it is not secret.
+    this.botId = Number((this.client as unknown as { token: string }).token.split(':')[0]);
+    if (!Number.isSafeInteger(this.botId) || this.botId <= 0) throw new Error('the bot token does not start with a numeric bot id');
+  }
+
+  async send(chatId: number, message: OutgoingMessage, signal?: AbortSignal): Promise<SentMessage> {
+    const timeout = AbortSignal.timeout(this.timeoutMs);
+    const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
+    // Only callApi takes a signal; telegraf's typings name the abort-controller polyfill's type.
+    const result = (await this.client.callApi(message.method as 'sendMessage', { chat_id: chatId, ...message.params } as never, { signal: combined as never })) as { message_id: number };
+    return { messageId: result.message_id };
+  }
+
+  async getMe(): Promise<{ id: number; username?: string }> {
+    return this.client.callApi('getMe', {}, { signal: AbortSignal.timeout(this.timeoutMs) as never }) as Promise<{ id: number; username?: string }>;
+  }
+}
