@@ -10,6 +10,7 @@ import type { TelegramSender } from '../telegram/sender.js';
 import { FINAL_STATUSES, createInlineBroadcast, fanOut, loadBroadcast, validateContent, type BroadcastRow } from './fanout.js';
 import { claimDue, countDeliveries, nextDueInMs, recordDeliveries, recoverInterrupted, skipRemaining, type DeliveryRecord, type DueDelivery } from './ledger.js';
 import { markUnreachable, recordMigration } from './subscribers.js';
+import { parseAudience } from './audience.js';
 
 export interface EngineSettings {
   rateLimit: number;
@@ -74,6 +75,7 @@ export class BroadcastEngine {
     if (p.chat_ids === undefined && p.audience === undefined) throw new PayloadError('payload needs chat_ids or audience to say who receives the message');
     // Validate before creating anything, so a bad payload leaves no half-made broadcast behind.
     validateContent({ message: (p.message ?? null) as Record<string, unknown> | null, variants: (p.variants ?? null) as never }, 'payload');
+    parseAudience(p.chat_ids !== undefined ? { ...(p.audience as object | undefined), chat_ids: p.chat_ids } : p.audience, p.chat_ids !== undefined ? 'payload' : 'payload.audience');
     return createInlineBroadcast(this.pool, job.jobId, p);
   }
 

@@ -140,7 +140,9 @@ export async function skipRemaining(pool: Pool, broadcastId: number, outcome: st
 /** Milliseconds until the next pending row is due (0: now), or null when none is pending. */
 export async function nextDueInMs(pool: Pool, broadcastId: number): Promise<number | null> {
   const { rows } = await pool.query(
-    `SELECT GREATEST(0, extract(epoch FROM min(next_attempt_at) - now()) * 1000)::float8 AS ms
+    // GREATEST ignores NULLs, so the no-rows case must be kept apart from "due now".
+    `SELECT CASE WHEN min(next_attempt_at) IS NULL THEN NULL
+                 ELSE GREATEST(0, extract(epoch FROM min(next_attempt_at) - now()) * 1000)::float8 END AS ms
        FROM broadcast_deliveries WHERE broadcast_id = $1 AND status = 'pending'`,
     [broadcastId],
   );
