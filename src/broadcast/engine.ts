@@ -3,7 +3,7 @@ import { HaltError, PayloadError, PermanentError, SnoozeError } from '../errors.
 import { errorMessage, type Logger } from '../log.js';
 import type { Job } from '../queue/claimer.js';
 import type { HandlerContext } from '../queue/worker-pool.js';
-import { classifyTelegramError, describeClass } from '../telegram/classify.js';
+import { classifyTelegramError, describeClass, mayHaveBeenDelivered } from '../telegram/classify.js';
 import { parseMessage, type OutgoingMessage } from '../telegram/message.js';
 import { GROUP_CHAT_SPACING_MS, type RateLimiter } from '../telegram/rate-limiter.js';
 import type { TelegramSender } from '../telegram/sender.js';
@@ -29,7 +29,7 @@ const CONTROL_CHECK_MS = 500;
 /** A paused broadcast's job is re-checked this often; resuming also wakes it at once (trigger). */
 const PAUSED_RECHECK_MS = 5_000;
 /** Sends still awaiting Telegram's answer; a hung API cannot pile up more than this. */
-const MAX_IN_FLIGHT = 500;
+const MAX_IN_FLIGHT = 256;
 
 type Stop = { kind: 'paused' } | { kind: 'cancelled' } | { kind: 'content'; reason: string } | { kind: 'halted'; reason: string } | { kind: 'aborted' };
 
@@ -61,7 +61,7 @@ export class BroadcastEngine {
     else await this.pool.query(`UPDATE broadcasts SET status = 'sending', job_id = $2, updated_at = now() WHERE broadcast_id = $1 AND status IN ('draft', 'queued')`, [broadcastId, job.jobId]);
 
     const rate = broadcast.allowPaidBroadcast ? this.settings.paidRateLimit : this.settings.rateLimit;
-    const stop = await new Drain(this.pool, this.sender, this.limiter, broadcastId, messages, rate, signal, stopping, log).run();
+    const stop = await new Drain(this.pool, this.sender, this.limiter, broadcastId, messages, rate, this.settings.atLeastOnce, signal, stopping, log).run();
     return this.finish(broadcastId, stop, log);
   }
 
@@ -130,6 +130,7 @@ class Drain {
     private readonly broadcastId: number,
     private readonly messages: Map<string | null, OutgoingMessage>,
     private readonly rate: number,
+    private readonly atLeastOnce: boolean,
     private readonly signal: AbortSignal,
     private readonly stopping: AbortSignal,
     private readonly log: Logger,
@@ -228,6 +229,7 @@ class Drain {
   private async recordFailure(d: DueDelivery, error: unknown): Promise<void> {
     const c = classifyTelegramError(error);
     const base = { chatId: d.chatId, errorCode: c.code, errorDescription: c.description.slice(0, 500) };
+    this.log.debug({ chatId: d.chatId, attempt: d.attempt, error: describeClass(c), description: c.description }, 'send failed');
     switch (c.kind) {
       case 'rate_limited':
         this.pending.push({ ...base, status: 'pending', outcome: null, retryInMs: c.retryAfterMs, refund: true });
@@ -237,6 +239,12 @@ class Drain {
         if (this.signal.aborted) {
           // Our own shutdown cut the call short: whether it arrived is unknown, so the row stays
           // 'sending' and the next run counts it as unknown (or resends it, at-least-once).
+          return;
+        }
+        if (!this.atLeastOnce && mayHaveBeenDelivered(c)) {
+          // A timeout or a reset may come after Telegram accepted the message: resending could
+          // deliver it twice, so at-most-once records the outcome as unknown.
+          this.pending.push({ ...base, status: 'unknown', outcome: describeClass(c) });
           return;
         }
         if (d.attempt <= RECIPIENT_RETRIES) this.pending.push({ ...base, status: 'pending', outcome: null, retryInMs: 1000 * 2 ** (d.attempt - 1) });

@@ -14,7 +14,7 @@ export interface DueDelivery {
 /** What became of one ledger row's send. */
 export interface DeliveryRecord {
   chatId: number;
-  status: 'pending' | 'sent' | 'failed' | 'skipped';
+  status: 'pending' | 'sent' | 'failed' | 'skipped' | 'unknown';
   outcome: string | null;
   messageId?: number | null;
   errorCode?: number | null;
@@ -75,6 +75,7 @@ const RECORD_SQL = `
          blocked = b.blocked + (SELECT count(*) FROM written WHERE status = 'failed' AND outcome = ANY($11::text[])),
          failed  = b.failed  + (SELECT count(*) FROM written WHERE status = 'failed' AND NOT (outcome = ANY($11::text[]))),
          skipped = b.skipped + (SELECT count(*) FROM written WHERE status = 'skipped'),
+         unknown = b.unknown + (SELECT count(*) FROM written WHERE status = 'unknown'),
          updated_at = now()
    WHERE b.broadcast_id = $1
   RETURNING (SELECT count(*) FROM written)::int AS written`;

@@ -135,3 +135,17 @@ export function describeClass(c: DeliveryErrorClass): string {
     case 'permanent': return `permanent:${c.reason}`;
   }
 }
+
+// Failures that happen before the request can have reached Telegram: nothing was delivered.
+const NEVER_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ENETDOWN', 'EHOSTDOWN']);
+
+/**
+ * Could the message have been delivered although the call failed? A timeout, a reset or a
+ * torn response may come after Telegram accepted the message; an answered 5xx or a refused
+ * connection did not deliver it. At-most-once delivery must not resend the former.
+ */
+export function mayHaveBeenDelivered(c: DeliveryErrorClass): boolean {
+  if (c.kind !== 'transient') return false;
+  if (/^http_5\d\d$/.test(c.reason)) return false;
+  return !NEVER_SENT.has(c.reason);
+}

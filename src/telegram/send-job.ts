@@ -3,7 +3,7 @@ import { HaltError, PayloadError, PermanentError, RetriableError, SnoozeError } 
 import type { Job } from '../queue/claimer.js';
 import type { HandlerContext } from '../queue/worker-pool.js';
 import { markUnreachable, recordMigration } from '../broadcast/subscribers.js';
-import { classifyTelegramError, describeClass } from './classify.js';
+import { classifyTelegramError, describeClass, mayHaveBeenDelivered } from './classify.js';
 import { parseChatId, parseMessage } from './message.js';
 import { GROUP_CHAT_SPACING_MS, PRIVATE_CHAT_SPACING_MS, type RateLimiter } from './rate-limiter.js';
 import type { TelegramSender } from './sender.js';
@@ -68,6 +68,9 @@ export class SendJob {
             await this.limiter.halt('401 Unauthorized');
             throw new HaltError('Telegram rejected the bot token (401 Unauthorized); fix TELEGRAM_BOT_TOKEN');
           case 'transient':
+            if (!this.settings.atLeastOnce && mayHaveBeenDelivered(c)) {
+              throw new PermanentError(`outcome unknown (${describeClass(c)}): the message may have been delivered; not resent in at-most-once mode (BQ_DELIVERY=at-least-once resends)`);
+            }
             throw new RetriableError(`${describeClass(c)}: ${c.description}`);
           case 'content':
             throw new PayloadError(`Telegram refused the message: ${c.description}`);

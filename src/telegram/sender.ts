@@ -1,3 +1,5 @@
+import http from 'node:http';
+import https from 'node:https';
 import { Telegram } from 'telegraf';
 import type { OutgoingMessage } from './message.js';
 
@@ -15,6 +17,13 @@ export interface SentMessage {
 export const CALL_TIMEOUT_MS = 10_000;
 
 /**
+ * Connections to the Bot API. Reused (keep-alive) and bounded: 1000 messages/s at ~100 ms each
+ * needs about 100; an unbounded burst of new connections overflows the peer's accept backlog and
+ * leaves calls hanging until they time out.
+ */
+export const MAX_SOCKETS = 128;
+
+/**
  * The Bot API client: telegraf's Telegram class, with a per-call timeout. Errors are thrown as
  * telegraf raises them; telegram/classify.ts decides what they mean.
  */
@@ -30,7 +39,9 @@ export class TelegramSender {
     } else {
       // telegraf resolves method URLs against apiRoot, so a path prefix needs its trailing slash.
       const apiRoot = option.apiRoot && !option.apiRoot.endsWith('/') ? `${option.apiRoot}/` : option.apiRoot;
-      this.client = new Telegram(option.token, apiRoot ? { apiRoot } : {});
+      const secure = !apiRoot || apiRoot.startsWith('https:');
+      const agent = secure ? new https.Agent({ keepAlive: true, maxSockets: MAX_SOCKETS }) : new http.Agent({ keepAlive: true, maxSockets: MAX_SOCKETS });
+      this.client = new Telegram(option.token, { agent, ...(apiRoot ? { apiRoot } : {}) });
     }
     // The numeric bot id before the colon keys the shared rate budget; it is not secret.
     this.botId = Number((this.client as unknown as { token: string }).token.split(':')[0]);

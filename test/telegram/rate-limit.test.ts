@@ -1,0 +1,46 @@
+import { EventEmitter } from 'node:events';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { JobEvent } from '../../src/queue/worker-pool.js';
+import { insertJob, range, withTelegram } from '../helpers/telegram.js';
+import { collectEvents } from '../helpers/wait.js';
+
+const LIMIT = 20;
+
+test(`two daemons sharing one bot never exceed ${LIMIT}/s in any second, and together use at least 95 % of it`, async () => {
+  // The stand-in enforces the same limit, so one call too many would show up as a 429.
+  await withTelegram({ api: { rateLimit: LIMIT }, queue: { rateLimit: LIMIT, concurrency: 1 } }, async ({ db, api, queue, addDaemon }) => {
+    const other = await addDaemon();
+    const finished = new EventEmitter();
+    queue.on('job:done', (e: JobEvent) => finished.emit('done', { ...e, daemon: 'first' }));
+    other.on('job:done', (e: JobEvent) => finished.emit('done', { ...e, daemon: 'second' }));
+    const done = collectEvents<JobEvent & { daemon: string }>(finished, 'done', 2, (e) => e.outcome.kind === 'completed', 60_000);
+    await insertJob(db, 'broadcast', { message: { text: 'first' }, chat_ids: range(1, 60) });
+    await insertJob(db, 'broadcast', { message: { text: 'second' }, chat_ids: range(1001, 60) });
+    const events = await done;
+    assert.equal(events.map((e) => e.daemon).sort(), ['first', 'second'], 'each daemon ran one broadcast');
+    const sends = api.calls.filter((c) => c.method === 'sendMessage');
+    assert.is(sends.length, 120);
+    assert.is(api.tooManyRequests, 0, 'the stand-in answered 429');
+    assert.ok(api.maxCallsInWindow(1000) <= LIMIT, `max in a 1 s window: ${api.maxCallsInWindow(1000)}`);
+    const spanMs = sends[sends.length - 1]!.at - sends[0]!.at;
+    const achieved = ((sends.length - 1) / spanMs) * 1000;
+    assert.ok(achieved >= 0.95 * LIMIT, `achieved ${achieved.toFixed(2)}/s of ${LIMIT}/s`);
+  });
+});
+
+test('transactional sends go ahead of a running broadcast', async () => {
+  await withTelegram({ api: { rateLimit: LIMIT }, queue: { rateLimit: LIMIT, concurrency: 2 } }, async ({ db, api }) => {
+    await insertJob(db, 'broadcast', { message: { text: 'bulk' }, chat_ids: range(1, 100) });
+    await api.waitFor('delivered');
+    const before = api.delivered.length;
+    await insertJob(db, 'send', { chat_id: 999_999, message: { text: 'your code is 1234' } });
+    const record: any = await api.waitFor('delivered', (d: any) => d.chatId === 999_999);
+    const bulkAhead = api.delivered.filter((d) => d.chatId !== 999_999 && d.at < record.at).length - before;
+    // It waits behind at most the ~200 ms of broadcast sends already reserved, not the 100-chat backlog.
+    assert.ok(bulkAhead <= LIMIT / 2, `${bulkAhead} broadcast messages went out before the transactional one`);
+    assert.is(api.tooManyRequests, 0);
+  });
+});
+
+test.run();
