@@ -207,6 +207,13 @@ class Drain {
         return;
       }
       while (this.inFlight.size >= MAX_IN_FLIGHT) await Promise.race(this.inFlight);
+      // After a content error, send one at a time until it is clear whether the message itself
+      // is bad: a broken message should cost a few calls, not a whole batch.
+      if (this.contentErrors.size > 0) await Promise.all(this.inFlight);
+      if (this.stop) {
+        this.giveBack(due.slice(i), 0);
+        return;
+      }
       const call = this.sendOne(delivery).finally(() => this.inFlight.delete(call));
       this.inFlight.add(call);
     }
