@@ -1,3 +1,4 @@
+import type { EventEmitter } from 'node:events';
 import type { Pool } from '../db/pool.js';
 import { HaltError, PayloadError, PermanentError, SnoozeError } from '../errors.js';
 import { errorMessage, type Logger } from '../log.js';
@@ -8,7 +9,7 @@ import { parseMessage, type OutgoingMessage } from '../telegram/message.js';
 import { GROUP_CHAT_SPACING_MS, type RateLimiter } from '../telegram/rate-limiter.js';
 import type { TelegramSender } from '../telegram/sender.js';
 import { FINAL_STATUSES, createInlineBroadcast, fanOut, loadBroadcast, validateContent, type BroadcastRow } from './fanout.js';
-import { claimDue, countDeliveries, nextDueInMs, recordDeliveries, recoverInterrupted, skipRemaining, type DeliveryRecord, type DueDelivery } from './ledger.js';
+import { BLOCKED_OUTCOMES, claimDue, countDeliveries, nextDueInMs, recordDeliveries, recoverInterrupted, skipRemaining, type DeliveryRecord, type DueDelivery } from './ledger.js';
 import { markUnreachable, recordMigration } from './subscribers.js';
 import { parseAudience } from './audience.js';
 
@@ -43,6 +44,7 @@ export class BroadcastEngine {
     private readonly sender: TelegramSender,
     private readonly limiter: RateLimiter,
     private readonly settings: EngineSettings,
+    private readonly events: EventEmitter,
   ) {}
 
   async run(job: Job, ctx: HandlerContext): Promise<unknown> {
@@ -61,7 +63,7 @@ export class BroadcastEngine {
     else await this.pool.query(`UPDATE broadcasts SET status = 'sending', job_id = $2, updated_at = now() WHERE broadcast_id = $1 AND status IN ('draft', 'queued')`, [broadcastId, job.jobId]);
 
     const rate = broadcast.allowPaidBroadcast ? this.settings.paidRateLimit : this.settings.rateLimit;
-    const stop = await new Drain(this.pool, this.sender, this.limiter, broadcastId, messages, rate, this.settings.atLeastOnce, signal, stopping, log).run();
+    const stop = await new Drain(this.pool, this.sender, this.limiter, broadcastId, messages, rate, this.settings.atLeastOnce, signal, stopping, log, this.events).run();
     return this.finish(broadcastId, stop, log);
   }
 
@@ -102,6 +104,7 @@ export class BroadcastEngine {
       [broadcastId, status, reason, counts.total, counts.sent, counts.failed, counts.blocked, counts.skipped, counts.unknown],
     );
     log.info({ broadcastId, status, ...counts }, 'broadcast finished');
+    this.events.emit('broadcast:finished', { broadcastId, status, failureReason: reason, counts });
     if (reason) throw new PermanentError(`broadcast ${broadcastId} ${reason}`);
     return { broadcast_id: broadcastId, status, ...counts };
   }
@@ -134,6 +137,7 @@ class Drain {
     private readonly signal: AbortSignal,
     private readonly stopping: AbortSignal,
     private readonly log: Logger,
+    private readonly events: EventEmitter,
   ) {
     this.halting = AbortSignal.any([signal, stopping]);
   }
@@ -240,6 +244,7 @@ class Drain {
     switch (c.kind) {
       case 'rate_limited':
         this.pending.push({ ...base, status: 'pending', outcome: null, retryInMs: c.retryAfterMs, refund: true });
+        this.events.emit('rate-limited', { retryAfterMs: c.retryAfterMs });
         await this.limiter.pause(c.retryAfterMs, c.description).catch((e) => this.log.warn({ err: errorMessage(e) }, 'could not share the pause'));
         return;
       case 'transient':
@@ -303,6 +308,7 @@ class Drain {
       const batch = this.pending.splice(0, this.pending.length);
       try {
         await recordDeliveries(this.pool, this.broadcastId, batch);
+        for (const r of batch) this.events.emit('delivery', { jobType: 'broadcast', outcome: deliveryOutcome(r) });
       } catch (error) {
         // Put them back; the next flush retries. Until then the rows stay 'sending'.
         this.pending.unshift(...batch);
@@ -323,4 +329,11 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
       resolve();
     }
   });
+}
+
+/** The label a recorded row gets in metrics: its final status, blocked apart, or 'retry'. */
+function deliveryOutcome(r: DeliveryRecord): string {
+  if (r.status === 'pending') return r.refund ? 'deferred' : 'retry';
+  if (r.status === 'failed' && (BLOCKED_OUTCOMES as readonly string[]).includes(r.outcome ?? '')) return 'blocked';
+  return r.status;
 }

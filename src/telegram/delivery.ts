@@ -22,7 +22,8 @@ const HALT_RECHECK_MS = 30_000;
 
 /**
  * Telegram delivery for one bot: the 'send' and 'broadcast' handlers, and the halt state a 401
- * puts the bot in. Emits 'halted' (reason) and 'resumed'.
+ * puts the bot in. Emits 'halted' (reason), 'resumed', 'delivery' ({ jobType, outcome }: sent,
+ * blocked, failed, unknown, skipped, retry, deferred) and 'rate-limited' ({ retryAfterMs }).
  */
 export class TelegramDelivery extends EventEmitter {
   readonly sender: TelegramSender;
@@ -50,8 +51,8 @@ export class TelegramDelivery extends EventEmitter {
   handlers(pool: Pool): Record<string, JobHandler> {
     this.limiter = new RateLimiter(pool, this.sender.botId, this.log);
     const common = { rateLimit: this.settings.rateLimit ?? 30, paidRateLimit: this.settings.paidRateLimit ?? 1000, atLeastOnce: this.settings.delivery === 'at-least-once' };
-    const send = new SendJob(pool, this.sender, this.limiter, common);
-    const broadcast = new BroadcastEngine(pool, this.sender, this.limiter, common);
+    const send = new SendJob(pool, this.sender, this.limiter, common, this);
+    const broadcast = new BroadcastEngine(pool, this.sender, this.limiter, common, this);
     return {
       send: (job, ctx) => send.run(job, ctx),
       broadcast: (job, ctx) => broadcast.run(job, ctx),

@@ -1,3 +1,4 @@
+import type { EventEmitter } from 'node:events';
 import type { Pool } from '../db/pool.js';
 import { HaltError, PayloadError, PermanentError, RetriableError, SnoozeError } from '../errors.js';
 import type { Job } from '../queue/claimer.js';
@@ -28,6 +29,7 @@ export class SendJob {
     private readonly sender: TelegramSender,
     private readonly limiter: RateLimiter,
     private readonly settings: SendJobSettings,
+    private readonly events: EventEmitter,
   ) {}
 
   async run(job: Job, ctx: HandlerContext): Promise<unknown> {
@@ -48,11 +50,14 @@ export class SendJob {
       }
       try {
         const sent = await this.sender.send(target, message, ctx.signal);
+        this.events.emit('delivery', { jobType: 'send', outcome: 'sent' });
         return { chat_id: chatId, message_id: sent.messageId, ...(target !== chatId ? { migrated_to: target } : {}) };
       } catch (error) {
         const c = classifyTelegramError(error);
+        this.events.emit('delivery', { jobType: 'send', outcome: c.kind === 'recipient_gone' ? 'blocked' : c.kind === 'rate_limited' || c.kind === 'migrated' ? 'deferred' : c.kind === 'transient' ? 'retry' : 'failed' });
         switch (c.kind) {
           case 'rate_limited':
+            this.events.emit('rate-limited', { retryAfterMs: c.retryAfterMs });
             await this.limiter.pause(c.retryAfterMs, c.description);
             throw new SnoozeError(c.retryAfterMs, c.description);
           case 'migrated':
