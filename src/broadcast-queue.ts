@@ -40,6 +40,8 @@ export interface BroadcastQueueOptions {
   paidRateLimit?: number;
   /** Defaults to 'at-most-once': a send whose outcome a crash hid is not resent. */
   delivery?: 'at-most-once' | 'at-least-once';
+  /** POST a signed JSON summary to this URL when a broadcast finishes (retried through the queue). */
+  webhook?: { url: string; secret?: string };
   /** Apply pending migrations in start(). Defaults to true. */
   migrate?: boolean;
   /** Attempts for jobs enqueued through this object. Defaults to 3. */

@@ -17,6 +17,8 @@ export interface EngineSettings {
   rateLimit: number;
   paidRateLimit: number;
   atLeastOnce: boolean;
+  /** Enqueue a 'webhook' job when a broadcast finishes. */
+  webhooks?: boolean;
 }
 
 /** A recipient's transient failures (5xx, network) are retried 1, 2, 4, 8 s later, then failed. */
@@ -64,7 +66,7 @@ export class BroadcastEngine {
 
     const rate = broadcast.allowPaidBroadcast ? this.settings.paidRateLimit : this.settings.rateLimit;
     const stop = await new Drain(this.pool, this.sender, this.limiter, broadcastId, messages, rate, this.settings.atLeastOnce, signal, stopping, log, this.events).run();
-    return this.finish(broadcastId, stop, log);
+    return this.finish(broadcastId, job.queue, stop, log);
   }
 
   private async resolveBroadcastId(job: Job): Promise<number> {
@@ -88,7 +90,7 @@ export class BroadcastEngine {
     return messages;
   }
 
-  private async finish(broadcastId: number, stop: Stop | null, log: Logger): Promise<unknown> {
+  private async finish(broadcastId: number, queue: string, stop: Stop | null, log: Logger): Promise<unknown> {
     if (stop?.kind === 'aborted') throw new SnoozeError(0, 'broadcast interrupted by shutdown; it resumes from the ledger');
     if (stop?.kind === 'halted') throw new HaltError(stop.reason);
     if (stop?.kind === 'paused') throw new SnoozeError(PAUSED_RECHECK_MS, 'broadcast paused');
@@ -97,11 +99,19 @@ export class BroadcastEngine {
     const counts = await countDeliveries(this.pool, broadcastId);
     const status = stop?.kind === 'cancelled' ? 'cancelled' : stop?.kind === 'content' ? 'failed' : 'completed';
     const reason = stop?.kind === 'content' ? `stopped after ${CONTENT_ERRORS_TO_STOP} identical content errors: ${stop.reason}` : null;
+    // The webhook job is enqueued by the same statement that finishes the broadcast, so a crash
+    // cannot lose it; its job_key keeps a re-run from sending it twice.
     await this.pool.query(
-      `UPDATE broadcasts SET status = $2, failure_reason = $3, finished_at = now(), updated_at = now(),
-              total = $4, sent = $5, failed = $6, blocked = $7, skipped = $8, unknown = $9
-        WHERE broadcast_id = $1`,
-      [broadcastId, status, reason, counts.total, counts.sent, counts.failed, counts.blocked, counts.skipped, counts.unknown],
+      `WITH b AS (
+         UPDATE broadcasts SET status = $2, failure_reason = $3, finished_at = now(), updated_at = now(),
+                total = $4, sent = $5, failed = $6, blocked = $7, skipped = $8, unknown = $9
+          WHERE broadcast_id = $1
+         RETURNING broadcast_id, title, status, failure_reason, total, sent, failed, blocked, skipped, unknown, started_at, finished_at)
+       INSERT INTO broadcast_queue_jobs (queue, job_type, payload, max_attempts, job_key)
+       SELECT $10, 'webhook', jsonb_build_object('event', 'broadcast.finished', 'broadcast', to_jsonb(b), 'variants', $12::jsonb), 8, 'webhook:broadcast:' || b.broadcast_id
+         FROM b WHERE $11::boolean
+       ON CONFLICT (job_key) WHERE job_key IS NOT NULL AND status IN ('pending', 'processing') DO NOTHING`,
+      [broadcastId, status, reason, counts.total, counts.sent, counts.failed, counts.blocked, counts.skipped, counts.unknown, queue, this.settings.webhooks === true, JSON.stringify(counts.variants ?? null)],
     );
     log.info({ broadcastId, status, ...counts }, 'broadcast finished');
     this.events.emit('broadcast:finished', { broadcastId, status, failureReason: reason, counts });

@@ -6,6 +6,7 @@ import { BroadcastEngine } from '../broadcast/engine.js';
 import { classifyTelegramError } from './classify.js';
 import { RateLimiter } from './rate-limiter.js';
 import { SendJob } from './send-job.js';
+import { deliverWebhook, type WebhookSettings } from '../broadcast/webhook.js';
 import { TelegramSender, type TelegramOption } from './sender.js';
 
 export interface DeliverySettings {
@@ -15,6 +16,8 @@ export interface DeliverySettings {
   paidRateLimit?: number;
   /** Defaults to 'at-most-once'. */
   delivery?: 'at-most-once' | 'at-least-once';
+  /** POST a signed summary here when a broadcast finishes. */
+  webhook?: WebhookSettings;
 }
 
 /** While halted by a 401, the token is re-checked with getMe this often. */
@@ -50,12 +53,14 @@ export class TelegramDelivery extends EventEmitter {
 
   handlers(pool: Pool): Record<string, JobHandler> {
     this.limiter = new RateLimiter(pool, this.sender.botId, this.log);
-    const common = { rateLimit: this.settings.rateLimit ?? 30, paidRateLimit: this.settings.paidRateLimit ?? 1000, atLeastOnce: this.settings.delivery === 'at-least-once' };
+    const common = { rateLimit: this.settings.rateLimit ?? 30, paidRateLimit: this.settings.paidRateLimit ?? 1000, atLeastOnce: this.settings.delivery === 'at-least-once', webhooks: Boolean(this.settings.webhook) };
+    const webhook = this.settings.webhook;
     const send = new SendJob(pool, this.sender, this.limiter, common, this);
     const broadcast = new BroadcastEngine(pool, this.sender, this.limiter, common, this);
     return {
       send: (job, ctx) => send.run(job, ctx),
       broadcast: (job, ctx) => broadcast.run(job, ctx),
+      ...(webhook ? { webhook: (job, ctx) => deliverWebhook(webhook, job, ctx) } : {}),
     };
   }
 
