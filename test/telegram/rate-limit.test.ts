@@ -3,7 +3,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { JobEvent } from '../../src/queue/worker-pool.js';
 import { insertJob, range, withTelegram } from '../helpers/telegram.js';
-import { collectEvents } from '../helpers/wait.js';
+import { collectEvents, waitForEvent } from '../helpers/wait.js';
 
 const LIMIT = 20;
 
@@ -40,6 +40,21 @@ test('transactional sends go ahead of a running broadcast', async () => {
     // It waits behind at most the ~200 ms of broadcast sends already reserved, not the 100-chat backlog.
     assert.ok(bulkAhead <= LIMIT / 2, `${bulkAhead} broadcast messages went out before the transactional one`);
     assert.is(api.tooManyRequests, 0);
+  });
+});
+
+test('a 429 pauses the whole budget, then the rows are resent without spending an attempt', async () => {
+  // Our limit is set above the stand-in's, as if Telegram had lowered it: 429s must follow.
+  await withTelegram({ api: { rateLimit: 10, retryAfterSeconds: 1 }, queue: { rateLimit: 40 } }, async ({ db, api, queue }) => {
+    const jobId = await insertJob(db, 'broadcast', { message: { text: 'throttled' }, chat_ids: range(1, 60) });
+    const done = await waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === jobId && e.outcome.kind === 'completed', 60_000);
+    assert.ok(api.tooManyRequests > 0, 'the stand-in never answered 429');
+    assert.equal({ sent: (done.outcome as any).result.sent, delivered: api.delivered.length }, { sent: 60, delivered: 60 });
+    assert.ok(range(1, 60).every((c) => api.deliveredCount(c) === 1));
+    const attempts = await db.pool.query('SELECT max(attempts)::int AS max FROM broadcast_deliveries');
+    assert.is(attempts.rows[0].max, 1, 'a 429 must not count as an attempt');
+    const pause = await db.pool.query('SELECT paused_until IS NOT NULL AS paused FROM broadcast_rate_limits');
+    assert.equal(pause.rows, [{ paused: true }], 'the pause is shared through the database');
   });
 });
 
