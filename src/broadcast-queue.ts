@@ -15,6 +15,9 @@ import { Cleaner } from './queue/cleaner.js';
 import { readQueueStatus, type QueueStatus } from './queue/status.js';
 import { enqueueJob, type EnqueueOptions, type EnqueuedJob } from './queue/enqueue.js';
 import { PACKAGE_VERSION } from './version.js';
+import { PayloadError } from './errors.js';
+import { parseChatId, parseMessage } from './telegram/message.js';
+import { validateInlineBroadcast } from './broadcast/engine.js';
 import { TelegramDelivery } from './telegram/delivery.js';
 import type { TelegramOption } from './telegram/sender.js';
 
@@ -246,6 +249,28 @@ export class BroadcastQueue extends EventEmitter {
 
   async enqueue(jobType: string, payload: Record<string, unknown>, options: EnqueueOptions = {}): Promise<EnqueuedJob> {
     return enqueueJob(await this.db(), jobType, payload, { maxAttempts: this.options.maxAttempts, ...options });
+  }
+
+  /**
+   * Enqueues a broadcast: a broadcasts row's id, or an inline spec ({ message | variants,
+   * chat_ids | audience, title?, frequency_cap?, allow_paid_broadcast? }). An inline spec is
+   * checked here, so a bad message or audience throws a PayloadError to the caller.
+   */
+  async queueBroadcast(idOrSpec: number | Record<string, unknown>, options: EnqueueOptions = {}): Promise<EnqueuedJob> {
+    if (typeof idOrSpec === 'number') {
+      if (!Number.isSafeInteger(idOrSpec) || idOrSpec <= 0) throw new PayloadError(`broadcast id must be a positive integer, got ${idOrSpec}`);
+      return this.enqueue('broadcast', { broadcast_id: idOrSpec }, options);
+    }
+    validateInlineBroadcast(idOrSpec);
+    return this.enqueue('broadcast', idOrSpec, options);
+  }
+
+  /** Enqueues one message to one chat (the low-latency 'send' job). */
+  async send(chatId: number, message: Record<string, unknown>, options: EnqueueOptions = {}): Promise<EnqueuedJob> {
+    const payload = { chat_id: chatId, message };
+    parseChatId(chatId, 'chatId');
+    parseMessage(message, 'message');
+    return this.enqueue('send', payload, options);
   }
 
   async getStatus(): Promise<BroadcastQueueStatus> {

@@ -75,11 +75,8 @@ export class BroadcastEngine {
       if (!Number.isSafeInteger(p.broadcast_id) || (p.broadcast_id as number) <= 0) throw new PayloadError(`payload.broadcast_id must be a positive integer, got ${JSON.stringify(p.broadcast_id)}`);
       return p.broadcast_id as number;
     }
-    if (p.message === undefined && p.variants === undefined) throw new PayloadError('payload needs broadcast_id, or message (or variants) with chat_ids or audience');
-    if (p.chat_ids === undefined && p.audience === undefined) throw new PayloadError('payload needs chat_ids or audience to say who receives the message');
     // Validate before creating anything, so a bad payload leaves no half-made broadcast behind.
-    validateContent({ message: (p.message ?? null) as Record<string, unknown> | null, variants: (p.variants ?? null) as never }, 'payload');
-    parseAudience(p.chat_ids !== undefined ? { ...(p.audience as object | undefined), chat_ids: p.chat_ids } : p.audience, p.chat_ids !== undefined ? 'payload' : 'payload.audience');
+    validateInlineBroadcast(p);
     return createInlineBroadcast(this.pool, job.jobId, p);
   }
 
@@ -118,6 +115,16 @@ export class BroadcastEngine {
     if (reason) throw new PermanentError(`broadcast ${broadcastId} ${reason}`);
     return { broadcast_id: broadcastId, status, ...counts };
   }
+}
+
+/** Checks an inline broadcast payload: something to send, and someone to send it to. */
+export function validateInlineBroadcast(p: Record<string, unknown>): void {
+  if (p.message === undefined && p.variants === undefined) throw new PayloadError('payload needs broadcast_id, or message (or variants) with chat_ids or audience');
+  if (p.chat_ids === undefined && p.audience === undefined) throw new PayloadError('payload needs chat_ids or audience to say who receives the message');
+  validateContent({ message: (p.message ?? null) as Record<string, unknown> | null, variants: (p.variants ?? null) as never }, 'payload');
+  parseAudience(p.chat_ids !== undefined ? { ...(p.audience as object | undefined), chat_ids: p.chat_ids } : p.audience, p.chat_ids !== undefined ? 'payload' : 'payload.audience');
+  if (p.frequency_cap !== undefined && (!Number.isInteger(p.frequency_cap) || (p.frequency_cap as number) < 1)) throw new PayloadError(`payload.frequency_cap must be a positive integer, got ${JSON.stringify(p.frequency_cap)}`);
+  if (p.allow_paid_broadcast !== undefined && typeof p.allow_paid_broadcast !== 'boolean') throw new PayloadError('payload.allow_paid_broadcast must be true or false');
 }
 
 function withPaid(message: OutgoingMessage, paid: boolean): OutgoingMessage {
