@@ -67,9 +67,13 @@ CREATE UNIQUE INDEX broadcast_queue_jobs_job_key_unfinished_idx
   ON broadcast_queue_jobs (job_key)
   WHERE job_key IS NOT NULL AND status IN ('pending', 'processing');
 
--- Live daemons. Each one heartbeats; the jobs of one that stops heartbeating are handed back.
+-- Registered daemons. A daemon is alive while it holds the session advisory lock
+-- (25201 = "bq", lock_key) on a connection of its own; PostgreSQL drops the lock the moment that
+-- connection ends, so a kill -9 shows at once without heartbeat traffic. last_heartbeat_at is
+-- refreshed by each sweep and catches a daemon that is hung but still connected.
 CREATE TABLE broadcast_queue_daemons (
   daemon_id          text        PRIMARY KEY,
+  lock_key           bigint      NOT NULL,
   hostname           text        NOT NULL,
   pid                integer     NOT NULL,
   queues             text[]      NOT NULL,

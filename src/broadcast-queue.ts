@@ -11,6 +11,7 @@ import { WorkerPool, type JobHandler, type JobEvent } from './queue/worker-pool.
 import { Scheduler } from './queue/scheduler.js';
 import { Listener } from './queue/listener.js';
 import { Rescuer } from './queue/rescuer.js';
+import { LivenessLock } from './queue/liveness.js';
 import { Cleaner } from './queue/cleaner.js';
 import { readQueueStatus, type QueueStatus } from './queue/status.js';
 import { enqueueJob, type EnqueueOptions, type EnqueuedJob } from './queue/enqueue.js';
@@ -20,6 +21,8 @@ import { parseChatId, parseMessage } from './telegram/message.js';
 import { validateInlineBroadcast } from './broadcast/engine.js';
 import { TelegramDelivery } from './telegram/delivery.js';
 import type { TelegramOption } from './telegram/sender.js';
+import { createAdminHandler, type AdminHandler, type AdminHandlerOptions, type QueueAccess } from './http/admin.js';
+import { createMetrics, type Metrics } from './http/metrics.js';
 
 const TELEGRAM_JOB_TYPES = ['send', 'broadcast'];
 
@@ -49,11 +52,9 @@ export interface BroadcastQueueOptions {
   migrate?: boolean;
   /** Attempts for jobs enqueued through this object. Defaults to 3. */
   maxAttempts?: number;
-  /** Fallback sweep in case a notification was lost. Defaults to 30 000 ms. */
+  /** The fallback sweep: registers, rescues dead daemons' jobs, claims missed due jobs. Defaults to 30 000 ms. */
   sweepMs?: number;
-  /** Defaults to 5 000 ms. */
-  heartbeatMs?: number;
-  /** A daemon silent this long is dead and its jobs are handed back. Defaults to 15 000 ms. */
+  /** A daemon that holds its lock but has not swept for this long is hung. Defaults to 120 000 ms. */
   rescueAfterMs?: number;
   /** How long stop() lets running jobs finish before handing them back. Defaults to 25 000 ms. */
   shutdownTimeoutMs?: number;
@@ -87,7 +88,7 @@ export class BroadcastQueue extends EventEmitter {
   private readonly handlers: Record<string, JobHandler>;
   private embeddedDb: EmbeddedDatabase | null = null;
   private poolRef: Pool | null = null;
-  private parts: { listener: Listener; scheduler: Scheduler; workers: WorkerPool; recorder: Recorder; rescuer: Rescuer; cleaner: Cleaner | null } | null = null;
+  private parts: { listener: Listener; scheduler: Scheduler; workers: WorkerPool; recorder: Recorder; rescuer: Rescuer; liveness: LivenessLock; cleaner: Cleaner | null } | null = null;
   private starting: Promise<void> | null = null;
   private concurrency: number;
   readonly telegram: TelegramDelivery | null;
@@ -155,14 +156,15 @@ export class BroadcastQueue extends EventEmitter {
       await this.telegram.checkToken();
     }
     const log = this.log.child({ daemonId: this.daemonId });
-    const rescueAfterMs = this.options.rescueAfterMs ?? 15_000;
+    const sweepMs = this.options.sweepMs ?? 30_000;
+    const liveness = new LivenessLock(this.options.listenConnectionString ?? this.connectionString!, log);
     const recorder = new Recorder(pool, this.daemonId, log);
     const workers = new WorkerPool(this.concurrency, this.handlers, recorder, { baseMs: this.options.retryBaseMs ?? 60_000, maxMs: this.options.retryMaxMs ?? 3_600_000 }, log);
     const halted = (t: string) => Boolean(this.telegram?.halted) && TELEGRAM_JOB_TYPES.includes(t);
     const claimer = new Claimer(pool, this.daemonId, this.queues, this.jobTypes.filter((t) => !halted(t)));
-    const scheduler = new Scheduler(claimer, workers, this.options.sweepMs ?? 30_000, log);
+    const scheduler = new Scheduler(claimer, workers, log);
     const listener = new Listener(this.options.listenConnectionString ?? this.connectionString!, log);
-    const rescuer = new Rescuer(pool, { daemonId: this.daemonId, queues: this.queues, jobTypes: this.jobTypes.filter((t) => !halted(t)), concurrency: this.concurrency, version: PACKAGE_VERSION }, this.options.heartbeatMs ?? 5_000, rescueAfterMs, log);
+    const rescuer = new Rescuer(pool, { daemonId: this.daemonId, queues: this.queues, jobTypes: this.jobTypes.filter((t) => !halted(t)), concurrency: this.concurrency, version: PACKAGE_VERSION }, liveness, { sweepMs, hungAfterMs: this.options.rescueAfterMs ?? 120_000 }, log);
     const cleanupDays = this.options.cleanupDays ?? 7;
     const cleaner = cleanupDays > 0 ? new Cleaner(pool, cleanupDays, log) : null;
 
@@ -197,10 +199,12 @@ export class BroadcastQueue extends EventEmitter {
     });
     rescuer.on('lost-lease', () => workers.abortAll('this daemon was declared dead; its jobs were handed to others'));
     rescuer.on('rescued', (rows) => this.emit('rescued', rows));
+    rescuer.on('due', () => scheduler.wake('sweep'));
     scheduler.on('claimed', (count) => this.emit('claimed', count));
 
+    await liveness.start();
     await rescuer.start();
-    this.parts = { listener, scheduler, workers, recorder, rescuer, cleaner };
+    this.parts = { listener, scheduler, workers, recorder, rescuer, liveness, cleaner };
     scheduler.start();
     cleaner?.start();
     await listener.start();
@@ -223,6 +227,7 @@ export class BroadcastQueue extends EventEmitter {
       await parts.recorder.drain();
       parts.recorder.close();
       await parts.rescuer.stop();
+      await parts.liveness.stop();
       await parts.listener.stop();
       this.telegram?.stop();
       this.log.info({ daemonId: this.daemonId }, 'queue stopped');
@@ -233,7 +238,7 @@ export class BroadcastQueue extends EventEmitter {
     this.embeddedDb = null;
   }
 
-  /** Runs one heartbeat and rescue pass now (tests, bqctl); normally this runs on a timer. */
+  /** Runs one sweep now (register, rescue, due check); normally this runs on a timer. */
   async rescueNow(): Promise<void> {
     await this.parts?.rescuer.tick();
   }
@@ -274,7 +279,7 @@ export class BroadcastQueue extends EventEmitter {
   }
 
   async getStatus(): Promise<BroadcastQueueStatus> {
-    const status = await readQueueStatus(await this.db(), this.options.rescueAfterMs ?? 15_000);
+    const status = await readQueueStatus(await this.db(), this.options.rescueAfterMs ?? 120_000);
     return {
       ...status,
       running: this.parts !== null,
@@ -285,6 +290,37 @@ export class BroadcastQueue extends EventEmitter {
       activeJobs: this.parts?.workers.size ?? 0,
       jobTypes: this.jobTypes,
       telegram: this.telegram ? { botId: this.telegram.botId, halted: this.telegram.halted } : null,
+    };
+  }
+
+  // --- admin API and metrics (src/http) ---------------------------------------------------------
+  private metricsRef: Metrics | null = null;
+
+  /**
+   * The admin API as a (req, res, next?) handler: `app.use('/api/admin/queue', queue.adminHandler())`
+   * in Express, or a node:http server that strips the prefix (see startAdminServer in http/admin.ts).
+   */
+  adminHandler(options: AdminHandlerOptions = {}): AdminHandler {
+    return createAdminHandler(this, this.adminAccess(), options);
+  }
+
+  /** This instance's Prometheus metrics, on a registry of its own; created (and counting) from the first call. */
+  metrics(): Metrics {
+    this.metricsRef ??= createMetrics(this, this.adminAccess());
+    return this.metricsRef;
+  }
+
+  /** What the admin API and metrics may see; unlike db(), it never connects. */
+  private adminAccess(): QueueAccess {
+    return {
+      pool: () => this.poolRef,
+      runtime: () => ({
+        running: this.parts !== null,
+        listenerConnected: this.parts?.listener.connected ?? false,
+        paused: this.parts?.scheduler.isPaused ?? false,
+        activeJobs: this.parts?.workers.size ?? 0,
+        concurrency: this.concurrency,
+      }),
     };
   }
 }

@@ -25,7 +25,6 @@ export interface Config {
   embeddedPort: number;
   migrate: boolean;
   sweepMs: number;
-  heartbeatMs: number;
   rescueAfterMs: number;
   shutdownTimeoutMs: number;
   retryBaseMs: number;
@@ -148,9 +147,8 @@ export const SETTINGS: Setting[] = [
   { key: 'dataDir', env: 'BQ_DATA_DIR', flag: '--data-dir', doc: 'Where the embedded PostgreSQL keeps its files. Defaults to $STATE_DIRECTORY, /var/lib/broadcast-queued as root, else ~/.local/share/broadcast-queued.', parse: (raw) => ok(raw?.trim() ? path.resolve(raw.trim()) : '') },
   { key: 'embeddedPort', env: 'BQ_EMBEDDED_PORT', flag: '--embedded-port', doc: 'Port of the embedded PostgreSQL; 0 picks a free one and remembers it. Defaults to 0.', parse: integer(0, 65535, 0) },
   { key: 'migrate', env: 'BQ_MIGRATE', flag: '--migrate', doc: 'Apply pending migrations at start (--no-migrate to skip). Defaults to true.', parse: boolean(true) },
-  { key: 'sweepMs', env: 'BQ_SWEEP_SECONDS', flag: '--sweep-seconds', doc: 'Fallback sweep for due jobs in case a notification was lost. Defaults to 30 seconds.', parse: seconds(0.01, 86_400, 30) },
-  { key: 'heartbeatMs', env: 'BQ_HEARTBEAT_SECONDS', flag: '--heartbeat-seconds', doc: 'How often this daemon says it is alive and rescues the jobs of dead ones. Defaults to 5 seconds.', parse: seconds(0.05, 600, 5) },
-  { key: 'rescueAfterMs', env: 'BQ_RESCUE_AFTER_SECONDS', flag: '--rescue-after-seconds', doc: 'A daemon silent this long is dead and its jobs go back to pending. Defaults to 15 seconds.', parse: seconds(0.1, 3600, 15) },
+  { key: 'sweepMs', env: 'BQ_SWEEP_SECONDS', flag: '--sweep-seconds', doc: 'The fallback sweep: one statement that registers this daemon, rescues the jobs of dead daemons and claims due jobs a lost notification missed. Defaults to 30 seconds.', parse: seconds(0.05, 3600, 30) },
+  { key: 'rescueAfterMs', env: 'BQ_RESCUE_AFTER_SECONDS', flag: '--rescue-after-seconds', doc: 'A daemon that still holds its liveness lock but has not swept for this long is hung, and its jobs are handed back. Defaults to 120 seconds.', parse: seconds(0.1, 86_400, 120) },
   { key: 'shutdownTimeoutMs', env: 'BQ_SHUTDOWN_TIMEOUT_SECONDS', flag: '--shutdown-timeout-seconds', doc: 'On SIGTERM, how long running jobs may finish before they are handed back. Defaults to 25 seconds.', parse: seconds(0, 3600, 25) },
   { key: 'retryBaseMs', env: 'BQ_RETRY_BASE_SECONDS', flag: '--retry-base-seconds', doc: 'Wait before the second attempt; doubles each attempt after. Defaults to 60 seconds.', parse: seconds(0, 86_400, 60) },
   { key: 'retryMaxMs', env: 'BQ_RETRY_MAX_SECONDS', flag: '--retry-max-seconds', doc: 'Longest wait between attempts. Defaults to 3600 seconds.', parse: seconds(0, 7 * 86_400, 3600) },
@@ -173,9 +171,9 @@ export function loadConfig(env: Record<string, string | undefined>, flags: Parti
   const result = config as unknown as Config;
   if (problems.length === 0) {
     if (!result.dataDir) result.dataDir = defaultDataDir(env);
-    // Cross-field rules, as River's validate() does: a rescue window shorter than two heartbeats
-    // would hand back the jobs of a daemon that is merely a little late.
-    if (result.rescueAfterMs < 2 * result.heartbeatMs) problems.push(`BQ_RESCUE_AFTER_SECONDS (${result.rescueAfterMs / 1000}) must be at least twice BQ_HEARTBEAT_SECONDS (${result.heartbeatMs / 1000})`);
+    // Cross-field rules, as River's validate() does: a hung window shorter than a few sweeps would
+    // hand back the jobs of a daemon that is merely a little late.
+    if (result.rescueAfterMs < 3 * result.sweepMs) problems.push(`BQ_RESCUE_AFTER_SECONDS (${result.rescueAfterMs / 1000}) must be at least three times BQ_SWEEP_SECONDS (${result.sweepMs / 1000})`);
     if (result.retryMaxMs < result.retryBaseMs) problems.push(`BQ_RETRY_MAX_SECONDS (${result.retryMaxMs / 1000}) must not be below BQ_RETRY_BASE_SECONDS (${result.retryBaseMs / 1000})`);
     if (!result.apiToken && result.httpPort >= 0 && !isLoopback(result.httpHost)) problems.push(`BQ_HTTP_HOST ${result.httpHost} is not a loopback address, so BQ_API_TOKEN must be set`);
   }

@@ -28,7 +28,7 @@ test('every bad value is reported at once, and secrets are not echoed', () => {
 test('flags win over the environment, and settings are checked against each other', () => {
   assert.is(loadConfig({ BQ_CONCURRENCY: '3' }, { concurrency: '9' }).concurrency, 9);
   assert.is(loadConfig({ TELEGRAM_API_ROOT: 'http://127.0.0.1:9/prefix' }).telegramApiRoot, 'http://127.0.0.1:9/prefix/');
-  assert.throws(() => loadConfig({ BQ_HEARTBEAT_SECONDS: '10', BQ_RESCUE_AFTER_SECONDS: '15' }), /at least twice/);
+  assert.throws(() => loadConfig({ BQ_SWEEP_SECONDS: '10', BQ_RESCUE_AFTER_SECONDS: '15' }), /at least three times/);
   assert.throws(() => loadConfig({ BQ_HTTP_HOST: '0.0.0.0' }), /BQ_API_TOKEN must be set/);
   assert.is(loadConfig({ BQ_HTTP_HOST: '0.0.0.0', BQ_API_TOKEN: 'a-long-enough-token' }).httpHost, '0.0.0.0');
 });

@@ -4,6 +4,7 @@ import { createLogger, errorMessage } from '../log.js';
 import { BroadcastQueue } from '../broadcast-queue.js';
 import { redactConnectionString } from '../db/pool.js';
 import { PACKAGE_VERSION } from '../version.js';
+import { startAdminServer, type AdminServer } from '../http/admin.js';
 
 const program = addSettingFlags(
   new Command('broadcast-queued')
@@ -31,7 +32,6 @@ const queue = new BroadcastQueue({
   migrate: config.migrate,
   maxAttempts: config.maxAttempts,
   sweepMs: config.sweepMs,
-  heartbeatMs: config.heartbeatMs,
   rescueAfterMs: config.rescueAfterMs,
   shutdownTimeoutMs: config.shutdownTimeoutMs,
   retryBaseMs: config.retryBaseMs,
@@ -45,6 +45,7 @@ const queue = new BroadcastQueue({
   log,
 });
 
+let admin: AdminServer | null = null;
 let stopping: Promise<void> | null = null;
 function shutdown(signal: string): void {
   if (stopping) {
@@ -52,7 +53,9 @@ function shutdown(signal: string): void {
     process.exit(1);
   }
   log.info({ signal, timeoutMs: config.shutdownTimeoutMs }, 'shutting down');
-  stopping = queue.stop().then(
+  // The admin server goes first, so no request reaches a queue that is stopping.
+  const adminClosed = admin ? admin.close().catch((error) => log.warn({ err: errorMessage(error) }, 'admin server did not close cleanly')) : Promise.resolve();
+  stopping = adminClosed.then(() => queue.stop()).then(
     () => process.exit(0),
     (error) => {
       log.error({ err: errorMessage(error) }, 'shutdown failed');
@@ -69,7 +72,13 @@ async function main(): Promise<void> {
   if (!config.databaseUrl) log.info({ dataDir: config.dataDir }, 'no DATABASE_URL: using the embedded PostgreSQL');
   else log.info({ database: redactConnectionString(config.databaseUrl) }, 'connecting');
   if (!config.telegramBotToken) log.warn('TELEGRAM_BOT_TOKEN is not set: send and broadcast jobs will not be claimed');
+  // Created before start() so that the counters see the first claims.
+  if (config.httpPort >= 0) queue.metrics();
   await queue.start();
+  if (config.httpPort >= 0 && !stopping) {
+    admin = await startAdminServer(queue, { host: config.httpHost, port: config.httpPort, apiToken: config.apiToken, log });
+    log.info({ url: admin.url, api: `${admin.url}/api/admin/queue`, metrics: `${admin.url}/metrics`, auth: config.apiToken ? 'bearer token' : 'none (loopback only)' }, 'admin API listening');
+  }
   if (queue.embedded) {
     process.stderr.write(`broadcast-queued: embedded PostgreSQL at ${queue.embedded.dataDir}; connect with:\n  ${queue.embedded.psqlHint}\n`);
   }

@@ -2,6 +2,7 @@ import os from 'node:os';
 import { EventEmitter } from 'node:events';
 import type { Pool } from '../db/pool.js';
 import { errorMessage, type Logger } from '../log.js';
+import { LOCK_NAMESPACE, type LivenessLock } from './liveness.js';
 
 export interface DaemonIdentity {
   daemonId: string;
@@ -11,63 +12,81 @@ export interface DaemonIdentity {
   version: string;
 }
 
-// Registers or refreshes this daemon. xmax = 0 tells an insert from an update: an insert when we
-// expected an update means another daemon declared us dead and handed our jobs back.
-const HEARTBEAT_SQL = `
-  INSERT INTO broadcast_queue_daemons (daemon_id, hostname, pid, queues, job_types, concurrency, version)
-  VALUES ($1, $2, $3, $4, $5, $6, $7)
-  ON CONFLICT (daemon_id) DO UPDATE
-     SET last_heartbeat_at = now(), queues = EXCLUDED.queues, job_types = EXCLUDED.job_types
-  RETURNING (xmax = 0) AS inserted`;
-
-// Deletes daemons silent for longer than the rescue window and hands their jobs back: pending and
-// due now (the update trigger wakes every daemon), or failed if that was the last attempt, so a
-// job that kills its daemon every time cannot loop forever. The attempt stays counted.
-const RESCUE_SQL = `
-  WITH dead AS (
-    DELETE FROM broadcast_queue_daemons
-     WHERE last_heartbeat_at < now() - $1::float8 * interval '1 millisecond'
+// The whole periodic cost of an idle daemon, in one statement:
+// 1. register or refresh this daemon (xmax = 0 tells an insert from an update: an insert when we
+//    were registered means another daemon declared us dead and handed our jobs back);
+// 2. when allowed, delete daemons whose liveness lock is gone (or that stopped sweeping for the
+//    hung window) and hand their jobs back — pending and due now (the update trigger wakes every
+//    daemon), or failed if that was their last attempt, so a job that kills its daemon every time
+//    cannot loop forever; the attempt stays counted;
+// 3. report whether a job this daemon can run is due: the fallback for a lost notification.
+const SWEEP_SQL = `
+  WITH me AS (
+    INSERT INTO broadcast_queue_daemons (daemon_id, hostname, pid, queues, job_types, concurrency, version, lock_key)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+    ON CONFLICT (daemon_id) DO UPDATE
+       SET last_heartbeat_at = now(), queues = EXCLUDED.queues, job_types = EXCLUDED.job_types
+    RETURNING (xmax = 0) AS inserted
+  ), held AS (
+    SELECT objid::bigint AS lock_key FROM pg_locks
+     WHERE locktype = 'advisory' AND classid = $11 AND objsubid = 2 AND granted
+       AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+  ), dead AS (
+    DELETE FROM broadcast_queue_daemons d
+     WHERE $9::boolean AND d.daemon_id <> $1
+       AND (d.lock_key NOT IN (SELECT lock_key FROM held)
+            OR d.last_heartbeat_at < now() - $10::float8 * interval '1 millisecond')
     RETURNING daemon_id
+  ), rescued AS (
+    UPDATE broadcast_queue_jobs j
+       SET status      = CASE WHEN j.attempts >= j.max_attempts THEN 'failed' ELSE 'pending' END,
+           finished_at = CASE WHEN j.attempts >= j.max_attempts THEN now() ELSE NULL END,
+           run_at      = now(),
+           locked_by   = NULL,
+           last_error  = 'daemon ' || j.locked_by || ' died during attempt ' || j.attempts,
+           errors      = j.errors || jsonb_build_array(jsonb_build_object(
+                           'at', now(), 'attempt', j.attempts, 'rescued', true,
+                           'error', 'daemon ' || j.locked_by || ' died')),
+           updated_at  = now()
+     WHERE $9::boolean AND j.status = 'processing' AND j.locked_by <> $1
+       AND (j.locked_by IN (SELECT daemon_id FROM dead)
+            OR NOT EXISTS (SELECT 1 FROM broadcast_queue_daemons d WHERE d.daemon_id = j.locked_by))
+    RETURNING j.job_id, j.status, j.locked_by
   )
-  UPDATE broadcast_queue_jobs j
-     SET status      = CASE WHEN j.attempts >= j.max_attempts THEN 'failed' ELSE 'pending' END,
-         finished_at = CASE WHEN j.attempts >= j.max_attempts THEN now() ELSE NULL END,
-         run_at      = now(),
-         locked_by   = NULL,
-         last_error  = 'daemon ' || j.locked_by || ' stopped heartbeating during attempt ' || j.attempts,
-         errors      = j.errors || jsonb_build_array(jsonb_build_object(
-                         'at', now(), 'attempt', j.attempts, 'rescued', true,
-                         'error', 'daemon ' || j.locked_by || ' stopped heartbeating')),
-         updated_at  = now()
-   WHERE j.status = 'processing'
-     AND (j.locked_by IN (SELECT daemon_id FROM dead)
-          OR NOT EXISTS (SELECT 1 FROM broadcast_queue_daemons d WHERE d.daemon_id = j.locked_by))
-  RETURNING j.job_id, j.status, j.locked_by AS was_locked_by`;
+  SELECT (SELECT inserted FROM me) AS inserted,
+         (SELECT COALESCE(json_agg(json_build_object('job_id', job_id, 'status', status, 'was_locked_by', locked_by)), '[]') FROM rescued) AS rescued,
+         EXISTS (SELECT 1 FROM broadcast_queue_jobs
+                  WHERE status = 'pending' AND run_at <= now() AND queue = ANY($4) AND job_type = ANY($5)) AS due`;
+
+export interface SweepTiming {
+  /** How often the sweep runs. */
+  sweepMs: number;
+  /** A daemon that holds its lock but has not swept for this long is hung, and treated as dead. */
+  hungAfterMs: number;
+}
 
 /**
- * Heartbeats for this daemon and rescues the jobs of daemons that stopped heartbeating.
- * Emits 'rescued' ([{job_id, status}]) and 'lost-lease' (we had been declared dead).
+ * The periodic sweep: keeps this daemon registered, rescues the jobs of dead daemons, and wakes
+ * the scheduler if a due job was missed. Emits 'due', 'rescued' (rows) and 'lost-lease'.
  */
 export class Rescuer extends EventEmitter {
   private timer: NodeJS.Timeout | undefined;
   private registered = false;
-  /** When the current unbroken run of successful heartbeats began. */
-  private healthySince: number | null = null;
   private running: Promise<void> | null = null;
 
   constructor(
     private readonly pool: Pool,
     private readonly identity: DaemonIdentity,
-    private readonly heartbeatMs: number,
-    private readonly rescueAfterMs: number,
+    private readonly liveness: LivenessLock,
+    private readonly timing: SweepTiming,
     private readonly log: Logger,
   ) {
     super();
   }
 
   async start(): Promise<void> {
-    await this.beat();
-    this.timer = setInterval(() => void this.tick(), this.heartbeatMs);
+    await this.sweep();
+    this.timer = setInterval(() => void this.tick(), this.timing.sweepMs);
     this.timer.unref();
   }
 
@@ -81,42 +100,41 @@ export class Rescuer extends EventEmitter {
     this.identity.jobTypes = jobTypes;
   }
 
-  /** One heartbeat and, when this daemon has been healthy long enough, one rescue pass. */
+  /** One sweep now (tests, bqctl); normally this runs on the timer. */
   tick(): Promise<void> {
-    this.running ??= this.beatAndRescue().finally(() => (this.running = null));
+    this.running ??= this.sweep()
+      .catch((error) => this.log.warn({ err: errorMessage(error) }, 'sweep failed'))
+      .finally(() => (this.running = null));
     return this.running;
   }
 
-  private async beatAndRescue(): Promise<void> {
-    try {
-      await this.beat();
-      // After an outage of our own, every other daemon's heartbeat looks stale too: wait one
-      // full window of our own health before judging anybody dead.
-      if (this.healthySince !== null && Date.now() - this.healthySince >= this.rescueAfterMs) await this.rescue();
-    } catch (error) {
-      this.healthySince = null;
-      this.log.warn({ err: errorMessage(error) }, 'heartbeat failed');
-    }
+  /**
+   * May this daemon judge others dead? Only while its own lock is held, and — after it lost the
+   * lock (a database restart drops everyone's) — only once it has held it again long enough for
+   * the others to have reconnected too.
+   */
+  private mayRescue(): boolean {
+    if (!this.liveness.held || this.liveness.heldSince === null) return false;
+    if (!this.liveness.reacquired) return true;
+    return Date.now() - this.liveness.heldSince >= Math.min(15_000, 2 * this.timing.sweepMs + 1_000);
   }
 
-  private async beat(): Promise<void> {
+  private async sweep(): Promise<void> {
     const { daemonId, queues, jobTypes, concurrency, version } = this.identity;
-    const { rows } = await this.pool.query(HEARTBEAT_SQL, [daemonId, os.hostname(), process.pid, queues, jobTypes, concurrency, version]);
-    if (rows[0].inserted && this.registered) {
+    const { rows } = await this.pool.query(SWEEP_SQL, [
+      daemonId, os.hostname(), process.pid, queues, jobTypes, concurrency, version, this.liveness.lockKey,
+      this.mayRescue(), this.timing.hungAfterMs, LOCK_NAMESPACE,
+    ]);
+    const { inserted, rescued, due } = rows[0];
+    if (inserted && this.registered) {
       this.log.error('this daemon was declared dead and its jobs were handed back; aborting them');
       this.emit('lost-lease');
     }
-    // A daemon that just started may rescue at once; one recovering from its own outage waits.
-    this.healthySince ??= this.registered ? Date.now() : Date.now() - this.rescueAfterMs;
     this.registered = true;
-  }
-
-  async rescue(): Promise<{ job_id: number; status: string }[]> {
-    const { rows } = await this.pool.query(RESCUE_SQL, [this.rescueAfterMs]);
-    if (rows.length) {
-      this.log.warn({ jobs: rows.map((r) => r.job_id), daemons: [...new Set(rows.map((r) => r.was_locked_by))] }, 'rescued jobs of dead daemons');
-      this.emit('rescued', rows);
+    if (rescued.length) {
+      this.log.warn({ jobs: rescued.map((r: { job_id: number }) => r.job_id), daemons: [...new Set(rescued.map((r: { was_locked_by: string }) => r.was_locked_by))] }, 'rescued jobs of dead daemons');
+      this.emit('rescued', rescued);
     }
-    return rows;
+    if (due) this.emit('due');
   }
 }

@@ -9,8 +9,8 @@ export type WakeReason = 'notification' | 'timer' | 'sweep' | 'slot' | 'connecte
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
- * The one place that decides to claim. Notifications, the run_at timer, the fallback sweep, a
- * freed slot and a listener (re)connect all call wake(); wakes that arrive while a claim is in
+ * The one place that decides to claim. Notifications, the run_at timer, the fallback sweep (the
+ * rescuer reports due jobs), a freed slot and a listener (re)connect all call wake(); wakes that arrive while a claim is in
  * flight fold into one more claim after it. Emits 'claimed' (count) and 'claim-failed' (never 'error', which would throw without a listener).
  */
 export class Scheduler extends EventEmitter {
@@ -21,7 +21,6 @@ export class Scheduler extends EventEmitter {
   private backlog = false;
   private stopped = true;
   private paused = false;
-  private sweepTimer: NodeJS.Timeout | undefined;
   private runAtTimer: NodeJS.Timeout | undefined;
   private runAtDue = Infinity;
   private inFlight: Promise<void> | undefined;
@@ -29,7 +28,6 @@ export class Scheduler extends EventEmitter {
   constructor(
     private readonly claimer: Claimer,
     private readonly pool: WorkerPool,
-    private readonly sweepMs: number,
     private readonly log: Logger,
   ) {
     super();
@@ -40,15 +38,12 @@ export class Scheduler extends EventEmitter {
 
   start(): void {
     this.stopped = false;
-    this.sweepTimer = setInterval(() => this.wake('sweep'), this.sweepMs);
-    this.sweepTimer.unref();
     this.wake('start');
   }
 
   /** Stops claiming; resolves once a claim in flight has handed its jobs to the pool. */
   async stop(): Promise<void> {
     this.stopped = true;
-    clearInterval(this.sweepTimer);
     clearTimeout(this.runAtTimer);
     this.runAtDue = Infinity;
     await this.inFlight;

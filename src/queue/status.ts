@@ -1,4 +1,5 @@
 import type { Pool } from '../db/pool.js';
+import { DAEMON_HOLDS_LOCK } from './liveness.js';
 
 export interface QueueCounts {
   pending: number;
@@ -45,7 +46,7 @@ const COUNTS_SQL = `
 const DAEMONS_SQL = `
   SELECT d.*, (SELECT count(*)::int FROM broadcast_queue_jobs j WHERE j.status = 'processing' AND j.locked_by = d.daemon_id) AS running
     FROM broadcast_queue_daemons d
-   WHERE d.last_heartbeat_at > now() - $1::float8 * interval '1 millisecond'
+   WHERE ${DAEMON_HOLDS_LOCK} AND d.last_heartbeat_at > now() - $1::float8 * interval '1 millisecond'
    ORDER BY d.started_at`;
 
 const UNRUNNABLE_SQL = `
@@ -54,17 +55,20 @@ const UNRUNNABLE_SQL = `
    WHERE j.status = 'pending'
      AND NOT EXISTS (
        SELECT 1 FROM broadcast_queue_daemons d
-        WHERE d.last_heartbeat_at > now() - $1::float8 * interval '1 millisecond'
+        WHERE ${DAEMON_HOLDS_LOCK} AND d.last_heartbeat_at > now() - $1::float8 * interval '1 millisecond'
           AND j.queue = ANY(d.queues) AND j.job_type = ANY(d.job_types))
    GROUP BY j.queue, j.job_type
    ORDER BY n DESC`;
 
-/** Reads the state of every queue, as bqctl status, the admin API and getStatus() show it. */
-export async function readQueueStatus(pool: Pool, liveWithinMs: number): Promise<QueueStatus> {
+/**
+ * Reads the state of every queue, as bqctl status, the admin API and getStatus() show it. A daemon
+ * is live while it holds its liveness lock and has swept within `hungAfterMs`.
+ */
+export async function readQueueStatus(pool: Pool, hungAfterMs: number): Promise<QueueStatus> {
   const [counts, daemons, unrunnable] = await Promise.all([
     pool.query(COUNTS_SQL),
-    pool.query(DAEMONS_SQL, [liveWithinMs]),
-    pool.query(UNRUNNABLE_SQL, [liveWithinMs]),
+    pool.query(DAEMONS_SQL, [hungAfterMs]),
+    pool.query(UNRUNNABLE_SQL, [hungAfterMs]),
   ]);
   const queues: Record<string, QueueCounts> = {};
   for (const row of counts.rows) {

@@ -38,7 +38,7 @@ test('the listener survives pg_terminate_backend and runs a job inserted meanwhi
 test('a PostgreSQL outage longer than pg-listen\'s 3 s default: the daemon reconnects and runs new jobs', async () => {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'bq-outage-'));
   let server = await startEmbeddedPostgres({ dataDir, port: 0, log: silentLogger(), ephemeral: true });
-  const queue = new BroadcastQueue({ connectionString: server.connectionString, sweepMs: HOUR_MS, heartbeatMs: 200, rescueAfterMs: 2_000, handlers: { noop: () => 'ran' } });
+  const queue = new BroadcastQueue({ connectionString: server.connectionString, sweepMs: HOUR_MS, handlers: { noop: () => 'ran' } });
   try {
     await queue.start();
     const disconnected = waitForEvent(queue, 'listener:disconnected', undefined, 20_000);

@@ -6,13 +6,13 @@ import { createTestDatabase } from '../helpers/db.js';
 import { startChild } from '../helpers/child.js';
 import { waitForEvent } from '../helpers/wait.js';
 
-// Short windows keep the test quick; the defaults (5 s heartbeat, 15 s window) give ≤ 20 s.
-const FAST = { BQ_HEARTBEAT_SECONDS: '0.2', BQ_RESCUE_AFTER_SECONDS: '1' };
+// A short sweep keeps the test quick; with the default 30 s sweep a kill -9 costs at most 30 s.
+const FAST = { BQ_SWEEP_SECONDS: '0.2', BQ_RESCUE_AFTER_SECONDS: '1' };
 
 test('kill -9 of a daemon holding a job: the job runs again elsewhere, with its attempt recorded', async () => {
   const db = await createTestDatabase();
   const child = startChild('fixtures/worker.js', { DATABASE_URL: db.url, ...FAST, LOG_LEVEL: 'warn' });
-  const survivor = new BroadcastQueue({ connectionString: db.url, heartbeatMs: 200, rescueAfterMs: 1000, handlers: { hang: () => 'finished by the survivor' } });
+  const survivor = new BroadcastQueue({ connectionString: db.url, sweepMs: 200, rescueAfterMs: 1000, handlers: { hang: () => 'finished by the survivor' } });
   try {
     await waitForEvent(child.events, 'line', (l: any) => l.event === 'ready');
     const started = waitForEvent(child.events, 'line', (l: any) => l.event === 'start');
@@ -45,7 +45,7 @@ test('a stale worker cannot overwrite a job that was rescued and claimed again',
   const db = await createTestDatabase();
   let release!: () => void;
   const gate = new Promise<void>((resolve) => (release = resolve));
-  const stale = new BroadcastQueue({ connectionString: db.url, heartbeatMs: 100_000, rescueAfterMs: 200_000, handlers: { work: async () => { await gate; return 'stale'; } } });
+  const stale = new BroadcastQueue({ connectionString: db.url, sweepMs: 100_000, rescueAfterMs: 300_000, handlers: { work: async () => { await gate; return 'stale'; } } });
   try {
     await stale.start();
     const started = waitForEvent(stale, 'job:start');
@@ -67,16 +67,16 @@ test('a stale worker cannot overwrite a job that was rescued and claimed again',
 
 test('a job that kills its daemon every time fails once its attempts are spent', async () => {
   const db = await createTestDatabase();
-  const rescuer = new BroadcastQueue({ connectionString: db.url, heartbeatMs: 200, rescueAfterMs: 1000, handlers: {} });
+  const rescuer = new BroadcastQueue({ connectionString: db.url, sweepMs: 200, rescueAfterMs: 1000, handlers: {} });
   try {
     // A daemon that vanished while holding the job on its last attempt.
-    await db.pool.query(`INSERT INTO broadcast_queue_daemons (daemon_id, hostname, pid, queues, job_types, concurrency, version, last_heartbeat_at) VALUES ('gone', 'h', 1, '{broadcasts}', '{poison}', 1, 'x', now() - interval '1 hour')`);
+    await db.pool.query(`INSERT INTO broadcast_queue_daemons (daemon_id, lock_key, hostname, pid, queues, job_types, concurrency, version) VALUES ('gone', 1, 'h', 1, '{broadcasts}', '{poison}', 1, 'x')`);
     const { rows } = await db.pool.query(`INSERT INTO broadcast_queue_jobs (job_type, status, locked_by, attempts, max_attempts) VALUES ('poison', 'processing', 'gone', 3, 3) RETURNING job_id`);
     await rescuer.start();
     await rescuer.rescueNow();
     const row = (await db.pool.query('SELECT status, last_error FROM broadcast_queue_jobs WHERE job_id = $1', [rows[0].job_id])).rows[0];
     assert.is(row.status, 'failed');
-    assert.match(row.last_error, /daemon gone stopped heartbeating during attempt 3/);
+    assert.match(row.last_error, /daemon gone died during attempt 3/);
   } finally {
     await rescuer.stop();
     await db.drop();

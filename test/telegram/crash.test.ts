@@ -15,7 +15,7 @@ async function killMidBroadcast(delivery: 'at-most-once' | 'at-least-once') {
   const apiRoot = await api.start();
   const env = {
     DATABASE_URL: db.url, TELEGRAM_BOT_TOKEN: TEST_TOKEN, TELEGRAM_API_ROOT: apiRoot, BQ_RATE_LIMIT: String(RATE),
-    BQ_HEARTBEAT_SECONDS: '0.2', BQ_RESCUE_AFTER_SECONDS: '1', BQ_HTTP_PORT: '-1', LOG_LEVEL: 'warn', BQ_DELIVERY: delivery,
+    BQ_SWEEP_SECONDS: '0.2', BQ_RESCUE_AFTER_SECONDS: '1', BQ_HTTP_PORT: '-1', LOG_LEVEL: 'warn', BQ_DELIVERY: delivery,
   };
   const children: ChildDaemon[] = [];
   const daemon = () => {

@@ -1,0 +1,105 @@
+import { EventEmitter } from 'node:events';
+import { randomInt } from 'node:crypto';
+import pg from 'pg';
+import { errorMessage, type Logger } from '../log.js';
+
+/** First key of every daemon's advisory lock: ASCII "bq". The second key is the daemon's own. */
+export const LOCK_NAMESPACE = 0x6271;
+
+/**
+ * A daemon's pulse: a session advisory lock held on a connection of its own. PostgreSQL releases
+ * it the moment that connection ends — a kill -9, an OOM kill, a crashed host once TCP keepalive
+ * notices — so other daemons can tell a dead one without any heartbeat traffic. Emits
+ * 'acquired' (first: boolean) and 'lost'.
+ */
+export class LivenessLock extends EventEmitter {
+  readonly lockKey = randomInt(1, 2 ** 31 - 1);
+  private client: pg.Client | null = null;
+  private closing = false;
+  private isHeld = false;
+  /** When the lock was last (re)acquired; rescuing others waits until it has been held a while. */
+  heldSince: number | null = null;
+  private acquiredOnce = false;
+  private lostOnce = false;
+
+  constructor(
+    private readonly connectionString: string,
+    private readonly log: Logger,
+  ) {
+    super();
+  }
+
+  get held(): boolean {
+    return this.isHeld;
+  }
+
+  /** True once the lock has been lost and taken again (a database restart, a dropped connection). */
+  get reacquired(): boolean {
+    return this.lostOnce;
+  }
+
+  /** Resolves once the lock is held; keeps retrying while the database is unreachable. */
+  async start(): Promise<void> {
+    for (let attempt = 1; !this.closing; attempt++) {
+      try {
+        await this.acquire();
+        return;
+      } catch (error) {
+        const waitMs = Math.min(10_000, 250 * 2 ** Math.min(attempt, 6));
+        this.log.warn({ err: errorMessage(error), attempt, waitMs }, 'liveness lock not acquired; retrying');
+        await new Promise((resolve) => setTimeout(resolve, waitMs));
+      }
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.closing = true;
+    this.isHeld = false;
+    await this.client?.end().catch(() => undefined);
+    this.client = null;
+  }
+
+  private async acquire(): Promise<void> {
+    const client = new pg.Client({ connectionString: this.connectionString, application_name: 'broadcast-queued liveness', keepAlive: true });
+    client.on('error', () => undefined);
+    await client.connect();
+    try {
+      // Server-side keepalives: a host that vanished without closing its socket releases the
+      // lock in about 25 s instead of the kernel default of two hours.
+      await client.query('SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; SET tcp_keepalives_count = 3');
+      await client.query('SELECT pg_advisory_lock($1, $2)', [LOCK_NAMESPACE, this.lockKey]);
+    } catch (error) {
+      await client.end().catch(() => undefined);
+      throw error;
+    }
+    this.client = client;
+    this.isHeld = true;
+    this.heldSince = Date.now();
+    const first = !this.acquiredOnce;
+    this.acquiredOnce = true;
+    client.once('end', () => this.onLost(client));
+    client.on('error', (error) => this.log.warn({ err: errorMessage(error) }, 'liveness connection error'));
+    this.emit('acquired', first);
+  }
+
+  private onLost(client: pg.Client): void {
+    if (this.client !== client || this.closing) return;
+    this.isHeld = false;
+    this.heldSince = null;
+    this.client = null;
+    this.lostOnce = true;
+    this.log.warn('liveness lock lost with its connection; reacquiring');
+    this.emit('lost');
+    void this.start();
+  }
+}
+
+/**
+ * SQL true when daemon row `d` holds its liveness lock in this database: the definition of a live
+ * daemon wherever one is listed or judged.
+ */
+export const DAEMON_HOLDS_LOCK = `EXISTS (
+  SELECT 1 FROM pg_locks l
+   WHERE l.locktype = 'advisory' AND l.classid = ${LOCK_NAMESPACE} AND l.objsubid = 2 AND l.granted
+     AND l.objid::bigint = d.lock_key
+     AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()))`;
