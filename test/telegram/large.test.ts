@@ -12,7 +12,7 @@ test(`a ${CHATS.toLocaleString('en')}-recipient broadcast reaches every chat exa
     await db.pool.query(`INSERT INTO broadcast_subscribers (chat_id, tags) SELECT g, '{all}' FROM generate_series(1, ${CHATS}) g`);
     const { rows } = await db.pool.query(`INSERT INTO broadcasts (title, message, audience) VALUES ('big', '{"text": "to everyone"}', '{"tags_any": ["all"]}') RETURNING broadcast_id`);
     const jobId = await insertJob(db, 'broadcast', { broadcast_id: rows[0].broadcast_id });
-    const done = await waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === jobId, 170_000);
+    const done = await waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === jobId, 400_000);
     assert.is(done.outcome.kind, 'completed');
     const result = (await jobRow(db, jobId)).result;
     assert.equal([result.total, result.sent, result.unknown, result.failed], [CHATS, CHATS, 0, 0]);
