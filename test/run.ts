@@ -53,7 +53,8 @@ async function main(): Promise<number> {
 function runUvu(env: NodeJS.ProcessEnv): Promise<number> {
   return new Promise((resolve) => {
     const uvu = fileURLToPath(new URL('../../node_modules/uvu/bin.js', import.meta.url));
-    const child = spawn(process.execPath, [uvu, distTestDir, pattern], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+    // Declaration and source-map files sit beside the tests in dist/; a loose pattern must not pick them up.
+    const child = spawn(process.execPath, [uvu, distTestDir, pattern, '--ignore', '\\.(d\\.ts|js\\.map)$'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
     // A test that leaves a handle open would keep uvu alive forever; CI deserves an answer.
     const watchdog = setTimeout(() => {
       console.error('tests: the suite ran past 15 minutes; killing it');

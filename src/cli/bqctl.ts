@@ -1,8 +1,18 @@
 import { Command, CommanderError } from 'commander';
 import { PACKAGE_VERSION } from '../version.js';
-import { errorMessage } from '../log.js';
+import { errorMessage, scrubSecrets } from '../log.js';
+import { PayloadError } from '../errors.js';
+import { UsageError } from './args.js';
 import { registerMigrate } from './commands/migrate.js';
 import { registerStatus } from './commands/status.js';
+import { registerJobs } from './commands/jobs.js';
+import { registerRetry } from './commands/retry.js';
+import { registerEnqueue } from './commands/enqueue.js';
+import { registerBroadcast } from './commands/broadcast.js';
+import { registerWatch } from './commands/watch.js';
+import { registerSubscribers } from './commands/subscribers.js';
+import { registerMaintenance } from './commands/maintenance.js';
+import { registerDoctor } from './commands/doctor.js';
 
 // Exit codes a script can rely on.
 export const EXIT_OK = 0;
@@ -15,26 +25,43 @@ const program = new Command('bqctl')
   .addHelpText('after', `
 Exit codes: 0 ok, 1 failure, 2 usage error, 78 configuration error.
 Connection: DATABASE_URL, or the daemon's embedded PostgreSQL in BQ_DATA_DIR (started for the
-command if the daemon is not running).
+command if the daemon is not running). Every read command takes --json.
 
 Examples:
   bqctl status
-  bqctl status --json | jq .queues
-  bqctl migrate`)
+  bqctl list --status failed --since 1h
+  bqctl retry --failed --type send
+  bqctl broadcast create --title 'Nov promo' --text 'Hello' --segment '{"tags_any":["vip"]}' --send
+  bqctl watch 42
+  bqctl subscribers import users.csv
+  bqctl doctor`)
   .exitOverride()
-  .showHelpAfterError();
+  .showHelpAfterError('(add --help for usage and examples)');
 
-registerMigrate(program);
 registerStatus(program);
+registerJobs(program);
+registerRetry(program);
+registerEnqueue(program);
+registerBroadcast(program);
+registerWatch(program);
+registerSubscribers(program);
+registerMaintenance(program);
+registerDoctor(program);
+registerMigrate(program);
 
 program.parseAsync(process.argv).then(
   () => process.exit(process.exitCode ?? EXIT_OK),
   (error) => {
     if (error instanceof CommanderError) {
-      // --help and --version exit through here with code 0.
+      // --help and --version exit through here with code 0; commander already printed the error.
       process.exit(error.exitCode === 0 ? EXIT_OK : EXIT_USAGE);
     }
-    process.stderr.write(`bqctl: ${errorMessage(error)}\n`);
-    process.exit(EXIT_FAILURE);
+    // A bad value given on the command line (or in a file it names) is a usage error.
+    const usage = error instanceof UsageError || error instanceof PayloadError;
+    process.stderr.write(`error: ${errorMessage(error)}\n`);
+    if (process.env.LOG_LEVEL === 'debug' || process.env.LOG_LEVEL === 'trace') {
+      process.stderr.write(`${scrubSecrets(error instanceof Error ? (error.stack ?? '') : '')}\n`);
+    }
+    process.exit(usage ? EXIT_USAGE : EXIT_FAILURE);
   },
 );

@@ -5,7 +5,8 @@ export function table(rows: Record<string, unknown>[], columns?: string[]): stri
   const cell = (value: unknown) => (value === null || value === undefined ? '-' : value instanceof Date ? value.toISOString() : typeof value === 'object' ? JSON.stringify(value) : String(value));
   const cells = rows.map((row) => cols.map((c) => cell(row[c])));
   const widths = cols.map((c, i) => Math.max(c.length, ...cells.map((r) => r[i]!.length)));
-  const numeric = cols.map((_c, i) => rows.every((row) => typeof row[cols[i]!] === 'number' || row[cols[i]!] == null));
+  // A column of nothing but blanks is not numeric: its '-' would sit right-aligned under a title.
+  const numeric = cols.map((c) => rows.some((row) => typeof row[c] === 'number') && rows.every((row) => typeof row[c] === 'number' || row[c] == null));
   const line = (values: string[]) => values.map((v, i) => (numeric[i] ? v.padStart(widths[i]!) : v.padEnd(widths[i]!))).join('  ').trimEnd();
   return [line(cols), line(widths.map((w) => '-'.repeat(w))), ...cells.map(line)].join('\n');
 }

@@ -3,6 +3,7 @@ import { addSettingFlags, configFromCommand } from '../options.js';
 import { withDatabase } from '../context.js';
 import { migrate, migrationState } from '../../db/migrate.js';
 import { printJson } from '../format.js';
+import { examples } from '../command.js';
 
 export function registerMigrate(program: Command): void {
   const command = program
@@ -10,7 +11,8 @@ export function registerMigrate(program: Command): void {
     .description('Apply pending schema migrations (the daemon also does this at start unless --no-migrate).')
     .option('--check', 'only report; exit 1 if migrations are pending')
     .option('--json', 'machine-readable output');
-  addSettingFlags(command, ['databaseUrl', 'dataDir', 'logLevel']);
+  addSettingFlags(command, ['databaseUrl', 'dataDir', 'embeddedPort', 'logLevel']);
+  examples(command, ['bqctl migrate', 'bqctl migrate --check --json']);
   command.action(async (opts: { check?: boolean; json?: boolean }) => {
     const config = configFromCommand(command);
     await withDatabase(config, async ({ pool, log }) => {

@@ -1,0 +1,84 @@
+// What every bqctl subcommand shares: the connection flags, --json, examples in --help, and a
+// way to run against the database. Arguments are validated by the caller BEFORE runDb, so a
+// usage error exits 2 at once without starting anything.
+import type { Command } from 'commander';
+import type { Config } from '../config.js';
+import { addSettingFlags, configFromCommand } from './options.js';
+import { withDatabase, type CliContext } from './context.js';
+
+/** The settings every database command accepts as flags (each also read from its env var). */
+export const DB_FLAGS: (keyof Config)[] = ['databaseUrl', 'dataDir', 'embeddedPort', 'logLevel'];
+
+/** Adds the connection flags (and any extra settings) plus, for read commands, --json. */
+export function dbCommand(command: Command, options: { json?: boolean; settings?: (keyof Config)[] } = {}): Command {
+  if (options.json !== false) command.option('--json', 'machine-readable output');
+  return addSettingFlags(command, [...DB_FLAGS, ...(options.settings ?? [])]);
+}
+
+/** Appends an Examples section to the command's --help. */
+export function examples(command: Command, lines: string[]): Command {
+  return command.addHelpText('after', `\nExamples:\n${lines.map((l) => `  ${l}`).join('\n')}`);
+}
+
+/** Loads the configuration (exit 78 on a bad value) and runs fn with a pool. */
+export async function runDb<T>(command: Command, fn: (ctx: CliContext) => Promise<T>): Promise<T> {
+  const config = configFromCommand(command);
+  return withDatabase(config, fn);
+}
+
+export function out(text: string): void {
+  process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+}
+
+/** 12345 → "12,345", for counts people read. */
+export const n = (value: number): string => value.toLocaleString('en-US');
+
+/** A row from broadcast_queue_jobs in the camelCase shape every --json output uses. */
+export function jobJson(r: Record<string, unknown>): Record<string, unknown> {
+  return {
+    jobId: r.job_id,
+    queue: r.queue,
+    jobType: r.job_type,
+    status: r.status,
+    priority: r.priority,
+    runAt: r.run_at,
+    attempts: r.attempts,
+    maxAttempts: r.max_attempts,
+    jobKey: r.job_key,
+    payload: r.payload,
+    lastError: r.last_error,
+    errors: r.errors,
+    result: r.result,
+    lockedBy: r.locked_by,
+    createdAt: r.created_at,
+    startedAt: r.started_at,
+    finishedAt: r.finished_at,
+    updatedAt: r.updated_at,
+  };
+}
+
+/** A broadcasts row in the camelCase shape of --json outputs. */
+export function broadcastJson(r: Record<string, unknown>): Record<string, unknown> {
+  return {
+    broadcastId: r.broadcast_id,
+    title: r.title,
+    status: r.status,
+    total: r.total,
+    sent: r.sent,
+    failed: r.failed,
+    blocked: r.blocked,
+    skipped: r.skipped,
+    unknown: r.unknown,
+    failureReason: r.failure_reason,
+    jobId: r.job_id,
+    message: r.message,
+    variants: r.variants,
+    audience: r.audience,
+    frequencyCap: r.frequency_cap,
+    allowPaidBroadcast: r.allow_paid_broadcast,
+    createdAt: r.created_at,
+    startedAt: r.started_at,
+    finishedAt: r.finished_at,
+    updatedAt: r.updated_at,
+  };
+}

@@ -1,0 +1,65 @@
+// bqctl broadcast pause / resume / cancel / resend. The status changes are the admin API's own
+// (http/admin-queries.ts), so bqctl and the API can never disagree about what "pause" means.
+import type { Command } from 'commander';
+import { intInRange, positiveInt, UsageError } from '../args.js';
+import { dbCommand, examples, n, out, runDb } from '../command.js';
+import { printJson } from '../format.js';
+import { resendRecipients } from '../resend.js';
+import { setBroadcastStatus, type BroadcastAction } from '../../http/admin-queries.js';
+
+const ACTIONS: { action: BroadcastAction; doc: string; example: string }[] = [
+  { action: 'pause', doc: 'Pause a broadcast (draft, queued or sending); the daemon stops within about half a second.', example: 'bqctl broadcast pause 42' },
+  { action: 'resume', doc: 'Resume a paused broadcast; its job wakes at once.', example: 'bqctl broadcast resume 42' },
+  { action: 'cancel', doc: 'Cancel a broadcast that is not finished; recipients not yet sent are skipped.', example: 'bqctl broadcast cancel 42 --json' },
+];
+
+export function registerBroadcastControl(group: Command): void {
+  for (const { action, doc, example } of ACTIONS) {
+    const command = group.command(action).description(doc).argument('<broadcast_id>');
+    dbCommand(command);
+    examples(command, [example]);
+    command.action(async (rawId: string, opts: { json?: boolean }) => {
+      const id = positiveInt(rawId, 'broadcast id');
+      await runDb(command, async ({ pool }) => {
+        const result = await setBroadcastStatus(pool, id, action);
+        if (opts.json) printJson(result);
+        if (result.outcome === 'updated') {
+          if (!opts.json) out(`broadcast ${id} is ${result.broadcast.status}`);
+          return;
+        }
+        const error = result.outcome === 'not_found' ? `broadcast ${id} does not exist` : result.error;
+        process.stderr.write(`error: ${error}\n`);
+        process.exitCode = 1;
+      });
+    });
+  }
+
+  const resend = group.command('resend')
+    .description("Send again to a broadcast's recipients whose outcome is unknown (a crash hid it) or that failed with given outcomes.")
+    .argument('<broadcast_id>')
+    .option('--unknown', "recipients in 'unknown' (the daemon died while their send was in flight; they may have it already)")
+    .option('--failed-class <class...>', 'failed recipients with these outcomes: exact (chat_not_found, retries_exhausted, blocked), a prefix (content, transient, permanent), or all')
+    .option('--max-attempts <n>', 'attempts for the job that sends them, if a new one is needed (default BQ_MAX_ATTEMPTS)');
+  dbCommand(resend);
+  resend.addHelpText('after', '\n`bqctl broadcast show <id>` lists the outcomes with their counts.');
+  examples(resend, [
+    'bqctl broadcast resend 42 --unknown',
+    'bqctl broadcast resend 42 --failed-class retries_exhausted transient',
+    'bqctl broadcast resend 42 --unknown --failed-class content --json',
+  ]);
+  resend.action(async (rawId: string, opts: { unknown?: boolean; failedClass?: string[]; maxAttempts?: string; json?: boolean }) => {
+    const id = positiveInt(rawId, 'broadcast id');
+    const classes = (opts.failedClass ?? []).flatMap((c) => c.split(',')).map((c) => c.trim()).filter(Boolean);
+    const bad = classes.find((c) => !/^[a-z0-9_:.-]{1,100}$/i.test(c));
+    if (bad !== undefined) throw new UsageError(`--failed-class takes outcome names such as chat_not_found or content, got ${JSON.stringify(bad)}`);
+    if (!opts.unknown && classes.length === 0) throw new UsageError('say what to resend: --unknown, --failed-class <class…>, or both');
+    const maxAttempts = opts.maxAttempts !== undefined ? intInRange(opts.maxAttempts, '--max-attempts', 1, 100) : undefined;
+    await runDb(resend, async ({ pool, config }) => {
+      const result = await resendRecipients(pool, id, { unknown: opts.unknown === true, failedClasses: classes, maxAttempts: maxAttempts ?? config.maxAttempts });
+      if (opts.json) return printJson(result);
+      if (result.resent === 0) return out(`broadcast ${id}: no recipients matched; nothing to resend`);
+      out(`broadcast ${id}: ${n(result.resent)} recipients back to pending (unknown ${n(result.fromUnknown)}, failed ${n(result.fromFailed)}, blocked ${n(result.fromBlocked)}); ` +
+        `${result.existingJob ? `its job ${result.jobId} sends them` : `job ${result.jobId} queued`}; broadcast is ${result.status}`);
+    });
+  });
+}

@@ -1,0 +1,124 @@
+// bqctl broadcast create / list / show. Control (pause, resume, cancel) and resend live in
+// broadcast-control.ts; both register under the same `broadcast` command.
+import type { Command } from 'commander';
+import { audienceFromFlags, intInRange, positiveInt, UsageError } from '../args.js';
+import { broadcastJson, dbCommand, examples, n, out, runDb } from '../command.js';
+import { printJson, table } from '../format.js';
+import { addJobFlags, addMessageFlags, jobOptionsFromFlags, messageFromFlags, variantsFromFile, type JobFlags, type MessageFlags } from '../job-flags.js';
+import { registerBroadcastControl } from './broadcast-control.js';
+
+export const BROADCAST_STATUSES = ['draft', 'queued', 'sending', 'paused', 'completed', 'cancelled', 'failed'];
+
+type CreateOptions = MessageFlags & JobFlags & {
+  title: string; variantsFile?: string; segment?: string; chats?: string; chatsFile?: string;
+  frequencyCap?: string; allowPaid?: boolean; send?: boolean; json?: boolean;
+};
+
+export function registerBroadcast(program: Command): void {
+  const group = program.command('broadcast').description('Stored broadcasts: create, list, show, pause, resume, cancel, resend.');
+  examples(group, ["bqctl broadcast create --title 'Nov promo' --text 'Hello' --segment '{\"tags_any\":[\"vip\"]}' --send", 'bqctl broadcast list --status sending', 'bqctl broadcast pause 42', 'bqctl broadcast resend 42 --unknown']);
+
+  const create = addJobFlags(addMessageFlags(group.command('create').description('Store a broadcast as a draft (or, with --send, queue it at once).'), '--message-file'))
+    .requiredOption('--title <title>', 'a name for people (bqctl broadcast list, the admin API)')
+    .option('--variants-file <file>', 'A/B variants as JSON: [{"name": "a", "weight": 1, "message": {…}}, …]')
+    .option('--segment <json>', 'subscribers matching these filters; default {} = every subscriber')
+    .option('--chats <ids>', 'exactly these chat ids, comma-separated')
+    .option('--chats-file <file>', 'exactly these chat ids, one per line (or a JSON array)')
+    .option('--frequency-cap <n>', 'skip subscribers who already got this many broadcasts in the last 24 h')
+    .option('--allow-paid', 'send with allow_paid_broadcast (paid, up to 1000 messages/s)')
+    .option('--send', 'queue it now instead of leaving a draft');
+  dbCommand(create);
+  examples(create, [
+    "bqctl broadcast create --title 'Nov promo' --text 'Hello <b>VIPs</b>' --parse-mode HTML --segment '{\"tags_any\":[\"vip\"]}'",
+    "bqctl broadcast create --title 'A/B test' --variants-file variants.json --frequency-cap 2 --send",
+    "bqctl broadcast create --title 'Ops' --message-file photo.json --chats 1,2,3 --send --run-at 30m",
+  ]);
+  create.action(async (opts: CreateOptions) => {
+    if (opts.variantsFile !== undefined && (opts.text !== undefined || opts.messageFile !== undefined)) throw new UsageError('give either a message (--text / --message-file) or --variants-file, not both');
+    const message = opts.variantsFile === undefined ? await messageFromFlags(opts) : undefined;
+    const variants = opts.variantsFile !== undefined ? await variantsFromFile(opts.variantsFile) : undefined;
+    if (!message && !variants) throw new UsageError('give the content: --text, --message-file or --variants-file');
+    const audience = (await audienceFromFlags(opts)) ?? {};
+    const cap = opts.frequencyCap !== undefined ? intInRange(opts.frequencyCap, '--frequency-cap', 1, 1_000_000) : null;
+    const job = jobOptionsFromFlags(opts);
+    if (!opts.send && (opts.queue ?? opts.priority ?? opts.runAt ?? opts.maxAttempts) !== undefined) throw new UsageError('--queue, --priority, --run-at and --max-attempts apply with --send');
+    await runDb(create, async ({ pool, config }) => {
+      // One statement: the broadcast and (with --send) its job exist together or not at all.
+      const { rows } = await pool.query(
+        `WITH b AS (
+           INSERT INTO broadcasts (title, message, variants, audience, frequency_cap, allow_paid_broadcast, status)
+           VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $7::bool THEN 'queued' ELSE 'draft' END)
+           RETURNING broadcast_id, status),
+         j AS (
+           INSERT INTO broadcast_queue_jobs (queue, job_type, payload, priority, run_at, max_attempts, job_key)
+           SELECT COALESCE($8, 'broadcasts'), 'broadcast', jsonb_build_object('broadcast_id', b.broadcast_id),
+                  COALESCE($9, 0), COALESCE($10, now()), $11, 'broadcast:' || b.broadcast_id
+             FROM b WHERE $7::bool
+           RETURNING job_id)
+         SELECT b.broadcast_id, b.status, (SELECT job_id FROM j) AS job_id FROM b`,
+        [opts.title, message ? JSON.stringify(message) : null, variants ? JSON.stringify(variants) : null, JSON.stringify(audience), cap, opts.allowPaid === true,
+          opts.send === true, job.queue ?? null, job.priority ?? null, job.runAt ?? null, job.maxAttempts ?? config.maxAttempts],
+      );
+      const r = rows[0];
+      if (opts.json) return printJson({ broadcastId: r.broadcast_id, status: r.status, jobId: r.job_id });
+      process.stderr.write(r.job_id
+        ? `broadcast ${r.broadcast_id} queued as job ${r.job_id}; follow it with: bqctl watch ${r.broadcast_id}\n`
+        : `broadcast ${r.broadcast_id} saved as a draft; send it with: bqctl enqueue broadcast --broadcast-id ${r.broadcast_id}\n`);
+      out(String(r.broadcast_id));
+    });
+  });
+
+  const list = group.command('list').description('Broadcasts, newest first.')
+    .option('--status <status>', `only these statuses (${BROADCAST_STATUSES.join(', ')}); comma-separate several`)
+    .option('--limit <n>', 'at most this many rows', '50')
+    .option('--offset <n>', 'skip this many rows first', '0');
+  dbCommand(list);
+  examples(list, ['bqctl broadcast list', 'bqctl broadcast list --status sending,paused --json']);
+  list.action(async (opts: { status?: string; limit: string; offset: string; json?: boolean }) => {
+    const statuses = opts.status?.split(',').map((s) => s.trim());
+    const bad = statuses?.find((s) => !BROADCAST_STATUSES.includes(s));
+    if (bad !== undefined) throw new UsageError(`--status must be one of ${BROADCAST_STATUSES.join(', ')}, got ${JSON.stringify(bad)}`);
+    const limit = intInRange(opts.limit, '--limit', 1, 10_000);
+    const offset = intInRange(opts.offset, '--offset', 0, 1_000_000_000);
+    await runDb(list, async ({ pool }) => {
+      const { rows } = await pool.query(
+        `SELECT * FROM broadcasts WHERE $1::text[] IS NULL OR status = ANY($1) ORDER BY broadcast_id DESC LIMIT $2 OFFSET $3`,
+        [statuses ?? null, limit, offset],
+      );
+      if (opts.json) return printJson({ broadcasts: rows.map(broadcastJson), limit, offset });
+      out(table(rows.map((r) => ({ id: r.broadcast_id, title: r.title, status: r.status, total: r.total, sent: r.sent, blocked: r.blocked, failed: r.failed, skipped: r.skipped, unknown: r.unknown, created: r.created_at }))));
+    });
+  });
+
+  const show = group.command('show').description('One broadcast: its row, and its recipients by status and outcome.').argument('<broadcast_id>');
+  dbCommand(show);
+  examples(show, ['bqctl broadcast show 42', "bqctl broadcast show 42 --json | jq '.outcomes'"]);
+  show.action(async (rawId: string, opts: { json?: boolean }) => {
+    const id = positiveInt(rawId, 'broadcast id');
+    await runDb(show, async ({ pool }) => {
+      const { rows } = await pool.query('SELECT * FROM broadcasts WHERE broadcast_id = $1', [id]);
+      if (!rows[0]) throw new Error(`broadcast ${id} does not exist`);
+      // The outcome breakdown is what `resend --failed-class` takes.
+      const outcomes = (await pool.query(
+        `SELECT status, outcome, count(*)::int AS count FROM broadcast_deliveries WHERE broadcast_id = $1
+          GROUP BY status, outcome ORDER BY count(*) DESC, status, outcome`,
+        [id],
+      )).rows;
+      if (opts.json) return printJson({ ...broadcastJson(rows[0]), outcomes });
+      const b = broadcastJson(rows[0]);
+      const processed = (b.sent as number) + (b.failed as number) + (b.blocked as number) + (b.skipped as number) + (b.unknown as number);
+      out([
+        `broadcast ${b.broadcastId}: ${b.title ?? '(untitled)'} — ${b.status}${b.failureReason ? ` (${b.failureReason})` : ''}`,
+        `processed ${n(processed)}/${n(b.total as number)}: sent ${n(b.sent as number)}, blocked ${n(b.blocked as number)}, failed ${n(b.failed as number)}, skipped ${n(b.skipped as number)}, unknown ${n(b.unknown as number)}`,
+        `job ${b.jobId ?? '-'}; created ${(b.createdAt as Date).toISOString()}; started ${(b.startedAt as Date | null)?.toISOString() ?? '-'}; finished ${(b.finishedAt as Date | null)?.toISOString() ?? '-'}`,
+        `audience ${JSON.stringify(b.audience)}${b.frequencyCap ? `; frequency cap ${b.frequencyCap}/24h` : ''}${b.allowPaidBroadcast ? '; paid broadcast' : ''}`,
+        `message ${JSON.stringify(b.message ?? b.variants)}`,
+        '',
+        'Recipients by outcome',
+        table(outcomes),
+      ].join('\n'));
+    });
+  });
+
+  registerBroadcastControl(group);
+}

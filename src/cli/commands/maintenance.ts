@@ -1,0 +1,59 @@
+// bqctl cleanup / workers.
+import type { Command } from 'commander';
+import { intInRange } from '../args.js';
+import { dbCommand, examples, n, out, runDb } from '../command.js';
+import { humanDuration, printJson, table } from '../format.js';
+import { deleteFinishedJobs } from '../../queue/cleaner.js';
+import { readQueueStatus } from '../../queue/status.js';
+
+// Daemons still registered but not live (readQueueStatus decides what live means), whose rows
+// the rescuer (run by any live daemon) has not deleted yet: their 'processing' jobs are stuck
+// until a live daemon rescues them.
+const STALE_SQL = `
+  SELECT d.*, extract(epoch FROM now() - d.last_heartbeat_at)::float8 AS silent_seconds,
+         (SELECT count(*)::int FROM broadcast_queue_jobs j WHERE j.status = 'processing' AND j.locked_by = d.daemon_id) AS running
+    FROM broadcast_queue_daemons d
+   WHERE NOT (d.daemon_id = ANY($1::text[]))
+   ORDER BY d.last_heartbeat_at`;
+
+export function registerMaintenance(program: Command): void {
+  const cleanup = program.command('cleanup')
+    .description('Delete finished jobs (completed, failed, cancelled) older than N days, as the daemon does hourly.')
+    .option('--days <n>', 'retention in days (default BQ_CLEANUP_DAYS, 7)');
+  dbCommand(cleanup, { settings: ['cleanupDays'] });
+  examples(cleanup, ['bqctl cleanup', 'bqctl cleanup --days 30 --json']);
+  cleanup.action(async (opts: { days?: string; json?: boolean }) => {
+    const days = opts.days !== undefined ? intInRange(opts.days, '--days', 1, 3650) : undefined;
+    await runDb(cleanup, async ({ pool, config }) => {
+      const retention = days ?? config.cleanupDays;
+      const deleted = await deleteFinishedJobs(pool, retention);
+      if (opts.json) return printJson({ deleted, days: retention });
+      out(`deleted ${n(deleted)} finished job${deleted === 1 ? '' : 's'} older than ${retention} day${retention === 1 ? '' : 's'}`);
+    });
+  });
+
+  const workers = program.command('workers')
+    .description('Live daemons and their running jobs, plus daemons that stopped heartbeating and are not yet rescued.');
+  dbCommand(workers, { settings: ['rescueAfterMs'] });
+  examples(workers, ['bqctl workers', 'bqctl workers --json | jq \'.live[].running\'']);
+  workers.action(async (opts: { json?: boolean }) => {
+    await runDb(workers, async ({ pool, config }) => {
+      const status = await readQueueStatus(pool, config.rescueAfterMs);
+      const stale = await pool.query(STALE_SQL, [status.daemons.map((d) => d.daemonId)]);
+      const staleDaemons = stale.rows.map((d) => ({
+        daemonId: d.daemon_id, hostname: d.hostname, pid: d.pid, queues: d.queues, jobTypes: d.job_types, concurrency: d.concurrency,
+        version: d.version, startedAt: d.started_at, lastHeartbeatAt: d.last_heartbeat_at, silentSeconds: d.silent_seconds, running: d.running,
+      }));
+      if (opts.json) return printJson({ live: status.daemons, stale: staleDaemons });
+      const lines = [
+        'Live daemons',
+        table(status.daemons.map((d) => ({ daemon: d.daemonId, host: d.hostname, pid: d.pid, queues: d.queues.join(','), jobTypes: d.jobTypes.join(','), running: d.running, concurrency: d.concurrency, version: d.version, heartbeat: `${humanDuration((Date.now() - d.lastHeartbeatAt.getTime()) / 1000)} ago` }))),
+      ];
+      if (staleDaemons.length) {
+        lines.push('', 'Registered but not live (their running jobs go back to pending when a live daemon next rescues)');
+        lines.push(table(staleDaemons.map((d) => ({ daemon: d.daemonId, host: d.hostname, pid: d.pid, running: d.running, silent: humanDuration(d.silentSeconds) }))));
+      }
+      out(lines.join('\n'));
+    });
+  });
+}

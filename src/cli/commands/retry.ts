@@ -1,0 +1,85 @@
+// bqctl retry / cancel. The state changes are the admin API's (http/admin-queries.ts); this file
+// only selects the ids and reports. A retried job is due now, and the UPDATE trigger wakes daemons.
+import type { Command } from 'commander';
+import { parseSince, positiveInts, UsageError } from '../args.js';
+import { dbCommand, examples, n, out, runDb } from '../command.js';
+import { printJson, table } from '../format.js';
+import { cancelJobs, retryJobs, type JobActionResult } from '../../http/admin-queries.js';
+
+interface RetryOptions { failed?: boolean; queue?: string; type?: string; error?: string; since?: string; limit: string; dryRun?: boolean; json?: boolean }
+
+export function registerRetry(program: Command): void {
+  const retry = program.command('retry')
+    .description('Put failed (or cancelled) jobs back to pending, due now, with one more attempt allowed.')
+    .argument('[job_id...]', 'the jobs to retry')
+    .option('--failed', 'retry every failed job matching the filters below')
+    .option('--queue <queue>', 'with --failed: only this queue')
+    .option('--type <job_type>', 'with --failed: only this job type')
+    .option('--error <text>', 'with --failed: only jobs whose last error contains this text (case-insensitive)')
+    .option('--since <when>', 'with --failed: only jobs that failed since an ISO date-time or an age (1h, 2d)')
+    .option('--limit <n>', 'with --failed: at most this many jobs', '10000')
+    .option('--dry-run', 'with --failed: list the jobs that would be retried, change nothing');
+  dbCommand(retry);
+  retry.addHelpText('after', '\nA broadcast job of a failed or cancelled broadcast finishes at once when retried; use\n`bqctl broadcast resend` to send to its recipients again.');
+  examples(retry, [
+    'bqctl retry 41 42',
+    'bqctl retry --failed --since 1h',
+    "bqctl retry --failed --type send --error 'Too Many Requests' --dry-run",
+  ]);
+  retry.action(async (rawIds: string[], opts: RetryOptions) => {
+    const ids = positiveInts(rawIds, 'job id');
+    const filtered = [opts.queue, opts.type, opts.error, opts.since, opts.dryRun].some((v) => v !== undefined);
+    if (opts.failed && ids.length) throw new UsageError('give job ids or --failed, not both');
+    if (!opts.failed && ids.length === 0) throw new UsageError('give the job ids to retry, or --failed (with filters) to retry failed jobs');
+    if (!opts.failed && filtered) throw new UsageError('--queue, --type, --error, --since and --dry-run apply with --failed');
+    const limit = Number(opts.limit);
+    if (!/^\d+$/.test(opts.limit) || limit < 1 || limit > 1_000_000) throw new UsageError(`--limit must be a whole number from 1 to 1000000, got ${JSON.stringify(opts.limit)}`);
+    const since = opts.since !== undefined ? parseSince(opts.since) : undefined;
+    await runDb(retry, async ({ pool }) => {
+      let targets = ids;
+      if (opts.failed) {
+        const { rows } = await pool.query(
+          `SELECT job_id FROM broadcast_queue_jobs
+            WHERE status = 'failed'
+              AND ($1::text IS NULL OR queue = $1) AND ($2::text IS NULL OR job_type = $2)
+              AND ($3::text IS NULL OR last_error ILIKE '%' || replace(replace(replace($3, '\\', '\\\\'), '%', '\\%'), '_', '\\_') || '%')
+              AND ($4::timestamptz IS NULL OR finished_at >= $4)
+            ORDER BY job_id LIMIT $5`,
+          [opts.queue ?? null, opts.type ?? null, opts.error ?? null, since ?? null, limit],
+        );
+        targets = rows.map((r) => r.job_id);
+        if (opts.dryRun) {
+          if (opts.json) return printJson({ dryRun: true, jobIds: targets });
+          return out(targets.length ? `would retry ${n(targets.length)} job${targets.length === 1 ? '' : 's'}: ${targets.join(' ')}` : 'no failed jobs match');
+        }
+        if (targets.length === 0) {
+          if (opts.json) return printJson({ results: [], retried: 0 });
+          return out('no failed jobs match');
+        }
+      }
+      report(await retryJobs(pool, targets), 'retried', opts.json);
+    });
+  });
+
+  const cancel = program.command('cancel')
+    .description('Cancel pending jobs; a running broadcast job is cancelled through its broadcast.')
+    .argument('<job_id...>', 'the jobs to cancel');
+  dbCommand(cancel);
+  examples(cancel, ['bqctl cancel 42', 'bqctl cancel 41 42 43 --json']);
+  cancel.action(async (rawIds: string[], opts: { json?: boolean }) => {
+    const ids = positiveInts(rawIds, 'job id');
+    await runDb(cancel, async ({ pool }) => report(await cancelJobs(pool, ids), 'cancelled', opts.json));
+  });
+}
+
+/** Prints one line per job; exit 1 if any id could not be acted on, so scripts notice. */
+function report(results: JobActionResult[], verb: string, json: boolean | undefined): void {
+  const ok = results.filter((r) => r.outcome === 'retried' || r.outcome === 'cancelled' || r.outcome === 'broadcast_cancelled');
+  if (ok.length < results.length) process.exitCode = 1;
+  if (json) return printJson({ results: results.map(({ jobId, outcome, ...rest }) => ({ jobId, outcome, ...('job' in rest ? { status: rest.job.status } : {}), ...('error' in rest ? { error: rest.error } : {}), ...('broadcastId' in rest ? { broadcastId: rest.broadcastId } : {}) })), [verb]: ok.length });
+  out(table(results.map((r) => ({
+    job: r.jobId,
+    outcome: r.outcome === 'broadcast_cancelled' ? `broadcast ${r.broadcastId} cancelled; the job stops it` : r.outcome === 'not_found' ? 'no such job' : r.outcome === 'conflict' ? r.error : r.outcome,
+  }))));
+  if (ok.length > 1) out(`${verb} ${n(ok.length)} of ${n(results.length)}`);
+}

@@ -1,0 +1,103 @@
+// Resending part of a broadcast on purpose: its 'unknown' recipients (a crash hid whether they got
+// the message) or those that failed with given outcomes. The rows go back to 'pending' and the
+// broadcast's counters move by the same amounts in the same transaction, so counters and ledger
+// never disagree; then a job is made due to drain them.
+import type { Pool } from '../db/pool.js';
+import { BLOCKED_OUTCOMES } from '../broadcast/ledger.js';
+
+export interface ResendRequest {
+  unknown: boolean;
+  /** Ledger outcomes of failed rows: exact ("blocked", "chat_not_found"), a prefix before ':' ("content"), or "all". */
+  failedClasses: string[];
+  maxAttempts: number;
+}
+
+export interface ResendResult {
+  broadcastId: number;
+  resent: number;
+  fromUnknown: number;
+  fromFailed: number;
+  fromBlocked: number;
+  status: string;
+  /** The job that will send them; null when nothing matched. */
+  jobId: number | null;
+  /** True when an unfinished job of this broadcast already existed and was reused. */
+  existingJob: boolean;
+}
+
+const RESEND_SQL = `
+  WITH t AS (
+    SELECT chat_id, status, outcome FROM broadcast_deliveries
+     WHERE broadcast_id = $1
+       AND ((status = 'unknown' AND $2::bool)
+         OR (status = 'failed' AND ('all' = ANY($3::text[]) OR outcome = ANY($3::text[]) OR split_part(outcome, ':', 1) = ANY($3::text[]))))
+       FOR UPDATE),
+  u AS (
+    UPDATE broadcast_deliveries d
+       SET status = 'pending', attempts = 0, next_attempt_at = now(), outcome = NULL,
+           error_code = NULL, error_description = NULL, updated_at = now()
+      FROM t WHERE d.broadcast_id = $1 AND d.chat_id = t.chat_id
+    RETURNING t.status AS old_status, COALESCE(t.outcome, '') = ANY($4::text[]) AS was_blocked)
+  SELECT count(*) FILTER (WHERE old_status = 'unknown')::int AS from_unknown,
+         count(*) FILTER (WHERE old_status = 'failed' AND was_blocked)::int AS from_blocked,
+         count(*) FILTER (WHERE old_status = 'failed' AND NOT was_blocked)::int AS from_failed
+    FROM u`;
+
+// An unfinished job already driving this broadcast: a second one would mark the first one's
+// in-flight rows as crashed ('unknown'), so it is reused instead.
+const UNFINISHED_JOB_SQL = `
+  SELECT job_id, status FROM broadcast_queue_jobs
+   WHERE status IN ('pending', 'processing') AND job_type = 'broadcast'
+     AND (job_id = $2 OR job_key = 'broadcast:' || $1 OR payload @> jsonb_build_object('broadcast_id', $1::bigint))
+   ORDER BY job_id LIMIT 1`;
+
+export async function resendRecipients(pool: Pool, broadcastId: number, request: ResendRequest): Promise<ResendResult> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const b = (await client.query('SELECT status, job_id FROM broadcasts WHERE broadcast_id = $1 FOR UPDATE', [broadcastId])).rows[0];
+    if (!b) throw new Error(`broadcast ${broadcastId} does not exist`);
+    const moved = (await client.query(RESEND_SQL, [broadcastId, request.unknown, request.failedClasses, BLOCKED_OUTCOMES])).rows[0];
+    const resent = moved.from_unknown + moved.from_blocked + moved.from_failed;
+    const result: ResendResult = { broadcastId, resent, fromUnknown: moved.from_unknown, fromFailed: moved.from_failed, fromBlocked: moved.from_blocked, status: b.status, jobId: null, existingJob: false };
+    if (resent === 0) {
+      await client.query('ROLLBACK');
+      return result;
+    }
+    // A paused broadcast stays paused (resume sends them); anything else is sending again.
+    const status = b.status === 'paused' ? 'paused' : 'sending';
+    const existing = (await client.query(UNFINISHED_JOB_SQL, [broadcastId, b.job_id])).rows[0];
+    let jobId: number;
+    if (existing) {
+      jobId = existing.job_id;
+      result.existingJob = true;
+      // A pending job waiting out a backoff is made due now (the UPDATE trigger wakes a daemon).
+      if (existing.status === 'pending' && status === 'sending') await client.query(`UPDATE broadcast_queue_jobs SET run_at = now(), updated_at = now() WHERE job_id = $1 AND run_at > now()`, [jobId]);
+    } else {
+      const inserted = await client.query(
+        `INSERT INTO broadcast_queue_jobs (queue, job_type, payload, job_key, max_attempts)
+         VALUES (COALESCE((SELECT queue FROM broadcast_queue_jobs WHERE job_id = $2), 'broadcasts'), 'broadcast',
+                 jsonb_build_object('broadcast_id', $1::bigint), 'broadcast:' || $1, $3)
+         ON CONFLICT (job_key) WHERE job_key IS NOT NULL AND status IN ('pending', 'processing') DO NOTHING
+         RETURNING job_id`,
+        [broadcastId, b.job_id, request.maxAttempts],
+      );
+      jobId = inserted.rows[0]?.job_id ?? (await client.query(`SELECT job_id FROM broadcast_queue_jobs WHERE job_key = 'broadcast:' || $1 AND status IN ('pending', 'processing')`, [broadcastId])).rows[0].job_id;
+    }
+    // job_id follows the new job, so resuming a paused broadcast wakes the right one (trigger).
+    await client.query(
+      `UPDATE broadcasts
+          SET unknown = unknown - $2, blocked = blocked - $3, failed = failed - $4, status = $5, job_id = $6,
+              finished_at = NULL, failure_reason = NULL, updated_at = now()
+        WHERE broadcast_id = $1`,
+      [broadcastId, moved.from_unknown, moved.from_blocked, moved.from_failed, status, jobId],
+    );
+    await client.query('COMMIT');
+    return { ...result, status, jobId };
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
+}

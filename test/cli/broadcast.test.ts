@@ -1,0 +1,131 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { json, runBqctl } from './run-bqctl.js';
+
+async function withDb(body: (db: TestDatabase, env: Record<string, string>, dir: string) => Promise<void>): Promise<void> {
+  const db = await createTestDatabase();
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'bqctl-broadcast-'));
+  try {
+    await body(db, { DATABASE_URL: db.url }, dir);
+  } finally {
+    await db.drop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+const broadcastRow = async (db: TestDatabase, id: number) => (await db.pool.query('SELECT * FROM broadcasts WHERE broadcast_id = $1', [id])).rows[0];
+
+test('broadcast create stores a draft, or with --send a queued broadcast and its keyed job', async () => {
+  await withDb(async (db, env, dir) => {
+    const draft = await runBqctl(['broadcast', 'create', '--title', 'Nov promo', '--text', 'Hello <b>VIPs</b>', '--parse-mode', 'HTML', '--segment', '{"tags_any":["vip"]}', '--frequency-cap', '2'], env);
+    assert.is(draft.code, 0, draft.stderr);
+    const id = Number(draft.stdout.trim());
+    const row = await broadcastRow(db, id);
+    assert.equal([row.title, row.status, row.message, row.audience, row.frequency_cap, row.allow_paid_broadcast], ['Nov promo', 'draft', { text: 'Hello <b>VIPs</b>', parse_mode: 'HTML' }, { tags_any: ['vip'] }, 2, false]);
+    assert.is((await db.pool.query('SELECT count(*)::int AS n FROM broadcast_queue_jobs')).rows[0].n, 0);
+
+    const variants = path.join(dir, 'variants.json');
+    await writeFile(variants, JSON.stringify([{ name: 'a', weight: 1, message: { text: 'A' } }, { name: 'b', weight: 2, message: { text: 'B' } }]));
+    const sent = json(await runBqctl(['broadcast', 'create', '--title', 'A/B', '--variants-file', variants, '--chats', '1,2', '--allow-paid', '--send', '--priority', '3', '--json'], env));
+    assert.is(sent.status, 'queued');
+    const job = (await db.pool.query('SELECT job_type, payload, job_key, priority FROM broadcast_queue_jobs WHERE job_id = $1', [sent.jobId])).rows[0];
+    assert.equal(job, { job_type: 'broadcast', payload: { broadcast_id: sent.broadcastId }, job_key: `broadcast:${sent.broadcastId}`, priority: 3 });
+    const ab = await broadcastRow(db, sent.broadcastId);
+    assert.equal([ab.variants.length, ab.audience, ab.allow_paid_broadcast, ab.message], [2, { chat_ids: [1, 2] }, true, null]);
+
+    const badVariants = path.join(dir, 'bad-variants.json');
+    await writeFile(badVariants, JSON.stringify([{ name: 'a', weight: 0, message: { text: 'A' } }]));
+    const rejected = await runBqctl(['broadcast', 'create', '--title', 'x', '--variants-file', badVariants], env);
+    assert.is(rejected.code, 2);
+    assert.match(rejected.stderr, /bad-variants\.json\.variants\[0\]\.weight must be a whole number/);
+    assert.is((await runBqctl(['broadcast', 'create', '--text', 'x'], env)).code, 2, '--title is required');
+    assert.is((await runBqctl(['broadcast', 'create', '--title', 'x', '--text', 'x', '--frequency-cap', '0'], env)).code, 2);
+
+    const list = json(await runBqctl(['broadcast', 'list', '--json'], env));
+    assert.equal(list.broadcasts.map((b: any) => b.broadcastId), [sent.broadcastId, id]);
+    assert.equal(json(await runBqctl(['broadcast', 'list', '--status', 'draft', '--json'], env)).broadcasts.map((b: any) => b.broadcastId), [id]);
+    assert.is((await runBqctl(['broadcast', 'list', '--status', 'done'], env)).code, 2);
+    const shown = json(await runBqctl(['broadcast', 'show', String(id), '--json'], env));
+    assert.equal([shown.broadcastId, shown.status, shown.outcomes], [id, 'draft', []]);
+    assert.match((await runBqctl(['broadcast', 'show', String(id)], env)).stdout, /Nov promo — draft/);
+  });
+});
+
+test('broadcast pause, resume and cancel move the status and refuse what does not apply', async () => {
+  await withDb(async (db, env) => {
+    const { rows } = await db.pool.query(`INSERT INTO broadcasts (title, message, status, total) VALUES ('b', '{"text":"x"}', 'sending', 3) RETURNING broadcast_id`);
+    const id = rows[0].broadcast_id;
+    await db.pool.query(`INSERT INTO broadcast_deliveries (broadcast_id, chat_id, status) VALUES ($1, 1, 'sent'), ($1, 2, 'pending'), ($1, 3, 'pending')`, [id]);
+    await db.pool.query(`UPDATE broadcasts SET sent = 1 WHERE broadcast_id = $1`, [id]);
+
+    const paused = await runBqctl(['broadcast', 'pause', String(id)], env);
+    assert.is(paused.code, 0, paused.stderr);
+    assert.match(paused.stdout, /is paused/);
+    assert.is((await broadcastRow(db, id)).status, 'paused');
+    const twice = await runBqctl(['broadcast', 'pause', String(id)], env);
+    assert.is(twice.code, 1);
+    assert.match(twice.stderr, /is paused; pause applies only/);
+    const resumed = json(await runBqctl(['broadcast', 'resume', String(id), '--json'], env));
+    assert.equal([resumed.outcome, resumed.broadcast.status], ['updated', 'sending']);
+    const cancelled = await runBqctl(['broadcast', 'cancel', String(id), '--json'], env);
+    assert.is(cancelled.code, 0, cancelled.stderr);
+    const after = await broadcastRow(db, id);
+    assert.equal([after.status, after.sent, after.skipped], ['cancelled', 1, 2]);
+    assert.is((await runBqctl(['broadcast', 'resume', String(id)], env)).code, 1);
+    const missing = await runBqctl(['broadcast', 'cancel', '999999'], env);
+    assert.is(missing.code, 1);
+    assert.match(missing.stderr, /broadcast 999999 does not exist/);
+    assert.is((await runBqctl(['broadcast', 'pause', '0'], env)).code, 2);
+  });
+});
+
+test('broadcast resend puts unknown or failed-by-outcome recipients back to pending, fixes the counters and queues one job', async () => {
+  await withDb(async (db, env) => {
+    const { rows } = await db.pool.query(
+      `INSERT INTO broadcasts (title, message, status, total, sent, failed, blocked, unknown, started_at, finished_at)
+       VALUES ('r', '{"text":"x"}', 'completed', 7, 2, 2, 1, 2, now(), now()) RETURNING broadcast_id`,
+    );
+    const id = rows[0].broadcast_id;
+    await db.pool.query(
+      `INSERT INTO broadcast_deliveries (broadcast_id, chat_id, status, outcome, attempts) VALUES
+         ($1, 1, 'sent', NULL, 1), ($1, 2, 'sent', 'migrated', 1),
+         ($1, 3, 'failed', 'retries_exhausted', 5), ($1, 4, 'failed', 'content:parse_entities', 1),
+         ($1, 5, 'failed', 'blocked', 1), ($1, 6, 'unknown', 'crashed', 1), ($1, 7, 'unknown', 'crashed', 1)`,
+      [id],
+    );
+    const shown = json(await runBqctl(['broadcast', 'show', String(id), '--json'], env));
+    assert.ok(shown.outcomes.some((o: any) => o.outcome === 'retries_exhausted' && o.count === 1));
+
+    assert.is((await runBqctl(['broadcast', 'resend', String(id)], env)).code, 2, 'needs --unknown or --failed-class');
+    const nothing = json(await runBqctl(['broadcast', 'resend', String(id), '--failed-class', 'chat_not_found', '--json'], env));
+    assert.equal([nothing.resent, nothing.jobId], [0, null]);
+    assert.is((await broadcastRow(db, id)).status, 'completed', 'nothing matched, nothing changed');
+
+    const result = await runBqctl(['broadcast', 'resend', String(id), '--unknown', '--json'], env);
+    assert.is(result.code, 0, result.stderr);
+    const first = json(result);
+    assert.equal([first.resent, first.fromUnknown, first.status, first.existingJob], [2, 2, 'sending', false]);
+    const ledger = (await db.pool.query(`SELECT chat_id, status, attempts, next_attempt_at <= now() AS due FROM broadcast_deliveries WHERE broadcast_id = $1 AND chat_id IN (6, 7) ORDER BY chat_id`, [id])).rows;
+    assert.equal(ledger, [{ chat_id: 6, status: 'pending', attempts: 0, due: true }, { chat_id: 7, status: 'pending', attempts: 0, due: true }]);
+    let b = await broadcastRow(db, id);
+    assert.equal([b.status, b.unknown, b.failed, b.blocked, b.finished_at, b.job_id], ['sending', 0, 2, 1, null, first.jobId]);
+    const job = (await db.pool.query('SELECT job_type, payload, job_key, status FROM broadcast_queue_jobs WHERE job_id = $1', [first.jobId])).rows[0];
+    assert.equal(job, { job_type: 'broadcast', payload: { broadcast_id: id }, job_key: `broadcast:${id}`, status: 'pending' });
+
+    // A second resend while that job is unfinished reuses it: one job drives a broadcast.
+    const second = json(await runBqctl(['broadcast', 'resend', String(id), '--failed-class', 'content', 'retries_exhausted', 'blocked', '--json'], env));
+    assert.equal([second.resent, second.fromFailed, second.fromBlocked, second.jobId, second.existingJob], [3, 2, 1, first.jobId, true]);
+    b = await broadcastRow(db, id);
+    assert.equal([b.unknown, b.failed, b.blocked, b.sent], [0, 0, 0, 2]);
+    assert.is((await db.pool.query(`SELECT count(*)::int AS n FROM broadcast_deliveries WHERE broadcast_id = $1 AND status = 'pending'`, [id])).rows[0].n, 5);
+    assert.is((await db.pool.query('SELECT count(*)::int AS n FROM broadcast_queue_jobs')).rows[0].n, 1);
+    const human = await runBqctl(['broadcast', 'resend', String(id), '--failed-class', 'all'], env);
+    assert.match(human.stdout, /no recipients matched/);
+  });
+});
+
+test.run();
