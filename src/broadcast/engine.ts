@@ -61,7 +61,10 @@ export class BroadcastEngine {
     const recovered = await recoverInterrupted(this.pool, broadcastId, this.settings.atLeastOnce);
     if (recovered) log.warn({ broadcastId, rows: recovered, atLeastOnce: this.settings.atLeastOnce }, 'recipients whose send a crash interrupted');
     const fanned = await fanOut(this.pool, broadcast, job.jobId);
-    if (fanned) log.info({ broadcastId, ...fanned }, 'audience fanned out into the ledger');
+    if (fanned) {
+      log.info({ broadcastId, ...fanned }, 'audience fanned out into the ledger');
+      if (fanned.skipped) this.events.emit('delivery', { jobType: 'broadcast', outcome: 'skipped', count: fanned.skipped });
+    }
     else await this.pool.query(`UPDATE broadcasts SET status = 'sending', job_id = $2, updated_at = now() WHERE broadcast_id = $1 AND status IN ('draft', 'queued')`, [broadcastId, job.jobId]);
 
     const rate = broadcast.allowPaidBroadcast ? this.settings.paidRateLimit : this.settings.rateLimit;

@@ -172,9 +172,9 @@ export function createMetrics(queue: BroadcastQueue, access: QueueAccess): Metri
   });
   const rateLimited = new Counter({ name: name('rate_limited_total'), help: 'HTTP 429 answers from the Bot API.', registers });
   const pausedSeconds = new Counter({ name: name('rate_limit_pause_seconds_total'), help: 'Seconds of sending pause that 429 answers asked for (retry_after).', registers });
-  queue.telegram?.on('delivery', (d: { jobType: string; outcome: string }) => {
-    deliveries.inc({ job_type: d.jobType, outcome: d.outcome });
-    if (d.outcome === 'sent') sent.inc();
+  queue.telegram?.on('delivery', (d: { jobType: string; outcome: string; count?: number }) => {
+    deliveries.inc({ job_type: d.jobType, outcome: d.outcome }, d.count ?? 1);
+    if (d.outcome === 'sent') sent.inc(d.count ?? 1);
   });
   queue.telegram?.on('rate-limited', (r: { retryAfterMs: number }) => {
     rateLimited.inc();
