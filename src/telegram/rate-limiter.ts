@@ -9,6 +9,13 @@ import type { Logger } from '../log.js';
  */
 const SPACING_MARGIN = 1.025;
 
+/**
+ * The local guard's window: a little over a second, so that sends this process starts late (a GC
+ * pause, a busy event loop) are spread out again instead of leaving in a burst. Evenly spaced
+ * sends start 1025 ms apart per `rate` of them, so in steady state the guard never binds.
+ */
+const LOCAL_WINDOW_MS = 1_020;
+
 // Reserves `count` evenly spaced send times from the bot's shared timeline. The row lock
 // serialises daemons, so their reservations never overlap; a 429 pause pushes the timeline out.
 const RESERVE_SQL = `
@@ -81,7 +88,7 @@ export class RateLimiter {
       const now = Date.now();
       if (now < this.localPausedUntil) return false;
       const limit = Math.max(1, Math.floor(ratePerSecond));
-      const windowStart = this.recentStarts.length >= limit ? this.recentStarts[this.recentStarts.length - limit]! + 1_000 : 0;
+      const windowStart = this.recentStarts.length >= limit ? this.recentStarts[this.recentStarts.length - limit]! + LOCAL_WINDOW_MS : 0;
       const at = Math.max(slot, windowStart);
       if (at <= now) {
         this.recentStarts.push(now);
