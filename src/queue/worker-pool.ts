@@ -26,6 +26,9 @@ export interface JobEvent {
   durationMs: number;
 }
 
+/** Outcomes that may wait for their batched write while their slots already run new jobs. */
+const MAX_UNRECORDED = 1_000;
+
 // A halted job type (say, a revoked bot token) is retried this often until a person fixes it.
 const HALT_RECHECK_MS = 60_000;
 
@@ -36,6 +39,7 @@ const HALT_RECHECK_MS = 60_000;
 export class WorkerPool extends EventEmitter {
   private readonly running = new Map<number, { job: Job; controller: AbortController; done: Promise<void> }>();
   private readonly stopping = new AbortController();
+  private readonly recording = new Set<Promise<void>>();
 
   constructor(
     private readonly capacity: number,
@@ -47,8 +51,13 @@ export class WorkerPool extends EventEmitter {
     super();
   }
 
+  /**
+   * Slots free for new claims. A finished job frees its slot before its outcome is written (the
+   * recorder batches writes), but no more than MAX_UNRECORDED outcomes may wait: past that, new
+   * work waits for the database instead of piling up in memory.
+   */
   get free(): number {
-    return this.capacity - this.running.size;
+    return this.capacity - this.running.size - Math.max(0, this.recording.size - MAX_UNRECORDED);
   }
 
   get size(): number {
@@ -61,14 +70,22 @@ export class WorkerPool extends EventEmitter {
 
   run(job: Job): void {
     const controller = new AbortController();
-    const done = this.execute(job, controller).finally(() => {
+    const started = performance.now();
+    const log = this.log.child({ jobId: job.jobId, jobType: job.jobType, attempt: job.attempt });
+    this.emit('job:start', job);
+    const done = this.outcomeOf(job, controller, log).then((outcome) => {
       this.running.delete(job.jobId);
+      const recording = this.record(job, outcome, started, log).finally(() => {
+        this.recording.delete(recording);
+        this.emit('slot-freed');
+      });
+      this.recording.add(recording);
       this.emit('slot-freed');
     });
     this.running.set(job.jobId, { job, controller, done });
   }
 
-  /** Waits for running jobs up to timeoutMs, then aborts the rest and waits for them to record. */
+  /** Waits for running jobs up to timeoutMs, then aborts the rest; then waits for every write. */
   async drain(timeoutMs: number): Promise<void> {
     this.stopping.abort(new Error('daemon shutting down'));
     const all = () => Promise.all([...this.running.values()].map((r) => r.done));
@@ -81,6 +98,7 @@ export class WorkerPool extends EventEmitter {
       for (const r of this.running.values()) r.controller.abort(new Error('daemon shutting down'));
       await all();
     }
+    await Promise.all([...this.recording]);
   }
 
   /** Aborts the handlers of jobs this daemon no longer holds (it was declared dead meanwhile). */
@@ -88,11 +106,7 @@ export class WorkerPool extends EventEmitter {
     for (const r of this.running.values()) r.controller.abort(new Error(reason));
   }
 
-  private async execute(job: Job, controller: AbortController): Promise<void> {
-    const started = performance.now();
-    const log = this.log.child({ jobId: job.jobId, jobType: job.jobType, attempt: job.attempt });
-    this.emit('job:start', job);
-    const outcome = await this.outcomeOf(job, controller, log);
+  private async record(job: Job, outcome: Outcome, started: number, log: Logger): Promise<void> {
     let recorded = false;
     try {
       recorded = await this.recorder.record({ jobId: job.jobId, attempt: job.attempt, outcome });
