@@ -34,6 +34,12 @@ export interface BroadcastQueueOptions {
   embedded?: { dataDir: string; port?: number; ephemeral?: boolean };
   /** Jobs run at once. Defaults to 2. */
   concurrency?: number;
+  /**
+   * Jobs claimed ahead of free slots, so short jobs start without a round trip each. A prefetched
+   * job that waits over a second is handed back for other daemons. Defaults to 0 (off): a
+   * broadcast runs for minutes, and holding one back helps nobody.
+   */
+  prefetch?: number;
   /** Queues this instance works. Defaults to ['broadcasts']. */
   queues?: string[];
   /** Your own job types; a job is only claimed by an instance that has its handler. */
@@ -162,7 +168,14 @@ export class BroadcastQueue extends EventEmitter {
     const workers = new WorkerPool(this.concurrency, this.handlers, recorder, { baseMs: this.options.retryBaseMs ?? 60_000, maxMs: this.options.retryMaxMs ?? 3_600_000 }, log);
     const halted = (t: string) => Boolean(this.telegram?.halted) && TELEGRAM_JOB_TYPES.includes(t);
     const claimer = new Claimer(pool, this.daemonId, this.queues, this.jobTypes.filter((t) => !halted(t)));
-    const scheduler = new Scheduler(claimer, workers, log);
+    const scheduler = new Scheduler(claimer, workers, log, {
+      size: this.options.prefetch ?? 0,
+      maxWaitMs: 1_000,
+      // Handed back unstarted: pending, due now, the attempt given back.
+      handBack: async (jobs) => {
+        await Promise.all(jobs.map((job) => recorder.record({ jobId: job.jobId, attempt: job.attempt, outcome: { kind: 'snooze', delayMs: 0, error: null } })));
+      },
+    });
     const listener = new Listener(this.options.listenConnectionString ?? this.connectionString!, log);
     const rescuer = new Rescuer(pool, { daemonId: this.daemonId, queues: this.queues, jobTypes: this.jobTypes.filter((t) => !halted(t)), concurrency: this.concurrency, version: PACKAGE_VERSION }, liveness, { sweepMs, hungAfterMs: this.options.rescueAfterMs ?? 120_000 }, log);
     const cleanupDays = this.options.cleanupDays ?? 7;

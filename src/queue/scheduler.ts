@@ -1,7 +1,15 @@
 import { EventEmitter } from 'node:events';
 import { errorMessage, type Logger } from '../log.js';
-import type { Claimer } from './claimer.js';
+import type { Claimer, Job } from './claimer.js';
 import type { WorkerPool } from './worker-pool.js';
+
+export interface PrefetchOptions {
+  /** Jobs claimed beyond the free slots, started as slots free without a round trip. 0: off. */
+  size: number;
+  /** A prefetched job waiting longer than this for a slot is handed back. */
+  maxWaitMs: number;
+  handBack(jobs: Job[]): Promise<void>;
+}
 
 export type WakeReason = 'notification' | 'timer' | 'sweep' | 'slot' | 'connected' | 'start' | 'manual';
 
@@ -24,29 +32,59 @@ export class Scheduler extends EventEmitter {
   private runAtTimer: NodeJS.Timeout | undefined;
   private runAtDue = Infinity;
   private inFlight: Promise<void> | undefined;
+  /** Claimed jobs waiting for a free slot (prefetch), oldest first, with their claim time. */
+  private readonly buffer: { job: Job; claimedAt: number }[] = [];
+  private bufferTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly claimer: Claimer,
     private readonly pool: WorkerPool,
     private readonly log: Logger,
+    private readonly prefetch: PrefetchOptions = { size: 0, maxWaitMs: 1_000, handBack: async () => undefined },
   ) {
     super();
     pool.on('slot-freed', () => {
-      if (this.backlog) this.wake('slot');
+      this.dispatch();
+      if (this.backlog && this.buffer.length <= this.prefetch.size / 2) this.wake('slot');
     });
   }
 
   start(): void {
     this.stopped = false;
+    if (this.prefetch.size > 0) {
+      this.bufferTimer = setInterval(() => void this.handBackStale(), this.prefetch.maxWaitMs);
+      this.bufferTimer.unref();
+    }
     this.wake('start');
   }
 
-  /** Stops claiming; resolves once a claim in flight has handed its jobs to the pool. */
+  /** Stops claiming; resolves once a claim in flight is done and prefetched jobs are handed back. */
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.runAtTimer);
+    clearInterval(this.bufferTimer);
     this.runAtDue = Infinity;
     await this.inFlight;
+    await this.prefetch.handBack(this.buffer.splice(0).map((b) => b.job));
+  }
+
+  /** Starts buffered jobs in free slots; no database round trip. */
+  private dispatch(): void {
+    if (this.paused) return;
+    while (this.buffer.length && this.pool.free > 0) this.pool.run(this.buffer.shift()!.job);
+  }
+
+  /**
+   * A prefetched job that found no free slot for maxWaitMs goes back to the queue, where an idle
+   * daemon can take it: prefetch must speed up short jobs without hoarding long ones.
+   */
+  private async handBackStale(): Promise<void> {
+    const cutoff = Date.now() - this.prefetch.maxWaitMs;
+    let stale = 0;
+    while (stale < this.buffer.length && this.buffer[stale]!.claimedAt <= cutoff) stale++;
+    if (stale === 0) return;
+    const jobs = this.buffer.splice(0, stale).map((b) => b.job);
+    await this.prefetch.handBack(jobs).catch((error) => this.log.warn({ err: errorMessage(error) }, 'handing back prefetched jobs failed'));
   }
 
   /** Stops claiming (a halted bot token); resolves once a claim in flight is done. resume() claims at once. */
@@ -93,17 +131,17 @@ export class Scheduler extends EventEmitter {
       do {
         this.wakeAgain = false;
         if (this.stopped || this.paused) return;
-        const free = this.pool.free;
-        if (free <= 0) return;
-        const jobs = await this.claimer.claim(free);
-        if (this.stopped) {
-          // Claimed during shutdown: let the pool run them; stop() callers drain the pool.
-          for (const job of jobs) this.pool.run(job);
-          return;
-        }
-        for (const job of jobs) this.pool.run(job);
+        this.dispatch();
+        const want = this.pool.free + Math.max(0, this.prefetch.size - this.buffer.length);
+        if (want <= 0 || this.pool.free <= 0) return;
+        const jobs = await this.claimer.claim(want);
+        const claimedAt = Date.now();
+        for (const job of jobs) this.buffer.push({ job, claimedAt });
+        // Claimed during shutdown too: the pool runs what fits, stop() hands back the rest.
+        this.dispatch();
+        if (this.stopped) return;
         if (jobs.length) this.emit('claimed', jobs.length);
-        this.backlog = jobs.length === free;
+        this.backlog = jobs.length === want;
         if (!this.backlog) await this.armForNextRun();
       } while (this.wakeAgain && this.pool.free > 0);
     } catch (error) {

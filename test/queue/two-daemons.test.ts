@@ -43,4 +43,35 @@ test('two daemons and 10k jobs: every job runs exactly once', async () => {
   }
 });
 
+test('prefetched jobs that find no free slot are handed back for another daemon', async () => {
+  const db = await createTestDatabase();
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  // One slot, held by a job that waits on the gate; the prefetch holds the rest for a second.
+  const hoarder = new BroadcastQueue({ connectionString: db.url, concurrency: 1, prefetch: 10, handlers: { work: async (job) => (job.payload.first ? gate : null) } });
+  const helper = new BroadcastQueue({ connectionString: db.url, concurrency: 4, handlers: { work: () => 'helped' } });
+  try {
+    await hoarder.start();
+    let hoarderStarts = 0;
+    const firstStarted = new Promise((resolve) => hoarder.on('job:start', () => ++hoarderStarts && resolve(null)));
+    // One claim takes all six: the first runs, five wait in the prefetch buffer.
+    await db.pool.query(`INSERT INTO broadcast_queue_jobs (job_type, payload, priority) SELECT 'work', CASE WHEN g = 1 THEN '{"first": true}'::jsonb ELSE '{}' END, CASE WHEN g = 1 THEN 10 ELSE 0 END FROM generate_series(1, 6) g`);
+    await firstStarted;
+    const buffered = await db.pool.query(`SELECT count(*)::int AS n FROM broadcast_queue_jobs WHERE status = 'processing'`);
+    assert.is(buffered.rows[0].n, 6, 'the hoarder holds all six');
+    let helped = 0;
+    const allHelped = new Promise<void>((resolve) => helper.on('job:done', () => ++helped === 5 && resolve()));
+    await helper.start();
+    await allHelped;
+    release();
+    const rows = (await db.pool.query(`SELECT status, attempts FROM broadcast_queue_jobs WHERE NOT (payload ? 'first')`)).rows;
+    assert.ok(rows.every((r) => r.status === 'completed' && r.attempts === 1), JSON.stringify(rows));
+    assert.is(hoarderStarts, 1, 'the hoarder started only the job it had a slot for');
+  } finally {
+    release();
+    await Promise.all([hoarder.stop(), helper.stop()]);
+    await db.drop();
+  }
+});
+
 test.run();
