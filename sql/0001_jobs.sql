@@ -105,24 +105,19 @@ CREATE TRIGGER _900_notify_inserted
 
 -- An UPDATE that makes a job due now (retry from bqctl, a rescue, run_at moved earlier) wakes the
 -- daemons too. A retry scheduled for later does not: the daemon that wrote it arms its own timer.
+-- Row-level with a WHEN clause, so the hot path (claims and completions, which never qualify)
+-- pays only the WHEN test; a statement trigger would capture transition tables for every UPDATE.
+-- NOTIFY coalesces identical payloads within a transaction, so a 10k-row retry still wakes once.
 CREATE FUNCTION broadcast_queue_notify_due_again() RETURNS trigger
 LANGUAGE plpgsql AS $$
-DECLARE
-  due_queue text;
 BEGIN
-  FOR due_queue IN
-    SELECT DISTINCT n.queue
-      FROM new_rows n JOIN old_rows o USING (job_id)
-     WHERE n.status = 'pending'
-       AND n.run_at <= now()
-       AND (o.status <> 'pending' OR o.run_at > now() OR o.queue <> n.queue)
-  LOOP
-    PERFORM pg_notify('broadcast_queue', due_queue);
-  END LOOP;
+  PERFORM pg_notify('broadcast_queue', NEW.queue);
   RETURN NULL;
 END $$;
 
 CREATE TRIGGER _900_notify_due_again
-  AFTER UPDATE ON broadcast_queue_jobs
-  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION broadcast_queue_notify_due_again();
+  AFTER UPDATE OF status, run_at, queue ON broadcast_queue_jobs
+  FOR EACH ROW
+  WHEN (NEW.status = 'pending' AND NEW.run_at <= now()
+        AND (OLD.status <> 'pending' OR OLD.run_at > now() OR OLD.queue <> NEW.queue))
+  EXECUTE FUNCTION broadcast_queue_notify_due_again();

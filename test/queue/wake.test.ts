@@ -47,6 +47,27 @@ test('a 10k-row INSERT in one statement sends one notification', async () => {
   }
 });
 
+test('an UPDATE making 10k jobs due again (a bulk retry) also sends one notification; claims send none', async () => {
+  const db = await createTestDatabase();
+  const listener = new pg.Client({ connectionString: db.url });
+  try {
+    await db.pool.query(`INSERT INTO broadcast_queue_jobs (job_type, status, finished_at) SELECT 'noop', 'failed', now() FROM generate_series(1, 10000)`);
+    await listener.connect();
+    await listener.query('LISTEN broadcast_queue');
+    const payloads: string[] = [];
+    listener.on('notification', (n) => payloads.push(n.payload ?? ''));
+    await db.pool.query(`UPDATE broadcast_queue_jobs SET status = 'processing', locked_by = 'x' WHERE job_id <= 10`);
+    await db.pool.query(`UPDATE broadcast_queue_jobs SET status = 'pending', locked_by = NULL, run_at = now() WHERE status = 'failed'`);
+    const marker = waitForEvent<pg.Notification>(listener, 'notification', (n) => n.payload === 'marker');
+    await db.pool.query(`INSERT INTO broadcast_queue_jobs (queue, job_type) VALUES ('marker', 'noop')`);
+    await marker;
+    assert.equal(payloads, ['broadcasts', 'marker']);
+  } finally {
+    await listener.end();
+    await db.drop();
+  }
+});
+
 test('a job with a future run_at starts when due, woken by its timer', async () => {
   const db = await createTestDatabase();
   const queue = new BroadcastQueue({ connectionString: db.url, sweepMs: HOUR_MS, handlers: { noop: () => null } });
