@@ -1,4 +1,5 @@
 import type { EventEmitter } from 'node:events';
+import { anySignal } from '../abort.js';
 import type { Pool } from '../db/pool.js';
 import { HaltError, PayloadError, PermanentError, SnoozeError } from '../errors.js';
 import { errorMessage, type Logger } from '../log.js';
@@ -159,7 +160,7 @@ class Drain {
     private readonly log: Logger,
     private readonly events: EventEmitter,
   ) {
-    this.halting = AbortSignal.any([signal, stopping]);
+    this.halting = anySignal(signal, stopping).signal;
   }
 
   async run(): Promise<Stop | null> {

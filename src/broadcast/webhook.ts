@@ -1,5 +1,6 @@
 import { createHmac } from 'node:crypto';
 import { PermanentError, RetriableError } from '../errors.js';
+import { deadline } from '../abort.js';
 import type { Job } from '../queue/claimer.js';
 import type { HandlerContext } from '../queue/worker-pool.js';
 
@@ -28,12 +29,15 @@ export async function deliverWebhook(settings: WebhookSettings, job: Job, ctx: H
   const headers: Record<string, string> = { 'content-type': 'application/json', 'user-agent': 'broadcast-queued', [TIMESTAMP_HEADER]: String(timestamp) };
   if (settings.secret) headers[SIGNATURE_HEADER] = signWebhook(settings.secret, timestamp, body);
   let response: Response;
+  const limit = deadline(TIMEOUT_MS, ctx.signal);
   try {
-    response = await fetch(settings.url, { method: 'POST', headers, body, signal: AbortSignal.any([ctx.signal, AbortSignal.timeout(TIMEOUT_MS)]) });
+    response = await fetch(settings.url, { method: 'POST', headers, body, signal: limit.signal });
+    await response.body?.cancel().catch(() => undefined);
   } catch (error) {
     throw new RetriableError(`webhook POST failed: ${(error as Error).message}`);
+  } finally {
+    limit.done();
   }
-  await response.body?.cancel().catch(() => undefined);
   if (response.ok) return { status: response.status };
   const problem = `webhook answered ${response.status} ${response.statusText}`;
   // A 4xx other than timeout and throttling will not get better by itself.

@@ -75,7 +75,8 @@ function requireObject(value: unknown, path: string): Record<string, unknown> {
 
 function unknownFields(path: string, keys: string[], known: readonly string[], hints: Record<string, string> = {}): never {
   const names = keys.map((k) => JSON.stringify(k)).join(', ');
-  const hint = keys.map((k) => hints[k]).find(Boolean);
+  // hasOwn: a field named __proto__ or constructor must not pick up Object.prototype's members.
+  const hint = keys.map((k) => (Object.hasOwn(hints, k) ? hints[k] : undefined)).find(Boolean);
   const tail = hint ? `; ${hint}` : ` (known fields: ${known.join(', ')})`;
   return fail(`${path} has unknown field${keys.length > 1 ? 's' : ''} ${names}${tail}`);
 }
@@ -87,11 +88,22 @@ type Check = (value: unknown, path: string) => unknown;
 
 /**
  * Telegram counts text and caption limits in UTF-16 code units *after* entity parsing (so HTML tags
- * and Markdown markers do not count). We approximate with the raw string's length in Unicode code
- * points: exact for plain text without astral characters, and an overestimate when markup is used,
- * so a message we accept is never rejected by Telegram for its length.
+ * and Markdown markers do not count). We count the raw string's UTF-16 units: exact for plain text,
+ * an overestimate when markup is used, so a message we accept is never rejected for its length.
+ * (Counting code points let 4,096 emoji through to a wasted call: the chaos suite found it.)
  */
-const characters = (s: string): number => [...s].length;
+const characters = (s: string): number => s.length;
+
+/** Deeper than any real keyboard or entity list; JSON nested thousands deep overflows the stack later. */
+const MAX_DEPTH = 12;
+
+function depthOf(value: unknown, limit: number): number {
+  if (typeof value !== 'object' || value === null) return 0;
+  if (limit <= 0) return 1;
+  let deepest = 0;
+  for (const child of Object.values(value)) deepest = Math.max(deepest, depthOf(child, limit - 1));
+  return deepest + 1;
+}
 
 const text: Check = (value, path) => {
   if (typeof value !== 'string') return fail(`${path} must be a string, got ${describeValue(value)}`);
@@ -268,6 +280,7 @@ const UNKNOWN_FIELD_HINTS: Record<string, string> = {
 /** Checks a message object from a payload and turns it into the Bot API call that sends it. */
 export function parseMessage(value: unknown, path = 'payload.message'): OutgoingMessage {
   const message = requireObject(value, path);
+  if (depthOf(message, MAX_DEPTH + 1) > MAX_DEPTH) fail(`${path} is nested more than ${MAX_DEPTH} levels deep`);
   const keys = Object.keys(message).filter((k) => message[k] !== undefined);
 
   const unknown = keys.filter((k) => !Object.hasOwn(FIELDS, k));

@@ -1,6 +1,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { Telegram } from 'telegraf';
+import { deadline } from '../abort.js';
 import type { OutgoingMessage } from './message.js';
 
 /** What createBroadcastQueue accepts as `telegram`: a token, or the bot the user already has. */
@@ -49,14 +50,22 @@ export class TelegramSender {
   }
 
   async send(chatId: number, message: OutgoingMessage, signal?: AbortSignal): Promise<SentMessage> {
-    const timeout = AbortSignal.timeout(this.timeoutMs);
-    const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
-    // Only callApi takes a signal; telegraf's typings name the abort-controller polyfill's type.
-    const result = (await this.client.callApi(message.method as 'sendMessage', { chat_id: chatId, ...message.params } as never, { signal: combined as never })) as { message_id: number };
-    return { messageId: result.message_id };
+    const limit = deadline(this.timeoutMs, signal);
+    try {
+      // Only callApi takes a signal; telegraf's typings name the abort-controller polyfill's type.
+      const result = (await this.client.callApi(message.method as 'sendMessage', { chat_id: chatId, ...message.params } as never, { signal: limit.signal as never })) as { message_id: number };
+      return { messageId: result.message_id };
+    } finally {
+      limit.done();
+    }
   }
 
   async getMe(): Promise<{ id: number; username?: string }> {
-    return this.client.callApi('getMe', {}, { signal: AbortSignal.timeout(this.timeoutMs) as never }) as Promise<{ id: number; username?: string }>;
+    const limit = deadline(this.timeoutMs);
+    try {
+      return (await this.client.callApi('getMe', {}, { signal: limit.signal as never })) as { id: number; username?: string };
+    } finally {
+      limit.done();
+    }
   }
 }

@@ -129,11 +129,22 @@ test('reply keyboards, removal and force_reply are accepted', () => {
   }
 });
 
-test('text length counts code points: 4096 emoji are fine, 4097 are not', () => {
+test('text length counts UTF-16 units as Telegram does: 2048 emoji fit, 4096 do not (regression: chaos bad-input)', () => {
   const emoji = '😀'; // two UTF-16 code units, one code point
-  assert.is(parseMessage({ text: emoji.repeat(4096) }).method, 'sendMessage');
-  rejects({ text: emoji.repeat(4097) }, 'payload.message.text must be 1 to 4096 characters, got 4097');
-  assert.is(parseMessage({ photo: FILE_ID, caption: emoji.repeat(1024) }).method, 'sendPhoto');
+  assert.is(parseMessage({ text: emoji.repeat(2048) }).method, 'sendMessage');
+  rejects({ text: emoji.repeat(4096) }, 'payload.message.text must be 1 to 4096 characters, got 8192');
+  assert.is(parseMessage({ photo: FILE_ID, caption: emoji.repeat(512) }).method, 'sendPhoto');
+});
+
+test('fields named __proto__ or constructor get a plain unknown-field error (regression: chaos bad-input)', () => {
+  rejects(JSON.parse('{"text": "x", "__proto__": {}}'), /^payload\.message has unknown field "__proto__" \(known fields/);
+  rejects({ text: 'x', constructor: 1 }, /^payload\.message has unknown field "constructor" \(known fields/);
+});
+
+test('a message nested thousands deep is refused before any call (regression: chaos bad-input)', () => {
+  let deep: Record<string, unknown> = { text: 'b', callback_data: 'x' };
+  for (let i = 0; i < 5000; i++) deep = { nested: deep };
+  rejects({ text: 'hi', reply_markup: { inline_keyboard: [[deep]] } }, 'payload.message is nested more than 12 levels deep');
 });
 
 test('the path is configurable', () => {
