@@ -51,8 +51,38 @@ export class BroadcastEngine {
   ) {}
 
   async run(job: Job, ctx: HandlerContext): Promise<unknown> {
+    let broadcastId: number | null = null;
+    try {
+      broadcastId = await this.resolveBroadcastId(job);
+      return await this.runBroadcast(job, broadcastId, ctx);
+    } catch (error) {
+      // The job's last attempt failed: close the broadcast too, so it does not stay 'sending'
+      // with rows that nobody will ever send.
+      const last = error instanceof PermanentError || (job.attempt >= job.maxAttempts && !(error instanceof SnoozeError) && !(error instanceof HaltError));
+      if (broadcastId !== null && last && !(error instanceof PayloadError && !(await loadBroadcast(this.pool, broadcastId)))) {
+        await this.closeFailed(broadcastId, errorMessage(error), ctx.log).catch((e) => ctx.log.warn({ err: errorMessage(e) }, 'could not close the failed broadcast'));
+      }
+      throw error;
+    }
+  }
+
+  private async closeFailed(broadcastId: number, reason: string, log: Logger): Promise<void> {
+    const b = await loadBroadcast(this.pool, broadcastId);
+    if (!b || FINAL_STATUSES.includes(b.status)) return;
+    await recoverInterrupted(this.pool, broadcastId, false);
+    await skipRemaining(this.pool, broadcastId, 'stopped');
+    const counts = await countDeliveries(this.pool, broadcastId);
+    await this.pool.query(
+      `UPDATE broadcasts SET status = 'failed', failure_reason = $2, finished_at = now(), updated_at = now(),
+              total = $3, sent = $4, failed = $5, blocked = $6, skipped = $7, unknown = $8
+        WHERE broadcast_id = $1 AND status NOT IN ('completed', 'cancelled', 'failed')`,
+      [broadcastId, reason.slice(0, 1000), counts.total, counts.sent, counts.failed, counts.blocked, counts.skipped, counts.unknown],
+    );
+    log.warn({ broadcastId, reason, ...counts }, 'broadcast failed');
+  }
+
+  private async runBroadcast(job: Job, broadcastId: number, ctx: HandlerContext): Promise<unknown> {
     const { signal, stopping, log } = ctx;
-    const broadcastId = await this.resolveBroadcastId(job);
     const broadcast = await loadBroadcast(this.pool, broadcastId);
     if (!broadcast) throw new PayloadError(`payload.broadcast_id ${broadcastId} does not exist in broadcasts`);
     if (FINAL_STATUSES.includes(broadcast.status)) return { broadcast_id: broadcastId, status: broadcast.status, ...(await countDeliveries(this.pool, broadcastId)) };
@@ -69,7 +99,17 @@ export class BroadcastEngine {
     else await this.pool.query(`UPDATE broadcasts SET status = 'sending', job_id = $2, updated_at = now() WHERE broadcast_id = $1 AND status IN ('draft', 'queued')`, [broadcastId, job.jobId]);
 
     const rate = broadcast.allowPaidBroadcast ? this.settings.paidRateLimit : this.settings.rateLimit;
-    const stop = await new Drain(this.pool, this.sender, this.limiter, broadcastId, messages, rate, this.settings.atLeastOnce, signal, stopping, log, this.events).run();
+    let stop: Stop | null;
+    for (;;) {
+      stop = await new Drain(this.pool, this.sender, this.limiter, broadcastId, messages, rate, this.settings.atLeastOnce, signal, stopping, log, this.events).run();
+      if (stop) break;
+      // Every row we claimed is final now. Rows still 'sending' belong to a run that was declared
+      // dead while it was alive (a long pause): its results can no longer be trusted to land.
+      const stale = await recoverInterrupted(this.pool, broadcastId, this.settings.atLeastOnce);
+      if (!stale) break;
+      log.warn({ broadcastId, rows: stale }, 'rows left sending by an earlier run of this broadcast');
+      if (!this.settings.atLeastOnce) break;
+    }
     return this.finish(broadcastId, job.queue, stop, log);
   }
 
@@ -146,6 +186,7 @@ class Drain {
   private flushing: Promise<void> = Promise.resolve();
   /** Aborts when the run should stop starting calls: shutdown begun, or the job lost. */
   private readonly halting: AbortSignal;
+  private readonly detachHalting: () => void;
 
   constructor(
     private readonly pool: Pool,
@@ -160,7 +201,9 @@ class Drain {
     private readonly log: Logger,
     private readonly events: EventEmitter,
   ) {
-    this.halting = anySignal(signal, stopping).signal;
+    const halting = anySignal(signal, stopping);
+    this.halting = halting.signal;
+    this.detachHalting = halting.done;
   }
 
   async run(): Promise<Stop | null> {
@@ -183,6 +226,7 @@ class Drain {
       await Promise.all(this.inFlight);
     } finally {
       clearInterval(this.flushTimer);
+      this.detachHalting();
       await this.flushUntilWritten();
     }
     return this.stop;

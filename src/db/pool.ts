@@ -44,3 +44,17 @@ export function redactConnectionString(connectionString: string): string {
     return '(unparseable connection string)';
   }
 }
+
+// SQLSTATE classes and messages that mean "the database is away", not "this job is wrong":
+// 08 connection exception, 57P01-57P03 shutdown / crash / cannot connect now, 53300 too many
+// connections; and node-postgres's own words for a dropped or unobtainable connection.
+const UNAVAILABLE_CODES = /^(08...|57P0[123]|53300)$/;
+const UNAVAILABLE_MESSAGES = /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|connect ECONNREFUSED/;
+
+/** True when an error says the database was unreachable, so a job should wait rather than fail. */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  const { code, message } = error as { code?: unknown; message?: unknown };
+  if (typeof code === 'string' && UNAVAILABLE_CODES.test(code)) return true;
+  return typeof message === 'string' && UNAVAILABLE_MESSAGES.test(message) && !/api\.telegram\.org|\/bot/.test(message);
+}

@@ -382,7 +382,7 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
     res.end();
     return;
   }
-  const json = JSON.stringify(body);
+  const json = safeJson(body);
   res.writeHead(status, {
     'content-type': 'application/json; charset=utf-8',
     'cache-control': 'no-store',
@@ -529,4 +529,19 @@ export async function startAdminServer(queue: BroadcastQueue, options: AdminServ
       return closing;
     },
   };
+}
+
+/**
+ * JSON for a response. A job payload nested thousands deep (PostgreSQL accepts it) overflows
+ * JSON.stringify's stack; past 64 levels a value is shown as a marker instead (chaos suite: a 500).
+ */
+function safeJson(body: unknown): string {
+  return JSON.stringify(cutDeep(body, 64));
+}
+
+function cutDeep(value: unknown, levelsLeft: number): unknown {
+  if (typeof value !== 'object' || value === null || value instanceof Date) return value;
+  if (levelsLeft <= 0) return '[nested too deeply to show]';
+  if (Array.isArray(value)) return value.map((v) => cutDeep(v, levelsLeft - 1));
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, cutDeep(v, levelsLeft - 1)]));
 }

@@ -18,7 +18,9 @@ export interface DaemonIdentity {
 // 2. when allowed, delete daemons whose liveness lock is gone (or that stopped sweeping for the
 //    hung window) and hand their jobs back — pending and due now (the update trigger wakes every
 //    daemon), or failed if that was their last attempt, so a job that kills its daemon every time
-//    cannot loop forever; the attempt stays counted;
+//    cannot loop forever; the attempt stays counted. A broadcast is the exception: it resumes
+//    from its ledger, so a rescue continues it rather than retrying it, and costs no attempt
+//    (three kills would otherwise fail a half-sent broadcast: the chaos suite found it);
 // 3. report whether a job this daemon can run is due: the fallback for a lost notification.
 const SWEEP_SQL = `
   WITH me AS (
@@ -39,8 +41,9 @@ const SWEEP_SQL = `
     RETURNING daemon_id
   ), rescued AS (
     UPDATE broadcast_queue_jobs j
-       SET status      = CASE WHEN j.attempts >= j.max_attempts THEN 'failed' ELSE 'pending' END,
-           finished_at = CASE WHEN j.attempts >= j.max_attempts THEN now() ELSE NULL END,
+       SET status      = CASE WHEN j.attempts >= j.max_attempts AND j.job_type <> 'broadcast' THEN 'failed' ELSE 'pending' END,
+           finished_at = CASE WHEN j.attempts >= j.max_attempts AND j.job_type <> 'broadcast' THEN now() ELSE NULL END,
+           attempts    = CASE WHEN j.job_type = 'broadcast' THEN j.attempts - 1 ELSE j.attempts END,
            run_at      = now(),
            locked_by   = NULL,
            last_error  = 'daemon ' || j.locked_by || ' died during attempt ' || j.attempts,

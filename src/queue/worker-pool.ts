@@ -1,7 +1,8 @@
-import { EventEmitter } from 'node:events';
+import { EventEmitter, setMaxListeners } from 'node:events';
 import { HaltError, PermanentError, SnoozeError } from '../errors.js';
 import { errorMessage, type Logger } from '../log.js';
 import { retryDelayMs, type BackoffPolicy } from './backoff.js';
+import { isDatabaseUnavailable } from '../db/pool.js';
 import type { Job } from './claimer.js';
 import type { Outcome, Recorder } from './recorder.js';
 
@@ -26,6 +27,9 @@ export interface JobEvent {
   durationMs: number;
 }
 
+/** A job interrupted by a database outage tries again after this, without spending an attempt. */
+const DATABASE_RETRY_MS = 5_000;
+
 /** Outcomes that may wait for their batched write while their slots already run new jobs. */
 const MAX_UNRECORDED = 1_000;
 
@@ -49,6 +53,8 @@ export class WorkerPool extends EventEmitter {
     private readonly log: Logger,
   ) {
     super();
+    // Every running job's handler may listen to the shared shutdown signal.
+    setMaxListeners(0, this.stopping.signal);
   }
 
   /**
@@ -70,6 +76,8 @@ export class WorkerPool extends EventEmitter {
 
   run(job: Job): void {
     const controller = new AbortController();
+    // A broadcast attaches one listener per call in flight (up to a few hundred) to its signal.
+    setMaxListeners(0, controller.signal);
     const started = performance.now();
     const log = this.log.child({ jobId: job.jobId, jobType: job.jobType, attempt: job.attempt });
     this.emit('job:start', job);
@@ -138,6 +146,9 @@ export class WorkerPool extends EventEmitter {
         return { kind: 'snooze', delayMs: 0, error: `interrupted: ${errorMessage(controller.signal.reason)}` };
       }
       if (error instanceof PermanentError) return { kind: 'failed', error: message };
+      // The database went away under the handler: nothing is wrong with the job, so waiting for
+      // the database must not spend its attempts (the chaos suite saw broadcasts fail this way).
+      if (isDatabaseUnavailable(error)) return { kind: 'snooze', delayMs: DATABASE_RETRY_MS, error: `database unavailable: ${message}` };
       if (job.attempt >= job.maxAttempts) return { kind: 'failed', error: `${message} (attempt ${job.attempt} of ${job.maxAttempts})` };
       log.debug({ err: message }, 'handler threw a retriable error');
       return { kind: 'retry', error: message, delayMs: retryDelayMs(job.attempt + 1, this.backoff) };

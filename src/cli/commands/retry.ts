@@ -82,4 +82,9 @@ function report(results: JobActionResult[], verb: string, json: boolean | undefi
     outcome: r.outcome === 'broadcast_cancelled' ? `broadcast ${r.broadcastId} cancelled; the job stops it` : r.outcome === 'not_found' ? 'no such job' : r.outcome === 'conflict' ? r.error : r.outcome,
   }))));
   if (ok.length > 1) out(`${verb} ${n(ok.length)} of ${n(results.length)}`);
+  // Scripts read stderr for what went wrong; the table above is for people.
+  for (const r of results) {
+    if (r.outcome === 'not_found') process.stderr.write(`bqctl: job ${r.jobId} not found\n`);
+    else if (r.outcome === 'conflict') process.stderr.write(`bqctl: job ${r.jobId}: ${r.error}\n`);
+  }
 }

@@ -1,0 +1,85 @@
+// Regressions for what the chaos suite (chaos/) found; each test is named after what broke.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { BroadcastQueue } from '../../src/broadcast-queue.js';
+import type { JobEvent } from '../../src/queue/worker-pool.js';
+import { TelegramSender } from '../../src/telegram/sender.js';
+import { parseMessage } from '../../src/telegram/message.js';
+import { classifyTelegramError } from '../../src/telegram/classify.js';
+import { FakeBotApi } from '../../src/telegram/fake-bot-api.js';
+import { createTestDatabase } from '../helpers/db.js';
+import { TEST_TOKEN, insertJob, jobRow, withTelegram } from '../helpers/telegram.js';
+import { waitForEvent } from '../helpers/wait.js';
+
+test('a hung Bot API call is aborted by the per-call timeout', async () => {
+  const api = new FakeBotApi({ token: TEST_TOKEN });
+  const apiRoot = await api.start();
+  try {
+    api.setFaults({ hangRate: 1 });
+    const sender = new TelegramSender({ token: TEST_TOKEN, apiRoot }, 200);
+    const error = await sender.send(1, parseMessage({ text: 'hi' })).then(() => null, (e: unknown) => e);
+    assert.is(classifyTelegramError(error).kind, 'transient');
+  } finally {
+    await api.stop();
+  }
+});
+
+test('three daemon deaths do not fail a broadcast: a rescue continues it without spending an attempt', async () => {
+  const db = await createTestDatabase();
+  const rescuer = new BroadcastQueue({ connectionString: db.url, sweepMs: 200, handlers: {} });
+  try {
+    await db.pool.query(`INSERT INTO broadcast_queue_daemons (daemon_id, lock_key, hostname, pid, queues, job_types, concurrency, version) VALUES ('gone', 1, 'h', 1, '{broadcasts}', '{broadcast}', 1, 'x')`);
+    const { rows } = await db.pool.query(`INSERT INTO broadcast_queue_jobs (job_type, payload, status, locked_by, attempts, max_attempts) VALUES ('broadcast', '{"broadcast_id": 1}', 'processing', 'gone', 3, 3) RETURNING job_id`);
+    await rescuer.start();
+    await rescuer.rescueNow();
+    const row = await jobRow(db, rows[0].job_id);
+    assert.equal([row.status, row.attempts], ['pending', 2]);
+  } finally {
+    await rescuer.stop();
+    await db.drop();
+  }
+});
+
+test('a database outage under a handler snoozes the job instead of spending its attempts', async () => {
+  const db = await createTestDatabase();
+  let calls = 0;
+  const outage = Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' });
+  const queue = new BroadcastQueue({ connectionString: db.url, handlers: { flaky: () => { if (++calls === 1) throw outage; return 'ok'; } } });
+  try {
+    await queue.start();
+    const { rows } = await db.pool.query(`INSERT INTO broadcast_queue_jobs (job_type, max_attempts) VALUES ('flaky', 1) RETURNING job_id`);
+    const first = await waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === rows[0].job_id);
+    assert.is(first.outcome.kind, 'snooze');
+    const row = await jobRow(db, rows[0].job_id);
+    assert.equal([row.status, row.attempts], ['pending', 0]);
+    assert.match(row.last_error, /database unavailable/);
+  } finally {
+    await queue.stop();
+    await db.drop();
+  }
+});
+
+test('a job_id at or above 2^53 is refused at INSERT, not half-run', async () => {
+  const db = await createTestDatabase();
+  try {
+    const error = await db.pool.query(`INSERT INTO broadcast_queue_jobs (job_id, job_type) VALUES (9007199254740993, 'send')`).then(() => null, (e: Error) => e);
+    assert.match(error!.message, /broadcast_queue_jobs_job_id_below_2_53/);
+    const chat = await db.pool.query(`INSERT INTO broadcast_subscribers (chat_id) VALUES (9007199254740993)`).then(() => null, (e: Error) => e);
+    assert.match(chat!.message, /broadcast_subscribers_chat_id_valid/);
+  } finally {
+    await db.drop();
+  }
+});
+
+test('a broadcast whose job fails for good is closed as failed, not left sending', async () => {
+  await withTelegram({}, async ({ db, queue }) => {
+    const { rows } = await db.pool.query(`INSERT INTO broadcasts (message, audience) VALUES ('{"txt": "typo"}', '{"chat_ids": [1, 2]}') RETURNING broadcast_id`);
+    const jobId = await insertJob(db, 'broadcast', { broadcast_id: rows[0].broadcast_id });
+    await waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === jobId);
+    const b = (await db.pool.query('SELECT status, failure_reason FROM broadcasts')).rows[0];
+    assert.is(b.status, 'failed');
+    assert.match(b.failure_reason, /unknown field "txt"/);
+  });
+});
+
+test.run();
