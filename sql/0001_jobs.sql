@@ -22,6 +22,9 @@ CREATE TABLE broadcast_queue_jobs (
   finished_at   timestamptz,
   updated_at    timestamptz NOT NULL DEFAULT now(),
 
+  -- Ids travel through JSON and JavaScript numbers, which are exact only below 2^53.
+  CONSTRAINT broadcast_queue_jobs_job_id_below_2_53
+    CHECK (job_id BETWEEN 1 AND 9007199254740991),
   CONSTRAINT broadcast_queue_jobs_status_valid
     CHECK (status IN ('pending', 'processing', 'completed', 'failed', 'cancelled')),
   CONSTRAINT broadcast_queue_jobs_max_attempts_between_1_and_100

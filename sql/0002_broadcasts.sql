@@ -28,6 +28,8 @@ CREATE TABLE broadcasts (
   finished_at           timestamptz,
   updated_at            timestamptz NOT NULL DEFAULT now(),
 
+  CONSTRAINT broadcasts_broadcast_id_below_2_53
+    CHECK (broadcast_id BETWEEN 1 AND 9007199254740991),
   CONSTRAINT broadcasts_status_valid
     CHECK (status IN ('draft', 'queued', 'sending', 'paused', 'completed', 'cancelled', 'failed')),
   CONSTRAINT broadcasts_message_is_object
@@ -65,6 +67,8 @@ CREATE TABLE broadcast_deliveries (
   sent_at            timestamptz,
   updated_at         timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (broadcast_id, chat_id),
+  CONSTRAINT broadcast_deliveries_chat_id_valid
+    CHECK (chat_id <> 0 AND chat_id BETWEEN -9007199254740991 AND 9007199254740991),
   CONSTRAINT broadcast_deliveries_status_valid
     CHECK (status IN ('pending', 'sending', 'sent', 'failed', 'skipped', 'unknown'))
 );
@@ -91,7 +95,10 @@ CREATE TABLE broadcast_subscribers (
   attributes          jsonb       NOT NULL DEFAULT '{}',
   subscribed_at       timestamptz NOT NULL DEFAULT now(),
   last_active_at      timestamptz,
-  CONSTRAINT broadcast_subscribers_attributes_is_object CHECK (jsonb_typeof(attributes) = 'object')
+  CONSTRAINT broadcast_subscribers_attributes_is_object CHECK (jsonb_typeof(attributes) = 'object'),
+  -- Chat ids travel through JavaScript numbers, exact only below 2^53 (Telegram's stay below 2^52).
+  CONSTRAINT broadcast_subscribers_chat_id_valid
+    CHECK (chat_id <> 0 AND chat_id BETWEEN -9007199254740991 AND 9007199254740991)
 );
 
 -- Serve segment filters on tags (tags_any, tags_all) and attributes (attribute equals).
