@@ -1,0 +1,231 @@
+// The tables (stdout and bench/RESULTS.md) and the check against issue 5's targets.
+import type { Machine } from './machine.js';
+import type { BroadcastResults } from './measure/broadcast.js';
+import type { EnqueueRun } from './measure/enqueue.js';
+import type { IdleResult } from './measure/idle.js';
+import type { LatencyRun } from './measure/latency.js';
+import type { ThroughputResults } from './measure/throughput.js';
+import { CONFIGS, PEERS, settingsOf, type ConfigId } from './peers.js';
+import type { Plan } from './plan.js';
+import { cell, num, ratio, summarize } from './stats.js';
+
+export interface Results {
+  command: string;
+  startedAt: Date;
+  durationS: number;
+  plan: Plan;
+  machine: Machine;
+  loadAfter: string;
+  server: { origin: string; version: string; counter: string };
+  latency?: Record<ConfigId, LatencyRun[]>;
+  throughput?: ThroughputResults;
+  enqueue?: Partial<Record<ConfigId, EnqueueRun[]>>;
+  idle?: IdleResult;
+  broadcast?: BroadcastResults;
+}
+
+/** README: "the sweep — one statement every 30 s" (BQ_SWEEP_SECONDS, default 30). */
+const SWEEP_STATEMENTS_PER_MINUTE = 2;
+
+type Series = Partial<Record<ConfigId, number[]>>;
+interface RowOptions {
+  lowerIsBetter: boolean;
+  words?: [string, string];
+  notes?: Partial<Record<ConfigId, string>>;
+}
+
+/**
+ * One measurement across the configurations. A peer's cell ends with how ours compares: ours' best
+ * configuration in that row (defaults, or prefetch where measured) against that peer, by medians.
+ */
+function row(label: string, series: Series, { lowerIsBetter, words, notes = {} }: RowOptions): string[] {
+  const oursMedians = CONFIGS.filter((c) => c.kind === 'ours' && series[c.id]?.length).map((c) => summarize(series[c.id]!).median);
+  const ours = oursMedians.length ? (lowerIsBetter ? Math.min(...oursMedians) : Math.max(...oursMedians)) : NaN;
+  return [
+    label,
+    ...CONFIGS.map(({ id, kind, throughputOnly }) => {
+      const values = series[id];
+      if (!values?.length) return notes[id] ?? (throughputOnly ? '—' : 'n/a');
+      const s = summarize(values);
+      const compared = kind === 'ours' ? '' : ratio(ours, s.median, lowerIsBetter, words);
+      return [cell(s), notes[id], compared && `**${compared}**`].filter(Boolean).join(' · ');
+    }),
+  ];
+}
+
+function table(header: string[], rows: string[][]): string {
+  const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
+  return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
+}
+
+const pick = <T>(data: Partial<Record<ConfigId, T[]>> | undefined, f: (r: T) => number): Series =>
+  Object.fromEntries(Object.entries(data ?? {}).map(([id, runs]) => [id, (runs as T[]).map(f)]));
+
+export function queueTable(r: Results): string {
+  const rows: string[][] = [];
+  const faster = { lowerIsBetter: true };
+  if (r.latency) {
+    const partial: Partial<Record<ConfigId, string>> = {};
+    for (const [id, runs] of Object.entries(r.latency) as [ConfigId, LatencyRun[]][]) {
+      const missed = runs.filter((x) => x.started < x.inserts);
+      if (missed.length) partial[id] = `${runs.map((x) => x.started).join('/')} of ${runs[0]!.inserts} started within ${r.plan.latency.graceMs / 1000} s of the last insert`;
+    }
+    rows.push(row('Wake latency p50 (ms)', pick(r.latency, (x) => x.p50), { ...faster, notes: partial }));
+    rows.push(row('Wake latency p90 (ms)', pick(r.latency, (x) => x.p90), faster));
+    rows.push(row('Wake latency p99 (ms)', pick(r.latency, (x) => x.p99), faster));
+    rows.push(row('Wake latency max (ms)', pick(r.latency, (x) => x.max), faster));
+  }
+  if (r.throughput) {
+    for (const [c, byConfig] of Object.entries(r.throughput)) {
+      const capped: Partial<Record<ConfigId, string>> = {};
+      for (const [id, runs] of Object.entries(byConfig)) if (runs.some((x) => x.capped)) capped[id as ConfigId] = `capped at ${r.plan.throughput.capMs / 1000} s`;
+      rows.push(row(`Throughput, concurrency ${c} (jobs/s)`, pick(byConfig, (x) => x.jobsPerSecond), { lowerIsBetter: false, notes: capped }));
+    }
+  }
+  if (r.enqueue) {
+    const same = { 'gw-default': 'same SQL as fastest' };
+    rows.push(row(`Enqueue, ${r.plan.enqueue.jobs.toLocaleString('en-US')} single-row inserts (jobs/s)`, pick(r.enqueue, (x) => x.singlePerSecond), { lowerIsBetter: false, notes: same }));
+    rows.push(row(`Enqueue, one ${r.plan.enqueue.jobs.toLocaleString('en-US')}-row insert (jobs/s)`, pick(r.enqueue, (x) => x.bulkPerSecond), { lowerIsBetter: false, notes: same }));
+  }
+  if (r.idle) {
+    const perMinute: Series = Object.fromEntries(Object.entries(r.idle.perMinute).filter(([id]) => id !== 'ours-daemon'));
+    rows.push(row(`Idle: ${r.server.counter === 'pg_stat_statements' ? 'statements' : 'transactions'} per minute`, perMinute, { lowerIsBetter: true, words: ['fewer', 'more'] }));
+  }
+  const less = { lowerIsBetter: true, words: ['less', 'more'] as [string, string] };
+  if (r.latency) rows.push(row('Peak RSS, wake-latency run (MB)', pick(r.latency, (x) => x.rssMb), less));
+  if (r.throughput) {
+    const top = Math.max(...Object.keys(r.throughput).map(Number));
+    rows.push(row(`Peak RSS, throughput run at concurrency ${top} (MB)`, pick(r.throughput[top], (x) => x.rssMb), less));
+  }
+  return table(['Measurement', ...CONFIGS.map((c) => c.label)], rows);
+}
+
+export function broadcastTable(r: Results): string {
+  const b = r.broadcast;
+  const rows: string[][] = [];
+  if (b) {
+    for (const [subscribers, runs] of Object.entries(b.fanout)) {
+      const n = Number(subscribers).toLocaleString('en-US');
+      rows.push([`Fan-out to ${n} subscribers (s)`, cell(summarize(runs.map((x) => x.ms / 1000)))]);
+      rows.push([`Daemon peak RSS, ${n} fan-out (MB)`, cell(summarize(runs.map((x) => x.rssMb)))]);
+    }
+    for (const { case: c, runs } of b.rate) {
+      const label = `${c.limit}/s, ${c.daemons} daemon${c.daemons > 1 ? 's' : ''}, ${c.messages.toLocaleString('en-US')} messages`;
+      rows.push([`${label}: delivered/s (share of limit)`, `${cell(summarize(runs.map((x) => x.perSecond)))} (${cell(summarize(runs.map((x) => x.share * 100)), ' %')})`]);
+      rows.push([`${label}: 429s · max calls in any 1 s`, `${runs.map((x) => x.tooMany).join('/')} · ${runs.map((x) => x.maxInWindow).join('/')}`]);
+      rows.push([`${label}: daemons that sent · peak RSS (MB)`, `${runs.map((x) => x.daemonsUsed).join('/')} · ${cell(summarize(runs.map((x) => x.rssMb)))}`]);
+    }
+  }
+  if (r.idle) rows.push([`Idle daemon binary: ${r.server.counter === 'pg_stat_statements' ? 'statements' : 'transactions'} per minute`, cell(summarize(r.idle.perMinute['ours-daemon'] ?? []))]);
+  for (const skipped of r.plan.skipped.filter((s) => !s.startsWith('smaller'))) rows.push([skipped, 'skipped (--quick)']);
+  return table(['Broadcast, our daemon against the Bot API stand-in', 'median (min–max) or per run'], rows);
+}
+
+interface Target {
+  name: string;
+  measured: string;
+  met: boolean;
+}
+
+export function targets(r: Results): Target[] {
+  const out: Target[] = [];
+  const med = (xs: number[] | undefined) => (xs?.length ? summarize(xs).median : NaN);
+  if (r.latency) {
+    const ours = med(r.latency.ours.map((x) => x.p50));
+    const graphile = Math.min(med(r.latency['gw-fast'].map((x) => x.p50)), med(r.latency['gw-default'].map((x) => x.p50)));
+    out.push({ name: 'Wake p50 ≤ 0.7 × graphile-worker’s (its better configuration)', measured: `${num(ours)} ms vs ${num(graphile)} ms = ${num(ours / graphile)}×`, met: ours <= 0.7 * graphile });
+  }
+  if (r.throughput) {
+    for (const [c, byConfig] of Object.entries(r.throughput)) {
+      const ours = Math.max(med(byConfig.ours.map((x) => x.jobsPerSecond)), med(byConfig['ours-prefetch'].map((x) => x.jobsPerSecond)));
+      const graphile = med(byConfig['gw-fast'].map((x) => x.jobsPerSecond));
+      out.push({ name: `Throughput at concurrency ${c} ≥ 1.2 × graphile-worker fastest (ours: better of defaults and prefetch 200)`, measured: `${num(ours)} vs ${num(graphile)} jobs/s = ${num(ours / graphile)}×`, met: ours >= 1.2 * graphile });
+    }
+  }
+  if (r.idle) {
+    const allowed = SWEEP_STATEMENTS_PER_MINUTE + 2;
+    for (const id of ['ours', 'ours-daemon'] as const) {
+      const v = med(r.idle.perMinute[id]);
+      out.push({ name: `Idle ${id === 'ours' ? 'library instance' : 'daemon binary'} ≤ ${SWEEP_STATEMENTS_PER_MINUTE} (sweep) + 2 statements/min`, measured: `${num(v)}/min`, met: v <= allowed });
+    }
+  }
+  if (r.broadcast) {
+    for (const { case: c, runs } of r.broadcast.rate) {
+      const share = Math.min(...runs.map((x) => x.share));
+      const tooMany = runs.reduce((a, x) => a + x.tooMany, 0);
+      out.push({ name: `${c.limit}/s with ${c.daemons} daemon(s): ≥ 97 % of the limit, 0 × 429`, measured: `worst run ${num(share * 100)} %, ${tooMany} × 429`, met: share >= 0.97 && tooMany === 0 });
+    }
+    const million = r.broadcast.fanout[1_000_000];
+    if (million?.length) {
+      const s = Math.max(...million.map((x) => x.ms / 1000));
+      const rss = Math.max(...million.map((x) => x.rssMb));
+      out.push({ name: '1M fan-out < 15 s and < 150 MB peak RSS', measured: `worst run ${num(s)} s, ${num(rss)} MB`, met: s < 15 && rss < 150 });
+    }
+  }
+  return out;
+}
+
+export function targetsTable(r: Results): string {
+  return table(['Target (issue 5)', 'Measured', 'Met'], targets(r).map((t) => [t.name, t.measured, t.met ? 'yes' : '**NO**']));
+}
+
+function settingsTable(r: Results): string {
+  const cs = r.plan.throughput.concurrencies;
+  return table(
+    ['Configuration', 'Wake latency and idle', `Throughput at concurrency c (${cs.join(', ')}); shown for c = ${cs[1] ?? cs[0]}`],
+    CONFIGS.map((c) => [c.label, c.throughputOnly ? '(throughput only)' : `\`${JSON.stringify(settingsOf(c.id))}\``, `\`${JSON.stringify(settingsOf(c.id, cs[1] ?? cs[0]))}\``]),
+  );
+}
+
+export function renderMarkdown(r: Results, sections: { tables: string }): string {
+  const m = r.machine;
+  const breakdown = (id: 'ours' | 'ours-daemon') =>
+    (r.idle?.breakdown[id] ?? []).slice(0, 8).map((q) => `- ${num(q.perMinute)}/min: \`${q.query.slice(0, 160)}${q.query.length > 160 ? '…' : ''}\``).join('\n');
+  return `# Benchmark results
+
+Produced by \`${r.command}\` on ${r.startedAt.toISOString()} in ${Math.round(r.durationS)} s${r.plan.quick ? ' (**--quick**: fewer runs and smaller N; see below)' : ''}.
+
+Absolute numbers drift on a shared machine; the ratios, measured side by side in one run on the same PostgreSQL, are what count.
+Every cell is the median over runs with the spread (min–max) in brackets; a peer's cell ends with how ours compares, from the medians, taking ours' better configuration in that row (the prefetch column is measured for throughput only).
+
+## Machine
+- broadcast-queued at ${m.revision}
+- ${m.cpus} CPUs (${m.cpuModel}), ${m.memoryGb} GB memory, ${m.kernel}; load average ${m.loadAverage} at start, ${r.loadAfter} at the end (other work shares this machine)
+- Node ${m.node} for the bench and all three queues, ours included${m.npmRunNode ? ` (npm ran the entry script under ${m.npmRunNode})` : ''}
+- PostgreSQL ${r.server.version}: ${r.server.origin}; statements counted with ${r.server.counter === 'pg_stat_statements' ? 'pg_stat_statements (per database)' : 'pg_stat_database.xact_commit + xact_rollback (transactions, not statements: pg_stat_statements is not loaded)'}
+- Packages: ${Object.entries(m.packages).map(([k, v]) => `${k} ${v}`).join(', ')}
+
+## Settings
+Each queue runs in a process of its own, in a database of its own. Handlers are no-ops; jobs are inserted by the bench process the way each queue's users insert them: ours with \`INSERT INTO broadcast_queue_jobs\`, graphile-worker with \`graphile_worker.add_job\` / \`add_jobs\`, pg-boss with \`send()\` / \`insert()\`.
+
+${settingsTable(r)}
+
+- ours: \`new BroadcastQueue({ connectionString, handlers: { noop }, ...above })\`; everything else at its defaults (fallback sweep 30 s). "prefetch 200" is the README's setting for many short jobs of your own (claims that many ahead of free slots).
+- graphile-worker fastest: the configuration its performance page (worker.graphile.org/docs/performance) used for its quick stats.
+- pg-boss 12 has a LISTEN/NOTIFY mode: \`useListenNotify: true\` on the instance and \`notify: true\` on the queue. pg-boss processes one batch per worker at a time and, without \`burstWhenBatchFull\`, waits its polling interval after every fetch, so its fast profile fetches ${String((settingsOf('boss-listen') as any).work.batchSize)} jobs per round trip and keeps fetching while batches come back full; each batch's jobs run one after another, so c workers run at most c jobs at once.
+- Defaults mean the library's defaults apart from the concurrency under test. pg-boss at its defaults takes one job per worker every 2 s, so its runs are capped and rated by what they finished.
+
+## Queues side by side
+${sections.tables}
+
+## Against issue 5's targets
+${targetsTable(r)}
+
+## What ours sends while idle (pg_stat_statements, per minute over the idle windows)
+Library instance:
+${breakdown('ours') || '- (not available)'}
+
+Daemon binary:
+${breakdown('ours-daemon') || '- (not available)'}
+
+## Method
+- Wake latency: ${r.plan.latency.inserts.toLocaleString('en-US')} single-row inserts per run, ${r.plan.latency.gapMs.join('–')} ms apart start to start (the same pseudo-random gaps for every queue), ${r.plan.latency.runs} runs interleaved across queues; from the insert call to the no-op handler starting, both stamped with CLOCK_MONOTONIC (process.hrtime), which every process on the machine shares. A job not started ${r.plan.latency.graceMs / 1000} s after the last insert counts as never.
+- Throughput: ${r.plan.throughput.jobs.toLocaleString('en-US')} jobs queued with one statement into an idle worker (the same processes and databases as the wake-latency runs, each queue restarted at concurrency c); from the insert's return to the database showing every job completed; ${r.plan.throughput.runs} runs per queue and concurrency, interleaved, the jobs table emptied with DELETE between runs (no ANALYZE: an analysed empty table sends prepared plans, graphile-worker's, to sequential scans); runs still going after ${r.plan.throughput.capMs / 1000} s are stopped and rated by what they finished.
+- Enqueue: ${r.plan.enqueue.jobs.toLocaleString('en-US')} jobs, ${r.plan.enqueue.runs} runs, one connection, no worker running.
+- Idle: from when every idle queue was listening, consecutive ${r.plan.idle.windowMs / 1000} s windows while the other measurements ran.
+- Broadcast: our daemon binary (\`bin/broadcast-queued\`) with DATABASE_URL, TELEGRAM_BOT_TOKEN, TELEGRAM_API_ROOT and BQ_RATE_LIMIT, against src/telegram/fake-bot-api.ts in a process of its own answering after ${r.plan.broadcast.apiLatencyMs} ms and enforcing the same limit (429 past it in any rolling second). Rate runs use BQ_CONCURRENCY=1 so that each daemon takes one of the broadcasts. Peak RSS is VmHWM from /proc, reset between runs of a long-lived process.
+${r.plan.skipped.length ? `- Skipped in --quick: ${r.plan.skipped.join('; ')}.` : ''}
+
+Reproduce with \`npm run bench\` (about 20 minutes) or \`npm run bench -- --quick\` (about two). DATABASE_URL runs it on your own PostgreSQL (it creates and drops databases named bench_<pid>_*; without pg_stat_statements loaded, idle cost falls back to the transaction counter). Under Node < 22 the entry script installs node@24 into node_modules/.cache/bench-node24 (BENCH_NODE_DIR to move it, BENCH_NODE to use a binary you have); BENCH_NODE_ARGS passes flags such as \`--cpu-prof --cpu-prof-dir=/tmp/prof\` to every child process.
+`;
+}

@@ -1,0 +1,90 @@
+// `npm run bench [-- --quick]`: broadcast-queued, graphile-worker and pg-boss side by side on one
+// PostgreSQL, in one run, under one Node 24 (installed on first use: see node24.ts). Prints the
+// tables and writes bench/RESULTS.md. `--only=latency,throughput,enqueue,idle,broadcast` runs a
+// subset (and writes bench/RESULTS.partial.md instead). Environment: DATABASE_URL (else an embedded
+// PostgreSQL), BENCH_NODE / BENCH_NODE_DIR (node24.ts), BENCH_NODE_ARGS (child.ts). Every process
+// runs from a copy of the build taken at the start (snapshot.ts).
+import { writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { reexecUnderNode24 } from './node24.js';
+import { REPO_ROOT, reexecFromSnapshot } from './snapshot.js';
+
+const MEASUREMENTS = ['idle', 'latency', 'throughput', 'enqueue', 'broadcast'] as const;
+
+async function main(): Promise<void> {
+  if (await reexecUnderNode24()) return;
+  if (await reexecFromSnapshot()) return;
+  // Loaded only under Node ≥ 22: graphile-worker and pg-boss refuse older ones.
+  const { openServer } = await import('./db.js');
+  const { makePlan } = await import('./plan.js');
+  const { prepareTemplates } = await import('./producers.js');
+  const { describeMachine } = await import('./machine.js');
+  const { startIdle } = await import('./measure/idle.js');
+  const { measureLatency } = await import('./measure/latency.js');
+  const { measureThroughput } = await import('./measure/throughput.js');
+  const { measureEnqueue } = await import('./measure/enqueue.js');
+  const { measureBroadcast } = await import('./measure/broadcast.js');
+  const { broadcastTable, queueTable, renderMarkdown, targetsTable } = await import('./report.js');
+  const { closeLanes, openLanes } = await import('./child.js');
+
+  const args = process.argv.slice(2);
+  const quick = args.includes('--quick');
+  const onlyArg = args.find((a) => a.startsWith('--only='))?.slice('--only='.length);
+  const only = new Set(onlyArg ? onlyArg.split(',') : MEASUREMENTS);
+  const plan = makePlan(quick);
+  const machine = describeMachine();
+  const startedAt = new Date();
+  const t0 = performance.now();
+  const progress = (message: string) => console.error(`bench ${((performance.now() - t0) / 1000).toFixed(0).padStart(4)} s  ${message}`);
+
+  const server = await openServer();
+  progress(`PostgreSQL ${server.version}: ${server.origin}`);
+  progress(`statements counted with ${server.counter}`);
+  if (quick) progress(`--quick skips: ${plan.skipped.join('; ')}`);
+  try {
+    const templates = await prepareTemplates(server);
+    progress('migrated a template database for each queue');
+    const ctx = { server, plan, templates, progress };
+    // The idle processes and the worker processes start side by side.
+    const needLanes = only.has('latency') || only.has('throughput');
+    const [idle, lanes] = await Promise.all([only.has('idle') ? startIdle(ctx) : null, needLanes ? openLanes(ctx, 'queue') : []]);
+    progress('queues started');
+    const latency = only.has('latency') ? await measureLatency(ctx, lanes) : undefined;
+    const throughput = only.has('throughput') ? await measureThroughput(ctx, lanes) : undefined;
+    await closeLanes(lanes);
+    const enqueue = only.has('enqueue') ? await measureEnqueue(ctx) : undefined;
+    const broadcast = only.has('broadcast') ? await measureBroadcast(ctx) : undefined;
+    const idleResult = (await idle?.finish()) ?? undefined;
+
+    const results = {
+      command: `npm run bench${quick ? ' -- --quick' : ''}${onlyArg ? ` --only=${onlyArg}` : ''}`,
+      startedAt,
+      durationS: (performance.now() - t0) / 1000,
+      plan,
+      machine,
+      loadAfter: os.loadavg().map((l) => l.toFixed(2)).join(' '),
+      server: { origin: server.origin, version: server.version, counter: server.counter },
+      latency,
+      throughput,
+      enqueue,
+      idle: idleResult,
+      broadcast,
+    };
+    const tables = `${queueTable(results)}\n\n${broadcastTable(results)}`;
+    console.log(`\n${tables}\n\n${targetsTable(results)}\n`);
+    const file = path.join(REPO_ROOT, 'bench', `RESULTS${onlyArg ? '.partial' : ''}.md`);
+    writeFileSync(file, renderMarkdown(results, { tables }));
+    progress(`wrote ${file}`);
+  } finally {
+    await server.close();
+  }
+}
+
+main().then(
+  () => process.exit(process.exitCode ?? 0),
+  (error: unknown) => {
+    console.error('bench failed:', error);
+    process.exit(1);
+  },
+);
