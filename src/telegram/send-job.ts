@@ -41,11 +41,11 @@ export class SendJob {
     }
     let target = chatId;
     for (let hop = 0; ; hop++) {
-      const allowed = (await this.limiter.paceChats([target], target < 0 ? GROUP_CHAT_SPACING_MS : PRIVATE_CHAT_SPACING_MS)).get(target) ?? 0;
-      const chatWait = allowed - Date.now();
+      const rate = paid ? this.settings.paidRateLimit : this.settings.rateLimit;
+      const { slot, chatAllowedAt } = await this.limiter.reserveForChat(target, target < 0 ? GROUP_CHAT_SPACING_MS : PRIVATE_CHAT_SPACING_MS, rate);
+      const chatWait = chatAllowedAt - Date.now();
       if (chatWait > MAX_INLINE_WAIT_MS) throw new SnoozeError(chatWait, `chat ${target} is pacing (about one message a second, 20 a minute to groups)`);
-      const { slots } = await this.limiter.reserve(1, paid ? this.settings.paidRateLimit : this.settings.rateLimit);
-      if (!(await this.limiter.waitForSlot(Math.max(slots[0]!, allowed), paid ? this.settings.paidRateLimit : this.settings.rateLimit, ctx.signal))) {
+      if (!(await this.limiter.waitForSlot(Math.max(slot, chatAllowedAt), rate, ctx.signal))) {
         throw new SnoozeError(Math.max(0, this.limiter.pausedUntil - Date.now()), 'sending is paused after a 429');
       }
       try {
