@@ -6,7 +6,7 @@ import { waitForEvent } from '../helpers/wait.js';
 
 const CHATS = 100_000;
 
-test(`a ${CHATS.toLocaleString('en')}-recipient broadcast reaches every chat exactly once`, async () => {
+test(`a ${CHATS.toLocaleString('en')}-recipient broadcast reaches no chat twice, and every chat whose call did not time out`, async () => {
   // The stand-in has no limit here and ours is high: this is about exactly-once at volume, not pacing.
   await withTelegram({ queue: { rateLimit: 20_000 } }, async ({ db, api, queue }) => {
     await db.pool.query(`INSERT INTO broadcast_subscribers (chat_id, tags) SELECT g, '{all}' FROM generate_series(1, ${CHATS}) g`);
@@ -19,7 +19,7 @@ test(`a ${CHATS.toLocaleString('en')}-recipient broadcast reaches every chat exa
     // rather than risk a duplicate. Nobody may get it twice, and every 'sent' row arrived.
     assert.is(result.total, CHATS);
     assert.is(result.sent + result.unknown, CHATS);
-    assert.ok(result.unknown <= CHATS / 1000, `${result.unknown} unknown outcomes`);
+    assert.ok(result.unknown <= CHATS / 100, `${result.unknown} unknown outcomes`);
     let twice = 0;
     for (let chat = 1; chat <= CHATS; chat++) if (api.deliveredCount(chat) > 1) twice++;
     assert.is(twice, 0, 'chats that got the message twice');
