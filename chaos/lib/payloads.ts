@@ -248,7 +248,7 @@ export function generateCases(random: () => number, nextChat: () => number): Cas
   col('job_key duplicate of an unfinished job', colInsert('job_key', `'chaos-dup-key'`), [good()], ['refused']);
   col('errors not an array', colInsert('errors', `'"oops"'`), [good()], ['completed', 'refused']);
   col('last_error 1 MB before running', colInsert('last_error', '$2'), [good(), 'e'.repeat(1_000_000)], ['completed']);
-  col('job_id given, negative', `INSERT INTO broadcast_queue_jobs (job_id, job_type, payload) VALUES (-5, 'send', $1::jsonb) RETURNING job_id`, [good()], ['completed']);
+  col('job_id given, negative', `INSERT INTO broadcast_queue_jobs (job_id, job_type, payload) VALUES (-5, 'send', $1::jsonb) RETURNING job_id`, [good()], ['refused']); // broadcast_queue_jobs_job_id_below_2_53: ids start at 1
   // Ids past 2^53 do not survive a JavaScript number: the daemon must not lose, wedge or mix them up.
   cases.push({ label: 'columns: job_id given, 2^53 + 1', category: 'columns', sql: `INSERT INTO broadcast_queue_jobs (job_id, job_type, payload) VALUES (9007199254740993, 'send', $1::jsonb) RETURNING job_id::text`, params: [good()], expect: ['completed', 'failed', 'refused'], late: true });
   cases.push({ label: 'columns: job_id given, near 2^63', category: 'columns', sql: `INSERT INTO broadcast_queue_jobs (job_id, job_type, payload) VALUES (9223372036854775000, 'send', $1::jsonb) RETURNING job_id::text`, params: [good()], expect: ['completed', 'failed', 'refused'], late: true });
