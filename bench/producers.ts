@@ -32,8 +32,11 @@ export interface Producer {
 }
 
 export async function openProducer(config: QueueConfig, url: string): Promise<Producer> {
-  const client = new pg.Client({ connectionString: url, application_name: 'bench producer' });
-  await client.connect();
+  // A pool of one rather than a client: a connection killed from outside (other people's tests
+  // share this machine) is replaced instead of taking the bench down.
+  const client = new pg.Pool({ connectionString: url, application_name: 'bench producer', max: 1 });
+  client.on('error', () => undefined);
+  await client.query('SELECT 1');
   const count = async (sql: string, params: unknown[] = []) => Number((await client.query(sql, params)).rows[0].n);
   const statements = (...sqls: [string, unknown[]?][]) => async () => {
     for (const [sql, params] of sqls) await client.query(sql, params);
