@@ -24,8 +24,8 @@ export interface Producer {
   /** Jobs not yet completed (graphile-worker deletes completed jobs; the others mark them). */
   remaining(): Promise<number>;
   /**
-   * Deletes every job and vacuums (never ANALYZE), so that each run starts from the same state:
-   * an empty table whose planner estimate comes from its physical size. See prepareTemplates.
+   * Empties the jobs table with TRUNCATE, which also resets its statistics to "never vacuumed"
+   * (pg_class.reltuples = -1), so that every run starts from the state of the first. See JOB_TABLES.
    */
   clear(): Promise<void>;
   close(): Promise<void>;
@@ -46,7 +46,7 @@ export async function openProducer(config: QueueConfig, url: string): Promise<Pr
       single: (p) => client.query(`INSERT INTO broadcast_queue_jobs (job_type, payload) VALUES ('noop', $1)`, [JSON.stringify(p)]),
       bulk: (ps) => client.query(`INSERT INTO broadcast_queue_jobs (job_type, payload) SELECT 'noop', p FROM jsonb_array_elements($1::jsonb) p`, [JSON.stringify(ps)]),
       remaining: () => count(`SELECT count(*) AS n FROM broadcast_queue_jobs WHERE status <> 'completed'`),
-      clear: statements(['DELETE FROM broadcast_queue_jobs'], ['VACUUM broadcast_queue_jobs']),
+      clear: statements(['TRUNCATE broadcast_queue_jobs']),
       close: () => client.end(),
     };
   }
@@ -58,7 +58,7 @@ export async function openProducer(config: QueueConfig, url: string): Promise<Pr
         [JSON.stringify(ps.map((payload) => ({ identifier: 'noop', payload })))],
       ),
       remaining: () => count('SELECT count(*) AS n FROM graphile_worker._private_jobs'),
-      clear: statements(['DELETE FROM graphile_worker._private_jobs'], ['VACUUM graphile_worker._private_jobs']),
+      clear: statements(['TRUNCATE graphile_worker._private_jobs']),
       close: () => client.end(),
     };
   }
@@ -70,7 +70,7 @@ export async function openProducer(config: QueueConfig, url: string): Promise<Pr
     single: (p) => boss.send(queue, p),
     bulk: (ps) => boss.insert(queue, ps.map((data) => ({ data }))),
     remaining: () => count(`SELECT count(*) AS n FROM pgboss.job WHERE name = $1 AND state <> 'completed'`, [queue]),
-    clear: statements(['DELETE FROM pgboss.job WHERE name = $1', [queue]], ['VACUUM pgboss.job']),
+    clear: statements(['TRUNCATE pgboss.job_common']),
     close: async () => {
       await boss.stop({ graceful: false, close: true });
       await client.end();
@@ -79,12 +79,12 @@ export async function openProducer(config: QueueConfig, url: string): Promise<Pr
 }
 
 /**
- * The job tables, whose autovacuum the bench turns off. Measured here: once ANALYZE has seen a
- * queue's table empty (which autovacuum does after a burst drains), the next 20k-job burst drains
- * 30–80× slower in all four configurations tried (ours 6,600 → 211 jobs/s, graphile-worker 18,800
- * → 400, pg-boss 15,300 → 599): the planner believes the table is empty. Autovacuum would do that
- * to some runs and not others; with it off and a plain VACUUM between runs, every run of every
- * queue starts from the state of the first.
+ * The job tables, whose autovacuum the bench turns off. Measured here: once ANALYZE or VACUUM has
+ * seen a queue's table empty (autovacuum does, after a burst drains), pg_class says 0 rows and the
+ * next 20k-job burst drains 30–80× slower in all four configurations tried (ours 6,600 → 211
+ * jobs/s, graphile-worker 18,800 → 400, pg-boss 15,300 → 599): every claim is planned for an empty
+ * table. Autovacuum would do that to some runs and not others; with it off and TRUNCATE between
+ * runs, every run of every queue starts from the state of the first.
  */
 const JOB_TABLES: Record<Kind, string[]> = {
   ours: ['broadcast_queue_jobs'],
