@@ -19,11 +19,20 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
+// A daemon has no IPC channel to notice that the bench ended; one left running (seen once: still
+// alive 24 minutes after its bench, its database gone) is killed when the bench process exits.
+const live = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const proc of live) proc.kill('SIGKILL');
+});
+
 export async function startDaemon(env: Record<string, string>): Promise<Daemon> {
   const proc = spawn(process.execPath, [...profilingArgs(), BIN], {
     env: { PATH: process.env.PATH ?? '', BQ_HTTP_PORT: '-1', LOG_LEVEL: 'info', TELEGRAM_BOT_TOKEN: BENCH_TOKEN, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  live.add(proc);
+  proc.once('exit', () => live.delete(proc));
   const lines = new EventEmitter();
   let stderr = '';
   proc.stderr!.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
