@@ -215,6 +215,13 @@ class Drain {
         if (this.stopping.aborted || this.signal.aborted) this.stop = { kind: 'aborted' };
         else await this.checkControl();
         if (this.stop) break;
+        // While a 429 pauses this daemon, waitForSlot refuses every slot: claiming now would only
+        // hand the rows back, and each turn would burn a batch of the shared timeline for nothing.
+        const pausedMs = this.limiter.pausedUntil - Date.now();
+        if (pausedMs > 0) {
+          await sleep(Math.min(pausedMs, CONTROL_CHECK_MS), this.halting);
+          continue;
+        }
         const due = await claimDue(this.pool, this.broadcastId, batchSize);
         if (due.length === 0) {
           if (this.inFlight.size) await Promise.race(this.inFlight);

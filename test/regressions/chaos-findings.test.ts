@@ -8,7 +8,7 @@ import { parseMessage } from '../../src/telegram/message.js';
 import { classifyTelegramError } from '../../src/telegram/classify.js';
 import { FakeBotApi } from '../../src/telegram/fake-bot-api.js';
 import { createTestDatabase } from '../helpers/db.js';
-import { TEST_TOKEN, insertJob, jobRow, withTelegram } from '../helpers/telegram.js';
+import { TEST_TOKEN, insertJob, jobRow, range, withTelegram } from '../helpers/telegram.js';
 import { waitForEvent } from '../helpers/wait.js';
 
 test('a hung Bot API call is aborted by the per-call timeout', async () => {
@@ -79,6 +79,27 @@ test('a broadcast whose job fails for good is closed as failed, not left sending
     const b = (await db.pool.query('SELECT status, failure_reason FROM broadcasts')).rows[0];
     assert.is(b.status, 'failed');
     assert.match(b.failure_reason, /unknown field "txt"/);
+  });
+});
+
+test('a 429 pause does not make the broadcast claim and give back batch after batch, pushing the shared timeline far ahead', async () => {
+  // The chaos run's broadcast stalled for 10-17 s after each 429 storm: while paused it kept
+  // claiming rows, reserving slots for them and handing them back, ~200 ms of budget per turn.
+  await withTelegram({ api: { retryAfterSeconds: 1 }, queue: { rateLimit: 100 } }, async ({ db, api, queue }) => {
+    let deferred = 0;
+    queue.telegram!.on('delivery', (d: { jobType: string; outcome: string }) => {
+      if (d.jobType === 'broadcast' && d.outcome === 'deferred') deferred++;
+    });
+    const jobId = await insertJob(db, 'broadcast', { message: { text: 'storm' }, chat_ids: range(1, 300) });
+    await api.waitFor('delivered');
+    api.setFaults({ storm: true });
+    await api.waitFor('call', (c) => c.status === 429);
+    api.setFaults({ storm: false });
+    const done = await waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === jobId, 60_000);
+    assert.is((done.outcome as any).result?.sent, 300);
+    // Deferred: the calls Telegram refused, plus at most the rest of the batch the pause cut short.
+    const batch = 100 / 5;
+    assert.ok(deferred <= api.tooManyRequests + batch, `${deferred} rows deferred for ${api.tooManyRequests} × 429`);
   });
 });
 
