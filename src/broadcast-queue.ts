@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
-import { createPool, type Pool } from './db/pool.js';
+import { createClaimPool, createPool, type Pool } from './db/pool.js';
 import { migrate } from './db/migrate.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded.js';
 import { silentLogger, type Logger } from './log.js';
@@ -29,7 +29,7 @@ const TELEGRAM_JOB_TYPES = ['send', 'broadcast'];
 export interface BroadcastQueueOptions {
   /** PostgreSQL URL. Without one, an embedded PostgreSQL is started in `embedded.dataDir`. */
   connectionString?: string;
-  /** Direct connection for LISTEN when connectionString goes through PgBouncer. Defaults to connectionString. */
+  /** Direct connection for LISTEN, the liveness lock and claims when connectionString goes through PgBouncer. Defaults to connectionString. */
   listenConnectionString?: string;
   embedded?: { dataDir: string; port?: number; ephemeral?: boolean };
   /** Jobs run at once. Defaults to 2. */
@@ -94,6 +94,7 @@ export class BroadcastQueue extends EventEmitter {
   private readonly handlers: Record<string, JobHandler>;
   private embeddedDb: EmbeddedDatabase | null = null;
   private poolRef: Pool | null = null;
+  private claimPool: Pool | null = null;
   private parts: { listener: Listener; scheduler: Scheduler; workers: WorkerPool; recorder: Recorder; rescuer: Rescuer; liveness: LivenessLock; cleaner: Cleaner | null } | null = null;
   private starting: Promise<void> | null = null;
   private concurrency: number;
@@ -167,7 +168,10 @@ export class BroadcastQueue extends EventEmitter {
     const recorder = new Recorder(pool, this.daemonId, log);
     const workers = new WorkerPool(this.concurrency, this.handlers, recorder, { baseMs: this.options.retryBaseMs ?? 60_000, maxMs: this.options.retryMaxMs ?? 3_600_000 }, log);
     const halted = (t: string) => Boolean(this.telegram?.halted) && TELEGRAM_JOB_TYPES.includes(t);
-    const claimer = new Claimer(pool, this.daemonId, this.queues, this.jobTypes.filter((t) => !halted(t)));
+    // The direct connection, like LISTEN's: a session setting and a named statement must not be
+    // shared with other clients through a transaction-pooling PgBouncer.
+    this.claimPool = createClaimPool({ connectionString: this.options.listenConnectionString ?? this.connectionString!, max: 2, applicationName: 'broadcast-queued claims', log });
+    const claimer = new Claimer(this.claimPool, this.daemonId, this.queues, this.jobTypes.filter((t) => !halted(t)));
     const scheduler = new Scheduler(claimer, workers, log, {
       size: this.options.prefetch ?? 0,
       maxWaitMs: 1_000,
@@ -245,6 +249,8 @@ export class BroadcastQueue extends EventEmitter {
       this.telegram?.stop();
       this.log.info({ daemonId: this.daemonId }, 'queue stopped');
     }
+    await this.claimPool?.end();
+    this.claimPool = null;
     await this.poolRef?.end();
     this.poolRef = null;
     await this.embeddedDb?.stop();

@@ -112,7 +112,7 @@ const QUEUE_NAME = /^[A-Za-z0-9_.:-]{1,128}$/;
 
 export const SETTINGS: Setting[] = [
   { key: 'databaseUrl', env: 'DATABASE_URL', flag: '--database-url', secret: true, doc: 'PostgreSQL connection string. Defaults to an embedded PostgreSQL in the data directory.', parse: url(['postgres:', 'postgresql:']) },
-  { key: 'listenDatabaseUrl', env: 'BQ_LISTEN_DATABASE_URL', flag: '--listen-database-url', secret: true, doc: 'Direct connection for LISTEN when DATABASE_URL goes through PgBouncer. Defaults to DATABASE_URL.', parse: url(['postgres:', 'postgresql:']) },
+  { key: 'listenDatabaseUrl', env: 'BQ_LISTEN_DATABASE_URL', flag: '--listen-database-url', secret: true, doc: 'Direct connection (not through PgBouncer) for LISTEN, the liveness lock and claims, when DATABASE_URL goes through PgBouncer. Defaults to DATABASE_URL.', parse: url(['postgres:', 'postgresql:']) },
   { key: 'telegramBotToken', env: 'TELEGRAM_BOT_TOKEN', flag: '--telegram-bot-token', secret: true, doc: 'Bot API token from @BotFather. Defaults to none (send and broadcast jobs are not claimed).', parse: (raw) => {
     const value = optionalString(raw);
     if (value.ok && value.value !== undefined && !/^\d+:[A-Za-z0-9_-]{20,}$/.test(value.value)) return bad('does not look like a bot token (digits, a colon, then at least 20 letters, digits, _ or -)');

@@ -13,6 +13,8 @@ export interface PoolOptions {
   max: number;
   applicationName: string;
   log: Logger;
+  /** Settings for every session, as PostgreSQL's startup `options` (`-c name=value`). */
+  sessionOptions?: string;
 }
 
 export function createPool(options: PoolOptions): Pool {
@@ -23,12 +25,24 @@ export function createPool(options: PoolOptions): Pool {
     // A query that hangs on a dead TCP connection would stall a worker slot forever.
     keepAlive: true,
     connectionTimeoutMillis: 10_000,
+    ...(options.sessionOptions ? { options: options.sessionOptions } : {}),
     idleTimeoutMillis: 30_000,
   });
   // An idle client whose server went away emits 'error' on the pool; without a listener that
   // would crash the process. The next checkout gets a fresh connection.
   pool.on('error', (error) => options.log.warn({ err: error.message }, 'idle database connection lost'));
   return pool;
+}
+
+/**
+ * The connections claims run on. Their sessions commit asynchronously: a claim is a lease, and
+ * losing one in a PostgreSQL crash only makes its job run again, exactly as a daemon crash
+ * would. Anything a job does that must not happen twice (a Bot API call) is preceded by a
+ * synchronous commit on the main pool, which flushes the WAL up to and past the claim, so
+ * at-most-once holds. What this saves is one WAL flush per claim on a durable server.
+ */
+export function createClaimPool(options: PoolOptions): Pool {
+  return createPool({ ...options, sessionOptions: '-c synchronous_commit=off' });
 }
 
 /** The connection string with its password replaced, safe for logs. */

@@ -16,13 +16,21 @@ export type WakeReason = 'notification' | 'timer' | 'sweep' | 'slot' | 'connecte
 // Timers longer than this are re-armed in steps (setTimeout overflows past ~24.8 days).
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
+// With prefetch, a second claim may refill the buffer while the first is still on the wire: one
+// claim at a time left the slots idle for a round trip every buffer's worth of short jobs.
+const MAX_CLAIMS_IN_FLIGHT = 2;
+
 /**
  * The one place that decides to claim. Notifications, the run_at timer, the fallback sweep (the
- * rescuer reports due jobs), a freed slot and a listener (re)connect all call wake(); wakes that arrive while a claim is in
- * flight fold into one more claim after it. Emits 'claimed' (count) and 'claim-failed' (never 'error', which would throw without a listener).
+ * rescuer reports due jobs), a freed slot and a listener (re)connect all call wake(); wakes that arrive while claims are in
+ * flight fold into one more claim after the last of them. With prefetch, the buffer is topped up
+ * as soon as it falls to half, from the finishing job itself, so short jobs never wait for the
+ * event loop to go idle before the next claim leaves. Emits 'claimed' (count) and 'claim-failed' (never 'error', which would throw without a listener).
  */
 export class Scheduler extends EventEmitter {
-  private claiming = false;
+  private readonly claims = new Set<Promise<void>>();
+  /** Jobs asked for by the claims in flight. */
+  private requested = 0;
   private wakeAgain = false;
   private scheduledWake = false;
   /** True while the last claim filled every free slot, so more due jobs may be waiting. */
@@ -31,7 +39,6 @@ export class Scheduler extends EventEmitter {
   private paused = false;
   private runAtTimer: NodeJS.Timeout | undefined;
   private runAtDue = Infinity;
-  private inFlight: Promise<void> | undefined;
   /** Claimed jobs waiting for a free slot (prefetch), oldest first, with their claim time. */
   private readonly buffer: { job: Job; claimedAt: number }[] = [];
   private bufferTimer: NodeJS.Timeout | undefined;
@@ -45,7 +52,9 @@ export class Scheduler extends EventEmitter {
     super();
     pool.on('slot-freed', () => {
       this.dispatch();
-      if (this.backlog && this.buffer.length <= this.prefetch.size / 2) this.wake('slot');
+      if (!this.backlog) return;
+      if (this.prefetch.size === 0) this.wake('slot');
+      else if (this.buffer.length + this.requested <= this.prefetch.size / 2) this.claimNow(true);
     });
   }
 
@@ -58,13 +67,13 @@ export class Scheduler extends EventEmitter {
     this.wake('start');
   }
 
-  /** Stops claiming; resolves once a claim in flight is done and prefetched jobs are handed back. */
+  /** Stops claiming; resolves once the claims in flight are done and prefetched jobs are handed back. */
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.runAtTimer);
     clearInterval(this.bufferTimer);
     this.runAtDue = Infinity;
-    await this.inFlight;
+    await this.claimsSettled();
     await this.prefetch.handBack(this.buffer.splice(0).map((b) => b.job));
   }
 
@@ -87,10 +96,14 @@ export class Scheduler extends EventEmitter {
     await this.prefetch.handBack(jobs).catch((error) => this.log.warn({ err: errorMessage(error) }, 'handing back prefetched jobs failed'));
   }
 
-  /** Stops claiming (a halted bot token); resolves once a claim in flight is done. resume() claims at once. */
+  /** Stops claiming (a halted bot token); resolves once the claims in flight are done. resume() claims at once. */
   async pause(): Promise<void> {
     this.paused = true;
-    await this.inFlight;
+    await this.claimsSettled();
+  }
+
+  private async claimsSettled(): Promise<void> {
+    while (this.claims.size) await Promise.all([...this.claims]);
   }
 
   resume(): void {
@@ -106,16 +119,14 @@ export class Scheduler extends EventEmitter {
     if (this.stopped || this.paused) return;
     // A notification means new due work even if no slot is free now: claim when one frees.
     if (reason !== 'slot') this.backlog = true;
-    if (this.claiming) {
-      this.wakeAgain = true;
-      return;
-    }
+    // A claim already on the wire may have been planned before this job committed.
+    if (this.claims.size) this.wakeAgain = true;
     if (this.scheduledWake) return;
     // Coalesce the wakes of one event-loop turn (a burst of finished jobs) into one claim.
     this.scheduledWake = true;
     setImmediate(() => {
       this.scheduledWake = false;
-      this.inFlight = this.claimLoop();
+      this.claimNow();
     });
   }
 
@@ -124,32 +135,46 @@ export class Scheduler extends EventEmitter {
     this.armRunAtTimer(delayMs);
   }
 
-  private async claimLoop(): Promise<void> {
-    if (this.claiming) return;
-    this.claiming = true;
-    try {
-      do {
+  /**
+   * Starts a claim for the free slots and the buffer's free room, unless enough is already asked
+   * for. `turningOver`: called from a finishing job, so slots are busy only for a moment and the
+   * buffer may be refilled although no slot is free right now.
+   */
+  private claimNow(turningOver = false): void {
+    if (this.stopped || this.paused) return;
+    this.dispatch();
+    if (this.claims.size >= MAX_CLAIMS_IN_FLIGHT) return;
+    if (this.pool.free <= 0 && !turningOver) return;
+    const want = this.pool.free + Math.max(0, this.prefetch.size - this.buffer.length) - this.requested;
+    if (want <= 0) return;
+    const claim = this.claim(want).finally(() => {
+      this.claims.delete(claim);
+      if (this.claims.size === 0 && this.wakeAgain) {
         this.wakeAgain = false;
-        if (this.stopped || this.paused) return;
-        this.dispatch();
-        const want = this.pool.free + Math.max(0, this.prefetch.size - this.buffer.length);
-        if (want <= 0 || this.pool.free <= 0) return;
-        const jobs = await this.claimer.claim(want);
-        const claimedAt = Date.now();
-        for (const job of jobs) this.buffer.push({ job, claimedAt });
-        // Claimed during shutdown too: the pool runs what fits, stop() hands back the rest.
-        this.dispatch();
-        if (this.stopped) return;
-        if (jobs.length) this.emit('claimed', jobs.length);
-        this.backlog = jobs.length === want;
-        if (!this.backlog) await this.armForNextRun();
-      } while (this.wakeAgain && this.pool.free > 0);
+        this.claimNow();
+      }
+    });
+    this.claims.add(claim);
+  }
+
+  private async claim(want: number): Promise<void> {
+    this.requested += want;
+    try {
+      const jobs = await this.claimer.claim(want);
+      const claimedAt = Date.now();
+      for (const job of jobs) this.buffer.push({ job, claimedAt });
+      // Claimed during shutdown too: the pool runs what fits, stop() hands back the rest.
+      this.dispatch();
+      if (this.stopped) return;
+      if (jobs.length) this.emit('claimed', jobs.length);
+      this.backlog = jobs.length === want;
+      if (!this.backlog) await this.armForNextRun();
     } catch (error) {
       // The database is away; the listener's reconnect or the sweep will wake us again.
       this.log.warn({ err: errorMessage(error) }, 'claim failed');
       this.emit('claim-failed', error);
     } finally {
-      this.claiming = false;
+      this.requested -= want;
     }
   }
 
