@@ -24,6 +24,7 @@ interface ApiErrorShape {
 const NETWORK_CODES = new Set([
   'ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN',
   'EHOSTUNREACH', 'ENETUNREACH', 'ENETDOWN', 'EHOSTDOWN', 'ESOCKETTIMEDOUT', 'ERR_SOCKET_CONNECTION_TIMEOUT',
+  'ERR_NOT_SENT',
 ]);
 
 // Ordered: longer phrases first where one contains another.
@@ -137,7 +138,8 @@ export function describeClass(c: DeliveryErrorClass): string {
 }
 
 // Failures that happen before the request can have reached Telegram: nothing was delivered.
-const NEVER_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ENETDOWN', 'EHOSTDOWN']);
+// ERR_NOT_SENT: the sender gave up before the request was on a connected socket (sender.ts).
+const NEVER_SENT = new Set(['ERR_NOT_SENT', 'ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ENETDOWN', 'EHOSTDOWN']);
 
 /**
  * Could the message have been delivered although the call failed? A timeout, a reset or a
