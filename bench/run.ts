@@ -1,8 +1,10 @@
 // `npm run bench [-- --quick]`: broadcast-queued, graphile-worker and pg-boss side by side on one
 // PostgreSQL, in one run, under one Node 24 (installed on first use: see node24.ts). Prints the
 // tables and writes bench/RESULTS.md. `--only=latency,throughput,enqueue,idle,broadcast` runs a
-// subset (and writes bench/RESULTS.partial.md instead). Environment: DATABASE_URL (else an embedded
-// PostgreSQL), BENCH_NODE / BENCH_NODE_DIR (node24.ts), BENCH_NODE_ARGS (child.ts). Every process
+// subset (and writes bench/RESULTS.partial.md instead); `--only=rate` runs only the broadcast rate
+// rows, `--rates=1000x1,1000x3` picks which (limit × daemons; messages: 3 s of sending in --quick,
+// 15 s otherwise), `--out=FILE` writes the results there. Environment: DATABASE_URL (else an
+// embedded PostgreSQL), BENCH_NODE / BENCH_NODE_DIR (node24.ts), BENCH_NODE_ARGS (child.ts). Every process
 // runs from a copy of the build taken at the start (snapshot.ts).
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -11,6 +13,8 @@ import { reexecUnderNode24 } from './node24.js';
 import { REPO_ROOT, reexecFromSnapshot } from './snapshot.js';
 
 const MEASUREMENTS = ['idle', 'latency', 'throughput', 'enqueue', 'broadcast'] as const;
+/** Not in a default run: the rate rows of 'broadcast' alone. */
+const EXTRA_MEASUREMENTS = ['rate'] as const;
 
 async function main(): Promise<void> {
   if (await reexecUnderNode24()) return;
@@ -32,7 +36,17 @@ async function main(): Promise<void> {
   const quick = args.includes('--quick');
   const onlyArg = args.find((a) => a.startsWith('--only='))?.slice('--only='.length);
   const only = new Set(onlyArg ? onlyArg.split(',') : MEASUREMENTS);
+  for (const name of only) if (![...MEASUREMENTS, ...EXTRA_MEASUREMENTS].includes(name as never)) throw new Error(`unknown measurement ${name}`);
   const plan = makePlan(quick);
+  if (only.has('rate') && !only.has('broadcast')) plan.broadcast.fanouts = [];
+  const ratesArg = args.find((a) => a.startsWith('--rates='))?.slice('--rates='.length);
+  if (ratesArg) {
+    plan.broadcast.rates = ratesArg.split(',').map((spec) => {
+      const [limit, daemons] = spec.split('x').map(Number);
+      if (!(limit! > 0) || !(daemons! > 0)) throw new Error(`--rates: bad case ${spec} (want LIMITxDAEMONS)`);
+      return { limit: limit!, daemons: daemons!, messages: limit! * (quick ? 3 : 15) };
+    });
+  }
   const machine = describeMachine();
   const startedAt = new Date();
   const t0 = performance.now();
@@ -54,11 +68,11 @@ async function main(): Promise<void> {
     const throughput = only.has('throughput') ? await measureThroughput(ctx, lanes) : undefined;
     await closeLanes(lanes);
     const enqueue = only.has('enqueue') ? await measureEnqueue(ctx) : undefined;
-    const broadcast = only.has('broadcast') ? await measureBroadcast(ctx) : undefined;
+    const broadcast = only.has('broadcast') || only.has('rate') ? await measureBroadcast(ctx) : undefined;
     const idleResult = (await idle?.finish()) ?? undefined;
 
     const results = {
-      command: `npm run bench${quick ? ' -- --quick' : ''}${onlyArg ? ` --only=${onlyArg}` : ''}`,
+      command: `npm run bench${quick ? ' -- --quick' : ''}${onlyArg ? ` --only=${onlyArg}` : ''}${ratesArg ? ` --rates=${ratesArg}` : ''}`,
       startedAt,
       durationS: (performance.now() - t0) / 1000,
       plan,
@@ -73,7 +87,8 @@ async function main(): Promise<void> {
     };
     const tables = `${queueTable(results)}\n\n${broadcastTable(results)}`;
     console.log(`\n${tables}\n\n${targetsTable(results)}\n`);
-    const file = path.join(REPO_ROOT, 'bench', `RESULTS${onlyArg ? '.partial' : ''}.md`);
+    const outArg = args.find((a) => a.startsWith('--out='))?.slice('--out='.length);
+    const file = outArg ? path.resolve(outArg) : path.join(REPO_ROOT, 'bench', `RESULTS${onlyArg ? '.partial' : ''}.md`);
     writeFileSync(file, renderMarkdown(results, { tables }));
     progress(`wrote ${file}`);
   } finally {
