@@ -16,6 +16,14 @@ const SPACING_MARGIN = 1.025;
  */
 const LOCAL_WINDOW_MS = 1_020;
 
+/**
+ * A send may start at most this long after its slot. A later one (the process stalled: GC, a busy
+ * machine) would land among the slots after it, which the shared timeline gave to other sends —
+ * other daemons' too, which the local guard cannot see — and a second would hold more than the
+ * limit. A caller whose waitForSlot returned later than this reserves a new slot instead.
+ */
+export const LATE_SLOT_MS = 10;
+
 // Reserves `count` evenly spaced send times from the bot's shared timeline. The row lock
 // serialises daemons, so their reservations never overlap; a 429 pause pushes the timeline out.
 const RESERVE_SQL = `

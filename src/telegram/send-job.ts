@@ -6,7 +6,7 @@ import type { HandlerContext } from '../queue/worker-pool.js';
 import { markUnreachable, recordMigration } from '../broadcast/subscribers.js';
 import { classifyTelegramError, describeClass, mayHaveBeenDelivered } from './classify.js';
 import { parseChatId, parseMessage } from './message.js';
-import { GROUP_CHAT_SPACING_MS, PRIVATE_CHAT_SPACING_MS, type RateLimiter } from './rate-limiter.js';
+import { GROUP_CHAT_SPACING_MS, LATE_SLOT_MS, PRIVATE_CHAT_SPACING_MS, type RateLimiter } from './rate-limiter.js';
 import type { TelegramSender } from './sender.js';
 
 export interface SendJobSettings {
@@ -45,8 +45,20 @@ export class SendJob {
       const { slot, chatAllowedAt } = await this.limiter.reserveForChat(target, target < 0 ? GROUP_CHAT_SPACING_MS : PRIVATE_CHAT_SPACING_MS, rate);
       const chatWait = chatAllowedAt - Date.now();
       if (chatWait > MAX_INLINE_WAIT_MS) throw new SnoozeError(chatWait, `chat ${target} is pacing (about one message a second, 20 a minute to groups)`);
-      if (!(await this.limiter.waitForSlot(Math.max(slot, chatAllowedAt), rate, ctx.signal))) {
-        throw new SnoozeError(Math.max(0, this.limiter.pausedUntil - Date.now()), 'sending is paused after a 429');
+      let at = slot;
+      if (chatAllowedAt > slot) {
+        // The chat's turn comes after the global slot, which by then belongs to others' sends:
+        // wait for the chat, then take a global slot of that moment.
+        await sleepUntil(chatAllowedAt, ctx.signal);
+        at = (await this.limiter.reserve(1, rate)).slots[0]!;
+      }
+      for (;;) {
+        if (!(await this.limiter.waitForSlot(at, rate, ctx.signal))) {
+          throw new SnoozeError(Math.max(0, this.limiter.pausedUntil - Date.now()), 'sending is paused after a 429');
+        }
+        if (Date.now() - at <= LATE_SLOT_MS) break;
+        // The process stalled past the slot: sending now would crowd later slots. Take a new one.
+        at = (await this.limiter.reserve(1, rate)).slots[0]!;
       }
       try {
         const sent = await this.sender.send(target, message, ctx.signal);
@@ -91,4 +103,16 @@ export class SendJob {
     const { rows } = await this.pool.query(`SELECT errors -> -1 -> 'rescued' = 'true'::jsonb AS rescued FROM broadcast_queue_jobs WHERE job_id = $1`, [jobId]);
     return rows[0]?.rescued === true;
   }
+}
+
+function sleepUntil(at: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, Math.max(0, at - Date.now()));
+    signal.addEventListener('abort', done, { once: true });
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+  });
 }

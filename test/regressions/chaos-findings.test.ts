@@ -1,8 +1,11 @@
 // Regressions for what the chaos suite (chaos/) found; each test is named after what broke.
+import { EventEmitter } from 'node:events';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BroadcastQueue } from '../../src/broadcast-queue.js';
 import type { JobEvent } from '../../src/queue/worker-pool.js';
+import { silentLogger } from '../../src/log.js';
+import { SendJob } from '../../src/telegram/send-job.js';
 import { TelegramSender } from '../../src/telegram/sender.js';
 import { parseMessage } from '../../src/telegram/message.js';
 import { classifyTelegramError, describeClass, mayHaveBeenDelivered } from '../../src/telegram/classify.js';
@@ -64,6 +67,35 @@ test('more calls than connections do not fail with a false "Premature close"', a
     const outcomes = await Promise.all(range(1, 200).map((chat) => sender.send(chat, parseMessage({ text: 'hi' })).then(() => 'sent', (e: unknown) => describeClass(classifyTelegramError(e)))));
     assert.equal(outcomes.filter((o) => o !== 'sent'), []);
     assert.is(api.delivered.length, 200);
+  } finally {
+    await api.stop();
+  }
+});
+
+test('a send job whose process stalled past its slot takes a new slot instead of sending late', async () => {
+  // chaos load / bench: with several daemons, a daemon that woke late sent on top of the slots the
+  // shared timeline had given to the others, and the stand-in saw more than the limit in a second.
+  const api = new FakeBotApi({ token: TEST_TOKEN });
+  const apiRoot = await api.start();
+  try {
+    const reserved: number[] = [];
+    const stalled = Date.now() - 1_000; // the slot passed a second ago while the process was busy
+    const limiter = {
+      pausedUntil: 0,
+      reserveForChat: async () => ({ slot: stalled, chatAllowedAt: 0 }),
+      reserve: async () => {
+        reserved.push(Date.now());
+        return { slots: [Date.now()] };
+      },
+      waitForSlot: async () => true,
+    };
+    const sender = new TelegramSender({ token: TEST_TOKEN, apiRoot });
+    const job = new SendJob(null as never, sender, limiter as never, { rateLimit: 1000, paidRateLimit: 1000, atLeastOnce: false }, new EventEmitter());
+    const ctx = { signal: new AbortController().signal, stopping: new AbortController().signal, log: silentLogger() };
+    const result = await job.run({ jobId: 1, attempt: 1, payload: { chat_id: 7, message: { text: 'hi' } } } as never, ctx);
+    assert.is((result as { chat_id: number }).chat_id, 7);
+    assert.is(reserved.length, 1, 'a fresh slot was reserved for the late send');
+    assert.is(api.delivered.length, 1);
   } finally {
     await api.stop();
   }
