@@ -7,7 +7,7 @@ import type { Job } from '../queue/claimer.js';
 import type { HandlerContext } from '../queue/worker-pool.js';
 import { classifyTelegramError, describeClass, mayHaveBeenDelivered } from '../telegram/classify.js';
 import { parseMessage, type OutgoingMessage } from '../telegram/message.js';
-import { GROUP_CHAT_SPACING_MS, type RateLimiter } from '../telegram/rate-limiter.js';
+import { GROUP_CHAT_SPACING_MS, LATE_SLOT_MS, type RateLimiter } from '../telegram/rate-limiter.js';
 import type { TelegramSender } from '../telegram/sender.js';
 import { FINAL_STATUSES, createInlineBroadcast, fanOut, loadBroadcast, validateContent, type BroadcastRow } from './fanout.js';
 import { BLOCKED_OUTCOMES, claimDue, countDeliveries, nextDueInMs, recordDeliveries, recoverInterrupted, skipRemaining, type DeliveryRecord, type DueDelivery } from './ledger.js';
@@ -270,29 +270,49 @@ class Drain {
     // Groups take at most 20 a minute; their own timelines may push a send later.
     const groups = due.filter((d) => d.targetChatId < 0).map((d) => d.targetChatId);
     const groupAllowed = groups.length ? await this.limiter.paceChats(groups, GROUP_CHAT_SPACING_MS) : new Map<number, number>();
+    let next = 0; // the first slot not yet used or missed
     for (let i = 0; i < due.length; i++) {
       const delivery = due[i]!;
       const allowedAt = groupAllowed.get(delivery.targetChatId) ?? 0;
-      if (allowedAt > slots[i]! + 50) {
+      if (next < slots.length && allowedAt > slots[next]! + 50) {
         this.giveBack([delivery], allowedAt - Date.now());
         continue;
       }
-      if (this.stop || !(await this.limiter.waitForSlot(slots[i]!, this.rate, this.halting))) {
-        // A pause (429) or a stop began after the reservation: this call is not made.
-        this.giveBack(due.slice(i), Math.max(0, this.limiter.pausedUntil - Date.now()));
-        return;
-      }
+      // Wait for room before the slot, not after it: a send that waits once its slot has come
+      // leaves late, on top of the next daemon's sends.
       while (this.inFlight.size >= MAX_IN_FLIGHT) await Promise.race(this.inFlight);
       // After a content error, send one at a time until it is clear whether the message itself
       // is bad: a broken message should cost a few calls, not a whole batch.
       if (this.contentErrors.size > 0) await Promise.all(this.inFlight);
-      if (this.stop) {
+      const slot = await this.nextSlot(slots, next);
+      if (slot.kind === 'stopped') {
+        // A pause (429) or a stop began after the reservation: this call is not made.
+        this.giveBack(due.slice(i), Math.max(0, this.limiter.pausedUntil - Date.now()));
+        return;
+      }
+      if (slot.kind === 'none') {
         this.giveBack(due.slice(i), 0);
         return;
       }
+      next = slot.index + 1;
       const call = this.sendOne(delivery).finally(() => this.inFlight.delete(call));
       this.inFlight.add(call);
     }
+  }
+
+  /**
+   * The first of `slots` from `from` on that this process can still keep. A slot missed by more
+   * than LATE_SLOT_MS (a GC pause, a starved CPU) is dropped rather than used late: catching up
+   * would send the missed calls in a burst, and the shared timeline has already given the next
+   * slots to other sends, so the bot would exceed its limit over the following second.
+   */
+  private async nextSlot(slots: number[], from: number): Promise<{ kind: 'ok'; index: number } | { kind: 'none' } | { kind: 'stopped' }> {
+    for (let j = from; j < slots.length; j++) {
+      if (slots[j]! < Date.now() - LATE_SLOT_MS) continue;
+      if (this.stop || !(await this.limiter.waitForSlot(slots[j]!, this.rate, this.halting))) return { kind: 'stopped' };
+      if (Date.now() - slots[j]! <= LATE_SLOT_MS) return { kind: 'ok', index: j };
+    }
+    return { kind: 'none' };
   }
 
   private giveBack(rows: DueDelivery[], retryInMs: number): void {
