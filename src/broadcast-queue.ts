@@ -238,10 +238,15 @@ export class BroadcastQueue extends EventEmitter {
     this.parts = null;
     this.starting = null;
     if (parts) {
+      const timeoutMs = this.options.shutdownTimeoutMs ?? 25_000;
+      // Outcomes wait for an unreachable database, but not past the shutdown timeout: stop() must
+      // end. What is left unwritten stays 'processing' and is rescued like a crash.
+      const giveUp = setTimeout(() => parts.recorder.close(), timeoutMs + 2_000);
       await parts.scheduler.stop();
       parts.cleaner?.stop();
-      await parts.workers.drain(this.options.shutdownTimeoutMs ?? 25_000);
+      await parts.workers.drain(timeoutMs);
       await parts.recorder.drain();
+      clearTimeout(giveUp);
       parts.recorder.close();
       await parts.rescuer.stop();
       await parts.liveness.stop();

@@ -12,14 +12,32 @@ const CLEAN_SQL = `
         AND finished_at < now() - $1::float8 * interval '1 day'
       LIMIT ${BATCH})`;
 
-/** Deletes finished jobs older than the retention; returns how many. */
-export async function deleteFinishedJobs(pool: Pool, olderThanDays: number): Promise<number> {
+// A pacing row matters for a minute after its chat's last send (sql/0002_broadcasts.sql); without
+// this the table would keep a row for every chat ever sent to.
+const PACING_SQL = `
+  DELETE FROM broadcast_chat_pacing
+   WHERE (bot_id, chat_id) IN (
+     SELECT bot_id, chat_id FROM broadcast_chat_pacing
+      WHERE next_allowed_at < now() - interval '1 minute'
+      LIMIT ${BATCH})`;
+
+async function deleteInBatches(pool: Pool, sql: string, params: unknown[]): Promise<number> {
   let total = 0;
   for (;;) {
-    const { rowCount } = await pool.query(CLEAN_SQL, [olderThanDays]);
+    const { rowCount } = await pool.query(sql, params);
     total += rowCount ?? 0;
     if ((rowCount ?? 0) < BATCH) return total;
   }
+}
+
+/** Deletes per-chat pacing rows no send can need any more; returns how many. */
+export function deleteStalePacing(pool: Pool): Promise<number> {
+  return deleteInBatches(pool, PACING_SQL, []);
+}
+
+/** Deletes finished jobs older than the retention; returns how many. */
+export function deleteFinishedJobs(pool: Pool, olderThanDays: number): Promise<number> {
+  return deleteInBatches(pool, CLEAN_SQL, [olderThanDays]);
 }
 
 /** Runs the cleaner at start and then on an interval (hourly by default). */
@@ -47,6 +65,8 @@ export class Cleaner {
     try {
       const deleted = await deleteFinishedJobs(this.pool, this.retentionDays);
       if (deleted) this.log.info({ deleted, retentionDays: this.retentionDays }, 'old finished jobs deleted');
+      const pacing = await deleteStalePacing(this.pool);
+      if (pacing) this.log.debug({ deleted: pacing }, 'stale per-chat pacing rows deleted');
       return deleted;
     } catch (error) {
       this.log.warn({ err: errorMessage(error) }, 'cleanup failed');

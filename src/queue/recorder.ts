@@ -1,4 +1,4 @@
-import type { Pool } from '../db/pool.js';
+import { isDatabaseUnavailable, type Pool } from '../db/pool.js';
 import { setTimeout as delay } from 'node:timers/promises';
 import { errorMessage, type Logger } from '../log.js';
 
@@ -15,6 +15,22 @@ export interface RecordedRun {
   attempt: number;
   outcome: Outcome;
 }
+
+const UNSTORABLE = 'result could not be stored: ';
+
+/** An outcome as it can be written: a result PostgreSQL cannot hold fails the job instead. */
+function storableOutcome(outcome: Outcome): Exclude<Outcome, { kind: 'completed' }> | { kind: 'completed'; json: string } {
+  if (outcome.kind !== 'completed') return { ...outcome, error: outcome.error === null ? null : withoutNul(outcome.error) } as Exclude<Outcome, { kind: 'completed' }>;
+  try {
+    return { kind: 'completed', json: JSON.stringify(outcome.result ?? null) };
+  } catch (error) {
+    // A BigInt or a circular object: the handler's result, not the database, is at fault.
+    return { kind: 'failed', error: `${UNSTORABLE}${errorMessage(error)}` };
+  }
+}
+
+// text columns refuse NUL characters; an error message is worth keeping without them.
+const withoutNul = (text: string) => text.replaceAll('\u0000', '');
 
 // Histories are capped so that a job snoozed or retried many times cannot grow without bound.
 const ERRORS_KEPT = 25;
@@ -106,13 +122,14 @@ export class Recorder {
 
   private async write(batch: Pending[]): Promise<void> {
     const columns = { ids: [] as number[], attempts: [] as number[], statuses: [] as string[], delays: [] as (number | null)[], results: [] as (string | null)[], errors: [] as (string | null)[], refunds: [] as boolean[] };
-    for (const { run } of batch) {
-      const o = run.outcome;
+    for (const item of batch) {
+      const { run } = item;
+      const o = storableOutcome(run.outcome);
       columns.ids.push(run.jobId);
       columns.attempts.push(run.attempt);
       columns.statuses.push(o.kind === 'completed' ? 'completed' : o.kind === 'failed' ? 'failed' : 'pending');
       columns.delays.push(o.kind === 'retry' || o.kind === 'snooze' ? Math.max(0, o.delayMs) : null);
-      columns.results.push(o.kind === 'completed' ? JSON.stringify(o.result ?? null) : null);
+      columns.results.push(o.kind === 'completed' ? o.json : null);
       columns.errors.push(o.kind === 'completed' ? null : o.error);
       columns.refunds.push(o.kind === 'snooze');
     }
@@ -121,6 +138,7 @@ export class Recorder {
     try {
       rows = await this.writeUntilLanded(params);
     } catch (error) {
+      if (!isDatabaseUnavailable(error) && !this.closed) return this.writeApart(batch, error);
       for (const item of batch) item.reject(error);
       return;
     }
@@ -130,6 +148,25 @@ export class Recorder {
       if (!owned) this.log.warn({ jobId: item.run.jobId, attempt: item.run.attempt }, 'result discarded: job is no longer held by this daemon');
       item.resolve(owned);
     }
+  }
+
+  /**
+   * PostgreSQL refused the batch for what is in it (a result with a NUL character, say): one bad
+   * row must not hold back every other outcome, so each is written on its own, and a row refused
+   * alone fails its job with PostgreSQL's reason.
+   */
+  private async writeApart(batch: Pending[], error: unknown): Promise<void> {
+    if (batch.length > 1) {
+      for (const item of batch) await this.write([item]);
+      return;
+    }
+    const item = batch[0]!;
+    if (item.run.outcome.kind === 'failed' && item.run.outcome.error.startsWith(UNSTORABLE)) {
+      item.reject(error);
+      return;
+    }
+    this.log.warn({ jobId: item.run.jobId, err: errorMessage(error) }, 'job outcome refused by PostgreSQL; failing the job');
+    await this.write([{ ...item, run: { ...item.run, outcome: { kind: 'failed', error: `${UNSTORABLE}${errorMessage(error)}` } } }]);
   }
 
   /** Gives up only after close(): an unwritten outcome leaves its job 'processing' under a live daemon. */
@@ -142,7 +179,8 @@ export class Recorder {
       try {
         return (await this.pool.query(RECORD_SQL, params)).rows;
       } catch (error) {
-        if (this.closed && attempt >= 3) throw error;
+        // Only an unreachable database is worth waiting for; anything else would fail forever.
+        if (!isDatabaseUnavailable(error) || (this.closed && attempt >= 3)) throw error;
         const waitMs = Math.min(5_000, 100 * 2 ** Math.min(attempt, 6));
         this.log.warn({ err: errorMessage(error), attempt, waitMs }, 'writing job outcomes failed; retrying');
         await delay(waitMs);

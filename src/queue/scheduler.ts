@@ -74,7 +74,8 @@ export class Scheduler extends EventEmitter {
     clearInterval(this.bufferTimer);
     this.runAtDue = Infinity;
     await this.claimsSettled();
-    await this.prefetch.handBack(this.buffer.splice(0).map((b) => b.job));
+    // Unwritten hand-backs stay 'processing' and are rescued; stop() must still finish.
+    await this.prefetch.handBack(this.buffer.splice(0).map((b) => b.job)).catch((error) => this.log.warn({ err: errorMessage(error) }, 'handing back prefetched jobs failed'));
   }
 
   /** Starts buffered jobs in free slots; no database round trip. */

@@ -190,11 +190,13 @@ export class WorkerPool extends EventEmitter {
         this.emit('halt', { jobType: job.jobType, reason: message });
         return { kind: 'snooze', delayMs: HALT_RECHECK_MS, error: message };
       }
+      // Before the interruption check: a send cut off mid-call says "outcome unknown" this way,
+      // and handing it back would send it again.
+      if (error instanceof PermanentError) return { kind: 'failed', error: message };
       if (entry.aborted) {
         // Shutdown or a lost lease interrupted it; it did not fail, so the attempt is given back.
         return { kind: 'snooze', delayMs: 0, error: `interrupted: ${errorMessage(entry.signal.reason)}` };
       }
-      if (error instanceof PermanentError) return { kind: 'failed', error: message };
       // The database went away under the handler: nothing is wrong with the job, so waiting for
       // the database must not spend its attempts (the chaos suite saw broadcasts fail this way).
       if (isDatabaseUnavailable(error)) return { kind: 'snooze', delayMs: DATABASE_RETRY_MS, error: `database unavailable: ${message}` };

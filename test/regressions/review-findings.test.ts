@@ -1,0 +1,72 @@
+// Regressions for what a review of the code found; each test is named after what broke.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { BroadcastQueue } from '../../src/broadcast-queue.js';
+import type { JobEvent } from '../../src/queue/worker-pool.js';
+import { Cleaner } from '../../src/queue/cleaner.js';
+import { silentLogger } from '../../src/log.js';
+import { createTestDatabase } from '../helpers/db.js';
+import { insertJob, jobRow, withTelegram } from '../helpers/telegram.js';
+import { waitForEvent } from '../helpers/wait.js';
+
+test('a send cut off mid-call by shutdown fails as unknown instead of going back to the queue', async () => {
+  await withTelegram({ queue: { shutdownTimeoutMs: 200 } }, async ({ db, api, queue }) => {
+    api.setFaults({ hangRate: 1 });
+    const onTheWire = api.waitFor('call', (c) => c.method === 'sendMessage');
+    const jobId = await insertJob(db, 'send', { chat_id: 42, message: { text: 'maybe delivered' } });
+    await onTheWire;
+    await queue.stop();
+    const row = await jobRow(db, jobId);
+    assert.is(row.status, 'failed', 'handed back, the next daemon would send it again');
+    assert.match(row.last_error, /outcome unknown/);
+  });
+});
+
+test('a result PostgreSQL refuses fails that job and later outcomes are still written', async () => {
+  const db = await createTestDatabase();
+  const queue = new BroadcastQueue({
+    connectionString: db.url,
+    handlers: {
+      // A NUL character is valid JSON but cannot be stored in jsonb; a BigInt cannot be serialised.
+      nul: () => ({ preview: 'a\u0000b' }),
+      bigint: () => ({ n: 10n }),
+      fine: () => ({ ok: true }),
+    },
+  });
+  try {
+    await queue.start();
+    for (const type of ['nul', 'bigint']) {
+      const jobId = await insertJob(db, type, {});
+      const done = await waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === jobId);
+      assert.ok(done.recorded, `${type}: the outcome was not written`);
+      const row = await jobRow(db, jobId);
+      assert.is(row.status, 'failed', `${type}: ${row.status}`);
+      assert.match(row.last_error, /result could not be stored/);
+    }
+    const jobId = await insertJob(db, 'fine', {});
+    await waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === jobId);
+    const row = await jobRow(db, jobId);
+    assert.is(row.status, 'completed');
+    assert.equal(row.result, { ok: true });
+  } finally {
+    await queue.stop();
+    await db.drop();
+  }
+});
+
+test('the cleaner deletes per-chat pacing rows nobody can need any more', async () => {
+  const db = await createTestDatabase();
+  try {
+    await db.pool.query(`INSERT INTO broadcast_chat_pacing (bot_id, chat_id, next_allowed_at)
+                         SELECT 1, g, now() - interval '2 minutes' FROM generate_series(1, 2500) g
+                         UNION ALL SELECT 1, 9999, now() + interval '1 second'`);
+    const cleaner = new Cleaner(db.pool as never, 7, silentLogger());
+    await cleaner.run();
+    const { rows } = await db.pool.query('SELECT chat_id FROM broadcast_chat_pacing');
+    assert.equal(rows, [{ chat_id: 9999 }]);
+  } finally {
+    await db.drop();
+  }
+});
+
+test.run();
