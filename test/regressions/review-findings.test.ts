@@ -3,6 +3,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BroadcastQueue } from '../../src/broadcast-queue.js';
 import type { JobEvent } from '../../src/queue/worker-pool.js';
+import { CLAIM_SQL } from '../../src/queue/claimer.js';
 import { Cleaner } from '../../src/queue/cleaner.js';
 import { silentLogger } from '../../src/log.js';
 import { createTestDatabase } from '../helpers/db.js';
@@ -64,6 +65,27 @@ test('the cleaner deletes per-chat pacing rows nobody can need any more', async 
     await cleaner.run();
     const { rows } = await db.pool.query('SELECT chat_id FROM broadcast_chat_pacing');
     assert.equal(rows, [{ chat_id: 9999 }]);
+  } finally {
+    await db.drop();
+  }
+});
+
+test('a claim does not walk past a backlog of job types this daemon does not run', async () => {
+  const db = await createTestDatabase();
+  try {
+    await db.pool.query(`INSERT INTO broadcast_queue_jobs (job_type, payload)
+                         SELECT 'send', '{}'::jsonb FROM generate_series(1, 5000) UNION ALL SELECT 'mine', '{}'::jsonb`);
+    await db.pool.query('ANALYZE broadcast_queue_jobs');
+    const client = await db.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const { rows } = await client.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${CLAIM_SQL}`, [['broadcasts'], ['mine'], 10, 'test-daemon']);
+      await client.query('ROLLBACK');
+      const removed = (node: any): number => (node['Rows Removed by Filter'] ?? 0) + (node.Plans ?? []).reduce((n: number, p: any) => n + removed(p), 0);
+      assert.ok(removed(rows[0]['QUERY PLAN'][0].Plan) < 100, `the claim filtered ${removed(rows[0]['QUERY PLAN'][0].Plan)} rows of other job types`);
+    } finally {
+      client.release();
+    }
   } finally {
     await db.drop();
   }
