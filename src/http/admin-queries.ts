@@ -420,9 +420,15 @@ export async function statistics(pool: Pool): Promise<QueueStatistics> {
          FROM broadcast_queue_jobs
         WHERE status IN ('completed', 'failed') AND finished_at > now() - interval '24 hours'`,
     ),
+    // Broadcast by broadcast, through the sent index: only broadcasts that ran in the last day.
     pool.query(
-      `SELECT count(*) FILTER (WHERE sent_at > now() - interval '1 hour')::int AS sent_1h, count(*)::int AS sent_24h
-         FROM broadcast_deliveries WHERE status = 'sent' AND sent_at > now() - interval '24 hours'`,
+      `SELECT COALESCE(sum(s.sent_1h), 0)::int AS sent_1h, COALESCE(sum(s.sent_24h), 0)::int AS sent_24h
+         FROM broadcasts b,
+              LATERAL (SELECT count(*) FILTER (WHERE d.sent_at > now() - interval '1 hour') AS sent_1h, count(*) AS sent_24h
+                         FROM broadcast_deliveries d
+                        WHERE d.broadcast_id = b.broadcast_id AND d.status = 'sent'
+                          AND d.sent_at > now() - interval '24 hours') s
+        WHERE b.started_at IS NOT NULL AND (b.finished_at IS NULL OR b.finished_at > now() - interval '24 hours')`,
     ),
   ]);
   const retried = await pool.query(`SELECT count(*)::int AS n FROM broadcast_queue_jobs WHERE attempts > 1`);
