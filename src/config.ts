@@ -141,7 +141,7 @@ export const SETTINGS: Setting[] = [
     return value.ok && value.value !== undefined && value.value.length < 16 ? bad('must be at least 16 characters') : value;
   } },
   { key: 'webhookUrl', env: 'BQ_WEBHOOK_URL', flag: '--webhook-url', doc: 'URL that receives a signed POST when a broadcast finishes. Defaults to none.', parse: url(['http:', 'https:']) },
-  { key: 'webhookSecret', env: 'BQ_WEBHOOK_SECRET', flag: '--webhook-secret', secret: true, doc: 'HMAC-SHA256 key for webhook signatures. Defaults to BQ_API_TOKEN.', parse: optionalString },
+  { key: 'webhookSecret', env: 'BQ_WEBHOOK_SECRET', flag: '--webhook-secret', secret: true, doc: 'HMAC-SHA256 key for webhook signatures; required with BQ_WEBHOOK_URL.', parse: optionalString },
   { key: 'cleanupDays', env: 'BQ_CLEANUP_DAYS', flag: '--cleanup-days', doc: 'Finished jobs older than this many days are deleted. Defaults to 7.', parse: integer(1, 3650, 7) },
   { key: 'logLevel', env: 'LOG_LEVEL', flag: '--log-level', doc: 'fatal, error, warn, info, debug, trace or silent. Defaults to info.', parse: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info') },
   { key: 'dataDir', env: 'BQ_DATA_DIR', flag: '--data-dir', doc: 'Where the embedded PostgreSQL keeps its files. Defaults to $STATE_DIRECTORY, /var/lib/broadcast-queued as root, else ~/.local/share/broadcast-queued.', parse: (raw) => ok(raw?.trim() ? path.resolve(raw.trim()) : '') },
@@ -176,6 +176,8 @@ export function loadConfig(env: Record<string, string | undefined>, flags: Parti
     if (result.rescueAfterMs < 3 * result.sweepMs) problems.push(`BQ_RESCUE_AFTER_SECONDS (${result.rescueAfterMs / 1000}) must be at least three times BQ_SWEEP_SECONDS (${result.sweepMs / 1000})`);
     if (result.retryMaxMs < result.retryBaseMs) problems.push(`BQ_RETRY_MAX_SECONDS (${result.retryMaxMs / 1000}) must not be below BQ_RETRY_BASE_SECONDS (${result.retryBaseMs / 1000})`);
     if (!result.apiToken && result.httpPort >= 0 && !isLoopback(result.httpHost)) problems.push(`BQ_HTTP_HOST ${result.httpHost} is not a loopback address, so BQ_API_TOKEN must be set`);
+    // A key of its own: signing with the admin token would hand every receiver the admin API.
+    if (result.webhookUrl && !result.webhookSecret) problems.push('BQ_WEBHOOK_URL is set, so BQ_WEBHOOK_SECRET must be set too (a key of its own: the receiver needs it to check signatures, and the admin token would let it operate the queue)');
   }
   if (problems.length) throw new ConfigError(problems);
   return result;

@@ -31,6 +31,9 @@ test('flags win over the environment, and settings are checked against each othe
   assert.throws(() => loadConfig({ BQ_SWEEP_SECONDS: '10', BQ_RESCUE_AFTER_SECONDS: '15' }), /at least three times/);
   assert.throws(() => loadConfig({ BQ_HTTP_HOST: '0.0.0.0' }), /BQ_API_TOKEN must be set/);
   assert.is(loadConfig({ BQ_HTTP_HOST: '0.0.0.0', BQ_API_TOKEN: 'a-long-enough-token' }).httpHost, '0.0.0.0');
+  // Webhooks were once signed with the admin token by default, which handed every receiver the admin API.
+  assert.throws(() => loadConfig({ BQ_WEBHOOK_URL: 'https://example.com/hook', BQ_API_TOKEN: 'a-long-enough-token' }), /BQ_WEBHOOK_SECRET must be set/);
+  assert.is(loadConfig({ BQ_WEBHOOK_URL: 'https://example.com/hook', BQ_WEBHOOK_SECRET: 'its-own-key' }).webhookSecret, 'its-own-key');
 });
 
 test('bot tokens and passwords are scrubbed from anything logged', () => {

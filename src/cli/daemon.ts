@@ -41,7 +41,7 @@ const queue = new BroadcastQueue({
   rateLimit: config.rateLimit,
   paidRateLimit: config.paidRateLimit,
   delivery: config.delivery,
-  webhook: config.webhookUrl ? { url: config.webhookUrl, secret: config.webhookSecret ?? config.apiToken } : undefined,
+  webhook: config.webhookUrl && config.webhookSecret ? { url: config.webhookUrl, secret: config.webhookSecret } : undefined,
   log,
 });
 
