@@ -73,6 +73,7 @@ export async function badInput(ctx: ChaosContext): Promise<ScenarioResult> {
     const unclear: string[] = [];
     const retried: string[] = [];
     const wrongText: string[] = [];
+    await api.sync();
     const deliveredText = new Map(api.delivered.map((d) => [Number(d.chatId), d.text ?? d.caption ?? '']));
     for (const o of observed) {
       if (o.outcome === 'refused') {

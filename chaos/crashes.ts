@@ -88,6 +88,7 @@ export async function crashes(ctx: ChaosContext): Promise<ScenarioResult> {
     if (done instanceof Error) result.failures.push(done.message);
 
     // Verdicts, from the ledger, the job rows and what the stand-in actually received.
+    await api.sync();
     const delivered = deliveriesByChat(api);
     const job = (await db.pool.query('SELECT status, attempts, result, last_error FROM broadcast_queue_jobs WHERE job_id = $1', [broadcastJobId])).rows[0];
     if (job.status !== 'completed') result.failures.push(`broadcast job ${broadcastJobId} ended ${job.status} (attempt ${job.attempts}): ${job.last_error}`);

@@ -137,6 +137,7 @@ export async function databaseGoesAway(ctx: ChaosContext): Promise<ScenarioResul
     if (finished instanceof Error) result.failures.push(finished.message);
 
     // Verdicts.
+    await api.sync();
     const delivered = deliveriesByChat(api);
     const jobs = new Map(((await db.pool.query(`SELECT job_id, status, attempts, last_error, created_at, started_at FROM broadcast_queue_jobs`)).rows as { job_id: number; status: string; attempts: number; last_error: string | null; created_at: Date; started_at: Date | null }[]).map((j) => [j.job_id, j]));
     const broadcast = jobs.get(broadcastJobId)!;

@@ -94,6 +94,7 @@ export async function load(ctx: ChaosContext): Promise<ScenarioResult> {
     await until(async () => ((await db.pool.query(`SELECT count(*)::int AS n FROM broadcast_queue_jobs WHERE status = 'processing'`)).rows[0].n === 0 ? true : null), 60_000, 'nothing processing').catch((e: Error) => result.failures.push(e.message));
 
     // Verdicts.
+    await api.sync();
     const delivered = deliveriesByChat(api);
     const jobs = new Map(((await db.pool.query(`SELECT job_id, status, last_error, created_at, started_at FROM broadcast_queue_jobs WHERE priority = 0`)).rows as { job_id: number; status: string; last_error: string | null; created_at: Date; started_at: Date | null }[]).map((j) => [j.job_id, j]));
     const clientNotDone = clientJobs.filter((c) => jobs.get(c.jobId)?.status !== 'completed');

@@ -1,6 +1,7 @@
 // What every scenario receives: the run's options, the PostgreSQL servers, the Bot API stand-in
 // and a progress printer.
-import { FakeBotApi, type FakeBotApiOptions, type CallRecord } from '../../src/telegram/fake-bot-api.js';
+import type { FakeBotApiOptions, CallRecord } from '../../src/telegram/fake-bot-api.js';
+import { StandIn } from './stand-in.js';
 import type { PgServer } from './cluster.js';
 
 export const CHAOS_TOKEN = '123456:CHAOS-token-abcdefghijklmnopqrstuvw';
@@ -18,22 +19,20 @@ export interface ChaosContext {
   say(text: string): void;
 }
 
-/** The Bot API stand-in, in the chaos process, so its records can be read directly. */
-export async function startStandIn(options: FakeBotApiOptions = {}): Promise<{ api: FakeBotApi; apiRoot: string }> {
-  const api = new FakeBotApi({ token: CHAOS_TOKEN, ...options });
-  const apiRoot = await api.start();
-  return { api, apiRoot };
+/** The Bot API stand-in, in a process of its own (stand-in.ts); its records are mirrored here. */
+export function startStandIn(options: FakeBotApiOptions = {}): Promise<{ api: StandIn; apiRoot: string }> {
+  return StandIn.start({ token: CHAOS_TOKEN, ...options });
 }
 
 /** Deliveries per chat, from the stand-in's own record of what it accepted. */
-export function deliveriesByChat(api: FakeBotApi): Map<number, number> {
+export function deliveriesByChat(api: StandIn): Map<number, number> {
   const counts = new Map<number, number>();
   for (const d of api.delivered) counts.set(Number(d.chatId), (counts.get(Number(d.chatId)) ?? 0) + 1);
   return counts;
 }
 
 /** Chats that received more than one message (each scenario sends each chat at most one). */
-export function duplicateChats(api: FakeBotApi): number[] {
+export function duplicateChats(api: StandIn): number[] {
   return [...deliveriesByChat(api)].filter(([, n]) => n > 1).map(([chat]) => chat);
 }
 

@@ -1,0 +1,87 @@
+// The Bot API stand-in for the chaos scenarios, in a child process. In the chaos process itself it
+// shared an event loop with the harness (inserting clients, samplers, database checks): a 35–50 ms
+// stall there stamped the calls that arrived meanwhile as one burst, so the rate checks judged the
+// harness's stalls, not the daemons' pacing, and the stand-in's own limiter answered 429 to calls
+// that had arrived on time. Its records come back over IPC on the shared epoch clock and are
+// turned into this process's performance.now() time, which the storm intervals use.
+import { fork, type ChildProcess } from 'node:child_process';
+import { EventEmitter, once } from 'node:events';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { CallRecord, DeliveredRecord, FakeBotApiOptions, FaultOptions } from '../../src/telegram/fake-bot-api.js';
+
+const ENTRY = path.join(path.dirname(fileURLToPath(import.meta.url)), 'stand-in-process.js');
+
+export class StandIn extends EventEmitter {
+  calls: CallRecord[] = [];
+  delivered: DeliveredRecord[] = [];
+  tooManyRequests = 0;
+  private syncs = 0;
+
+  private constructor(private readonly child: ChildProcess) {
+    super();
+    child.on('message', (message: { type: string; records?: ['call' | 'delivered', { at: number; status?: number }][] }) => {
+      if (message.type !== 'records') return;
+      for (const [kind, record] of message.records!) {
+        record.at -= performance.timeOrigin;
+        if (kind === 'call') {
+          this.calls.push(record as CallRecord);
+          if (record.status === 429) this.tooManyRequests++;
+        } else this.delivered.push(record as DeliveredRecord);
+        this.emit(kind, record);
+      }
+    });
+  }
+
+  static async start(options: FakeBotApiOptions): Promise<{ api: StandIn; apiRoot: string }> {
+    const child = fork(ENTRY, [], { env: { ...process.env, CHAOS_STAND_IN: JSON.stringify(options) }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const [ready] = (await once(child, 'message')) as [{ type: string; apiRoot?: string; message?: string }];
+    if (ready.type !== 'ready') throw new Error(`the Bot API stand-in did not start: ${ready.message}`);
+    return { api: new StandIn(child), apiRoot: ready.apiRoot! };
+  }
+
+  setFaults(faults: FaultOptions): void {
+    this.child.send({ cmd: 'setFaults', faults });
+  }
+
+  /** Clears observations only (both here and in the stand-in). */
+  reset(): void {
+    this.child.send({ cmd: 'reset' });
+    this.calls = [];
+    this.delivered = [];
+    this.tooManyRequests = 0;
+  }
+
+  /** Resolves once every record the stand-in made before this call has arrived here. */
+  async sync(): Promise<void> {
+    const id = ++this.syncs;
+    const synced = new Promise<void>((resolve) => {
+      const onMessage = (message: { type: string; id?: number }) => {
+        if (message.type !== 'synced' || message.id !== id) return;
+        this.child.off('message', onMessage);
+        resolve();
+      };
+      this.child.on('message', onMessage);
+    });
+    this.child.send({ cmd: 'sync', id });
+    await synced;
+  }
+
+  /** Largest number of arrivals spanning less than windowMs. */
+  maxCallsInWindow(windowMs = 1000): number {
+    const t = this.calls.map((c) => c.at).sort((a, b) => a - b);
+    let best = 0;
+    for (let i = 0, j = 0; j < t.length; j++) {
+      while (t[j]! - t[i]! >= windowMs) i++;
+      best = Math.max(best, j - i + 1);
+    }
+    return best;
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null) return;
+    const exited = once(this.child, 'exit');
+    this.child.send({ cmd: 'stop' });
+    await exited;
+  }
+}
