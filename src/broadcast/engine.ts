@@ -32,6 +32,8 @@ const FLUSH_EVERY_MS = 100;
 const CONTROL_CHECK_MS = 500;
 /** A paused broadcast's job is re-checked this often; resuming also wakes it at once (trigger). */
 const PAUSED_RECHECK_MS = 5_000;
+/** The next batch is claimed and reserved this long before the current one's last slot. */
+const PREPARE_AHEAD_MS = 50;
 /** Sends still awaiting Telegram's answer; a hung API cannot pile up more than this. */
 const MAX_IN_FLIGHT = 256;
 
@@ -178,6 +180,8 @@ function withPaid(message: OutgoingMessage, paid: boolean): OutgoingMessage {
 /** One run over the ledger of one broadcast. */
 class Drain {
   private readonly pending: DeliveryRecord[] = [];
+  /** The next batch, claimed and reserved ahead (PREPARE_AHEAD_MS). */
+  private ahead: Promise<{ due: DueDelivery[]; slots: number[] | null; error?: unknown }> | null = null;
   private readonly inFlight = new Set<Promise<void>>();
   private readonly contentErrors = new Map<string, number>();
   private stop: Stop | null = null;
@@ -222,16 +226,33 @@ class Drain {
           await sleep(Math.min(pausedMs, CONTROL_CHECK_MS), this.halting);
           continue;
         }
-        const due = await claimDue(this.pool, this.broadcastId, batchSize);
-        if (due.length === 0) {
+        const batch = this.ahead ? await this.ahead : await this.prepare(batchSize);
+        this.ahead = null;
+        if (batch.due.length === 0) {
           if (this.inFlight.size) await Promise.race(this.inFlight);
           else if (!(await this.waitForMore())) break;
           continue;
         }
-        await this.sendBatch(due);
+        // Claim and reserve the next batch while this one's last sends go out, so that its first
+        // slot follows this one's last instead of a claim and a reservation later (each gap is
+        // budget lost: 96 % of the limit at best without this, on a quiet machine).
+        const lead = setTimeout(() => {
+          this.ahead = this.prepare(batchSize);
+          this.ahead.catch(() => undefined); // awaited by the next turn, or the finally below
+        }, Math.max(0, (batch.due.length / this.rate) * 1000 - PREPARE_AHEAD_MS));
+        try {
+          await this.sendBatch(batch);
+        } finally {
+          clearTimeout(lead);
+        }
       }
       await Promise.all(this.inFlight);
     } finally {
+      if (this.ahead) {
+        const unused = await this.ahead.catch(() => null);
+        this.ahead = null;
+        if (unused) this.giveBack(unused.due, 0);
+      }
       clearInterval(this.flushTimer);
       this.detachHalting();
       await this.flushUntilWritten();
@@ -257,11 +278,19 @@ class Drain {
     else if (status === 'cancelled') this.stop = { kind: 'cancelled' };
   }
 
-  private async sendBatch(due: DueDelivery[]): Promise<void> {
-    let slots: number[];
+  /** Claims up to `size` due rows and reserves their send times. */
+  private async prepare(size: number): Promise<{ due: DueDelivery[]; slots: number[] | null; error?: unknown }> {
+    const due = await claimDue(this.pool, this.broadcastId, size);
+    if (due.length === 0) return { due, slots: [] };
     try {
-      slots = (await this.limiter.reserve(due.length, this.rate)).slots;
+      return { due, slots: (await this.limiter.reserve(due.length, this.rate)).slots };
     } catch (error) {
+      return { due, slots: null, error };
+    }
+  }
+
+  private async sendBatch({ due, slots, error }: { due: DueDelivery[]; slots: number[] | null; error?: unknown }): Promise<void> {
+    if (!slots) {
       this.giveBack(due, 0);
       if (error instanceof HaltError) this.stop = { kind: 'halted', reason: error.message };
       else throw error;
