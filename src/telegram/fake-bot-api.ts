@@ -12,7 +12,7 @@ export type ChatState = 'blocked' | 'deactivated' | 'kicked' | 'chat_deleted' | 
 export type ChatId = number | string;
 export interface FakeBotApiOptions {
   token?: string;
-  rateLimit?: number; // per rolling 1000 ms, all chats; every arrival counts, rejected ones too
+  rateLimit?: number; // send calls per rolling 1000 ms, all chats; every arrival counts, rejected ones too
   retryAfterSeconds?: number;
   perChatPerSecond?: number;
   groupPerMinute?: number; // rolling 60 s, negative chat ids only
@@ -177,9 +177,9 @@ export class FakeBotApi extends EventEmitter {
   setToken(token: string): void { this.token = token; }
   deliveredCount(chatId: ChatId): number { return this.chats.get(String(chatId))?.delivered ?? 0; }
 
-  /** Largest number of arrivals spanning less than windowMs. */
+  /** Largest number of send calls (the ones rateLimit counts) arriving within less than windowMs. */
   maxCallsInWindow(windowMs = 1000): number {
-    const t = this.calls.map((c) => c.at).sort((a, b) => a - b);
+    const t = this.calls.filter((c) => Object.hasOwn(SEND_METHODS, c.method)).map((c) => c.at).sort((a, b) => a - b);
     let best = 0;
     for (let i = 0, j = 0; j < t.length; j++) {
       while (t[j]! - t[i]! >= windowMs) i++;
@@ -213,7 +213,9 @@ export class FakeBotApi extends EventEmitter {
     // concurrent body parsing can't reorder them (keeps seeded runs reproducible).
     const at = performance.now();
     const draw = this.rand();
-    const overGlobal = this.admitGlobal(at);
+    // Telegram's limits are on messages sent: getMe and the like do not use up the budget.
+    const sendMethod = /\/([A-Za-z]+)(?:\?|$)/.exec(req.url ?? '')?.[1];
+    const overGlobal = sendMethod !== undefined && Object.hasOwn(SEND_METHODS, sendMethod) ? this.admitGlobal(at) : false;
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {

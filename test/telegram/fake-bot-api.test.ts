@@ -198,6 +198,19 @@ test('global rate limit: 429 wire shape, every arrival counts', async () => {
   });
 });
 
+test('getMe does not use up the message rate limit', async () => {
+  // Two daemons' start-up getMe calls counted as messages: a two-daemon run at 20/s saw a 429
+  // in its first second (test/telegram/rate-limit.test.ts, flaky). Telegram limits messages.
+  await withApi({ rateLimit: 2 }, async (api, tg) => {
+    await tg.getMe();
+    await tg.getMe();
+    await tg.sendMessage(1, 'x');
+    await tg.sendMessage(2, 'x');
+    assert.is(api.tooManyRequests, 0);
+    assert.is(api.maxCallsInWindow(), 2);
+  });
+});
+
 test('maxCallsInWindow sweeps arrival times', async () => {
   const api = new FakeBotApi();
   const at = [1500, 0, 999, 500, 1000, 4000];
