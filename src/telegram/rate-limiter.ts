@@ -26,15 +26,22 @@ export const LATE_SLOT_MS = 10;
 
 // Reserves `count` evenly spaced send times from the bot's shared timeline. The row lock
 // serialises daemons, so their reservations never overlap; a 429 pause pushes the timeline out.
+// Only while the timeline is reserved less than $4 ms ahead: no row when it is further.
 const RESERVE_SQL = `
   UPDATE broadcast_rate_limits
      SET next_slot_at = GREATEST(next_slot_at, clock_timestamp(), COALESCE(paused_until, '-infinity'))
                         + $2::float8 * $3::float8 * interval '1 microsecond',
          updated_at = now()
-   WHERE bot_id = $1
+   WHERE bot_id = $1 AND next_slot_at <= clock_timestamp() + $4::float8 * interval '1 millisecond'
   RETURNING extract(epoch FROM next_slot_at) * 1000 - $2::float8 * $3::float8 / 1000 AS first_slot_ms,
             extract(epoch FROM clock_timestamp()) * 1000 AS db_now_ms,
             halted_at IS NOT NULL AS halted, halt_reason`;
+
+// How far ahead of now the timeline is already reserved, and whether sending is halted.
+const AHEAD_SQL = `
+  SELECT extract(epoch FROM next_slot_at - clock_timestamp()) * 1000 AS ahead_ms,
+         halted_at IS NOT NULL AS halted, halt_reason
+    FROM broadcast_rate_limits WHERE bot_id = $1`;
 
 // Per-chat pacing, cluster-wide: each chat has its own timeline with a fixed spacing.
 const PACE_SQL = `
@@ -65,6 +72,12 @@ const RESERVE_FOR_CHAT_SQL = `
   )
   SELECT pace.allowed_ms, slot.* FROM pace, slot`;
 
+/**
+ * A broadcast reserves its next batch only once the shared timeline is reserved less than this far
+ * ahead. At least the engine's PREPARE_AHEAD_MS, so that one broadcast alone never waits here.
+ */
+const MAX_AHEAD_MS = 75;
+
 /** About one message a second to a private chat. */
 export const PRIVATE_CHAT_SPACING_MS = 1_000;
 /** Telegram allows 20 messages a minute to a group: one every 3 s, plus margin. */
@@ -92,14 +105,29 @@ export class RateLimiter {
     private readonly log: Logger,
   ) {}
 
-  /** Reserves `count` send times at `ratePerSecond`. Throws HaltError while the token is halted. */
+  /**
+   * Reserves `count` send times at `ratePerSecond` (a broadcast's batch). Throws HaltError while the
+   * token is halted. Waits while the timeline is already reserved more than MAX_AHEAD_MS ahead:
+   * a send job takes the slot at the end of the timeline, so every broadcast that reserved its next
+   * batch long before it needed it made each transactional message wait that much longer.
+   */
   async reserve(count: number, ratePerSecond: number): Promise<Reservation> {
     await this.ensureRow();
     const spacingUs = (1_000_000 / ratePerSecond) * SPACING_MARGIN;
-    const sentAt = Date.now();
-    const { rows } = await this.pool.query(RESERVE_SQL, [this.botId, count, spacingUs]);
-    const receivedAt = Date.now();
-    const row = rows[0];
+    let sentAt: number;
+    let receivedAt: number;
+    let row;
+    for (;;) {
+      sentAt = Date.now();
+      const { rows } = await this.pool.query(RESERVE_SQL, [this.botId, count, spacingUs, MAX_AHEAD_MS]);
+      receivedAt = Date.now();
+      row = rows[0];
+      if (row) break;
+      const ahead = (await this.pool.query(AHEAD_SQL, [this.botId])).rows[0];
+      if (ahead?.halted) throw new HaltError(`sending is halted for this bot: ${ahead.halt_reason ?? 'the token was rejected (401)'}`);
+      const waitMs = Number(ahead?.ahead_ms ?? 0) - MAX_AHEAD_MS;
+      if (waitMs > 0) await new Promise((resolve) => setTimeout(resolve, waitMs));
+    }
     if (row.halted) throw new HaltError(`sending is halted for this bot: ${row.halt_reason ?? 'the token was rejected (401)'}`);
     const offset = (sentAt + receivedAt) / 2 - row.db_now_ms;
     const first = row.first_slot_ms + offset;
