@@ -4,10 +4,11 @@ import * as assert from 'uvu/assert';
 import { BroadcastQueue } from '../../src/broadcast-queue.js';
 import type { JobEvent } from '../../src/queue/worker-pool.js';
 import { CLAIM_SQL } from '../../src/queue/claimer.js';
+import { RateLimiter } from '../../src/telegram/rate-limiter.js';
 import { Cleaner } from '../../src/queue/cleaner.js';
 import { silentLogger } from '../../src/log.js';
 import { createTestDatabase } from '../helpers/db.js';
-import { insertJob, jobRow, withTelegram } from '../helpers/telegram.js';
+import { insertJob, jobRow, range, withTelegram } from '../helpers/telegram.js';
 import { waitForEvent } from '../helpers/wait.js';
 
 test('a send cut off mid-call by shutdown fails as unknown instead of going back to the queue', async () => {
@@ -88,6 +89,52 @@ test('a claim does not walk past a backlog of job types this daemon does not run
     }
   } finally {
     await db.drop();
+  }
+});
+
+test('a failed subscriber update after a 403 neither escapes as an unhandled rejection nor loses the outcome', async () => {
+  const escaped: unknown[] = [];
+  const onUnhandled = (reason: unknown) => escaped.push(reason);
+  process.on('unhandledRejection', onUnhandled);
+  try {
+    await withTelegram({}, async ({ db, api, queue }) => {
+      await db.pool.query(`CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'subscribers are read-only here'; END $$;
+                           CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON broadcast_subscribers FOR EACH ROW EXECUTE FUNCTION refuse()`);
+      for (const chat of [1, 2, 3]) api.setChatState(chat, 'blocked');
+      const jobId = await insertJob(db, 'broadcast', { message: { text: 'hi' }, chat_ids: [1, 2, 3, 4] });
+      const done = await waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === jobId);
+      assert.is(done.outcome.kind, 'completed', JSON.stringify(done.outcome));
+      const { rows } = await db.pool.query(`SELECT status, count(*)::int AS n FROM broadcast_deliveries GROUP BY status ORDER BY status`);
+      assert.equal(rows, [{ status: 'failed', n: 3 }, { status: 'sent', n: 1 }]);
+    });
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(escaped.map(String), []);
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+  }
+});
+
+test('a broadcast still finishes when every timer fires late (a starved event loop)', async () => {
+  // Every wait for a send slot returns 20 ms after the slot, as on a machine whose event loop is
+  // always that far behind: past the 10 ms a slot may be late, which once made the drain drop
+  // every slot, give the rows back, reserve again, and never send.
+  const original = RateLimiter.prototype.waitForSlot;
+  RateLimiter.prototype.waitForSlot = async function (slot, rate, signal) {
+    const ok = await original.call(this, slot, rate, signal);
+    const late = slot + 20 - Date.now();
+    if (late > 0) await new Promise((resolve) => setTimeout(resolve, late));
+    return ok;
+  };
+  try {
+    await withTelegram({ queue: { rateLimit: 50 } }, async ({ db, queue }) => {
+      const jobId = await insertJob(db, 'broadcast', { message: { text: 'slowly' }, chat_ids: range(1, 12) });
+      const done = await waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === jobId, 60_000);
+      assert.is(done.outcome.kind, 'completed');
+      const { rows } = await db.pool.query(`SELECT status, count(*)::int AS n FROM broadcast_deliveries GROUP BY status`);
+      assert.equal(rows, [{ status: 'sent', n: 12 }]);
+    });
+  } finally {
+    RateLimiter.prototype.waitForSlot = original;
   }
 });
 
