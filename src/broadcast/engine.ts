@@ -36,6 +36,8 @@ const PAUSED_RECHECK_MS = 5_000;
 const PREPARE_AHEAD_MS = 50;
 /** Late slots dropped in a row before one is taken anyway (nextSlot). */
 const MAX_DROPPED_IN_A_ROW = 3;
+/** How late a slot taken that way may be. */
+const TAKE_LATE_SLOT_MS = 50;
 /** Sends still awaiting Telegram's answer; a hung API cannot pile up more than this. */
 const MAX_IN_FLIGHT = 256;
 
@@ -344,15 +346,16 @@ class Drain {
    */
   private async nextSlot(slots: number[], from: number): Promise<{ kind: 'ok'; index: number } | { kind: 'none' } | { kind: 'stopped' }> {
     for (let j = from; j < slots.length; j++) {
-      // A machine whose timers always fire late would drop every slot and never send: after a
-      // few drops in a row, one late slot is taken (one call, so still no burst).
-      const takeLate = this.droppedInARow >= MAX_DROPPED_IN_A_ROW;
+      // A machine whose timers always fire a little late would drop every slot and never send:
+      // after a few drops in a row, one slot late by less than TAKE_LATE_SLOT_MS is taken. A
+      // stall's slots are later than that and stay dropped, so catching up is still no burst.
+      const takeLate = this.droppedInARow >= MAX_DROPPED_IN_A_ROW && slots[j]! >= Date.now() - TAKE_LATE_SLOT_MS;
       if (slots[j]! < Date.now() - LATE_SLOT_MS && !takeLate) {
         this.droppedInARow++;
         continue;
       }
       if (this.stop || !(await this.limiter.waitForSlot(slots[j]!, this.rate, this.halting))) return { kind: 'stopped' };
-      if (Date.now() - slots[j]! <= LATE_SLOT_MS || takeLate) {
+      if (Date.now() - slots[j]! <= (takeLate ? TAKE_LATE_SLOT_MS : LATE_SLOT_MS)) {
         this.droppedInARow = 0;
         return { kind: 'ok', index: j };
       }
