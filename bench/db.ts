@@ -61,6 +61,11 @@ export async function openServer(): Promise<Server> {
   // An idle connection cut by the server's shutdown must not crash the bench.
   admin.on('error', () => undefined);
   const version = (await admin.query('SHOW server_version')).rows[0].server_version as string;
+  if (!embedded) {
+    // Durability decides what a commit costs, so the report says which kind of server this was.
+    const setting = async (name: string) => (await admin.query(`SHOW ${name}`)).rows[0][name] as string;
+    origin = `the server at DATABASE_URL (fsync=${await setting('fsync')}, synchronous_commit=${await setting('synchronous_commit')})`;
+  }
   const counter = await enableStatementCounting(admin);
   const created = new Set<string>();
 
