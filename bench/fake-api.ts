@@ -6,7 +6,7 @@
 //   → { cmd: 'stats' }      send { type: 'stats', sends, ok, tooMany, first, last, maxInWindow }
 //   → { cmd: 'arrivals' }   send { type: 'arrivals', arrivals } (ms, the stand-in's clock; for diagnosis)
 //   ← { type: 'ready', apiRoot }
-import { FakeBotApi, type FakeBotApiOptions } from '../src/telegram/fake-bot-api.js';
+import { FakeBotApi, isSendMethod, maxArrivalsInWindow, type FakeBotApiOptions } from '../src/telegram/fake-bot-api.js';
 
 const api = new FakeBotApi(JSON.parse(process.env.BENCH_FAKE_API ?? '{}') as FakeBotApiOptions);
 const send = (message: unknown) => process.send!(message);
@@ -16,7 +16,7 @@ let tooMany = 0;
 let target = Infinity;
 
 api.on('call', (call: { method: string; status: number; at: number }) => {
-  if (call.method === 'getMe') return;
+  if (!isSendMethod(call.method)) return;
   arrivals.push(call.at);
   if (call.status === 200) ok++;
   if (call.status === 429) tooMany++;
@@ -24,17 +24,6 @@ api.on('call', (call: { method: string; status: number; at: number }) => {
   if (api.delivered.length > 10_000) api.delivered = [];
   if (ok === target) send({ type: 'reached' });
 });
-
-/** Most arrivals within any window of windowMs (every call counts, answered or not). */
-function maxInWindow(windowMs: number): number {
-  const t = [...arrivals].sort((a, b) => a - b);
-  let best = 0;
-  for (let i = 0, j = 0; j < t.length; j++) {
-    while (t[j]! - t[i]! >= windowMs) i++;
-    best = Math.max(best, j - i + 1);
-  }
-  return best;
-}
 
 process.on('message', (message: { cmd: string; n?: number }) => {
   if (message.cmd === 'reset') {
@@ -47,7 +36,7 @@ process.on('message', (message: { cmd: string; n?: number }) => {
     if (ok >= target) send({ type: 'reached' });
   } else if (message.cmd === 'stats') {
     const sorted = [...arrivals].sort((a, b) => a - b);
-    send({ type: 'stats', sends: arrivals.length, ok, tooMany, first: sorted[0] ?? null, last: sorted[sorted.length - 1] ?? null, maxInWindow: maxInWindow(1000) });
+    send({ type: 'stats', sends: arrivals.length, ok, tooMany, first: sorted[0] ?? null, last: sorted[sorted.length - 1] ?? null, maxInWindow: maxArrivalsInWindow(arrivals, 1000) });
   } else if (message.cmd === 'arrivals') {
     send({ type: 'arrivals', arrivals: [...arrivals].sort((a, b) => a - b) });
   } else if (message.cmd === 'stop') {

@@ -8,7 +8,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { EventEmitter, once } from 'node:events';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { CallRecord, DeliveredRecord, FakeBotApiOptions, FaultOptions } from '../../src/telegram/fake-bot-api.js';
+import { isSendMethod, maxArrivalsInWindow, type CallRecord, type DeliveredRecord, type FakeBotApiOptions, type FaultOptions } from '../../src/telegram/fake-bot-api.js';
 
 const ENTRY = path.join(path.dirname(fileURLToPath(import.meta.url)), 'stand-in-process.js');
 
@@ -67,15 +67,9 @@ export class StandIn extends EventEmitter {
     await synced;
   }
 
-  /** Largest number of arrivals spanning less than windowMs. */
+  /** Largest number of send calls arriving within less than windowMs, as FakeBotApi counts them. */
   maxCallsInWindow(windowMs = 1000): number {
-    const t = this.calls.map((c) => c.at).sort((a, b) => a - b);
-    let best = 0;
-    for (let i = 0, j = 0; j < t.length; j++) {
-      while (t[j]! - t[i]! >= windowMs) i++;
-      best = Math.max(best, j - i + 1);
-    }
-    return best;
+    return maxArrivalsInWindow(this.calls.filter((c) => isSendMethod(c.method)).map((c) => c.at), windowMs);
   }
 
   async stop(): Promise<void> {

@@ -26,6 +26,22 @@ export interface FaultOptions { errorRate?: number; resetRate?: number; hangRate
 export interface CallRecord { at: number; method: string; chatId: ChatId | undefined; status: number; description?: string; fault?: 'hang' | 'reset' }
 export interface DeliveredRecord { at: number; method: string; chatId: ChatId; messageId: number; text?: string; caption?: string; body: Record<string, unknown> }
 
+/** Whether a Bot API method sends a message: only those count toward the message rate limit. */
+export function isSendMethod(method: string): boolean {
+  return Object.hasOwn(SEND_METHODS, method);
+}
+
+/** The largest number of arrival times (ms) spanning less than windowMs. */
+export function maxArrivalsInWindow(arrivals: number[], windowMs = 1000): number {
+  const t = [...arrivals].sort((a, b) => a - b);
+  let best = 0;
+  for (let i = 0, j = 0; j < t.length; j++) {
+    while (t[j]! - t[i]! >= windowMs) i++;
+    best = Math.max(best, j - i + 1);
+  }
+  return best;
+}
+
 export const DEFAULT_FAKE_TOKEN = '123456:FAKE-TOKEN';
 const BOT_USER = { id: 123456, is_bot: true, first_name: 'Fake', username: 'fake_bot' };
 const CHAT_STATE_ERRORS: Record<ChatState, [number, string]> = {
@@ -179,13 +195,7 @@ export class FakeBotApi extends EventEmitter {
 
   /** Largest number of send calls (the ones rateLimit counts) arriving within less than windowMs. */
   maxCallsInWindow(windowMs = 1000): number {
-    const t = this.calls.filter((c) => Object.hasOwn(SEND_METHODS, c.method)).map((c) => c.at).sort((a, b) => a - b);
-    let best = 0;
-    for (let i = 0, j = 0; j < t.length; j++) {
-      while (t[j]! - t[i]! >= windowMs) i++;
-      best = Math.max(best, j - i + 1);
-    }
-    return best;
+    return maxArrivalsInWindow(this.calls.filter((c) => isSendMethod(c.method)).map((c) => c.at), windowMs);
   }
 
   /** Clears observations only; chat states, message ids and limiter windows persist. */
