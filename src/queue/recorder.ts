@@ -2,6 +2,9 @@ import { isDatabaseUnavailable, type Pool } from '../db/pool.js';
 import { setTimeout as delay } from 'node:timers/promises';
 import { errorMessage, type Logger } from '../log.js';
 
+// A deadlock or a serialization failure says nothing about the rows: the same write will land.
+const worthRetrying = (error: unknown) => isDatabaseUnavailable(error) || ['40P01', '40001'].includes((error as { code?: string } | null)?.code ?? '');
+
 /** What became of one run of a job. */
 export type Outcome =
   | { kind: 'completed'; result: unknown }
@@ -138,7 +141,7 @@ export class Recorder {
     try {
       rows = await this.writeUntilLanded(params);
     } catch (error) {
-      if (!isDatabaseUnavailable(error) && !this.closed) return this.writeApart(batch, error);
+      if (!worthRetrying(error) && !this.closed) return this.writeApart(batch, error);
       for (const item of batch) item.reject(error);
       return;
     }
@@ -179,8 +182,9 @@ export class Recorder {
       try {
         return (await this.pool.query(RECORD_SQL, params)).rows;
       } catch (error) {
-        // Only an unreachable database is worth waiting for; anything else would fail forever.
-        if (!isDatabaseUnavailable(error) || (this.closed && attempt >= 3)) throw error;
+        // Only an unreachable database or a lock conflict is worth waiting for; anything else
+        // would fail forever.
+        if (!worthRetrying(error) || (this.closed && attempt >= 3)) throw error;
         const waitMs = Math.min(5_000, 100 * 2 ** Math.min(attempt, 6));
         this.log.warn({ err: errorMessage(error), attempt, waitMs }, 'writing job outcomes failed; retrying');
         await delay(waitMs);
