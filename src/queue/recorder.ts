@@ -2,8 +2,13 @@ import { isDatabaseUnavailable, type Pool } from '../db/pool.js';
 import { setTimeout as delay } from 'node:timers/promises';
 import { errorMessage, type Logger } from '../log.js';
 
-// A deadlock or a serialization failure says nothing about the rows: the same write will land.
-const worthRetrying = (error: unknown) => isDatabaseUnavailable(error) || ['40P01', '40001'].includes((error as { code?: string } | null)?.code ?? '');
+// Only a refusal of the data itself (SQLSTATE class 22 or 23: a NUL character, a constraint) or a
+// bug in our SQL fails a job's outcome; a lock conflict, a cancelled statement or an unreachable
+// database says nothing about the rows, and the same write will land later.
+const worthRetrying = (error: unknown) => {
+  const code = (error as { code?: unknown } | null)?.code;
+  return isDatabaseUnavailable(error) || (typeof code === 'string' && (/^(40|55)/.test(code) || code === '57014'));
+};
 
 /** What became of one run of a job. */
 export type Outcome =

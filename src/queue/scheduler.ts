@@ -151,7 +151,10 @@ export class Scheduler extends EventEmitter {
     const claim = this.claim(want).finally(() => {
       this.claims.delete(claim);
       if (this.claims.size === 0 && this.wakeAgain) {
+        // The wake may have been for a job no claim has seen yet: if no slot is free now, the
+        // next freed slot must claim, whatever the claims in flight reported.
         this.wakeAgain = false;
+        this.backlog = true;
         this.claimNow();
       }
     });
@@ -168,7 +171,9 @@ export class Scheduler extends EventEmitter {
       this.dispatch();
       if (this.stopped) return;
       if (jobs.length) this.emit('claimed', jobs.length);
-      this.backlog = jobs.length === want;
+      // A short claim means nothing more is due, unless another claim was in flight: its locks
+      // (SKIP LOCKED) may have hidden due rows from this one.
+      this.backlog = jobs.length === want || this.claims.size > 1;
       if (!this.backlog) await this.armForNextRun();
     } catch (error) {
       // The database is away; the listener's reconnect or the sweep will wake us again.

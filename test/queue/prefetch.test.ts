@@ -2,7 +2,11 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BroadcastQueue } from '../../src/broadcast-queue.js';
 import { createTestDatabase } from '../helpers/db.js';
-import { waitForEvent } from '../helpers/wait.js';
+import { Claimer } from '../../src/queue/claimer.js';
+import { Listener } from '../../src/queue/listener.js';
+import type { JobEvent } from '../../src/queue/worker-pool.js';
+import { insertJob } from '../helpers/telegram.js';
+import { until, waitForEvent } from '../helpers/wait.js';
 
 // With one claim at a time and no claim while every slot was busy, a prefetch buffer was only
 // refilled once it had run dry: the slots then idled for a whole round trip every buffer's worth
@@ -44,6 +48,63 @@ test('prefetch tops its buffer up while the slot is busy, before the buffer runs
     const { rows } = await db.pool.query(`SELECT count(*)::int AS n FROM broadcast_queue_jobs WHERE status = 'completed' AND attempts = 1`);
     assert.is(rows[0].n, 20);
   } finally {
+    for (const release of gates) release();
+    await queue.stop();
+    await db.drop();
+  }
+});
+
+// A notification that arrived while a claim was in flight set "claim again", but the claim came
+// back short (so "nothing more is due") and filled every slot: the claim-again found no free slot
+// and gave up, and no freed slot claimed after it. The new job waited for the 30 s sweep.
+test('a job inserted while a claim is in flight is claimed once a slot frees, not at the sweep', async () => {
+  const db = await createTestDatabase();
+  const claim = Claimer.prototype.claim;
+  const emit = Listener.prototype.emit;
+  let holdClaim: Promise<void> | null = null;
+  let releaseClaim!: () => void;
+  let claimHeld!: () => void;
+  const held = new Promise<void>((resolve) => (claimHeld = resolve));
+  Claimer.prototype.claim = async function (this: Claimer, limit: number) {
+    const jobs = await claim.call(this, limit);
+    if (jobs.length && !holdClaim) {
+      holdClaim = new Promise<void>((resolve) => (releaseClaim = resolve));
+      claimHeld();
+      await holdClaim;
+    }
+    return jobs;
+  };
+  const notified: (() => void)[] = [];
+  Listener.prototype.emit = function (this: Listener, name: string | symbol, ...args: unknown[]) {
+    if (name === 'notification') notified.splice(0).forEach((resolve) => resolve());
+    return emit.call(this, name, ...args);
+  };
+  const gates: (() => void)[] = [];
+  const queue = new BroadcastQueue({
+    connectionString: db.url,
+    concurrency: 2,
+    prefetch: 4,
+    sweepMs: 3_600_000,
+    rescueAfterMs: 3 * 3_600_000,
+    handlers: { held: () => new Promise<void>((resolve) => gates.push(resolve)), quick: () => undefined },
+  });
+  try {
+    await queue.start();
+    await db.pool.query(`INSERT INTO broadcast_queue_jobs (job_type) SELECT 'held' FROM generate_series(1, 3)`);
+    await held; // the claim has its three jobs and has not returned yet
+    const notification = new Promise<void>((resolve) => notified.push(resolve));
+    const late = await insertJob(db, 'quick', {});
+    await notification;
+    const lateDone = waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === late);
+    releaseClaim(); // three of six: both slots busy, one job prefetched
+    await until(async () => (gates.length === 2 ? true : null));
+    for (const release of gates.splice(0)) release();
+    await until(async () => (gates.length === 1 ? true : null));
+    gates.splice(0)[0]!();
+    await lateDone;
+  } finally {
+    Claimer.prototype.claim = claim;
+    Listener.prototype.emit = emit;
     for (const release of gates) release();
     await queue.stop();
     await db.drop();
