@@ -234,7 +234,7 @@ class Drain {
         }
         const batch = this.ahead ? await this.ahead : await this.prepare(batchSize);
         this.ahead = null;
-        if (batch.due.length === 0) {
+        if (batch.slots !== null && batch.due.length === 0) {
           if (this.inFlight.size) await Promise.race(this.inFlight);
           else if (!(await this.waitForMore())) break;
           continue;
@@ -287,12 +287,20 @@ class Drain {
     else if (status === 'cancelled') this.stop = { kind: 'cancelled' };
   }
 
-  /** Claims up to `size` due rows and reserves their send times. */
+  /**
+   * Claims up to `size` due rows and reserves their send times. The wait for room on the shared
+   * timeline comes first, so that rows are marked 'sending' only once their sends are near.
+   */
   private async prepare(size: number): Promise<{ due: DueDelivery[]; slots: number[] | null; error?: unknown }> {
+    try {
+      await this.limiter.waitForRoom(this.halting);
+    } catch (error) {
+      return { due: [], slots: null, error };
+    }
     const due = await claimDue(this.pool, this.broadcastId, size);
     if (due.length === 0) return { due, slots: [] };
     try {
-      return { due, slots: (await this.limiter.reserve(due.length, this.rate)).slots };
+      return { due, slots: (await this.limiter.reserve(due.length, this.rate, this.halting)).slots };
     } catch (error) {
       return { due, slots: null, error };
     }
@@ -302,7 +310,8 @@ class Drain {
     if (!slots) {
       this.giveBack(due, 0);
       if (error instanceof HaltError) this.stop = { kind: 'halted', reason: error.message };
-      else throw error;
+      // A shutdown or a lost lease cut the wait short: the loop stops on its next turn.
+      else if (!this.halting.aborted) throw error;
       return;
     }
     // Groups take at most 20 a minute; their own timelines may push a send later.

@@ -111,7 +111,7 @@ export class RateLimiter {
    * a send job takes the slot at the end of the timeline, so every broadcast that reserved its next
    * batch long before it needed it made each transactional message wait that much longer.
    */
-  async reserve(count: number, ratePerSecond: number): Promise<Reservation> {
+  async reserve(count: number, ratePerSecond: number, signal?: AbortSignal): Promise<Reservation> {
     await this.ensureRow();
     const spacingUs = (1_000_000 / ratePerSecond) * SPACING_MARGIN;
     let sentAt: number;
@@ -123,15 +123,30 @@ export class RateLimiter {
       receivedAt = Date.now();
       row = rows[0];
       if (row) break;
-      const ahead = (await this.pool.query(AHEAD_SQL, [this.botId])).rows[0];
-      if (ahead?.halted) throw new HaltError(`sending is halted for this bot: ${ahead.halt_reason ?? 'the token was rejected (401)'}`);
-      const waitMs = Number(ahead?.ahead_ms ?? 0) - MAX_AHEAD_MS;
-      if (waitMs > 0) await new Promise((resolve) => setTimeout(resolve, waitMs));
+      await this.waitForRoom(signal);
     }
     if (row.halted) throw new HaltError(`sending is halted for this bot: ${row.halt_reason ?? 'the token was rejected (401)'}`);
     const offset = (sentAt + receivedAt) / 2 - row.db_now_ms;
     const first = row.first_slot_ms + offset;
     return { slots: Array.from({ length: count }, (_v, i) => first + (i * spacingUs) / 1000) };
+  }
+
+  /**
+   * Waits until the shared timeline is reserved at most MAX_AHEAD_MS ahead (long, after another
+   * daemon's 429 pushed it past the pause). A broadcast waits here before it claims ledger rows, so
+   * no row sits 'sending' through the wait. Throws HaltError while the token is halted, and the
+   * signal's reason once it aborts: a shutdown must not wait out a pause.
+   */
+  async waitForRoom(signal?: AbortSignal): Promise<void> {
+    await this.ensureRow();
+    for (;;) {
+      signal?.throwIfAborted();
+      const ahead = (await this.pool.query(AHEAD_SQL, [this.botId])).rows[0];
+      if (ahead?.halted) throw new HaltError(`sending is halted for this bot: ${ahead.halt_reason ?? 'the token was rejected (401)'}`);
+      const waitMs = Number(ahead?.ahead_ms ?? 0) - MAX_AHEAD_MS;
+      if (waitMs <= 0) return;
+      await abortableSleep(waitMs, signal);
+    }
   }
 
   /**
@@ -237,4 +252,17 @@ export interface RateLimitState {
 export async function readRateLimitState(pool: Pool): Promise<RateLimitState[]> {
   const { rows } = await pool.query('SELECT * FROM broadcast_rate_limits ORDER BY bot_id');
   return rows.map((r) => ({ botId: r.bot_id, nextSlotAt: r.next_slot_at, pausedUntil: r.paused_until, pauseReason: r.pause_reason, haltedAt: r.halted_at, haltReason: r.halt_reason }));
+}
+
+function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      if (signal?.aborted) reject(signal.reason);
+      else resolve();
+    }
+  });
 }

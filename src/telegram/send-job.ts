@@ -50,7 +50,7 @@ export class SendJob {
         // The chat's turn comes after the global slot, which by then belongs to others' sends:
         // wait for the chat, then take a global slot of that moment.
         await sleepUntil(chatAllowedAt, ctx.signal);
-        at = (await this.limiter.reserve(1, rate)).slots[0]!;
+        at = (await this.limiter.reserve(1, rate, ctx.signal)).slots[0]!;
       }
       for (;;) {
         if (!(await this.limiter.waitForSlot(at, rate, ctx.signal))) {
@@ -58,7 +58,7 @@ export class SendJob {
         }
         if (Date.now() - at <= LATE_SLOT_MS) break;
         // The process stalled past the slot: sending now would crowd later slots. Take a new one.
-        at = (await this.limiter.reserve(1, rate)).slots[0]!;
+        at = (await this.limiter.reserve(1, rate, ctx.signal)).slots[0]!;
       }
       try {
         const sent = await this.sender.send(target, message, ctx.signal);

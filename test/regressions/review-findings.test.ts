@@ -9,7 +9,7 @@ import { Cleaner } from '../../src/queue/cleaner.js';
 import { silentLogger } from '../../src/log.js';
 import { createTestDatabase } from '../helpers/db.js';
 import { insertJob, jobRow, range, withTelegram } from '../helpers/telegram.js';
-import { waitForEvent } from '../helpers/wait.js';
+import { until, waitForEvent } from '../helpers/wait.js';
 
 test('a send cut off mid-call by shutdown fails as unknown instead of going back to the queue', async () => {
   await withTelegram({ queue: { shutdownTimeoutMs: 200 } }, async ({ db, api, queue }) => {
@@ -136,6 +136,27 @@ test('a broadcast still finishes when every timer fires late (a starved event lo
   } finally {
     RateLimiter.prototype.waitForSlot = original;
   }
+});
+
+test('a broadcast waiting out a pushed-back timeline marks no row sending and stops at once on shutdown', async () => {
+  await withTelegram({ queue: { shutdownTimeoutMs: 1_000 } }, async ({ db, queue }) => {
+    // As after another daemon's 429: the shared timeline is reserved two minutes ahead.
+    await db.pool.query(`UPDATE broadcast_rate_limits SET next_slot_at = now() + interval '2 minutes'`);
+    const { rowCount } = await db.pool.query(`SELECT 1 FROM broadcast_rate_limits`);
+    assert.is(rowCount, 1, 'the daemon registered its bot');
+    const jobId = await insertJob(db, 'broadcast', { message: { text: 'later' }, chat_ids: range(1, 5) });
+    await until(async () => ((await db.pool.query(`SELECT count(*)::int AS n FROM broadcast_deliveries`)).rows[0].n === 5 ? true : null));
+    let timer: NodeJS.Timeout | undefined;
+    const stopped = await Promise.race([
+      queue.stop().then(() => 'stopped'),
+      new Promise((resolve) => (timer = setTimeout(() => resolve('still waiting'), 30_000))),
+    ]);
+    clearTimeout(timer);
+    assert.is(stopped, 'stopped', 'shutdown waited out the pushed-back timeline');
+    const { rows } = await db.pool.query(`SELECT status, count(*)::int AS n FROM broadcast_deliveries GROUP BY status`);
+    assert.equal(rows, [{ status: 'pending', n: 5 }]);
+    assert.is((await jobRow(db, jobId)).status, 'pending');
+  });
 });
 
 test.run();
