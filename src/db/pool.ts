@@ -72,3 +72,13 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   if (typeof code === 'string' && UNAVAILABLE_CODES.test(code)) return true;
   return typeof message === 'string' && UNAVAILABLE_MESSAGES.test(message) && !/api\.telegram\.org|\/bot/.test(message);
 }
+
+/**
+ * True when the same statement can be expected to succeed later: the database is unreachable, or
+ * it refused for a lock conflict (SQLSTATE classes 40 and 55) or a cancelled statement (57014).
+ * Only a refusal of the data itself (classes 22, 23) or a bug in the SQL is worth giving up on.
+ */
+export function isTransientDatabaseError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return isDatabaseUnavailable(error) || (typeof code === 'string' && (/^(40|55)/.test(code) || code === '57014'));
+}

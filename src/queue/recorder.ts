@@ -1,14 +1,6 @@
-import { isDatabaseUnavailable, type Pool } from '../db/pool.js';
+import { isTransientDatabaseError, type Pool } from '../db/pool.js';
 import { setTimeout as delay } from 'node:timers/promises';
 import { errorMessage, type Logger } from '../log.js';
-
-// Only a refusal of the data itself (SQLSTATE class 22 or 23: a NUL character, a constraint) or a
-// bug in our SQL fails a job's outcome; a lock conflict, a cancelled statement or an unreachable
-// database says nothing about the rows, and the same write will land later.
-const worthRetrying = (error: unknown) => {
-  const code = (error as { code?: unknown } | null)?.code;
-  return isDatabaseUnavailable(error) || (typeof code === 'string' && (/^(40|55)/.test(code) || code === '57014'));
-};
 
 /** What became of one run of a job. */
 export type Outcome =
@@ -146,7 +138,7 @@ export class Recorder {
     try {
       rows = await this.writeUntilLanded(params);
     } catch (error) {
-      if (!worthRetrying(error) && !this.closed) return this.writeApart(batch, error);
+      if (!isTransientDatabaseError(error) && !this.closed) return this.writeApart(batch, error);
       for (const item of batch) item.reject(error);
       return;
     }
@@ -189,7 +181,7 @@ export class Recorder {
       } catch (error) {
         // Only an unreachable database or a lock conflict is worth waiting for; anything else
         // would fail forever.
-        if (!worthRetrying(error) || (this.closed && attempt >= 3)) throw error;
+        if (!isTransientDatabaseError(error) || (this.closed && attempt >= 3)) throw error;
         const waitMs = Math.min(5_000, 100 * 2 ** Math.min(attempt, 6));
         this.log.warn({ err: errorMessage(error), attempt, waitMs }, 'writing job outcomes failed; retrying');
         await delay(waitMs);

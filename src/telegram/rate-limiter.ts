@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Pool } from '../db/pool.js';
 import { HaltError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -145,7 +146,7 @@ export class RateLimiter {
       if (ahead?.halted) throw new HaltError(`sending is halted for this bot: ${ahead.halt_reason ?? 'the token was rejected (401)'}`);
       const waitMs = Number(ahead?.ahead_ms ?? 0) - MAX_AHEAD_MS;
       if (waitMs <= 0) return;
-      await abortableSleep(waitMs, signal);
+      await delay(waitMs, undefined, { signal });
     }
   }
 
@@ -252,17 +253,4 @@ export interface RateLimitState {
 export async function readRateLimitState(pool: Pool): Promise<RateLimitState[]> {
   const { rows } = await pool.query('SELECT * FROM broadcast_rate_limits ORDER BY bot_id');
   return rows.map((r) => ({ botId: r.bot_id, nextSlotAt: r.next_slot_at, pausedUntil: r.paused_until, pauseReason: r.pause_reason, haltedAt: r.halted_at, haltReason: r.halt_reason }));
-}
-
-function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      if (signal?.aborted) reject(signal.reason);
-      else resolve();
-    }
-  });
 }
