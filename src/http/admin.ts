@@ -16,7 +16,6 @@
 // Shapes: /health and /status are live state, in the camelCase of getStatus(). Records read from
 // the tables (jobs, broadcasts, failed jobs, statistics) use the tables' snake_case column names, as
 // psql shows them and as the original deployment doc's curl examples did (total_jobs, job_id …).
-import { createHash, timingSafeEqual } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { BroadcastQueue } from '../broadcast-queue.js';
@@ -28,6 +27,7 @@ import {
   broadcastProgress, broadcastsInProgress, cancelJobs, checkDatabase, failedJobs, getJob, retryJobs, setBroadcastStatus, statistics,
   type BroadcastAction, type BroadcastProgress, type JobActionResult, type JobRow, type QueueStatistics,
 } from './admin-queries.js';
+import { HttpError, requestGuard, type GuardOptions } from './guard.js';
 
 /** Where startAdminServer mounts the admin API. */
 export const ADMIN_PATH = '/api/admin/queue';
@@ -39,9 +39,14 @@ const MAX_ID = 2n ** 53n;
 
 export type AdminHandler = (req: IncomingMessage, res: ServerResponse, next?: (error?: unknown) => void) => void;
 
-export interface AdminHandlerOptions {
-  /** Bearer token for every route but /health. Defaults to none (open: keep it on loopback). */
+export interface AdminHandlerOptions extends GuardOptions {
+  /** Bearer token for every route but /health. One of apiToken and allowUnauthenticated is required. */
   apiToken?: string;
+  /**
+   * Serve without a token. Then only local programs are answered: a loopback peer with a loopback
+   * Host, no proxy headers, no foreign Origin, and POSTs sent as application/json (guard.ts says why).
+   */
+  allowUnauthenticated?: boolean;
   /** Defaults to the queue's logger. */
   log?: Logger;
 }
@@ -59,17 +64,6 @@ export interface QueueRuntime {
   paused: boolean;
   activeJobs: number;
   concurrency: number;
-}
-
-/** A response decided before the route ran (bad input); never logged as a server error. */
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(message);
-  }
 }
 
 interface Request {
@@ -93,7 +87,9 @@ interface Route {
  */
 export function createAdminHandler(queue: BroadcastQueue, access: QueueAccess, options: AdminHandlerOptions = {}): AdminHandler {
   const log = (options.log ?? queue.log).child({ component: 'admin-api' });
-  const checkToken = bearerCheck(options.apiToken);
+  const guard = requestGuard(options, 'adminHandler()');
+  // Without a token even /health is for local callers only; with one, /health is open to probes.
+  const guardHealth = options.apiToken === undefined;
 
   const routes: Route[] = [
     { pattern: /^\/status$/, methods: { GET: async ({ pool }) => ({ status: 200, body: await statusView(queue, pool) }) } },
@@ -158,12 +154,13 @@ export function createAdminHandler(queue: BroadcastQueue, access: QueueAccess, o
     const { path, query } = splitUrl(req.url);
     const method = req.method === 'HEAD' ? 'GET' : (req.method ?? 'GET');
 
+    if (guardHealth) guard(req);
     if (path === '/health') {
       if (method !== 'GET') throw new HttpError(405, `${req.method} is not allowed on /health`, { allow: 'GET, HEAD' });
       const { status, body } = await health(queue, access, log);
       return send(res, status, body);
     }
-    checkToken(req);
+    guard(req);
 
     let matched: Route | undefined;
     let params: string[] = [];
@@ -191,7 +188,8 @@ export function createAdminHandler(queue: BroadcastQueue, access: QueueAccess, o
   return (req, res, _next) => {
     handle(req, res).catch((error: unknown) => {
       if (error instanceof HttpError) {
-        if (error.status >= 500) log.warn({ method: req.method, url: req.url, status: error.status, reason: error.message }, 'admin API request refused');
+        // Refused callers (403) are logged too: a web page or a rebinding name probing the API is news.
+        if (error.status >= 500 || error.status === 403) log.warn({ method: req.method, url: req.url, status: error.status, reason: error.message }, 'admin API request refused');
         send(res, error.status, { error: error.message }, error.headers);
         // Refused bodies are not read; the connection is closed after the answer.
         if (error.status === 413) req.resume();
@@ -393,34 +391,15 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
   res.end(json);
 }
 
-/**
- * A request check that throws 401 unless the Authorization header carries the token. Both sides
- * are hashed first, so timingSafeEqual always compares equal-length buffers and the token's
- * length does not leak either.
- */
-function bearerCheck(apiToken: string | undefined): (req: IncomingMessage) => void {
-  if (apiToken === undefined) return () => undefined;
-  if (typeof apiToken !== 'string' || apiToken.trim() === '') throw new Error('apiToken must be a non-empty string (or left out to serve without a token)');
-  const expected = createHash('sha256').update(apiToken).digest();
-  return (req) => {
-    const header = req.headers.authorization ?? '';
-    const given = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header)?.[1];
-    if (given !== undefined && timingSafeEqual(createHash('sha256').update(given).digest(), expected)) return;
-    const challenge = given === undefined ? 'Bearer realm="broadcast-queued"' : 'Bearer realm="broadcast-queued", error="invalid_token"';
-    throw new HttpError(401, given === undefined ? 'a bearer token is required (Authorization: Bearer <BQ_API_TOKEN>)' : 'the bearer token is not valid', { 'www-authenticate': challenge });
-  };
-}
-
-/** The same check as a (req, res) guard for handlers outside the admin router (/metrics). */
-export function requireBearer(apiToken: string | undefined): (req: IncomingMessage, res: ServerResponse) => boolean {
-  const check = bearerCheck(apiToken);
+/** A guard (guard.ts) as a (req, res) check for handlers outside the admin router (/metrics). */
+export function guardedBy(guard: (req: IncomingMessage) => void): (req: IncomingMessage, res: ServerResponse) => boolean {
   return (req, res) => {
     try {
-      check(req);
+      guard(req);
       return true;
     } catch (error) {
-      const e = error as HttpError;
-      send(res, e.status, { error: e.message }, e.headers);
+      if (!(error instanceof HttpError)) throw error;
+      send(res, error.status, { error: error.message }, error.headers);
       return false;
     }
   };
@@ -434,7 +413,7 @@ export interface AdminServerOptions {
   host?: string;
   /** Defaults to 3000; 0 picks a free port. */
   port?: number;
-  /** Bearer token for everything but /health. Defaults to none (loopback only). */
+  /** Bearer token for everything but /health. Defaults to none: loopback only, local callers only (guard.ts). */
   apiToken?: string;
   /** Defaults to the queue's logger. */
   log?: Logger;
@@ -467,9 +446,11 @@ export async function startAdminServer(queue: BroadcastQueue, options: AdminServ
   }
   const requestTimeout = options.requestTimeoutMs ?? 10_000;
   const headersTimeout = Math.min(options.headersTimeoutMs ?? requestTimeout, requestTimeout);
-  const admin = queue.adminHandler({ apiToken: options.apiToken, log: options.log });
+  // Bound to loopback (checked above), so no token means local callers only; never open.
+  const access: GuardOptions = options.apiToken !== undefined ? { apiToken: options.apiToken } : { allowUnauthenticated: true };
+  const admin = queue.adminHandler({ ...access, log: options.log });
   const metrics = queue.metrics();
-  const guard = requireBearer(options.apiToken);
+  const guard = guardedBy(requestGuard(access, 'startAdminServer()'));
 
   const server = http.createServer(
     {
