@@ -23,7 +23,8 @@ const program = new Command('bqctl')
   .version(PACKAGE_VERSION)
   .description('Operate broadcast-queued: talks to the database directly, so it works while the daemon is down.')
   .addHelpText('after', `
-Exit codes: 0 ok, 1 failure, 2 usage error, 78 configuration error.
+Exit codes: 0 ok, 1 failure (or the output could not be written whole, e.g. | head closed the pipe),
+2 usage error, 78 configuration error.
 Connection: DATABASE_URL, or the daemon's embedded PostgreSQL in BQ_DATA_DIR (started for the
 command if the daemon is not running). Every read command takes --json.
 
@@ -49,12 +50,31 @@ registerMaintenance(program);
 registerDoctor(program);
 registerMigrate(program);
 
+// A reader that went away (`bqctl list | head`) is not an error worth a stack trace: stop at once,
+// as a process killed by SIGPIPE would, and say by the exit code that not everything was written.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE' && stream === process.stdout) process.stderr.write(`error: cannot write the output: ${error.message}\n`);
+    process.exit(EXIT_FAILURE);
+  });
+}
+
+/**
+ * Exits once stdout and stderr have handed everything to the kernel. process.exit() alone drops
+ * what is still queued: a pipe (| jq, | wc) used to get the first 64 KiB and exit code 0.
+ */
+async function exitAfterOutput(code: number): Promise<never> {
+  const flushed = (stream: NodeJS.WriteStream) => new Promise<void>((resolve) => (stream.writable ? stream.write('', () => resolve()) : resolve()));
+  await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
+  process.exit(code);
+}
+
 program.parseAsync(process.argv).then(
-  () => process.exit(process.exitCode ?? EXIT_OK),
+  () => exitAfterOutput(typeof process.exitCode === 'number' ? process.exitCode : EXIT_OK),
   (error) => {
     if (error instanceof CommanderError) {
       // --help and --version exit through here with code 0; commander already printed the error.
-      process.exit(error.exitCode === 0 ? EXIT_OK : EXIT_USAGE);
+      return exitAfterOutput(error.exitCode === 0 ? EXIT_OK : EXIT_USAGE);
     }
     // A bad value given on the command line (or in a file it names) is a usage error.
     const usage = error instanceof UsageError || error instanceof PayloadError;
@@ -62,6 +82,6 @@ program.parseAsync(process.argv).then(
     if (process.env.LOG_LEVEL === 'debug' || process.env.LOG_LEVEL === 'trace') {
       process.stderr.write(`${scrubSecrets(error instanceof Error ? (error.stack ?? '') : '')}\n`);
     }
-    process.exit(usage ? EXIT_USAGE : EXIT_FAILURE);
+    return exitAfterOutput(usage ? EXIT_USAGE : EXIT_FAILURE);
   },
 );
