@@ -27,7 +27,8 @@ process.on('exit', () => {
 });
 
 export async function startDaemon(env: Record<string, string>): Promise<Daemon> {
-  const proc = spawn(process.execPath, [...profilingArgs(), BIN], {
+  // --daemon-node (run.ts) runs our daemon under another Node than the bench's own.
+  const proc = spawn(process.env.BENCH_DAEMON_NODE ?? process.execPath, [...profilingArgs(), BIN], {
     env: { PATH: process.env.PATH ?? '', BQ_HTTP_PORT: '-1', LOG_LEVEL: 'info', TELEGRAM_BOT_TOKEN: BENCH_TOKEN, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -3,13 +3,14 @@
 // tables and writes bench/RESULTS.md. `--only=latency,throughput,enqueue,idle,broadcast` runs a
 // subset (and writes bench/RESULTS.partial.md instead); `--only=rate` runs only the broadcast rate
 // rows, `--rates=1000x1,1000x3` picks which (limit × daemons; messages: 3 s of sending in --quick,
-// 15 s otherwise), `--out=FILE` writes the results there. Environment: DATABASE_URL (else an
+// 15 s otherwise), `--out=FILE` writes the results there, `--daemon-node=20` runs our daemon (only)
+// under that Node major, installed from the npm registry like Node 24. Environment: DATABASE_URL (else an
 // embedded PostgreSQL), BENCH_NODE / BENCH_NODE_DIR (node24.ts), BENCH_NODE_ARGS (child.ts). Every process
 // runs from a copy of the build taken at the start (snapshot.ts).
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { reexecUnderNode24 } from './node24.js';
+import { nodeBinary, reexecUnderNode24 } from './node24.js';
 import { REPO_ROOT, reexecFromSnapshot } from './snapshot.js';
 
 const MEASUREMENTS = ['idle', 'latency', 'throughput', 'enqueue', 'broadcast'] as const;
@@ -47,6 +48,8 @@ async function main(): Promise<void> {
       return { limit: limit!, daemons: daemons!, messages: limit! * (quick ? 3 : 15) };
     });
   }
+  const daemonNodeArg = args.find((a) => a.startsWith('--daemon-node='))?.slice('--daemon-node='.length);
+  if (daemonNodeArg) process.env.BENCH_DAEMON_NODE = nodeBinary(Number(daemonNodeArg));
   const machine = describeMachine();
   const startedAt = new Date();
   const t0 = performance.now();
@@ -55,6 +58,7 @@ async function main(): Promise<void> {
   const server = await openServer();
   progress(`PostgreSQL ${server.version}: ${server.origin}`);
   progress(`statements counted with ${server.counter}`);
+  if (daemonNodeArg) progress(`our daemon runs under ${process.env.BENCH_DAEMON_NODE}`);
   if (quick) progress(`--quick skips: ${plan.skipped.join('; ')}`);
   try {
     const templates = await prepareTemplates(server);
@@ -72,7 +76,7 @@ async function main(): Promise<void> {
     const idleResult = (await idle?.finish()) ?? undefined;
 
     const results = {
-      command: `npm run bench${quick ? ' -- --quick' : ''}${onlyArg ? ` --only=${onlyArg}` : ''}${ratesArg ? ` --rates=${ratesArg}` : ''}`,
+      command: `npm run bench${quick ? ' -- --quick' : ''}${onlyArg ? ` --only=${onlyArg}` : ''}${ratesArg ? ` --rates=${ratesArg}` : ''}${daemonNodeArg ? ` --daemon-node=${daemonNodeArg}` : ''}`,
       startedAt,
       durationS: (performance.now() - t0) / 1000,
       plan,

@@ -13,6 +13,7 @@ import { Listener } from './queue/listener.js';
 import { Rescuer } from './queue/rescuer.js';
 import { LivenessLock } from './queue/liveness.js';
 import { Cleaner } from './queue/cleaner.js';
+import { HistoryRetention } from './broadcast/retention.js';
 import { readQueueStatus, type QueueStatus } from './queue/status.js';
 import { enqueueJob, type EnqueueOptions, type EnqueuedJob } from './queue/enqueue.js';
 import { PACKAGE_VERSION } from './version.js';
@@ -70,6 +71,12 @@ export interface BroadcastQueueOptions {
   retryMaxMs?: number;
   /** Finished jobs older than this are deleted; 0 turns the cleaner off. Defaults to 7. */
   cleanupDays?: number;
+  /**
+   * Finished broadcasts older than this, and their ledger rows, are deleted (in small batches, see
+   * broadcast/retention.ts); 0 keeps them forever. Defaults to 30 days: the frequency cap and the
+   * statistics read the last 24 h, reports are read in the weeks after a send.
+   */
+  ledgerRetentionDays?: number;
   log?: Logger;
 }
 
@@ -95,7 +102,7 @@ export class BroadcastQueue extends EventEmitter {
   private embeddedDb: EmbeddedDatabase | null = null;
   private poolRef: Pool | null = null;
   private claimPool: Pool | null = null;
-  private parts: { listener: Listener; scheduler: Scheduler; workers: WorkerPool; recorder: Recorder; rescuer: Rescuer; liveness: LivenessLock; cleaner: Cleaner | null } | null = null;
+  private parts: { listener: Listener; scheduler: Scheduler; workers: WorkerPool; recorder: Recorder; rescuer: Rescuer; liveness: LivenessLock; cleaner: Cleaner | null; retention: HistoryRetention | null } | null = null;
   private starting: Promise<void> | null = null;
   private concurrency: number;
   readonly telegram: TelegramDelivery | null;
@@ -184,6 +191,8 @@ export class BroadcastQueue extends EventEmitter {
     const rescuer = new Rescuer(pool, { daemonId: this.daemonId, queues: this.queues, jobTypes: this.jobTypes.filter((t) => !halted(t)), concurrency: this.concurrency, version: PACKAGE_VERSION }, liveness, { sweepMs, hungAfterMs: this.options.rescueAfterMs ?? 120_000 }, log);
     const cleanupDays = this.options.cleanupDays ?? 7;
     const cleaner = cleanupDays > 0 ? new Cleaner(pool, cleanupDays, log) : null;
+    const ledgerRetentionDays = this.options.ledgerRetentionDays ?? 30;
+    const retention = ledgerRetentionDays > 0 ? new HistoryRetention(pool, ledgerRetentionDays, log) : null;
 
     const served = new Set(this.queues);
     listener.on('notification', (queue: string) => {
@@ -221,9 +230,10 @@ export class BroadcastQueue extends EventEmitter {
 
     await liveness.start();
     await rescuer.start();
-    this.parts = { listener, scheduler, workers, recorder, rescuer, liveness, cleaner };
+    this.parts = { listener, scheduler, workers, recorder, rescuer, liveness, cleaner, retention };
     scheduler.start();
     cleaner?.start();
+    retention?.start();
     await listener.start();
     log.info({ queues: this.queues, jobTypes: this.jobTypes, concurrency: this.concurrency }, 'queue started');
   }
@@ -244,10 +254,12 @@ export class BroadcastQueue extends EventEmitter {
       const giveUp = setTimeout(() => parts.recorder.close(), timeoutMs + 2_000);
       await parts.scheduler.stop();
       parts.cleaner?.stop();
+      const retentionStopped = parts.retention?.stop();
       await parts.workers.drain(timeoutMs);
       await parts.recorder.drain();
       clearTimeout(giveUp);
       parts.recorder.close();
+      await retentionStopped;
       await parts.rescuer.stop();
       await parts.liveness.stop();
       await parts.listener.stop();

@@ -20,6 +20,7 @@ export interface Config {
   webhookUrl: string | undefined;
   webhookSecret: string | undefined;
   cleanupDays: number;
+  ledgerRetentionDays: number;
   logLevel: string;
   dataDir: string;
   embeddedPort: number;
@@ -143,6 +144,7 @@ export const SETTINGS: Setting[] = [
   { key: 'webhookUrl', env: 'BQ_WEBHOOK_URL', flag: '--webhook-url', doc: 'URL that receives a signed POST when a broadcast finishes. Defaults to none.', parse: url(['http:', 'https:']) },
   { key: 'webhookSecret', env: 'BQ_WEBHOOK_SECRET', flag: '--webhook-secret', secret: true, doc: 'HMAC-SHA256 key for webhook signatures; required with BQ_WEBHOOK_URL.', parse: optionalString },
   { key: 'cleanupDays', env: 'BQ_CLEANUP_DAYS', flag: '--cleanup-days', doc: 'Finished jobs older than this many days are deleted. Defaults to 7.', parse: integer(1, 3650, 7) },
+  { key: 'ledgerRetentionDays', env: 'BQ_LEDGER_RETENTION_DAYS', flag: '--ledger-retention-days', doc: 'Finished broadcasts older than this many days are deleted with their delivery ledger, in small batches that never make a sender wait. At least 1: the frequency cap reads the last 24 hours. Defaults to 30, which keeps a month of reports.', parse: integer(1, 3650, 30) },
   { key: 'logLevel', env: 'LOG_LEVEL', flag: '--log-level', doc: 'fatal, error, warn, info, debug, trace or silent. Defaults to info.', parse: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info') },
   { key: 'dataDir', env: 'BQ_DATA_DIR', flag: '--data-dir', doc: 'Where the embedded PostgreSQL keeps its files. Defaults to $STATE_DIRECTORY, /var/lib/broadcast-queued as root, else ~/.local/share/broadcast-queued.', parse: (raw) => ok(raw?.trim() ? path.resolve(raw.trim()) : '') },
   { key: 'embeddedPort', env: 'BQ_EMBEDDED_PORT', flag: '--embedded-port', doc: 'Port of the embedded PostgreSQL; 0 picks a free one and remembers it. Defaults to 0.', parse: integer(0, 65535, 0) },

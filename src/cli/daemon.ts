@@ -37,6 +37,7 @@ const queue = new BroadcastQueue({
   retryBaseMs: config.retryBaseMs,
   retryMaxMs: config.retryMaxMs,
   cleanupDays: config.cleanupDays,
+  ledgerRetentionDays: config.ledgerRetentionDays,
   telegram: config.telegramBotToken ? { token: config.telegramBotToken, apiRoot: config.telegramApiRoot } : undefined,
   rateLimit: config.rateLimit,
   paidRateLimit: config.paidRateLimit,
