@@ -1,3 +1,4 @@
+import { inspect } from 'node:util';
 import { pino } from 'pino';
 
 export type Logger = pino.Logger;
@@ -11,11 +12,46 @@ export function scrubSecrets(text: string): string {
   return text.replace(BOT_TOKEN, (_m, bot: string | undefined) => `${bot ?? ''}<redacted-token>`).replace(URL_PASSWORD, '$1***@');
 }
 
-/** A one-line, secret-free description of anything thrown. */
+/**
+ * A one-line, secret-free description of anything thrown. It never throws itself: it runs inside
+ * catch blocks (the worker pool's among them), where a throw would lose the job's outcome and its
+ * slot. Handlers throw BigInts, circular objects and Errors whose `message` getter throws.
+ */
 export function errorMessage(error: unknown): string {
-  if (error instanceof Error) return scrubSecrets(error.message || error.name);
+  try {
+    return scrubSecrets(describe(error));
+  } catch {
+    return 'unreadable error (describing the thrown value failed)';
+  }
+}
+
+function describe(error: unknown): string {
   if (error === undefined) return 'unknown error (undefined was thrown)';
-  return scrubSecrets(typeof error === 'string' ? error : JSON.stringify(error) ?? String(error));
+  if (typeof error === 'string') return error;
+  if (error instanceof Error) {
+    try {
+      return String(error.message) || String(error.name);
+    } catch {
+      return `${safeName(error)} (its message could not be read)`;
+    }
+  }
+  if (typeof error !== 'object' || error === null) return String(error);
+  try {
+    return JSON.stringify(error) ?? inspect(error, INSPECT_ONE_LINE);
+  } catch {
+    // Circular, or a toJSON/getter that throws: inspect reads neither getters nor toJSON.
+    return inspect(error, INSPECT_ONE_LINE);
+  }
+}
+
+const INSPECT_ONE_LINE = { depth: 2, breakLength: Infinity, maxStringLength: 500, getters: false } as const;
+
+function safeName(error: Error): string {
+  try {
+    return String(error.name) || 'Error';
+  } catch {
+    return 'Error';
+  }
 }
 
 export interface LogOptions {

@@ -68,7 +68,13 @@ const UNAVAILABLE_MESSAGES = /Connection terminated|timeout exceeded when trying
 /** True when an error says the database was unreachable, so a job should wait rather than fail. */
 export function isDatabaseUnavailable(error: unknown): boolean {
   if (typeof error !== 'object' || error === null) return false;
-  const { code, message } = error as { code?: unknown; message?: unknown };
+  let code: unknown;
+  let message: unknown;
+  try {
+    ({ code, message } = error as { code?: unknown; message?: unknown });
+  } catch {
+    return false; // a getter that throws: whatever this is, it is not node-postgres's error
+  }
   if (typeof code === 'string' && UNAVAILABLE_CODES.test(code)) return true;
   return typeof message === 'string' && UNAVAILABLE_MESSAGES.test(message) && !/api\.telegram\.org|\/bot/.test(message);
 }

@@ -180,29 +180,44 @@ export class WorkerPool extends EventEmitter {
         return entry.log;
       },
     };
+    let thrown: unknown;
     try {
       const result = await handler(job, context);
       return { kind: 'completed', result: result ?? null };
     } catch (error) {
-      const message = errorMessage(error);
-      if (error instanceof SnoozeError) return { kind: 'snooze', delayMs: error.delayMs, error: message };
-      if (error instanceof HaltError) {
-        this.emit('halt', { jobType: job.jobType, reason: message });
-        return { kind: 'snooze', delayMs: HALT_RECHECK_MS, error: message };
-      }
-      // Before the interruption check: a send cut off mid-call says "outcome unknown" this way,
-      // and handing it back would send it again.
-      if (error instanceof PermanentError) return { kind: 'failed', error: message };
-      if (entry.aborted) {
-        // Shutdown or a lost lease interrupted it; it did not fail, so the attempt is given back.
-        return { kind: 'snooze', delayMs: 0, error: `interrupted: ${errorMessage(entry.signal.reason)}` };
-      }
-      // The database went away under the handler: nothing is wrong with the job, so waiting for
-      // the database must not spend its attempts (the chaos suite saw broadcasts fail this way).
-      if (isDatabaseUnavailable(error)) return { kind: 'snooze', delayMs: DATABASE_RETRY_MS, error: `database unavailable: ${message}` };
-      if (job.attempt >= job.maxAttempts) return { kind: 'failed', error: `${message} (attempt ${job.attempt} of ${job.maxAttempts})` };
-      entry.log.debug({ err: message }, 'handler threw a retriable error');
-      return { kind: 'retry', error: message, delayMs: retryDelayMs(job.attempt + 1, this.backoff) };
+      thrown = error;
     }
+    try {
+      return this.outcomeOfThrown(entry, thrown);
+    } catch {
+      // A thrown value whose very inspection throws (a Proxy, a getter) must still end its job:
+      // an outcome that is never written leaves the job 'processing' and its slot taken.
+      const attempts = `attempt ${job.attempt} of ${job.maxAttempts}`;
+      if (job.attempt >= job.maxAttempts) return { kind: 'failed', error: `handler threw an unreadable value (${attempts})` };
+      return { kind: 'retry', error: 'handler threw an unreadable value', delayMs: retryDelayMs(job.attempt + 1, this.backoff) };
+    }
+  }
+
+  private outcomeOfThrown(entry: RunningJob, error: unknown): Outcome {
+    const { job } = entry;
+    const message = errorMessage(error);
+    if (error instanceof SnoozeError) return { kind: 'snooze', delayMs: error.delayMs, error: message };
+    if (error instanceof HaltError) {
+      this.emit('halt', { jobType: job.jobType, reason: message });
+      return { kind: 'snooze', delayMs: HALT_RECHECK_MS, error: message };
+    }
+    // Before the interruption check: a send cut off mid-call says "outcome unknown" this way,
+    // and handing it back would send it again.
+    if (error instanceof PermanentError) return { kind: 'failed', error: message };
+    if (entry.aborted) {
+      // Shutdown or a lost lease interrupted it; it did not fail, so the attempt is given back.
+      return { kind: 'snooze', delayMs: 0, error: `interrupted: ${errorMessage(entry.signal.reason)}` };
+    }
+    // The database went away under the handler: nothing is wrong with the job, so waiting for
+    // the database must not spend its attempts (the chaos suite saw broadcasts fail this way).
+    if (isDatabaseUnavailable(error)) return { kind: 'snooze', delayMs: DATABASE_RETRY_MS, error: `database unavailable: ${message}` };
+    if (job.attempt >= job.maxAttempts) return { kind: 'failed', error: `${message} (attempt ${job.attempt} of ${job.maxAttempts})` };
+    entry.log.debug({ err: message }, 'handler threw a retriable error');
+    return { kind: 'retry', error: message, delayMs: retryDelayMs(job.attempt + 1, this.backoff) };
   }
 }
