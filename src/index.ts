@@ -9,7 +9,7 @@ export { loadConfig, type Config } from './config.js';
 export { migrate } from './db/migrate.js';
 export { startAdminServer, createAdminHandler, ADMIN_PATH, type AdminServer, type AdminServerOptions, type AdminHandler } from './http/admin.js';
 export { FakeBotApi } from './telegram/fake-bot-api.js';
-export { signWebhook, SIGNATURE_HEADER, TIMESTAMP_HEADER } from './broadcast/webhook.js';
+export { signWebhook, verifyWebhook, SIGNATURE_HEADER, TIMESTAMP_HEADER, DEFAULT_TOLERANCE_SECONDS } from './broadcast/webhook.js';
 
 /** The library entry point (DESIGN.md): a queue for an existing Node or Telegraf bot. */
 export function createBroadcastQueue(options: BroadcastQueueOptions = {}): BroadcastQueue {

@@ -147,18 +147,20 @@ export class BroadcastEngine {
     const status = stop?.kind === 'cancelled' ? 'cancelled' : stop?.kind === 'content' ? 'failed' : 'completed';
     const reason = stop?.kind === 'content' ? `stopped after ${CONTENT_ERRORS_TO_STOP} identical content errors: ${stop.reason}` : null;
     // The webhook job is enqueued by the same statement that finishes the broadcast, so a crash
-    // cannot lose it; its job_key keeps a re-run from sending it twice.
+    // cannot lose it; its job_key keeps a re-run from sending it twice. It carries only the id:
+    // the body is built from this row when it is sent, and only by the job named in webhook_job_id.
     await this.pool.query(
-      `WITH b AS (
-         UPDATE broadcasts SET status = $2, failure_reason = $3, finished_at = now(), updated_at = now(),
-                total = $4, sent = $5, failed = $6, blocked = $7, skipped = $8, unknown = $9
-          WHERE broadcast_id = $1
-         RETURNING broadcast_id, title, status, failure_reason, total, sent, failed, blocked, skipped, unknown, started_at, finished_at)
-       INSERT INTO broadcast_queue_jobs (queue, job_type, payload, max_attempts, job_key)
-       SELECT $10, 'webhook', jsonb_build_object('event', 'broadcast.finished', 'broadcast', to_jsonb(b), 'variants', $12::jsonb), 8, 'webhook:broadcast:' || b.broadcast_id
-         FROM b WHERE $11::boolean
-       ON CONFLICT (job_key) WHERE job_key IS NOT NULL AND status IN ('pending', 'processing') DO NOTHING`,
-      [broadcastId, status, reason, counts.total, counts.sent, counts.failed, counts.blocked, counts.skipped, counts.unknown, queue, this.settings.webhooks === true, JSON.stringify(counts.variants ?? null)],
+      `WITH hook AS (
+         INSERT INTO broadcast_queue_jobs (queue, job_type, payload, max_attempts, job_key)
+         SELECT $10, 'webhook', jsonb_build_object('event', 'broadcast.finished', 'broadcast_id', $1::bigint), 8, 'webhook:broadcast:' || $1
+          WHERE $11::boolean AND EXISTS (SELECT 1 FROM broadcasts WHERE broadcast_id = $1)
+         ON CONFLICT (job_key) WHERE job_key IS NOT NULL AND status IN ('pending', 'processing') DO NOTHING
+         RETURNING job_id)
+       UPDATE broadcasts SET status = $2, failure_reason = $3, finished_at = now(), updated_at = now(),
+              total = $4, sent = $5, failed = $6, blocked = $7, skipped = $8, unknown = $9,
+              webhook_job_id = COALESCE((SELECT job_id FROM hook), webhook_job_id)
+        WHERE broadcast_id = $1`,
+      [broadcastId, status, reason, counts.total, counts.sent, counts.failed, counts.blocked, counts.skipped, counts.unknown, queue, this.settings.webhooks === true],
     );
     log.info({ broadcastId, status, ...counts }, 'broadcast finished');
     this.events.emit('broadcast:finished', { broadcastId, status, failureReason: reason, counts });

@@ -1,8 +1,15 @@
-import { createHmac } from 'node:crypto';
+// The 'webhook' job: a signed POST that tells a receiver a broadcast finished. The signature is
+// only worth something if the daemon alone decides what gets signed, so the job carries nothing
+// but a broadcast id: the body is built here from the broadcasts row, and only for the job that
+// finished the broadcast recorded (broadcasts.webhook_job_id, set in the same statement).
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
 import { PermanentError, RetriableError } from '../errors.js';
 import { deadline } from '../abort.js';
+import type { Pool } from '../db/pool.js';
 import type { Job } from '../queue/claimer.js';
 import type { HandlerContext } from '../queue/worker-pool.js';
+import { countDeliveries } from './ledger.js';
 
 export interface WebhookSettings {
   url: string;
@@ -12,6 +19,8 @@ export interface WebhookSettings {
 
 export const SIGNATURE_HEADER = 'x-broadcast-queued-signature';
 export const TIMESTAMP_HEADER = 'x-broadcast-queued-timestamp';
+/** verifyWebhook's default replay window: a signature older (or newer) than this is refused. */
+export const DEFAULT_TOLERANCE_SECONDS = 300;
 const TIMEOUT_MS = 10_000;
 
 /** The signature of a body sent at `timestamp` (seconds): hex HMAC-SHA256 of "timestamp.body". */
@@ -20,18 +29,59 @@ export function signWebhook(secret: string, timestamp: number, body: string): st
 }
 
 /**
- * The 'webhook' job: POSTs a finished broadcast's summary. It is enqueued in the same statement
- * that finishes the broadcast, so it cannot be lost, and retried with the job backoff.
+ * For receivers: true if `body` (the raw bytes, before any JSON parsing) carries a valid signature
+ * made with `secret` no more than `toleranceSeconds` (default 300) from now. The comparison is
+ * constant-time. A retried delivery is signed anew, so within the window a receiver should still
+ * treat a second POST for the same broadcast_id as a duplicate.
  */
-export async function deliverWebhook(settings: WebhookSettings, job: Job, ctx: HandlerContext): Promise<unknown> {
-  const body = JSON.stringify(job.payload);
+export function verifyWebhook(
+  secret: string,
+  headers: IncomingHttpHeaders | Headers | Record<string, string | string[] | undefined>,
+  body: string | Buffer,
+  options: { toleranceSeconds?: number; now?: number } = {},
+): boolean {
+  const header = (name: string): string | undefined => {
+    const value = typeof (headers as Headers).get === 'function' ? (headers as Headers).get(name) : (headers as Record<string, unknown>)[name];
+    return typeof value === 'string' ? value : undefined;
+  };
+  const timestamp = header(TIMESTAMP_HEADER);
+  const signature = /^sha256=([0-9a-f]{64})$/.exec(header(SIGNATURE_HEADER) ?? '')?.[1];
+  if (!secret || timestamp === undefined || !/^[0-9]{1,12}$/.test(timestamp) || signature === undefined) return false;
+  const tolerance = options.toleranceSeconds ?? DEFAULT_TOLERANCE_SECONDS;
+  const now = options.now ?? Math.floor(Date.now() / 1000);
+  if (Math.abs(now - Number(timestamp)) > tolerance) return false;
+  const expected = createHmac('sha256', secret).update(`${timestamp}.`).update(body).digest();
+  return timingSafeEqual(expected, Buffer.from(signature, 'hex'));
+}
+
+// The body, from the row, only for the job the daemon recorded and only once the broadcast is final.
+const BODY_SQL = `
+  SELECT jsonb_build_object('event', 'broadcast.finished', 'broadcast', to_jsonb(b)) AS body
+    FROM (SELECT broadcast_id, title, status, failure_reason, total, sent, failed, blocked, skipped, unknown, started_at, finished_at
+            FROM broadcasts
+           WHERE broadcast_id = $1 AND webhook_job_id = $2 AND status IN ('completed', 'failed', 'cancelled')) b`;
+
+/** Builds the body of a webhook job; a job the daemon did not enqueue is a PermanentError. */
+export async function webhookBody(pool: Pool, job: Job): Promise<string> {
+  const id = job.payload.broadcast_id;
+  if (!Number.isSafeInteger(id) || (id as number) <= 0) throw new PermanentError(`webhook job ${job.jobId} names no broadcast_id; webhook jobs are enqueued by the daemon when a broadcast finishes, not by hand`);
+  const { rows } = await pool.query(BODY_SQL, [id, job.jobId]);
+  if (!rows[0]) throw new PermanentError(`webhook job ${job.jobId} is not the one the daemon enqueued for finished broadcast ${id}; nothing was signed or sent`);
+  const counts = await countDeliveries(pool, id as number);
+  return JSON.stringify({ ...rows[0].body, variants: counts.variants ?? null });
+}
+
+/** POSTs the finished broadcast's summary. Retried with the job backoff; redirects are refused. */
+export async function deliverWebhook(pool: Pool, settings: WebhookSettings, job: Job, ctx: HandlerContext): Promise<unknown> {
+  const body = await webhookBody(pool, job);
   const timestamp = Math.floor(Date.now() / 1000);
   const headers: Record<string, string> = { 'content-type': 'application/json', 'user-agent': 'broadcast-queued', [TIMESTAMP_HEADER]: String(timestamp) };
   if (settings.secret) headers[SIGNATURE_HEADER] = signWebhook(settings.secret, timestamp, body);
   let response: Response;
   const limit = deadline(TIMEOUT_MS, ctx.signal);
   try {
-    response = await fetch(settings.url, { method: 'POST', headers, body, signal: limit.signal });
+    // A followed 307 would re-POST the signed body to wherever the Location points.
+    response = await fetch(settings.url, { method: 'POST', headers, body, signal: limit.signal, redirect: 'manual' });
     await response.body?.cancel().catch(() => undefined);
   } catch (error) {
     throw new RetriableError(`webhook POST failed: ${(error as Error).message}`);
@@ -39,6 +89,10 @@ export async function deliverWebhook(settings: WebhookSettings, job: Job, ctx: H
     limit.done();
   }
   if (response.ok) return { status: response.status };
+  if (response.status >= 300 && response.status < 400) {
+    const location = (response.headers.get('location') ?? '(none)').slice(0, 200);
+    throw new PermanentError(`webhook answered ${response.status} redirecting to ${location}; redirects are not followed (they would send the signed body elsewhere): set BQ_WEBHOOK_URL to the final address`);
+  }
   const problem = `webhook answered ${response.status} ${response.statusText}`;
   // A 4xx other than timeout and throttling will not get better by itself.
   if (response.status >= 400 && response.status < 500 && response.status !== 408 && response.status !== 429) throw new PermanentError(problem);

@@ -60,7 +60,7 @@ export class TelegramDelivery extends EventEmitter {
     return {
       send: (job, ctx) => send.run(job, ctx),
       broadcast: (job, ctx) => broadcast.run(job, ctx),
-      ...(webhook ? { webhook: (job, ctx) => deliverWebhook(webhook, job, ctx) } : {}),
+      ...(webhook ? { webhook: (job, ctx) => deliverWebhook(pool, webhook, job, ctx) } : {}),
     };
   }
 

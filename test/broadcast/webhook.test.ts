@@ -1,44 +1,126 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import http from 'node:http';
+import { createHmac } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { JobEvent } from '../../src/queue/worker-pool.js';
-import { SIGNATURE_HEADER, TIMESTAMP_HEADER, signWebhook } from '../../src/broadcast/webhook.js';
-import { insertJob, range, withTelegram } from '../helpers/telegram.js';
+import { SIGNATURE_HEADER, TIMESTAMP_HEADER, verifyWebhook } from '../../src/broadcast/webhook.js';
+import { insertJob, jobRow, range, withTelegram } from '../helpers/telegram.js';
 import { waitForEvent } from '../helpers/wait.js';
 
 const SECRET = 'webhook-secret-for-tests';
 
-test('a finished broadcast POSTs a signed summary, retried through the queue until the receiver accepts it', async () => {
-  const received: { headers: http.IncomingHttpHeaders; body: string }[] = [];
-  let answers = [503, 200];
-  const receiver = http.createServer((req, res) => {
+/** The signature computed here, independently of the library's signWebhook. */
+const hmac = (secret: string, timestamp: number | string, body: string) => `sha256=${createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex')}`;
+
+interface Receiver {
+  url: string;
+  received: { headers: http.IncomingHttpHeaders; body: string }[];
+  close(): void;
+}
+
+async function receiver(answer: (n: number) => { status: number; headers?: Record<string, string> }): Promise<Receiver> {
+  const received: Receiver['received'] = [];
+  const server = http.createServer((req, res) => {
     let body = '';
     req.on('data', (c) => (body += c));
     req.on('end', () => {
       received.push({ headers: req.headers, body });
-      res.statusCode = answers.shift() ?? 200;
-      res.end();
-      receiver.emit('received');
+      const a = answer(received.length);
+      res.writeHead(a.status, a.headers).end();
     });
   });
-  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, received, close: () => (server.close(), server.closeAllConnections()) };
+}
+
+test('a finished broadcast POSTs a signed summary, retried through the queue until the receiver accepts it', async () => {
+  const hook = await receiver((n) => ({ status: n === 1 ? 503 : 200 }));
   try {
-    await withTelegram({ queue: { webhook: { url, secret: SECRET }, retryBaseMs: 100 } }, async ({ db, queue }) => {
+    await withTelegram({ queue: { webhook: { url: hook.url, secret: SECRET }, retryBaseMs: 100 } }, async ({ db, queue }) => {
       await insertJob(db, 'broadcast', { title: 'promo', message: { text: 'hi' }, chat_ids: range(1, 5) });
       await waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobType === 'webhook' && e.outcome.kind === 'completed', 15_000);
-      assert.is(received.length, 2, 'the 503 was retried once');
-      const last = received[1]!;
+      assert.is(hook.received.length, 2, 'the 503 was retried once');
+      const last = hook.received[1]!;
       const payload = JSON.parse(last.body);
       assert.is(payload.event, 'broadcast.finished');
       assert.equal([payload.broadcast.status, payload.broadcast.total, payload.broadcast.sent, payload.broadcast.title], ['completed', 5, 5, 'promo']);
-      const timestamp = Number(last.headers[TIMESTAMP_HEADER]);
-      assert.is(last.headers[SIGNATURE_HEADER], signWebhook(SECRET, timestamp, last.body));
+      assert.is(last.headers[SIGNATURE_HEADER], hmac(SECRET, last.headers[TIMESTAMP_HEADER] as string, last.body));
+      assert.ok(verifyWebhook(SECRET, last.headers, last.body, { toleranceSeconds: 3600 }));
     });
   } finally {
-    receiver.close();
+    hook.close();
   }
+});
+
+test('a webhook job the daemon did not enqueue is never signed or sent, whatever its payload says', async () => {
+  const hook = await receiver(() => ({ status: 200 }));
+  try {
+    await withTelegram({ queue: { webhook: { url: hook.url, secret: SECRET } } }, async ({ db, queue }) => {
+      const real = waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobType === 'webhook', 15_000);
+      await insertJob(db, 'broadcast', { message: { text: 'hi' }, chat_ids: range(1, 3) });
+      assert.is((await real).outcome.kind, 'completed');
+      assert.is(hook.received.length, 1);
+      const broadcastId = JSON.parse(hook.received[0]!.body).broadcast.broadcast_id;
+
+      const forgeries = [
+        // The issue's forgery: a body of the inserter's choosing.
+        { event: 'broadcast.finished', broadcast: { broadcast_id: broadcastId, status: 'completed', total: 1000000, sent: 1000000 } },
+        // A real broadcast's id, by hand: the row names the daemon's own job, not this one.
+        { event: 'broadcast.finished', broadcast_id: broadcastId },
+        { broadcast_id: 987654 },
+      ];
+      for (const payload of forgeries) {
+        const done = waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobType === 'webhook', 15_000);
+        const id = await insertJob(db, 'webhook', payload);
+        const event = await done;
+        assert.is(event.job.jobId, id);
+        assert.is(event.outcome.kind, 'failed', JSON.stringify(payload));
+        assert.match((await jobRow(db, id)).last_error, /nothing was signed or sent|not by hand/);
+      }
+      assert.is(hook.received.length, 1, 'the receiver saw only the daemon\'s own webhook');
+    });
+  } finally {
+    hook.close();
+  }
+});
+
+test('a redirect from the webhook receiver is a failure with the reason; the signed body goes nowhere else', async () => {
+  const elsewhere = await receiver(() => ({ status: 200 }));
+  const hook = await receiver(() => ({ status: 307, headers: { location: elsewhere.url } }));
+  try {
+    await withTelegram({ queue: { webhook: { url: hook.url, secret: SECRET } } }, async ({ db, queue }) => {
+      const done = waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobType === 'webhook', 15_000);
+      await insertJob(db, 'broadcast', { message: { text: 'hi' }, chat_ids: [1] });
+      const event = await done;
+      assert.is(event.outcome.kind, 'failed');
+      assert.match((await jobRow(db, event.job.jobId)).last_error, /answered 307 redirecting to http:\/\/127\.0\.0\.1:\d+\/hook; redirects are not followed/);
+      assert.is(hook.received.length, 1);
+      assert.is(elsewhere.received.length, 0, 'the redirect was not followed');
+    });
+  } finally {
+    hook.close();
+    elsewhere.close();
+  }
+});
+
+test('verifyWebhook: accepts a good signature, refuses a bad one, a changed body and a stale or future timestamp', () => {
+  const body = JSON.stringify({ event: 'broadcast.finished', broadcast: { broadcast_id: 7, sent: 3 } });
+  const now = 1_800_000_000;
+  const headers = { [TIMESTAMP_HEADER]: String(now), [SIGNATURE_HEADER]: hmac(SECRET, now, body) };
+  assert.ok(verifyWebhook(SECRET, headers, body, { now }));
+  assert.ok(verifyWebhook(SECRET, headers, Buffer.from(body), { now: now + 299 }), 'raw bytes, inside the default 300 s window');
+  assert.ok(verifyWebhook(SECRET, new Headers(headers), body, { now }), 'a fetch Headers object');
+  assert.not.ok(verifyWebhook('another-secret', headers, body, { now }), 'another key');
+  assert.not.ok(verifyWebhook(SECRET, headers, body.replace('"sent":3', '"sent":4'), { now }), 'a changed body');
+  assert.not.ok(verifyWebhook(SECRET, { ...headers, [SIGNATURE_HEADER]: hmac(SECRET, now, body).replace(/.$/, (c) => (c === '0' ? '1' : '0')) }, body, { now }), 'a bad signature');
+  assert.not.ok(verifyWebhook(SECRET, { ...headers, [SIGNATURE_HEADER]: 'sha256=abc' }, body, { now }), 'a malformed signature');
+  assert.not.ok(verifyWebhook(SECRET, { [TIMESTAMP_HEADER]: String(now) }, body, { now }), 'no signature');
+  assert.not.ok(verifyWebhook(SECRET, headers, body, { now: now + 301 }), 'stale: replayed after the window');
+  assert.not.ok(verifyWebhook(SECRET, headers, body, { now: now - 301 }), 'from the future');
+  assert.ok(verifyWebhook(SECRET, headers, body, { now: now + 3000, toleranceSeconds: 3600 }), 'a window of the caller\'s choosing');
+  const replayed = { [TIMESTAMP_HEADER]: String(now + 1000), [SIGNATURE_HEADER]: headers[SIGNATURE_HEADER]! };
+  assert.not.ok(verifyWebhook(SECRET, replayed, body, { now: now + 1000 }), 'an old signature under a fresh timestamp');
 });
 
 test.run();
