@@ -2,13 +2,16 @@
 // in batches, so a file of millions of rows never sits in memory. Each batch is ONE
 // INSERT … SELECT FROM unnest(...) ON CONFLICT (chat_id) DO UPDATE per shape of row (in a uniform
 // file, one per batch). A bad row is reported with its line number and skipped, or, in strict
-// mode, stops the import (the caller runs it in a transaction so nothing is kept).
+// mode, stops the import (the caller runs it in a transaction so nothing is kept). A row that
+// passes validation but that PostgreSQL still refuses costs its batch one retry row by row, so
+// the refusal too is a rejection with a line number, not the end of the import.
 import type { Readable } from 'node:stream';
-import { StringDecoder } from 'node:string_decoder';
-import { parse as parseCsv } from 'csv-parse';
 import type { Pool, PoolClient } from '../db/pool.js';
 import { PayloadError } from '../errors.js';
 import { describeValue, parseChatId } from '../telegram/message.js';
+import { csvRecords, jsonLines, MAX_RECORD_BYTES } from './import-read.js';
+
+export { MAX_RECORD_BYTES };
 
 export type ImportFormat = 'csv' | 'jsonl';
 
@@ -25,6 +28,8 @@ export interface SubscriberRecord {
 export interface Rejection { line: number; reason: string }
 
 export interface ImportStats {
+  /** Records read (a CSV header and blank lines are not records): always imported + rejected. */
+  read: number;
   /** Rows accepted and upserted. */
   imported: number;
   inserted: number;
@@ -45,6 +50,18 @@ export class RejectedRowError extends Error {
   override name = 'RejectedRowError';
   constructor(readonly rejection: Rejection) {
     super(`line ${rejection.line}: ${rejection.reason}`);
+  }
+}
+
+/**
+ * The import stopped on something that is not a row's fault (the database went away, the file
+ * could not be read). Every row up to `keptThroughLine` that was not rejected is stored; nothing
+ * after it is.
+ */
+export class ImportStoppedError extends Error {
+  override name = 'ImportStoppedError';
+  constructor(override readonly cause: unknown, readonly stats: ImportStats, readonly keptThroughLine: number) {
+    super(`the import stopped: ${cause instanceof Error ? cause.message : String(cause)}`);
   }
 }
 
@@ -94,8 +111,22 @@ function timestamp(v: unknown, name: string): string {
   return new Date(ms).toISOString();
 }
 
+/** The name of the first field holding a NUL character anywhere in its value, if any. */
+function fieldWithNul(fields: Record<string, unknown>): string | undefined {
+  const has = (v: unknown): boolean => {
+    if (typeof v === 'string') return v.includes('\0');
+    if (Array.isArray(v)) return v.some(has);
+    if (v && typeof v === 'object') return Object.entries(v).some(([k, x]) => k.includes('\0') || has(x));
+    return false;
+  };
+  return Object.keys(fields).find((k) => k.includes('\0') || has(fields[k]));
+}
+
 /** One input record (field name → value) as a subscriber row; throws PayloadError with the reason. */
 export function toSubscriber(fields: Record<string, unknown>): SubscriberRecord {
+  // PostgreSQL stores no NUL in text or jsonb; one would fail the whole batch it is in.
+  const nul = fieldWithNul(fields);
+  if (nul !== undefined) reject(`${JSON.stringify(nul.replace(/\0/g, '\\0'))} contains a NUL character (\\u0000), which PostgreSQL cannot store`);
   const row: SubscriberRecord = { chatId: chatId(fields.chat_id) };
   const lang = fields.language_code;
   if (!blank(lang)) {
@@ -163,100 +194,91 @@ async function upsertBatch(db: Pool | PoolClient, batch: SubscriberRecord[]): Pr
   return inserted;
 }
 
-// ---------------------------------------------------------------------------------------------
-// Reading
+/** A data error (class 22) or a broken constraint (23): the row's fault, not the connection's. */
+const rowRefused = (error: unknown) => /^2[23]/.test(String((error as { code?: unknown }).code ?? ''));
 
-/** Records with their line numbers; a record that cannot be read at all comes as a rejection. */
-type Item = { line: number; fields: Record<string, unknown> } | { line: number; reason: string };
-
-async function* jsonLines(input: AsyncIterable<Buffer | string>): AsyncGenerator<Item> {
-  const decoder = new StringDecoder('utf8');
-  let rest = '';
-  let line = 0;
-  const parseLine = function* (text: string): Generator<Item> {
-    line++;
-    const trimmed = text.replace(/^\uFEFF/, '').trim();
-    if (!trimmed) return;
-    let value: unknown;
-    try {
-      value = JSON.parse(trimmed);
-    } catch (error) {
-      yield { line, reason: `not valid JSON: ${(error as Error).message}` };
-      return;
-    }
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) yield { line, reason: `must be a JSON object, got ${describeValue(value)}` };
-    else yield { line, fields: value as Record<string, unknown> };
-  };
-  for await (const chunk of input) {
-    const lines = (rest + (typeof chunk === 'string' ? chunk : decoder.write(chunk))).split('\n');
-    rest = lines.pop()!;
-    for (const text of lines) yield* parseLine(text);
-  }
-  rest += decoder.end();
-  if (rest.trim()) yield* parseLine(rest);
-}
-
-async function* csvRecords(input: Readable): AsyncGenerator<Item> {
-  const skipped: Item[] = [];
-  const parser = parseCsv({
-    bom: true, info: true, skip_empty_lines: true, skip_records_with_error: true,
-    on_skip: (err) => void skipped.push({ line: Number(err?.lines ?? 0), reason: `unreadable CSV: ${err?.message ?? 'bad record'}` }),
-  });
-  input.on('error', (error) => parser.destroy(error));
-  let header: string[] | null = null;
-  for await (const { record, info } of input.pipe(parser) as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
-    // The parser reports skipped records as it reads a chunk, ahead of the records we are handed:
-    // give back those on earlier lines first, so rejections come out in line order.
-    while (skipped.length && skipped[0]!.line < info.lines) yield skipped.shift()!;
-    if (!header) {
-      header = record.map((h) => h.trim().toLowerCase());
-      if (!header.includes('chat_id')) throw new PayloadError(`the CSV header row has no chat_id column (got: ${header.join(', ')})`);
-      const dup = header.find((h, i) => header!.indexOf(h) !== i);
-      if (dup) throw new PayloadError(`the CSV header row names ${dup} twice`);
-      continue;
-    }
-    yield { line: info.lines, fields: Object.fromEntries(header.map((h, i) => [h, record[i]])) };
-  }
-  yield* skipped.splice(0);
-}
+interface Pending { row: SubscriberRecord; line: number }
 
 /** Reads the stream to the end, upserting as it goes. */
 export async function importSubscribers(db: Pool | PoolClient, input: Readable, options: ImportOptions): Promise<ImportStats> {
   const batchSize = options.batchSize ?? 1_000;
-  const stats: ImportStats = { imported: 0, inserted: 0, updated: 0, rejected: 0 };
-  let batch: SubscriberRecord[] = [];
-  const flush = async () => {
-    if (!batch.length) return;
-    const inserted = await upsertBatch(db, batch);
-    stats.imported += batch.length;
+  const stats: ImportStats = { read: 0, imported: 0, inserted: 0, updated: 0, rejected: 0 };
+  let batch: Pending[] = [];
+  let batchBytes = 0;
+  let keptThroughLine = 0;
+  let lastLine = 0;
+
+  const rejected = (rejection: Rejection) => {
+    if (options.strict) throw new RejectedRowError(rejection);
+    stats.rejected++;
+    options.onReject?.(rejection);
+  };
+  const upserted = (rows: number, inserted: number) => {
+    stats.imported += rows;
     stats.inserted += inserted;
     // Duplicates within a batch were written once; count them as updates of that row.
-    stats.updated += batch.length - inserted;
-    batch = [];
-    options.onProgress?.({ ...stats });
+    stats.updated += rows - inserted;
   };
-  const items = options.format === 'csv' ? csvRecords(input) : jsonLines(input);
-  for await (const item of items) {
-    let row: SubscriberRecord | null = null;
-    let reason = 'reason' in item ? item.reason : null;
-    if ('fields' in item) {
-      try {
-        row = toSubscriber(item.fields);
-      } catch (error) {
-        if (!(error instanceof PayloadError)) throw error;
-        reason = error.message;
+  // In strict mode the caller's transaction would be aborted by a refused statement: a savepoint
+  // lets the batch be retried row by row to name the line.
+  const attempt = async <T>(fn: () => Promise<T>): Promise<T> => {
+    if (!options.strict) return fn();
+    await db.query('SAVEPOINT import_batch');
+    try {
+      const result = await fn();
+      await db.query('RELEASE SAVEPOINT import_batch');
+      return result;
+    } catch (error) {
+      await db.query('ROLLBACK TO SAVEPOINT import_batch');
+      throw error;
+    }
+  };
+  const flush = async () => {
+    if (!batch.length) return;
+    const rows = batch;
+    batch = [];
+    batchBytes = 0;
+    try {
+      upserted(rows.length, await attempt(() => upsertBatch(db, rows.map((p) => p.row))));
+    } catch (error) {
+      if (!rowRefused(error)) throw error;
+      for (const p of rows) {
+        try {
+          upserted(1, await attempt(() => upsertBatch(db, [p.row])));
+        } catch (rowError) {
+          if (!rowRefused(rowError)) throw rowError;
+          rejected({ line: p.line, reason: `PostgreSQL refused the row: ${(rowError as Error).message}` });
+        }
       }
     }
-    if (reason !== null) {
-      const rejection = { line: item.line, reason };
-      if (options.strict) throw new RejectedRowError(rejection);
-      stats.rejected++;
-      options.onReject?.(rejection);
-      continue;
+    keptThroughLine = lastLine;
+    options.onProgress?.({ ...stats });
+  };
+
+  try {
+    const items = options.format === 'csv' ? csvRecords(input) : jsonLines(input);
+    for await (const item of items) {
+      stats.read++;
+      lastLine = item.line;
+      if ('reason' in item) {
+        rejected({ line: item.line, reason: item.reason });
+        continue;
+      }
+      try {
+        batch.push({ row: toSubscriber(item.fields), line: item.line });
+      } catch (error) {
+        if (!(error instanceof PayloadError)) throw error;
+        rejected({ line: item.line, reason: error.message });
+        continue;
+      }
+      batchBytes += item.bytes;
+      // Bytes as well as rows: 1,000 rows near the record limit would be 64 MB.
+      if (batch.length >= batchSize || batchBytes >= 8 * 1024 * 1024) await flush();
     }
-    batch.push(row!);
-    if (batch.length >= batchSize) await flush();
+    await flush();
+  } catch (error) {
+    if (error instanceof RejectedRowError || error instanceof PayloadError) throw error;
+    throw new ImportStoppedError(error, { ...stats, read: stats.imported + stats.rejected }, keptThroughLine);
   }
-  await flush();
   return stats;
 }

@@ -41,8 +41,8 @@ test('subscribers import of a CSV upserts rows in batches and reports rejected l
     assert.match(result.stderr, /users\.csv: line 4: chat_id must be an integer, got string "abc"/);
     assert.match(result.stderr, /line 5: opted_out must be true or false, got string "maybe"/);
     assert.match(result.stderr, /line 6: subscribed_at must be an ISO 8601 date/);
-    assert.match(result.stderr, /line 7: unreadable CSV: Invalid Record Length/);
-    assert.match(result.stderr, /imported 4 rows \([\d,]+\/s\): \d+ new, \d+ updated; 4 rejected/);
+    assert.match(result.stderr, /line 7: has 8 fields where the header has 7/);
+    assert.match(result.stderr, /read 8 records: imported 4 rows \([\d,]+\/s\): \d+ new, \d+ updated; 4 rejected/);
     assert.equal(await subscribers(db), [
       { chat_id: 1, language_code: 'en', tags: ['vip'], opted_out: false, attributes: { plan: 'pro' }, subscribed: '2024-01-02', active: true },
       // Empty cells keep what was stored; attributes merge.
@@ -100,6 +100,18 @@ test('subscribers import of JSON lines, from a file and from stdin, and --strict
     assert.match(strict.stderr, /stdin: line 4: chat_id must be an integer, got string "xx"; nothing was imported \(--strict\)/);
     assert.is((await db.pool.query('SELECT count(*)::int AS n FROM broadcast_subscribers WHERE chat_id >= 40')).rows[0].n, 0);
     assert.is((await runBqctl(['subscribers', 'import', '--format', 'xml'], env, '')).code, 2);
+  });
+});
+
+test('subscribers import: a NUL on line 1501 of 2,000 JSON lines is one rejection naming the line; the summary counts read, imported, rejected', async () => {
+  await withDb(async (db, env, dir) => {
+    const file = path.join(dir, 'nul.jsonl');
+    await writeFile(file, Array.from({ length: 2000 }, (_v, i) => JSON.stringify({ chat_id: i + 1, tags: [i + 1 === 1501 ? 'a\u0000b' : 'vip'] })).join('\n'));
+    const result = await runBqctl(['subscribers', 'import', file], env);
+    assert.is(result.code, 0, result.stderr);
+    assert.match(result.stderr, /nul\.jsonl: line 1501: "tags" contains a NUL character/);
+    assert.match(result.stderr, /read 2,000 records: imported 1,999 rows .*; 1 rejected/);
+    assert.is((await db.pool.query('SELECT count(*)::int AS n FROM broadcast_subscribers')).rows[0].n, 1999);
   });
 });
 

@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { asUsage, parseJsonArg, UsageError } from '../args.js';
 import { dbCommand, examples, n, out, runDb } from '../command.js';
 import { printJson } from '../format.js';
-import { detectFormat, importSubscribers, RejectedRowError, type ImportFormat, type ImportStats, type Rejection } from '../../broadcast/import.js';
+import { detectFormat, importSubscribers, ImportStoppedError, MAX_RECORD_BYTES, RejectedRowError, type ImportFormat, type ImportStats, type Rejection } from '../../broadcast/import.js';
 import { AUDIENCE_FILTERS, countAudience, parseAudience } from '../../broadcast/audience.js';
 
 /** Rejections kept for --json output; the rest are counted (a bad file must not fill memory). */
@@ -27,7 +27,12 @@ export function registerSubscribers(program: Command): void {
 Columns (CSV header names or JSON keys): chat_id (required), language_code, tags (separated by ; or |,
 or a JSON array), opted_out (true/false/1/0/yes/no), subscribed_at, last_active_at (ISO 8601).
 Any other column goes into attributes (merged with what is stored). An empty value leaves the stored
-value unchanged. A bad row is reported with its line number and skipped, unless --strict.`);
+value unchanged. A bad row is reported with its line number and skipped, unless --strict: a value
+PostgreSQL cannot store (a NUL character), a record longer than ${MAX_RECORD_BYTES / 1024} KiB, bad quoting, or a
+quote never closed (only the line it opens on is skipped; reading goes on with the next line).
+The summary counts records read, imported and rejected; read = imported + rejected.
+Exit code 0 when the file was read to the end (even with rejected rows), 1 if the import stopped
+early: the message says up to which line rows were kept.`);
   examples(imp, [
     'bqctl subscribers import users.csv',
     'bqctl subscribers import users.jsonl --strict',
@@ -69,7 +74,7 @@ value unchanged. A bad row is reported with its line number and skipped, unless 
         } catch (error) {
           await client.query('ROLLBACK').catch(() => undefined);
           progress.end();
-          if (error instanceof RejectedRowError) {
+          if (error instanceof RejectedRowError || error instanceof ImportStoppedError) {
             process.stderr.write(`error: ${name}: ${error.message}; nothing was imported (--strict)\n`);
             process.exitCode = 1;
             return;
@@ -79,12 +84,23 @@ value unchanged. A bad row is reported with its line number and skipped, unless 
           client.release();
         }
       } else {
-        stats = await importSubscribers(pool, input, { format: format!, batchSize, onReject, onProgress: (s) => progress.update(s) });
+        try {
+          stats = await importSubscribers(pool, input, { format: format!, batchSize, onReject, onProgress: (s) => progress.update(s) });
+        } catch (error) {
+          if (!(error instanceof ImportStoppedError)) throw error;
+          progress.end();
+          const s = error.stats;
+          const kept = error.keptThroughLine ? `every accepted row through line ${n(error.keptThroughLine)} is stored, nothing after it` : 'nothing was stored';
+          process.stderr.write(`error: ${name}: ${error.message}\nread ${n(s.read)} records: imported ${n(s.imported)}, rejected ${n(s.rejected)}; ${kept}\n`);
+          if (opts.json) printJson({ file: name, format, ...s, stopped: error.message, keptThroughLine: error.keptThroughLine, rejections, rejectionsNotShown: Math.max(0, s.rejected - rejections.length) });
+          process.exitCode = 1;
+          return;
+        }
       }
       progress.end();
       const seconds = progress.elapsedSeconds();
-      if (opts.json) return printJson({ file: name, format, ...stats, seconds, rejections, rejectionsNotShown: Math.max(0, stats.rejected - rejections.length) });
-      process.stderr.write(`imported ${n(stats.imported)} rows (${n(Math.round(stats.imported / Math.max(seconds, 0.001)))}/s): ${n(stats.inserted)} new, ${n(stats.updated)} updated; ${n(stats.rejected)} rejected\n`);
+      if (opts.json) return printJson({ file: name, format, ...stats, recordLimitBytes: MAX_RECORD_BYTES, seconds, rejections, rejectionsNotShown: Math.max(0, stats.rejected - rejections.length) });
+      process.stderr.write(`read ${n(stats.read)} records: imported ${n(stats.imported)} rows (${n(Math.round(stats.imported / Math.max(seconds, 0.001)))}/s): ${n(stats.inserted)} new, ${n(stats.updated)} updated; ${n(stats.rejected)} rejected\n`);
     });
   });
 
