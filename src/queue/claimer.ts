@@ -49,12 +49,15 @@ export const CLAIM_SQL = `
             (extract(epoch FROM j.run_at) * 1000)::float8 AS run_at_ms,
             (extract(epoch FROM j.created_at) * 1000)::float8 AS created_at_ms`;
 
-// Milliseconds until the earliest future job this daemon could run, on the database's clock. Due
-// jobs are left out: one that is due but was skipped is locked by another claimer right now.
+// Milliseconds until the earliest pending job this daemon could run, on the database's clock; zero
+// or less when one is due already. Due jobs count: a job that became due between the claim and
+// this query was in neither when this said `run_at > now()`, and waited for the sweep (issue 10).
+// A due job that the claim skipped because another claimer held it shows up here too; the
+// scheduler re-claims at once and backs off if it keeps seeing one (see Scheduler.armForNextRun).
 const NEXT_RUN_SQL = `
   SELECT ceil(extract(epoch FROM (min(run_at) - now())) * 1000)::float8 AS delay_ms
     FROM broadcast_queue_jobs
-   WHERE status = 'pending' AND run_at > now()
+   WHERE status = 'pending'
      AND queue = ANY($1::text[]) AND job_type = ANY($2::text[])`;
 
 /**
@@ -93,7 +96,7 @@ export class Claimer {
     }));
   }
 
-  /** Delay until the earliest future pending job, or null when there is none. */
+  /** Delay until the earliest pending job (zero or less: due now), or null when there is none. */
   async nextRunDelayMs(): Promise<number | null> {
     if (this.jobTypes.length === 0) return null;
     const { rows } = await this.pool.query(NEXT_RUN_SQL, [this.queues, this.jobTypes]);

@@ -20,6 +20,9 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 // claim at a time left the slots idle for a round trip every buffer's worth of short jobs.
 const MAX_CLAIMS_IN_FLIGHT = 2;
 
+// A due job that claim after claim skips (its row locked elsewhere) is re-checked this often at most.
+const MAX_DUE_RECHECK_MS = 1_000;
+
 /**
  * The one place that decides to claim. Notifications, the run_at timer, the fallback sweep (the
  * rescuer reports due jobs), a freed slot and a listener (re)connect all call wake(); wakes that arrive while claims are in
@@ -39,6 +42,8 @@ export class Scheduler extends EventEmitter {
   private paused = false;
   private runAtTimer: NodeJS.Timeout | undefined;
   private runAtDue = Infinity;
+  /** Short claims in a row after which a job was still due (see armForNextRun). */
+  private dueButUnclaimed = 0;
   /** Claimed jobs waiting for a free slot (prefetch), oldest first, with their claim time. */
   private readonly buffer: { job: Job; claimedAt: number }[] = [];
   private bufferTimer: NodeJS.Timeout | undefined;
@@ -97,10 +102,17 @@ export class Scheduler extends EventEmitter {
     await this.prefetch.handBack(jobs).catch((error) => this.log.warn({ err: errorMessage(error) }, 'handing back prefetched jobs failed'));
   }
 
-  /** Stops claiming (a halted bot token); resolves once the claims in flight are done. resume() claims at once. */
+  /**
+   * Stops claiming (a halted bot token); resolves once the claims in flight are done and what they
+   * claimed for no slot is handed back. resume() claims at once.
+   */
   async pause(): Promise<void> {
     this.paused = true;
     await this.claimsSettled();
+    // A claim that was in flight when the pause began delivered jobs no slot may start now: held
+    // here they would stay 'processing' for the whole pause, so they go back to the queue.
+    const held = this.buffer.splice(0).map((b) => b.job);
+    if (held.length) await this.prefetch.handBack(held).catch((error) => this.log.warn({ err: errorMessage(error) }, 'handing back claimed jobs failed'));
   }
 
   private async claimsSettled(): Promise<void> {
@@ -170,7 +182,10 @@ export class Scheduler extends EventEmitter {
       // Claimed during shutdown too: the pool runs what fits, stop() hands back the rest.
       this.dispatch();
       if (this.stopped) return;
-      if (jobs.length) this.emit('claimed', jobs.length);
+      if (jobs.length) {
+        this.dueButUnclaimed = 0;
+        this.emit('claimed', jobs.length);
+      }
       // A short claim means nothing more is due, unless another claim was in flight: its locks
       // (SKIP LOCKED) may have hidden due rows from this one.
       this.backlog = jobs.length === want || this.claims.size > 1;
@@ -186,7 +201,16 @@ export class Scheduler extends EventEmitter {
 
   private async armForNextRun(): Promise<void> {
     const delayMs = await this.claimer.nextRunDelayMs();
-    if (delayMs !== null) this.armRunAtTimer(delayMs);
+    if (delayMs === null || delayMs > 0) {
+      this.dueButUnclaimed = 0;
+      if (delayMs !== null) this.armRunAtTimer(delayMs);
+      return;
+    }
+    // A job is due that this claim did not take: it became due after the claim's snapshot, or
+    // another claimer held its row. Claim again at once; if it keeps showing up (a row locked by
+    // a long transaction elsewhere), back off to at most a second instead of spinning.
+    this.dueButUnclaimed++;
+    this.armRunAtTimer(this.dueButUnclaimed === 1 ? 0 : Math.min(MAX_DUE_RECHECK_MS, 10 * 2 ** (this.dueButUnclaimed - 2)));
   }
 
   private armRunAtTimer(delayMs: number): void {

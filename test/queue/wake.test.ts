@@ -15,10 +15,12 @@ test('an idle daemon with an hour-long sweep picks up a plain SQL INSERT at once
     await queue.start();
     // The start-up claim has run and found nothing; from here only a notification can wake it.
     const started = waitForEvent<Job>(queue, 'job:start', undefined, 5_000);
+    // Listened for before the INSERT: the job can finish before the INSERT's reply is read.
+    const done = waitForEvent(queue, 'job:done');
     const inserted = await db.pool.query(`INSERT INTO broadcast_queue_jobs (job_type) VALUES ('noop') RETURNING job_id`);
     const job = await started;
     assert.is(job.jobId, inserted.rows[0].job_id);
-    await waitForEvent(queue, 'job:done');
+    await done;
     const row = (await db.pool.query('SELECT status, attempts, result FROM broadcast_queue_jobs WHERE job_id = $1', [job.jobId])).rows[0];
     assert.equal(row, { status: 'completed', attempts: 1, result: 'done' });
   } finally {
