@@ -114,10 +114,11 @@ export interface Lane {
 }
 
 /** For each configuration: a fresh database, a worker process on it and a producer for it. */
-export async function openLanes(ctx: Context, scenario: string, concurrency?: number): Promise<Lane[]> {
+export async function openLanes(ctx: Context, scenario: string, concurrency?: number, only?: ConfigId[]): Promise<Lane[]> {
+  const configs = only ? CONFIGS.filter((c) => only.includes(c.id)) : CONFIGS;
   const urls: string[] = [];
-  for (const config of CONFIGS) urls.push(ctx.server.urlFor(await ctx.server.createDatabase(`${scenario}_${config.id.replaceAll('-', '_')}`, ctx.templates[config.kind])));
-  return Promise.all(CONFIGS.map(async (config, i) => ({
+  for (const config of configs) urls.push(ctx.server.urlFor(await ctx.server.createDatabase(`${scenario}_${config.id.replaceAll('-', '_')}`, ctx.templates[config.kind])));
+  return Promise.all(configs.map(async (config, i) => ({
     id: config.id,
     worker: await startWorker({ id: config.id, kind: config.kind, url: urls[i]!, concurrency }),
     producer: await openProducer(config, urls[i]!),
@@ -143,6 +144,13 @@ export function peakRssMb(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = Number(/VmHWM:\s+(\d+)\s+kB/.exec(status)?.[1] ?? NaN);
   return kb / 1024;
+}
+
+/** CPU time (user + system) a live process has used so far, in seconds (clock ticks of 1/100 s). */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 /** Starts a new peak-RSS window for a process; false where the kernel does not allow it. */

@@ -12,6 +12,8 @@ export interface Server {
   /** Where the connection string came from, for the report. */
   origin: string;
   version: string;
+  /** The server's autovacuum setting ('on' / 'off'). */
+  autovacuum: string;
   /** 'pg_stat_statements' when it is loaded, else the transaction counter fallback. */
   counter: 'pg_stat_statements' | 'xact_commit';
   adminUrl: string;
@@ -61,17 +63,22 @@ export async function openServer(): Promise<Server> {
   // An idle connection cut by the server's shutdown must not crash the bench.
   admin.on('error', () => undefined);
   const version = (await admin.query('SHOW server_version')).rows[0].server_version as string;
+  const setting = async (name: string) => (await admin.query(`SHOW ${name}`)).rows[0][name] as string;
   if (!embedded) {
     // Durability decides what a commit costs, so the report says which kind of server this was.
-    const setting = async (name: string) => (await admin.query(`SHOW ${name}`)).rows[0][name] as string;
     origin = `the server at DATABASE_URL (fsync=${await setting('fsync')}, synchronous_commit=${await setting('synchronous_commit')})`;
   }
+  // Autovacuum decides what the planner believes about a jobs table that drained (measure/stale.ts);
+  // a server with it off globally (some CI setups) never shows that, whatever the bench asks.
+  const autovacuum = await setting('autovacuum');
+  origin += `; autovacuum=${autovacuum}${autovacuum === 'on' ? '' : ' on the server (per-table settings cannot turn it on)'}`;
   const counter = await enableStatementCounting(admin);
   const created = new Set<string>();
 
   const server: Server = {
     origin,
     version,
+    autovacuum,
     counter,
     adminUrl,
     urlFor: (database) => withDatabase(adminUrl!, database),

@@ -15,6 +15,7 @@ export interface Plan {
   enqueue: { jobs: number; runs: number };
   idle: { windowMs: number; windows: number };
   broadcast: { fanouts: number[]; runs: number; rates: RateCase[]; apiLatencyMs: number };
+  stale: { jobs: number; runs: number; concurrency: number; capMs: number };
   /** What --quick leaves out, said in the output. */
   skipped: string[];
 }
@@ -27,6 +28,7 @@ export function makePlan(quick: boolean): Plan {
       throughput: { jobs: 10_000, runs: 2, concurrencies: [1, 10, 50], capMs: 1_500 },
       enqueue: { jobs: 1_000, runs: 2 },
       idle: { windowMs: 30_000, windows: 3 },
+      stale: { jobs: 20_000, runs: 1, concurrency: 10, capMs: 30_000 },
       broadcast: {
         fanouts: [100_000],
         runs: 2,
@@ -40,6 +42,7 @@ export function makePlan(quick: boolean): Plan {
       skipped: [
         'the 1M-subscriber fan-out',
         'the 1000/s run with three daemons',
+        'one stale-statistics run per queue and state instead of 2, capped at 30 s instead of 60',
         'smaller N: 100 wake-ups per run instead of 1,000; 10,000 jobs instead of 20,000 for throughput and 1,000 for enqueue; 3-second rate runs instead of 15; 30 s idle windows instead of 60 s; 2 runs instead of 3 for throughput and broadcast',
       ],
     };
@@ -50,6 +53,7 @@ export function makePlan(quick: boolean): Plan {
     throughput: { jobs: 20_000, runs: 3, concurrencies: [1, 10, 50], capMs: 10_000 },
     enqueue: { jobs: 20_000, runs: 2 },
     idle: { windowMs: 60_000, windows: 3 },
+    stale: { jobs: 20_000, runs: 2, concurrency: 10, capMs: 60_000 },
     broadcast: {
       fanouts: [100_000, 1_000_000],
       runs: 3,

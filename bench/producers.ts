@@ -25,9 +25,12 @@ export interface Producer {
   remaining(): Promise<number>;
   /**
    * Empties the jobs table with TRUNCATE, which also resets its statistics to "never vacuumed"
-   * (pg_class.reltuples = -1), so that every run starts from the state of the first. See JOB_TABLES.
+   * (pg_class.reltuples = -1: the planner then measures the table's size when it plans), so that
+   * every run starts from the state of the first. See JOB_TABLES.
    */
   clear(): Promise<void>;
+  /** ANALYZE on the jobs table: what autovacuum does after a burst drains. */
+  analyze(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -47,6 +50,7 @@ export async function openProducer(config: QueueConfig, url: string): Promise<Pr
       bulk: (ps) => client.query(`INSERT INTO broadcast_queue_jobs (job_type, payload) SELECT 'noop', p FROM jsonb_array_elements($1::jsonb) p`, [JSON.stringify(ps)]),
       remaining: () => count(`SELECT count(*) AS n FROM broadcast_queue_jobs WHERE status <> 'completed'`),
       clear: statements(['TRUNCATE broadcast_queue_jobs']),
+      analyze: statements(['ANALYZE broadcast_queue_jobs']),
       close: () => client.end(),
     };
   }
@@ -59,6 +63,7 @@ export async function openProducer(config: QueueConfig, url: string): Promise<Pr
       ),
       remaining: () => count('SELECT count(*) AS n FROM graphile_worker._private_jobs'),
       clear: statements(['TRUNCATE graphile_worker._private_jobs']),
+      analyze: statements(['ANALYZE graphile_worker._private_jobs']),
       close: () => client.end(),
     };
   }
@@ -71,6 +76,7 @@ export async function openProducer(config: QueueConfig, url: string): Promise<Pr
     bulk: (ps) => boss.insert(queue, ps.map((data) => ({ data }))),
     remaining: () => count(`SELECT count(*) AS n FROM pgboss.job WHERE name = $1 AND state <> 'completed'`, [queue]),
     clear: statements(['TRUNCATE pgboss.job_common']),
+    analyze: statements(['ANALYZE pgboss.job_common']),
     close: async () => {
       await boss.stop({ graceful: false, close: true });
       await client.end();
@@ -86,13 +92,13 @@ export async function openProducer(config: QueueConfig, url: string): Promise<Pr
  * table. Autovacuum would do that to some runs and not others; with it off and TRUNCATE between
  * runs, every run of every queue starts from the state of the first.
  */
-const JOB_TABLES: Record<Kind, string[]> = {
+export const JOB_TABLES: Record<Kind, string[]> = {
   ours: ['broadcast_queue_jobs'],
   graphile: ['graphile_worker._private_jobs'],
   pgboss: ['pgboss.job_common'],
 };
 
-async function withoutAutovacuum(url: string, tables: string[]): Promise<void> {
+async function autovacuumOff(url: string, tables: string[]): Promise<void> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   for (const table of tables) await client.query(`ALTER TABLE ${table} SET (autovacuum_enabled = false)`);
@@ -100,7 +106,8 @@ async function withoutAutovacuum(url: string, tables: string[]): Promise<void> {
 }
 
 /** Migrated template databases, one per kind; scenario databases are cloned from them. */
-export async function prepareTemplates(server: Server): Promise<Record<Kind, string>> {
+export async function prepareTemplates(server: Server, { autovacuum }: { autovacuum: boolean }): Promise<Record<Kind, string>> {
+  const withoutAutovacuum = autovacuum ? async () => undefined : autovacuumOff;
   const ours = await server.createDatabase('tpl_ours');
   const pool = createPool({ connectionString: server.urlFor(ours), max: 2, applicationName: 'bench', log: silentLogger() });
   await migrate(pool, silentLogger());

@@ -4,6 +4,7 @@ import type { BroadcastResults } from './measure/broadcast.js';
 import type { EnqueueRun } from './measure/enqueue.js';
 import type { IdleResult } from './measure/idle.js';
 import type { LatencyRun } from './measure/latency.js';
+import { STALE_CONFIGS, type StaleResults } from './measure/stale.js';
 import type { ThroughputResults } from './measure/throughput.js';
 import { CONFIGS, PEERS, settingsOf, type ConfigId } from './peers.js';
 import type { Plan } from './plan.js';
@@ -16,11 +17,16 @@ export interface Results {
   plan: Plan;
   machine: Machine;
   loadAfter: string;
-  server: { origin: string; version: string; counter: string };
+  server: { origin: string; version: string; counter: string; autovacuum: string };
+  /** False with --autovacuum=off (switched off on the jobs tables). */
+  autovacuumOnJobTables: boolean;
+  /** The Node our daemon binary ran under with --daemon-node, else null (the bench's own). */
+  daemonNode: string | null;
   latency?: Record<ConfigId, LatencyRun[]>;
   throughput?: ThroughputResults;
   enqueue?: Partial<Record<ConfigId, EnqueueRun[]>>;
   idle?: IdleResult;
+  stale?: StaleResults;
   broadcast?: BroadcastResults;
 }
 
@@ -87,6 +93,20 @@ export function queueTable(r: Results): string {
     rows.push(row(`Enqueue, ${r.plan.enqueue.jobs.toLocaleString('en-US')} single-row inserts (jobs/s)`, pick(r.enqueue, (x) => x.singlePerSecond), { lowerIsBetter: false, notes: same }));
     rows.push(row(`Enqueue, one ${r.plan.enqueue.jobs.toLocaleString('en-US')}-row insert (jobs/s)`, pick(r.enqueue, (x) => x.bulkPerSecond), { lowerIsBetter: false, notes: same }));
   }
+  if (r.stale) {
+    const notMeasured = Object.fromEntries(CONFIGS.filter((c) => !STALE_CONFIGS.includes(c.id)).map((c) => [c.id, '—']));
+    const { jobs, concurrency, capMs } = r.plan.stale;
+    for (const [state, label] of [['current', 'statistics current'], ['analyzedEmpty', 'jobs table analyzed while empty']] as const) {
+      const capped: Partial<Record<ConfigId, string>> = { ...notMeasured };
+      for (const [id, runs] of Object.entries(r.stale[state])) if (runs.some((x) => x.capped)) capped[id as ConfigId] = `capped at ${capMs / 1000} s`;
+      rows.push(row(`${jobs.toLocaleString('en-US')}-job burst at concurrency ${concurrency}, ${label} (jobs/s)`, pick(r.stale[state], (x) => x.jobsPerSecond), { lowerIsBetter: false, notes: capped }));
+    }
+    rows.push(['Analyzed-empty rate ÷ current rate', ...CONFIGS.map(({ id }) => {
+      const a = r.stale!.analyzedEmpty[id];
+      const c = r.stale!.current[id];
+      return a?.length && c?.length ? `${num(summarize(a.map((x) => x.jobsPerSecond)).median / summarize(c.map((x) => x.jobsPerSecond)).median)}×` : '—';
+    })]);
+  }
   if (r.idle) {
     const perMinute: Series = Object.fromEntries(Object.entries(r.idle.perMinute).filter(([id]) => id !== 'ours-daemon'));
     rows.push(row(`Idle: ${r.server.counter === 'pg_stat_statements' ? 'statements' : 'transactions'} per minute`, perMinute, { lowerIsBetter: true, words: ['fewer', 'more'] }));
@@ -113,7 +133,7 @@ export function broadcastTable(r: Results): string {
       const label = `${c.limit}/s, ${c.daemons} daemon${c.daemons > 1 ? 's' : ''}, ${c.messages.toLocaleString('en-US')} messages`;
       rows.push([`${label}: delivered/s (share of limit)`, `${cell(summarize(runs.map((x) => x.perSecond)))} (${cell(summarize(runs.map((x) => x.share * 100)), ' %')})`]);
       rows.push([`${label}: 429s · max calls in any 1 s`, `${runs.map((x) => x.tooMany).join('/')} · ${runs.map((x) => x.maxInWindow).join('/')}`]);
-      rows.push([`${label}: daemons that sent · peak RSS (MB)`, `${runs.map((x) => x.daemonsUsed).join('/')} · ${cell(summarize(runs.map((x) => x.rssMb)))}`]);
+      rows.push([`${label}: daemons that sent · peak RSS (MB) · daemon CPU (s)`, `${runs.map((x) => x.daemonsUsed).join('/')} · ${cell(summarize(runs.map((x) => x.rssMb)))} · ${runs.every((x) => x.cpuS !== undefined) ? cell(summarize(runs.map((x) => x.cpuS))) : 'n/a'}`]);
     }
   }
   if (r.idle) rows.push([`Idle daemon binary: ${r.server.counter === 'pg_stat_statements' ? 'statements' : 'transactions'} per minute`, cell(summarize(r.idle.perMinute['ours-daemon'] ?? []))]);
@@ -155,6 +175,10 @@ export function targets(r: Results): Target[] {
       const tooMany = runs.reduce((a, x) => a + x.tooMany, 0);
       out.push({ name: `${c.limit}/s with ${c.daemons} daemon(s): ≥ 97 % of the limit, 0 × 429`, measured: `worst run ${num(share * 100)} %, ${tooMany} × 429`, met: share >= 0.97 && tooMany === 0 });
     }
+    for (const { case: c, runs } of r.broadcast.rate.filter((x) => x.case.limit >= 1000)) {
+      const rss = Math.max(...runs.map((x) => x.rssMb));
+      out.push({ name: `Issue 13: peak RSS sending at ${c.limit}/s with ${c.daemons} daemon(s) < 120 MB${r.daemonNode ? ` (Node ${r.daemonNode})` : ''}`, measured: `worst run ${num(rss)} MB`, met: rss < 120 });
+    }
     const million = r.broadcast.fanout[1_000_000];
     if (million?.length) {
       const s = Math.max(...million.map((x) => x.ms / 1000));
@@ -166,7 +190,7 @@ export function targets(r: Results): Target[] {
 }
 
 export function targetsTable(r: Results): string {
-  return table(['Target (issue 5)', 'Measured', 'Met'], targets(r).map((t) => [t.name, t.measured, t.met ? 'yes' : '**NO**']));
+  return table(['Target (issue 5, and 13 where it says so)', 'Measured', 'Met'], targets(r).map((t) => [t.name, t.measured, t.met ? 'yes' : '**NO**']));
 }
 
 function settingsTable(r: Results): string {
@@ -191,7 +215,7 @@ Every cell is the median over runs with the spread (min–max) in brackets; a pe
 ## Machine
 - broadcast-queued at ${m.revision}
 - ${m.cpus} CPUs (${m.cpuModel}), ${m.memoryGb} GB memory, ${m.kernel}; load average ${m.loadAverage} at start, ${r.loadAfter} at the end (other work shares this machine)
-- Node ${m.node} for the bench and all three queues, ours included${m.npmRunNode ? ` (npm ran the entry script under ${m.npmRunNode})` : ''}
+- Node ${m.node} for the bench and all three queues, ours included${r.daemonNode ? ` (our daemon binary, in the broadcast rows: Node ${r.daemonNode}, --daemon-node)` : ''}${m.npmRunNode ? ` (npm ran the entry script under ${m.npmRunNode})` : ''}
 - PostgreSQL ${r.server.version}: ${r.server.origin}; statements counted with ${r.server.counter === 'pg_stat_statements' ? 'pg_stat_statements (per database)' : 'pg_stat_database.xact_commit + xact_rollback (transactions, not statements: pg_stat_statements is not loaded)'}
 - Packages: ${Object.entries(m.packages).map(([k, v]) => `${k} ${v}`).join(', ')}
 
@@ -208,7 +232,7 @@ ${settingsTable(r)}
 ## Queues side by side
 ${sections.tables}
 
-## Against issue 5's targets
+## Against issue 5's (and 13's) targets
 ${targetsTable(r)}
 
 ## What ours sends while idle (pg_stat_statements, per minute over the idle windows)
@@ -220,12 +244,13 @@ ${breakdown('ours-daemon') || '- (not available)'}
 
 ## Method
 - Wake latency: ${r.plan.latency.inserts.toLocaleString('en-US')} single-row inserts per run, ${r.plan.latency.gapMs.join('–')} ms apart start to start (the same pseudo-random gaps for every queue), ${r.plan.latency.runs} runs interleaved across queues; from the insert call to the no-op handler starting, both stamped with CLOCK_MONOTONIC (process.hrtime), which every process on the machine shares. A job not started ${r.plan.latency.graceMs / 1000} s after the last insert counts as never.
-- Throughput: ${r.plan.throughput.jobs.toLocaleString('en-US')} jobs queued with one statement into an idle worker (the same processes and databases as the wake-latency runs, each queue restarted at concurrency c); from the insert's return to the database showing every job completed; ${r.plan.throughput.runs} runs per queue and concurrency, interleaved, the jobs table emptied with TRUNCATE between runs and autovacuum off on the jobs tables of every queue (once VACUUM or ANALYZE has seen a jobs table empty, the next burst drains 30–80× slower in every queue measured here, ours included: the planner believes the table is empty; see bench/producers.ts); runs still going after ${r.plan.throughput.capMs / 1000} s are stopped and rated by what they finished.
+- Throughput: ${r.plan.throughput.jobs.toLocaleString('en-US')} jobs queued with one statement into an idle worker (the same processes and databases as the wake-latency runs, each queue restarted at concurrency c); from the insert's return to the database showing every job completed; ${r.plan.throughput.runs} runs per queue and concurrency, interleaved, the jobs table emptied with TRUNCATE between runs (which leaves it "never analyzed": the planner measures its size when it plans) and autovacuum ${r.autovacuumOnJobTables ? `as the server has it (${r.server.autovacuum}), so an autoanalyze that saw a table empty between runs slows the next one, as it would a user's` : 'off on the jobs tables of every queue (--autovacuum=off), so every run starts from the state of the first'}; runs still going after ${r.plan.throughput.capMs / 1000} s are stopped and rated by what they finished.
+- Stale statistics: ${r.plan.stale.jobs.toLocaleString('en-US')} jobs queued with one statement into each queue's fastest profile at concurrency ${r.plan.stale.concurrency}, ${r.plan.stale.runs} run(s) per queue and state: "statistics current" after TRUNCATE alone, "analyzed while empty" after TRUNCATE, a first burst drained and ANALYZE — the state autoanalyze leaves a jobs table in after a burst drains (its pages on record, no pending row in them); runs still going after ${r.plan.stale.capMs / 1000} s are rated by what they finished (bench/measure/stale.ts).
 - Enqueue: ${r.plan.enqueue.jobs.toLocaleString('en-US')} jobs, ${r.plan.enqueue.runs} runs, one connection, no worker running.
 - Idle: from when every idle queue was listening, consecutive ${r.plan.idle.windowMs / 1000} s windows while the other measurements ran.
 - Broadcast: our daemon binary (\`bin/broadcast-queued\`) with DATABASE_URL, TELEGRAM_BOT_TOKEN, TELEGRAM_API_ROOT and BQ_RATE_LIMIT, against src/telegram/fake-bot-api.ts in a process of its own answering after ${r.plan.broadcast.apiLatencyMs} ms and enforcing the same limit (429 past it in any rolling second). Rate runs use BQ_CONCURRENCY=1 so that each daemon takes one of the broadcasts. Peak RSS is VmHWM from /proc, reset between runs of a long-lived process.
 ${r.plan.skipped.length ? `- Skipped in --quick: ${r.plan.skipped.join('; ')}.` : ''}
 
-Reproduce with \`npm run bench\` (about 20 minutes) or \`npm run bench -- --quick\` (about two). DATABASE_URL runs it on your own PostgreSQL (it creates and drops databases named bench_<pid>_*; without pg_stat_statements loaded, idle cost falls back to the transaction counter). Under Node < 22 the entry script installs node@24 into node_modules/.cache/bench-node24 (BENCH_NODE_DIR to move it, BENCH_NODE to use a binary you have); BENCH_NODE_ARGS passes flags such as \`--cpu-prof --cpu-prof-dir=/tmp/prof\` to every child process.
+Reproduce with \`npm run bench\` (about 25 minutes) or \`npm run bench -- --quick\` (about two). DATABASE_URL runs it on your own PostgreSQL (it creates and drops databases named bench_<pid>_*; without pg_stat_statements loaded, idle cost falls back to the transaction counter). Under Node < 22 the entry script installs node@24 into node_modules/.cache/bench-node24 (BENCH_NODE_DIR to move it, BENCH_NODE to use a binary you have); BENCH_NODE_ARGS passes flags such as \`--cpu-prof --cpu-prof-dir=/tmp/prof\` to every child process; \`--daemon-node=20\` (or 22, 24) runs our daemon binary under that Node, installed from the npm registry the same way; \`--autovacuum=off\` switches autovacuum off on the jobs tables.
 `;
 }

@@ -3,17 +3,19 @@
 // tables and writes bench/RESULTS.md. `--only=latency,throughput,enqueue,idle,broadcast` runs a
 // subset (and writes bench/RESULTS.partial.md instead); `--only=rate` runs only the broadcast rate
 // rows, `--rates=1000x1,1000x3` picks which (limit × daemons; messages: 3 s of sending in --quick,
-// 15 s otherwise), `--out=FILE` writes the results there, `--daemon-node=20` runs our daemon (only)
+// 15 s otherwise), `--autovacuum=off` switches autovacuum off on the jobs tables as runs before
+// issue 13 did, `--out=FILE` writes the results there, `--daemon-node=20` runs our daemon (only)
 // under that Node major, installed from the npm registry like Node 24. Environment: DATABASE_URL (else an
 // embedded PostgreSQL), BENCH_NODE / BENCH_NODE_DIR (node24.ts), BENCH_NODE_ARGS (child.ts). Every process
 // runs from a copy of the build taken at the start (snapshot.ts).
+import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { nodeBinary, reexecUnderNode24 } from './node24.js';
 import { REPO_ROOT, reexecFromSnapshot } from './snapshot.js';
 
-const MEASUREMENTS = ['idle', 'latency', 'throughput', 'enqueue', 'broadcast'] as const;
+const MEASUREMENTS = ['idle', 'latency', 'throughput', 'enqueue', 'stale', 'broadcast'] as const;
 /** Not in a default run: the rate rows of 'broadcast' alone. */
 const EXTRA_MEASUREMENTS = ['rate'] as const;
 
@@ -30,11 +32,14 @@ async function main(): Promise<void> {
   const { measureThroughput } = await import('./measure/throughput.js');
   const { measureEnqueue } = await import('./measure/enqueue.js');
   const { measureBroadcast } = await import('./measure/broadcast.js');
+  const { measureStale } = await import('./measure/stale.js');
   const { broadcastTable, queueTable, renderMarkdown, targetsTable } = await import('./report.js');
   const { closeLanes, openLanes } = await import('./child.js');
 
   const args = process.argv.slice(2);
   const quick = args.includes('--quick');
+  // Users run PostgreSQL with autovacuum on; --autovacuum=off turns it off on the jobs tables only.
+  const autovacuum = !args.includes('--autovacuum=off');
   const onlyArg = args.find((a) => a.startsWith('--only='))?.slice('--only='.length);
   const only = new Set(onlyArg ? onlyArg.split(',') : MEASUREMENTS);
   for (const name of only) if (![...MEASUREMENTS, ...EXTRA_MEASUREMENTS].includes(name as never)) throw new Error(`unknown measurement ${name}`);
@@ -50,6 +55,7 @@ async function main(): Promise<void> {
   }
   const daemonNodeArg = args.find((a) => a.startsWith('--daemon-node='))?.slice('--daemon-node='.length);
   if (daemonNodeArg) process.env.BENCH_DAEMON_NODE = nodeBinary(Number(daemonNodeArg));
+  const daemonNode = daemonNodeArg ? execFileSync(process.env.BENCH_DAEMON_NODE!, ['--version']).toString().trim() : null;
   const machine = describeMachine();
   const startedAt = new Date();
   const t0 = performance.now();
@@ -61,8 +67,8 @@ async function main(): Promise<void> {
   if (daemonNodeArg) progress(`our daemon runs under ${process.env.BENCH_DAEMON_NODE}`);
   if (quick) progress(`--quick skips: ${plan.skipped.join('; ')}`);
   try {
-    const templates = await prepareTemplates(server);
-    progress('migrated a template database for each queue');
+    const templates = await prepareTemplates(server, { autovacuum });
+    progress(`migrated a template database for each queue (autovacuum ${autovacuum ? 'as the server has it' : 'off on the jobs tables'})`);
     const ctx = { server, plan, templates, progress };
     // The idle processes and the worker processes start side by side.
     const needLanes = only.has('latency') || only.has('throughput');
@@ -72,21 +78,25 @@ async function main(): Promise<void> {
     const throughput = only.has('throughput') ? await measureThroughput(ctx, lanes) : undefined;
     await closeLanes(lanes);
     const enqueue = only.has('enqueue') ? await measureEnqueue(ctx) : undefined;
+    const stale = only.has('stale') ? await measureStale(ctx) : undefined;
     const broadcast = only.has('broadcast') || only.has('rate') ? await measureBroadcast(ctx) : undefined;
     const idleResult = (await idle?.finish()) ?? undefined;
 
     const results = {
-      command: `npm run bench${quick ? ' -- --quick' : ''}${onlyArg ? ` --only=${onlyArg}` : ''}${ratesArg ? ` --rates=${ratesArg}` : ''}${daemonNodeArg ? ` --daemon-node=${daemonNodeArg}` : ''}`,
+      command: `npm run bench${args.length ? ` -- ${args.join(' ')}` : ''}`,
       startedAt,
       durationS: (performance.now() - t0) / 1000,
       plan,
       machine,
       loadAfter: os.loadavg().map((l) => l.toFixed(2)).join(' '),
-      server: { origin: server.origin, version: server.version, counter: server.counter },
+      server: { origin: server.origin, version: server.version, counter: server.counter, autovacuum: server.autovacuum },
+      autovacuumOnJobTables: autovacuum,
+      daemonNode,
       latency,
       throughput,
       enqueue,
       idle: idleResult,
+      stale,
       broadcast,
     };
     const tables = `${queueTable(results)}\n\n${broadcastTable(results)}`;

@@ -6,7 +6,7 @@
 //    above L calls in any rolling second); M messages split over one broadcast per daemon; the
 //    achieved rate is (calls − 1) / (last arrival − first arrival) at the stand-in.
 import pg from 'pg';
-import { peakRssMb, resetPeakRss } from '../child.js';
+import { cpuSeconds, peakRssMb, resetPeakRss } from '../child.js';
 import { collectLines, startDaemon, startFakeApi } from '../daemon.js';
 import type { Context, RateCase } from '../plan.js';
 
@@ -24,6 +24,8 @@ export interface RateRun {
   /** Daemons that ran a broadcast (each should). */
   daemonsUsed: number;
   rssMb: number;
+  /** CPU seconds the daemons used over the run, summed. */
+  cpuS: number;
 }
 
 export interface BroadcastResults {
@@ -100,6 +102,7 @@ async function rateCase(ctx: Context, { limit, daemons: count, messages }: RateC
     for (let run = 0; run < runs; run++) {
       ctx.progress(`broadcast: ${label}, run ${run + 1} of ${runs}`);
       for (const d of daemons) resetPeakRss(d.pid);
+      const cpuBefore = daemons.reduce((sum, d) => sum + cpuSeconds(d.pid), 0);
       api.send({ cmd: 'reset' });
       const budgetMs = (messages / limit) * 3_000 + 60_000;
       const finished = collectLines(daemons, 'broadcast finished', count, budgetMs);
@@ -123,7 +126,8 @@ async function rateCase(ctx: Context, { limit, daemons: count, messages }: RateC
       const stats = await statsReply;
       const perSecond = ((stats.sends - 1) / (stats.last - stats.first)) * 1000;
       const rssMb = Math.max(...daemons.map((d) => peakRssMb(d.pid)));
-      out.push({ perSecond, share: perSecond / limit, tooMany: stats.tooMany, maxInWindow: stats.maxInWindow, daemonsUsed: new Set(writers).size, rssMb });
+      const cpuS = daemons.reduce((sum, d) => sum + cpuSeconds(d.pid), 0) - cpuBefore;
+      out.push({ cpuS,  perSecond, share: perSecond / limit, tooMany: stats.tooMany, maxInWindow: stats.maxInWindow, daemonsUsed: new Set(writers).size, rssMb });
     }
   } finally {
     await Promise.all(daemons.map((d) => d.stop()));
