@@ -36,8 +36,39 @@ export interface JobRow {
   updatedAt: Date;
 }
 
-const JOB_COLUMNS = `job_id, queue, job_type, payload, priority, run_at, max_attempts, job_key, status, attempts,
-                     last_error, errors, result, locked_by, created_at, started_at, finished_at, updated_at`;
+// An audience of explicit chat_ids can hold 100k numbers; it is shown as a count.
+const AUDIENCE_SUMMARY = `
+  CASE WHEN jsonb_typeof(audience -> 'chat_ids') = 'array'
+       THEN (audience - 'chat_ids') || jsonb_build_object('chat_ids_count', jsonb_array_length(audience -> 'chat_ids'))
+       ELSE audience END`;
+
+// Reads are bounded by what a reader can use, not by what a producer stored: a payload may hold a
+// million chat ids (20 MB), and eight of them read whole once took the daemon from 97 MB to 1 GB
+// RSS. broadcast_queue_brief() (sql/0006) cuts a value down in the database: small values whole,
+// big arrays as "<key>_count", so nothing large crosses the wire.
+/** Bytes of payload or result shown per job in a list. */
+export const LIST_BRIEF_BYTES = 4 * 1024;
+/** Bytes of payload, result, message or variants shown for one job or broadcast. */
+export const ONE_BRIEF_BYTES = 64 * 1024;
+/** Characters of last_error shown (new errors are stored at most this long: queue/recorder.ts). */
+const ERROR_CHARS = 2_000;
+
+/** The job columns with payload and result cut to `briefBytes` each; the same names as the table's. */
+export function jobColumns(briefBytes: number = ONE_BRIEF_BYTES): string {
+  const bytes = Math.floor(briefBytes);
+  return `job_id, queue, job_type, broadcast_queue_brief(payload, ${bytes}) AS payload, priority, run_at, max_attempts, job_key,
+          status, attempts, left(last_error, ${ERROR_CHARS}) AS last_error, errors, broadcast_queue_brief(result, ${bytes}) AS result,
+          locked_by, created_at, started_at, finished_at, updated_at`;
+}
+const JOB_COLUMNS = jobColumns();
+
+/** The broadcasts columns with message, variants and audience bounded (chat_ids as a count). */
+export function broadcastColumns(briefBytes: number = ONE_BRIEF_BYTES): string {
+  const bytes = Math.floor(briefBytes);
+  return `broadcast_id, title, broadcast_queue_brief(message, ${bytes}) AS message, broadcast_queue_brief(variants, ${bytes}) AS variants,
+          broadcast_queue_brief(${AUDIENCE_SUMMARY}, ${bytes}) AS audience, frequency_cap, allow_paid_broadcast, status, total, sent,
+          failed, blocked, skipped, unknown, failure_reason, job_id, created_at, started_at, finished_at, updated_at`;
+}
 
 function jobRow(r: any): JobRow {
   return {
@@ -70,10 +101,11 @@ export interface FailedJob {
   payload: Record<string, unknown>;
 }
 
-/** Failed send and broadcast jobs, newest first. */
+/** Failed send and broadcast jobs, newest first; payloads over LIST_BRIEF_BYTES summarised. */
 export async function failedJobs(pool: Pool, limit = 50): Promise<FailedJob[]> {
   const { rows } = await pool.query(
-    `SELECT job_id, queue, job_type, last_error, attempts, max_attempts, finished_at, payload
+    `SELECT job_id, queue, job_type, left(last_error, ${ERROR_CHARS}) AS last_error, attempts, max_attempts, finished_at,
+            broadcast_queue_brief(payload, ${LIST_BRIEF_BYTES}) AS payload
        FROM broadcast_queue_jobs
       WHERE status = 'failed' AND job_type = ANY($1::text[])
       ORDER BY finished_at DESC NULLS LAST, job_id DESC
@@ -288,12 +320,6 @@ export interface BroadcastProgress {
 
 const RATE_WINDOW_SECONDS = 10;
 
-// An audience of explicit chat_ids can hold 100k numbers; it is shown as a count.
-const AUDIENCE_SUMMARY = `
-  CASE WHEN jsonb_typeof(b.audience -> 'chat_ids') = 'array'
-       THEN (b.audience - 'chat_ids') || jsonb_build_object('chat_ids_count', jsonb_array_length(b.audience -> 'chat_ids'))
-       ELSE b.audience END`;
-
 /** The columns of a progress row; `$<rateParam>` is the rate window in seconds. */
 function progressColumns(rateParam: number): string {
   return `
@@ -324,7 +350,9 @@ function progressOf(r: any): BroadcastProgress {
 /** One broadcast with its counts, progress, send rate over the last 10 s and ETA; null if unknown. */
 export async function broadcastProgress(pool: Pool | PoolClient, broadcastId: number): Promise<BroadcastProgress | null> {
   const { rows } = await pool.query(
-    `SELECT ${progressColumns(2)}, b.message, b.variants, ${AUDIENCE_SUMMARY} AS audience
+    `SELECT ${progressColumns(2)}, broadcast_queue_brief(b.message, ${ONE_BRIEF_BYTES}) AS message,
+            broadcast_queue_brief(b.variants, ${ONE_BRIEF_BYTES}) AS variants,
+            broadcast_queue_brief(${AUDIENCE_SUMMARY}, ${ONE_BRIEF_BYTES}) AS audience
        FROM broadcasts b WHERE b.broadcast_id = $1`,
     [broadcastId, RATE_WINDOW_SECONDS],
   );

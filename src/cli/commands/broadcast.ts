@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { audienceFromFlags, intInRange, positiveInt, UsageError } from '../args.js';
 import { broadcastJson, dbCommand, examples, n, out, runDb } from '../command.js';
 import { printJson, table } from '../format.js';
+import { broadcastColumns, LIST_BRIEF_BYTES } from '../../http/admin-queries.js';
 import { addJobFlags, addMessageFlags, jobOptionsFromFlags, messageFromFlags, variantsFromFile, type JobFlags, type MessageFlags } from '../job-flags.js';
 import { registerBroadcastControl } from './broadcast-control.js';
 
@@ -82,7 +83,7 @@ export function registerBroadcast(program: Command): void {
     const offset = intInRange(opts.offset, '--offset', 0, 1_000_000_000);
     await runDb(list, async ({ pool }) => {
       const { rows } = await pool.query(
-        `SELECT * FROM broadcasts WHERE $1::text[] IS NULL OR status = ANY($1) ORDER BY broadcast_id DESC LIMIT $2 OFFSET $3`,
+        `SELECT ${broadcastColumns(LIST_BRIEF_BYTES)} FROM broadcasts WHERE $1::text[] IS NULL OR status = ANY($1) ORDER BY broadcast_id DESC LIMIT $2 OFFSET $3`,
         [statuses ?? null, limit, offset],
       );
       if (opts.json) return printJson({ broadcasts: rows.map(broadcastJson), limit, offset });
@@ -96,7 +97,7 @@ export function registerBroadcast(program: Command): void {
   show.action(async (rawId: string, opts: { json?: boolean }) => {
     const id = positiveInt(rawId, 'broadcast id');
     await runDb(show, async ({ pool }) => {
-      const { rows } = await pool.query('SELECT * FROM broadcasts WHERE broadcast_id = $1', [id]);
+      const { rows } = await pool.query(`SELECT ${broadcastColumns()} FROM broadcasts WHERE broadcast_id = $1`, [id]);
       if (!rows[0]) throw new Error(`broadcast ${id} does not exist`);
       // The outcome breakdown is what `resend --failed-class` takes.
       const outcomes = (await pool.query(

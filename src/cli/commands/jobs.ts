@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { intInRange, parseSince, positiveInt, UsageError } from '../args.js';
 import { broadcastJson, dbCommand, examples, jobJson, out, runDb } from '../command.js';
 import { printJson, table } from '../format.js';
+import { broadcastColumns, jobColumns, LIST_BRIEF_BYTES } from '../../http/admin-queries.js';
 
 export const JOB_STATUSES = ['pending', 'processing', 'completed', 'failed', 'cancelled'];
 
@@ -42,7 +43,7 @@ export function registerJobs(program: Command): void {
     await runDb(list, async ({ pool }) => {
       // job_id is an identity, so its order is creation order and the primary key serves it.
       const { rows } = await pool.query(
-        `SELECT * FROM broadcast_queue_jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+        `SELECT ${jobColumns(LIST_BRIEF_BYTES)} FROM broadcast_queue_jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
           ORDER BY job_id DESC LIMIT ${limit} OFFSET ${offset}`,
         params,
       );
@@ -70,7 +71,7 @@ export function registerJobs(program: Command): void {
   show.action(async (rawId: string, opts: { json?: boolean }) => {
     const jobId = positiveInt(rawId, 'job id');
     await runDb(show, async ({ pool }) => {
-      const { rows } = await pool.query('SELECT * FROM broadcast_queue_jobs WHERE job_id = $1', [jobId]);
+      const { rows } = await pool.query(`SELECT ${jobColumns()} FROM broadcast_queue_jobs WHERE job_id = $1`, [jobId]);
       const job = rows[0];
       if (!job) {
         process.stderr.write(`error: job ${jobId} does not exist (it may have been cleaned up)\n`);
@@ -79,7 +80,7 @@ export function registerJobs(program: Command): void {
       }
       // A broadcast job points at its broadcast by payload (broadcast_id) or the broadcast points back.
       const broadcast = job.job_type === 'broadcast'
-        ? (await pool.query('SELECT * FROM broadcasts WHERE broadcast_id = $2 OR job_id = $1 ORDER BY broadcast_id LIMIT 1', [
+        ? (await pool.query(`SELECT ${broadcastColumns()} FROM broadcasts WHERE broadcast_id = $2 OR job_id = $1 ORDER BY broadcast_id LIMIT 1`, [
             jobId,
             Number.isSafeInteger(job.payload?.broadcast_id) ? job.payload.broadcast_id : null,
           ])).rows[0]
