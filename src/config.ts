@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { ConfigError } from './errors.js';
@@ -110,6 +112,12 @@ function defaultDataDir(env: Record<string, string | undefined>): string {
 }
 
 const QUEUE_NAME = /^[A-Za-z0-9_.:-]{1,128}$/;
+const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
+
+function hasCredentials(value: string): boolean {
+  const u = new URL(value);
+  return u.username !== '' || u.password !== '';
+}
 
 export const SETTINGS: Setting[] = [
   { key: 'databaseUrl', env: 'DATABASE_URL', flag: '--database-url', secret: true, doc: 'PostgreSQL connection string. Defaults to an embedded PostgreSQL in the data directory.', parse: url(['postgres:', 'postgresql:']) },
@@ -121,8 +129,12 @@ export const SETTINGS: Setting[] = [
   } },
   { key: 'telegramApiRoot', env: 'TELEGRAM_API_ROOT', flag: '--telegram-api-root', doc: 'Bot API root URL. Defaults to https://api.telegram.org/.', parse: (raw) => {
     const parsed = url(['http:', 'https:'], 'https://api.telegram.org/')(raw);
+    if (!parsed.ok || !parsed.value) return parsed;
+    const u = new URL(parsed.value);
+    // Method URLs are resolved against the root: a query or fragment would be dropped, credentials never sent.
+    if (u.username || u.password || u.search || u.hash) return bad('must be a plain base URL without a user name, password, query or fragment (they would be dropped from every Bot API call)');
     // telegraf resolves method URLs against the root, so a path prefix survives only with a trailing slash.
-    return parsed.ok && parsed.value && !parsed.value.endsWith('/') ? ok(`${parsed.value}/`) : parsed;
+    return !parsed.value.endsWith('/') ? ok(`${parsed.value}/`) : parsed;
   } },
   { key: 'queues', env: 'BQ_QUEUES', flag: '--queues', doc: 'Comma-separated queues this daemon works. Defaults to broadcasts.', parse: (raw) => {
     const names = (raw ?? 'broadcasts').split(',').map((q) => q.trim()).filter(Boolean);
@@ -135,13 +147,26 @@ export const SETTINGS: Setting[] = [
   { key: 'rateLimit', env: 'BQ_RATE_LIMIT', flag: '--rate-limit', doc: 'Messages per second per bot, shared by every daemon. Defaults to 30.', parse: integer(1, 1000, 30) },
   { key: 'paidRateLimit', env: 'BQ_PAID_RATE_LIMIT', flag: '--paid-rate-limit', doc: 'Messages per second for broadcasts with allow_paid_broadcast. Defaults to 1000.', parse: integer(1, 1000, 1000) },
   { key: 'delivery', env: 'BQ_DELIVERY', flag: '--delivery', doc: 'at-most-once (never resend a send whose outcome a crash hid) or at-least-once. Defaults to at-most-once.', parse: oneOf(['at-most-once', 'at-least-once'] as const, 'at-most-once') },
-  { key: 'httpHost', env: 'BQ_HTTP_HOST', flag: '--http-host', doc: 'Admin API address. Defaults to 127.0.0.1.', parse: (raw) => ok((raw ?? '').trim() || '127.0.0.1') },
+  { key: 'httpHost', env: 'BQ_HTTP_HOST', flag: '--http-host', doc: 'Admin API address. Defaults to 127.0.0.1.', parse: (raw) => {
+    const host = (raw ?? '').trim() || '127.0.0.1';
+    // "127.0.0.1:3000" or "http://…" would only fail when the server tries to listen.
+    return isIP(host) || HOST_NAME.test(host) ? ok(host) : bad(`must be an IP address or a host name, without a port or scheme, got "${host}"`);
+  } },
   { key: 'httpPort', env: 'BQ_HTTP_PORT', flag: '--http-port', doc: 'Admin API port; -1 turns the server off, 0 picks a free port. Defaults to 3000.', parse: integer(-1, 65535, 3000) },
   { key: 'apiToken', env: 'BQ_API_TOKEN', flag: '--api-token', secret: true, doc: 'Bearer token for the admin API and /metrics. Defaults to none (loopback only).', parse: (raw) => {
     const value = optionalString(raw);
-    return value.ok && value.value !== undefined && value.value.length < 16 ? bad('must be at least 16 characters') : value;
+    if (!value.ok || value.value === undefined) return value;
+    if (value.value.length < 16) return bad('must be at least 16 characters');
+    // It travels in an Authorization header: a space or a non-ASCII character makes every request 401.
+    if (!/^[\x21-\x7e]+$/.test(value.value)) return bad('must be printable ASCII without spaces (it is sent in an Authorization header, where a space or a non-ASCII character cannot match)');
+    return value;
   } },
-  { key: 'webhookUrl', env: 'BQ_WEBHOOK_URL', flag: '--webhook-url', doc: 'URL that receives a signed POST when a broadcast finishes. Defaults to none.', parse: url(['http:', 'https:']) },
+  { key: 'webhookUrl', env: 'BQ_WEBHOOK_URL', flag: '--webhook-url', doc: 'URL that receives a signed POST when a broadcast finishes. Defaults to none.', parse: (raw) => {
+    const parsed = url(['http:', 'https:'])(raw);
+    // fetch() refuses a URL with credentials, so every webhook would fail; the signature is the authentication.
+    if (parsed.ok && parsed.value && hasCredentials(parsed.value)) return bad('must not hold a user name or password (fetch refuses such URLs, so every webhook would fail; receivers authenticate the daemon by the signature)');
+    return parsed;
+  } },
   { key: 'webhookSecret', env: 'BQ_WEBHOOK_SECRET', flag: '--webhook-secret', secret: true, doc: 'HMAC-SHA256 key for webhook signatures; required with BQ_WEBHOOK_URL.', parse: optionalString },
   { key: 'cleanupDays', env: 'BQ_CLEANUP_DAYS', flag: '--cleanup-days', doc: 'Finished jobs older than this many days are deleted. Defaults to 7.', parse: integer(1, 3650, 7) },
   { key: 'ledgerRetentionDays', env: 'BQ_LEDGER_RETENTION_DAYS', flag: '--ledger-retention-days', doc: 'Finished broadcasts older than this many days are deleted with their delivery ledger, in small batches that never make a sender wait. At least 1: the frequency cap reads the last 24 hours. Defaults to 30, which keeps a month of reports.', parse: integer(1, 3650, 30) },
@@ -156,19 +181,63 @@ export const SETTINGS: Setting[] = [
   { key: 'retryMaxMs', env: 'BQ_RETRY_MAX_SECONDS', flag: '--retry-max-seconds', doc: 'Longest wait between attempts. Defaults to 3600 seconds.', parse: seconds(0, 7 * 86_400, 3600) },
 ];
 
+/** Reads a secret file; replaceable in tests. */
+export type SecretReader = (file: string) => string;
+const readSecretFile: SecretReader = (file) => readFileSync(file, 'utf8');
+
+/**
+ * A secret's raw value and where it came from. Besides the flag and the variable itself, a secret
+ * can come from a file named by <VARIABLE>_FILE (Docker and Kubernetes secrets) or from a systemd
+ * credential, $CREDENTIALS_DIRECTORY/<VARIABLE> (LoadCredential=): neither shows in `ps` or in
+ * /proc/<pid>/environ, and a credential is readable by this service alone.
+ */
+function secretValue(setting: Setting, env: Record<string, string | undefined>, read: SecretReader, problems: string[]): { raw: string | undefined; from: string } {
+  const fileVar = `${setting.env}_FILE`;
+  const direct = env[setting.env];
+  const file = env[fileVar]?.trim();
+  if (direct !== undefined && direct.trim() !== '') {
+    if (file) problems.push(`${setting.env} and ${fileVar} are both set: set one`);
+    return { raw: direct, from: setting.env };
+  }
+  const fromFile = (name: string, where: string, optional: boolean) => {
+    let text: string;
+    try {
+      text = read(name);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (optional && code === 'ENOENT') return undefined;
+      problems.push(`${where}: cannot read ${name}: ${code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (error as Error).message}`);
+      return undefined;
+    }
+    // One trailing newline is what `echo` and editors add; it is not part of the secret.
+    const value = text.replace(/\r?\n$/, '');
+    if (value.trim() === '') problems.push(`${where}: ${name} is empty`);
+    return value;
+  };
+  if (file) return { raw: fromFile(file, fileVar, false), from: `${fileVar} (${file})` };
+  const credentials = env.CREDENTIALS_DIRECTORY?.trim();
+  if (credentials) {
+    const name = path.join(credentials, setting.env);
+    const raw = fromFile(name, `credential ${setting.env}`, true);
+    if (raw !== undefined) return { raw, from: `credential ${setting.env}` };
+  }
+  return { raw: direct, from: setting.env };
+}
+
 /**
  * Builds the configuration from a plain object of environment variables, with flag values (by
- * config key) taking precedence. Reports every problem at once in a ConfigError.
+ * config key) taking precedence. Secrets may also come from <VARIABLE>_FILE or a systemd
+ * credential (see secretValue). Reports every problem at once in a ConfigError.
  */
-export function loadConfig(env: Record<string, string | undefined>, flags: Partial<Record<keyof Config, string>> = {}): Config {
+export function loadConfig(env: Record<string, string | undefined>, flags: Partial<Record<keyof Config, string>> = {}, read: SecretReader = readSecretFile): Config {
   const problems: string[] = [];
   const config: Record<string, unknown> = {};
   for (const setting of SETTINGS) {
     const fromFlag = flags[setting.key];
-    const raw = fromFlag ?? env[setting.env];
+    const { raw, from } = fromFlag !== undefined ? { raw: fromFlag, from: setting.flag } : setting.secret ? secretValue(setting, env, read, problems) : { raw: env[setting.env], from: setting.env };
     const parsed = setting.parse(raw);
     if (parsed.ok) config[setting.key] = parsed.value;
-    else problems.push(`${fromFlag !== undefined ? setting.flag : setting.env} ${parsed.problem}`);
+    else problems.push(`${from} ${parsed.problem}`);
   }
   const result = config as unknown as Config;
   if (problems.length === 0) {
@@ -180,6 +249,9 @@ export function loadConfig(env: Record<string, string | undefined>, flags: Parti
     if (!result.apiToken && result.httpPort >= 0 && !isLoopback(result.httpHost)) problems.push(`BQ_HTTP_HOST ${result.httpHost} is not a loopback address, so BQ_API_TOKEN must be set`);
     // A key of its own: signing with the admin token would hand every receiver the admin API.
     if (result.webhookUrl && !result.webhookSecret) problems.push('BQ_WEBHOOK_URL is set, so BQ_WEBHOOK_SECRET must be set too (a key of its own: the receiver needs it to check signatures, and the admin token would let it operate the queue)');
+    // Notifications are per database: LISTEN elsewhere than the jobs are inserted would never wake.
+    if (result.listenDatabaseUrl && !result.databaseUrl) problems.push('BQ_LISTEN_DATABASE_URL is set but DATABASE_URL is not: the embedded PostgreSQL would hold the jobs and the listener would wait on another database');
+    if (result.httpPort > 0 && result.httpPort === result.embeddedPort && !result.databaseUrl) problems.push(`BQ_HTTP_PORT and BQ_EMBEDDED_PORT are both ${result.httpPort}: the admin API and the embedded PostgreSQL cannot share a port`);
   }
   if (problems.length) throw new ConfigError(problems);
   return result;

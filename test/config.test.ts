@@ -42,12 +42,73 @@ test('bot tokens and passwords are scrubbed from anything logged', () => {
   assert.not.match(errorMessage(new Error('connect postgres://bq:s3cret@db:5432/x failed')), 's3cret');
 });
 
-test('the daemon exits 78 naming every bad setting', async () => {
-  const child = startChild('daemon', { BQ_CONCURRENCY: 'zero', BQ_CLEANUP_DAYS: '-1' });
+test('the daemon exits 78 naming every bad setting, including settings that could never work', async () => {
+  const child = startChild('daemon', { BQ_CONCURRENCY: 'zero', BQ_CLEANUP_DAYS: '-1', BQ_API_TOKEN: 'a token with spaces in it', BQ_WEBHOOK_URL: 'https://user:pw@example.com/hook', BQ_WEBHOOK_SECRET: 'k' });
   const { code } = await child.exited;
   assert.is(code, 78);
-  assert.match(child.stderr(), 'BQ_CONCURRENCY');
-  assert.match(child.stderr(), 'BQ_CLEANUP_DAYS');
+  for (const name of ['BQ_CONCURRENCY', 'BQ_CLEANUP_DAYS', 'BQ_API_TOKEN', 'BQ_WEBHOOK_URL']) assert.match(child.stderr(), name);
+  assert.not.match(child.stderr(), /a token with spaces|pw@/);
+});
+
+/** The problems loadConfig reports for these variables, or [] if it accepts them. */
+function problems(env: Record<string, string>, read?: (file: string) => string): string[] {
+  try {
+    loadConfig(env, {}, read);
+    return [];
+  } catch (error) {
+    assert.instance(error, ConfigError);
+    return (error as ConfigError).problems;
+  }
+}
+
+test('settings that can never work are refused at start-up: tokens that cannot travel in a header, URLs fetch refuses, clashing ports', () => {
+  const token = (t: string) => problems({ BQ_API_TOKEN: t });
+  assert.match(token('has a space inside it ok')[0]!, /^BQ_API_TOKEN must be printable ASCII without spaces/);
+  assert.match(token('tökén-with-non-ascii-chars')[0]!, /^BQ_API_TOKEN must be printable ASCII/);
+  assert.equal(token('  padded-but-fine-0123456789  '), []);
+  assert.match(problems({ BQ_WEBHOOK_URL: 'https://u:p@example.com/hook', BQ_WEBHOOK_SECRET: 'k' })[0]!, /^BQ_WEBHOOK_URL must not hold a user name or password/);
+  assert.match(problems({ TELEGRAM_API_ROOT: 'https://api.example.com/?x=1' })[0]!, /^TELEGRAM_API_ROOT must be a plain base URL/);
+  assert.match(problems({ BQ_HTTP_HOST: '127.0.0.1:3000' })[0]!, /^BQ_HTTP_HOST must be an IP address or a host name, without a port/);
+  assert.equal(problems({ BQ_HTTP_HOST: '::1' }), []);
+  assert.equal(problems({ BQ_HTTP_HOST: 'localhost' }), []);
+  assert.match(problems({ BQ_LISTEN_DATABASE_URL: 'postgres://db/x' })[0]!, /BQ_LISTEN_DATABASE_URL is set but DATABASE_URL is not/);
+  assert.match(problems({ BQ_HTTP_PORT: '5433', BQ_EMBEDDED_PORT: '5433' })[0]!, /cannot share a port/);
+});
+
+test('secrets come from <VARIABLE>_FILE or a systemd credential; the variable itself still works; problems name the file, never the secret', () => {
+  const bot = '123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw';
+  const files: Record<string, string> = {
+    '/run/secrets/bot': `${bot}\n`,
+    '/creds/BQ_API_TOKEN': 'credential-token-0123456789',
+    '/creds/DATABASE_URL': 'postgres://bq:s3cret@db/bot',
+    '/run/secrets/empty': '\n',
+    '/run/secrets/bad': 'not a token\n',
+  };
+  const read = (file: string) => {
+    if (file in files) return files[file]!;
+    throw Object.assign(new Error(`ENOENT: ${file}`), { code: 'ENOENT' });
+  };
+  const config = loadConfig({ TELEGRAM_BOT_TOKEN_FILE: '/run/secrets/bot', CREDENTIALS_DIRECTORY: '/creds', TELEGRAM_BOT_TOKEN: '' }, {}, read);
+  assert.is(config.telegramBotToken, bot);
+  assert.is(config.apiToken, 'credential-token-0123456789');
+  assert.is(config.databaseUrl, 'postgres://bq:s3cret@db/bot');
+  // The variable wins over a credential; a credential that is not there is simply not set.
+  assert.is(loadConfig({ CREDENTIALS_DIRECTORY: '/creds', BQ_API_TOKEN: 'from-the-environment-0123' }, {}, read).apiToken, 'from-the-environment-0123');
+  assert.is(loadConfig({ CREDENTIALS_DIRECTORY: '/creds' }, {}, read).webhookSecret, undefined);
+  assert.is(loadConfig({ BQ_API_TOKEN: 'from-the-environment-0123' }, { apiToken: 'from-the-flag-0123456789' }, read).apiToken, 'from-the-flag-0123456789');
+
+  const found = problems({
+    TELEGRAM_BOT_TOKEN_FILE: '/run/secrets/bad',
+    BQ_API_TOKEN_FILE: '/run/secrets/missing',
+    BQ_WEBHOOK_SECRET: 'both', BQ_WEBHOOK_SECRET_FILE: '/run/secrets/bot',
+    DATABASE_URL_FILE: '/run/secrets/empty',
+  }, read);
+  assert.equal(found.length, 4, found.join('\n'));
+  assert.ok(found.some((p) => /^TELEGRAM_BOT_TOKEN_FILE \(\/run\/secrets\/bad\) does not look like a bot token/.test(p)), found.join('\n'));
+  assert.ok(found.includes('BQ_API_TOKEN_FILE: cannot read /run/secrets/missing: no such file'), found.join('\n'));
+  assert.ok(found.includes('BQ_WEBHOOK_SECRET and BQ_WEBHOOK_SECRET_FILE are both set: set one'), found.join('\n'));
+  assert.ok(found.includes('DATABASE_URL_FILE: /run/secrets/empty is empty'), found.join('\n'));
+  assert.not.match(found.join('\n'), /not a token|AAHdq/);
 });
 
 test.run();

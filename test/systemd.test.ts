@@ -126,7 +126,8 @@ test('env.example lists every setting, and its commented defaults are the real d
   const text = readFileSync(path.join(systemdDir, 'env.example'), 'utf8');
   const assignments = [...text.matchAll(/^#?([A-Z][A-Z0-9_]*)=(.*)$/gm)].map((m) => ({ name: m[1]!, value: m[2]! }));
   const listed = assignments.map((a) => a.name);
-  const known = SETTINGS.map((s) => s.env);
+  // A secret can also come from a file: <VARIABLE>_FILE.
+  const known = SETTINGS.flatMap((s) => (s.secret ? [s.env, `${s.env}_FILE`] : [s.env]));
   assert.equal(known.filter((name) => !listed.includes(name)), [], 'settings missing from env.example');
   assert.equal(listed.filter((name) => !known.includes(name)), [], 'env.example names variables the daemon does not read');
   assert.equal(listed.filter((name, i) => listed.indexOf(name) !== i), [], 'variables listed twice');

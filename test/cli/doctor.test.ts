@@ -4,6 +4,11 @@ import { createTestDatabase } from '../helpers/db.js';
 import { TEST_TOKEN } from '../helpers/telegram.js';
 import { FakeBotApi } from '../../src/telegram/fake-bot-api.js';
 import { json, runBqctl } from './run-bqctl.js';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { startAdminServer } from '../../src/http/admin.js';
+import { withTelegram } from '../helpers/telegram.js';
 
 test('doctor passes against a migrated database and a working bot token; the HTTP check only warns', async () => {
   const db = await createTestDatabase();
@@ -64,6 +69,32 @@ test('doctor fails (exit 1) with a fix for a rejected token, a missing trigger a
     await api.stop();
     await db.drop();
   }
+});
+
+test('doctor probes an authenticated admin route: a wrong BQ_API_TOKEN is ✗, the right one (read from BQ_API_TOKEN_FILE) is ✓', async () => {
+  await withTelegram({}, async (world) => {
+    const token = 'doctor-admin-token-0123456789abcdef';
+    const admin = await startAdminServer(world.queue, { host: '127.0.0.1', port: 0, apiToken: token });
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'bqctl-doctor-'));
+    try {
+      const port = String(new URL(admin.url).port);
+      const env = { DATABASE_URL: world.db.url, BQ_HTTP_PORT: port };
+      const wrong = await runBqctl(['doctor'], { ...env, BQ_API_TOKEN: 'not-the-daemons-token-at-all' });
+      assert.is(wrong.code, 1, wrong.stdout + wrong.stderr);
+      assert.match(wrong.stdout, /✗ admin HTTP API: .*\/status answered 401: the daemon refuses this BQ_API_TOKEN/);
+      assert.not.match(wrong.stdout + wrong.stderr, /not-the-daemons-token/);
+
+      const file = path.join(dir, 'api-token');
+      await writeFile(file, `${token}\n`);
+      const right = json(await runBqctl(['doctor', '--json'], { ...env, BQ_API_TOKEN_FILE: file }));
+      const http = right.checks.find((c: any) => c.name === 'admin HTTP API');
+      assert.is(http.status, 'ok', JSON.stringify(http));
+      assert.match(http.detail, /the token is accepted/);
+    } finally {
+      await admin.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 test.run();

@@ -148,17 +148,35 @@ async function checkRateLimit({ pool }: CliContext): Promise<Omit<Check, 'name'>
   return { status: 'ok', detail: states.length ? `${states.length} bot(s), none halted or paused` : 'no sends recorded yet' };
 }
 
+/**
+ * /health answers without a token, so it cannot tell whether ours is right: the check goes on to
+ * /status, which asks for it. A wrong BQ_API_TOKEN used to pass here and fail every call later.
+ */
 async function checkHttp({ config }: CliContext): Promise<Omit<Check, 'name'>> {
   if (config.httpPort < 0) return { status: 'skip', detail: 'BQ_HTTP_PORT=-1: the admin API is off' };
   if (config.httpPort === 0) return { status: 'skip', detail: 'BQ_HTTP_PORT=0 picks a random port, which bqctl cannot know' };
   const host = config.httpHost.includes(':') ? `[${config.httpHost}]` : config.httpHost;
-  const url = `http://${host}:${config.httpPort}/api/admin/queue/health`;
-  try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(HTTP_TIMEOUT_MS), headers: config.apiToken ? { authorization: `Bearer ${config.apiToken}` } : {} });
+  const base = `http://${host}:${config.httpPort}/api/admin/queue`;
+  const get = async (route: string) => {
+    const res = await fetch(`${base}${route}`, { signal: AbortSignal.timeout(HTTP_TIMEOUT_MS), redirect: 'manual', headers: config.apiToken ? { authorization: `Bearer ${config.apiToken}` } : {} });
     await res.body?.cancel();
-    if (res.ok) return { status: 'ok', detail: `${url} answered ${res.status}` };
-    return { status: 'warn', detail: `${url} answered ${res.status}`, hint: res.status === 401 ? 'set BQ_API_TOKEN to the daemon\'s' : 'see the daemon\'s log; /health reports unhealthy while sending is halted or the database is unreachable' };
+    return res.status;
+  };
+  let health: number;
+  try {
+    health = await get('/health');
   } catch (error) {
-    return { status: 'warn', detail: `${url} not reachable (${errorMessage((error as Error).cause ?? error)})`, hint: 'fine if the daemon is not running; otherwise check BQ_HTTP_HOST and BQ_HTTP_PORT' };
+    return { status: 'warn', detail: `${base}/health not reachable (${errorMessage((error as Error).cause ?? error)})`, hint: 'fine if the daemon is not running; otherwise check BQ_HTTP_HOST and BQ_HTTP_PORT' };
   }
+  const status = await get('/status').catch((error: Error) => error);
+  if (status instanceof Error) return { status: 'fail', detail: `${base}/status: ${errorMessage(status.cause ?? status)}` };
+  if (status === 401 || status === 403) {
+    return config.apiToken
+      ? { status: 'fail', detail: `${base}/status answered ${status}: the daemon refuses this BQ_API_TOKEN`, hint: 'set BQ_API_TOKEN (or BQ_API_TOKEN_FILE) to the daemon\'s token' }
+      : { status: 'warn', detail: `${base}/status answered ${status}: the daemon asks for a token`, hint: 'set BQ_API_TOKEN (or BQ_API_TOKEN_FILE) to the daemon\'s token to check it' };
+  }
+  if (status < 200 || status >= 300) return { status: 'fail', detail: `${base}/status answered ${status}`, hint: 'see the daemon\'s log' };
+  const auth = config.apiToken ? 'the token is accepted' : 'no token needed';
+  if (health !== 200) return { status: 'warn', detail: `${base}/health answered ${health}; /status answered ${status} (${auth})`, hint: '/health reports unhealthy while sending is halted or the database is unreachable' };
+  return { status: 'ok', detail: `${base}/health and /status answered 200 (${auth})` };
 }
