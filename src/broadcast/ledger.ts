@@ -36,71 +36,84 @@ export interface BroadcastCounts {
 }
 
 // Claims the next due rows, marking them 'sending' just before their calls: after a crash the
-// rows still 'sending' are exactly the sends whose outcome is unknown.
-const CLAIM_SQL = `
+// rows still 'sending' are exactly the sends whose outcome is unknown. The picked keys go through
+// an array (an InitPlan, run once) and the UPDATE finds them by primary key. Joined to the locking
+// subquery instead, the plan depended on statistics: with the ledger ANALYZEd while it held only an
+// earlier broadcast, PostgreSQL estimated one row for the new broadcast_id, put the ledger on the
+// outside of a nested loop and re-ran the LIMIT … FOR UPDATE SKIP LOCKED subquery for every row
+// (4.0 s for the first claim at 5,000 recipients; still running after 89 s at 50,000).
+export const LEDGER_CLAIM_SQL = `
   UPDATE broadcast_deliveries d
      SET status = 'sending', attempts = d.attempts + 1, updated_at = now()
-    FROM (SELECT chat_id FROM broadcast_deliveries
-           WHERE broadcast_id = $1 AND status = 'pending' AND next_attempt_at <= now()
-           ORDER BY next_attempt_at
-           LIMIT $2
-             FOR UPDATE SKIP LOCKED) due
-   WHERE d.broadcast_id = $1 AND d.chat_id = due.chat_id
+   WHERE d.broadcast_id = $1
+     AND d.chat_id = ANY (ARRAY(
+           SELECT chat_id FROM broadcast_deliveries
+            WHERE broadcast_id = $1 AND status = 'pending' AND next_attempt_at <= now()
+            ORDER BY next_attempt_at
+            LIMIT $2
+              FOR UPDATE SKIP LOCKED))
   RETURNING d.chat_id, d.migrated_to, d.variant, d.attempts`;
 
 // Writes a batch of outcomes and moves the broadcast's counters by the same amounts, in one
-// statement, so the counters can never disagree with the ledger.
-const RECORD_SQL = `
-  WITH o AS (
-    SELECT * FROM unnest($2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::int[], $7::text[], $8::float8[], $9::bigint[], $10::bool[])
-      AS o(chat_id, status, outcome, message_id, error_code, error_description, retry_in_ms, migrated_to, refund)
-  ), written AS (
+// statement, so the counters can never disagree with the ledger. The rows are found by primary key
+// (`chat_id = ANY($2)`) and each takes its outcome from a JSON object keyed by chat_id (a binary
+// search per row), so there is no join whose plan statistics could flip. Joined to an unnest of
+// the outcomes, PostgreSQL took the ledger's side for one row (rows are 'sending' only between a
+// claim and its outcome, so ANALYZE never sees them) and re-ran the unnest for every row: 960 ms
+// for a batch of 800 at 50,000 recipients, or a bitmap heap scan of the whole broadcast
+// (~57 ms a batch at 50,000), a cost that grew with the broadcast.
+export const LEDGER_RECORD_SQL = `
+  WITH written AS (
     UPDATE broadcast_deliveries d
-       SET status = o.status,
-           outcome = o.outcome,
-           message_id = COALESCE(o.message_id, d.message_id),
-           error_code = o.error_code,
-           error_description = o.error_description,
-           next_attempt_at = CASE WHEN o.retry_in_ms IS NULL THEN d.next_attempt_at ELSE now() + o.retry_in_ms * interval '1 millisecond' END,
-           attempts = CASE WHEN o.refund THEN d.attempts - 1 ELSE d.attempts END,
-           migrated_to = COALESCE(o.migrated_to, d.migrated_to),
-           sent_at = CASE WHEN o.status = 'sent' THEN now() ELSE d.sent_at END,
-           updated_at = now()
-      FROM o
-     WHERE d.broadcast_id = $1 AND d.chat_id = o.chat_id AND d.status = 'sending'
+       SET (status, outcome, message_id, error_code, error_description, next_attempt_at, attempts, migrated_to, sent_at, updated_at) =
+           (SELECT o.status, o.outcome, COALESCE(o.message_id, d.message_id), o.error_code, o.error_description,
+                   CASE WHEN o.retry_in_ms IS NULL THEN d.next_attempt_at ELSE now() + o.retry_in_ms * interval '1 millisecond' END,
+                   CASE WHEN o.refund THEN d.attempts - 1 ELSE d.attempts END,
+                   COALESCE(o.migrated_to, d.migrated_to),
+                   CASE WHEN o.status = 'sent' THEN now() ELSE d.sent_at END,
+                   now()
+              FROM jsonb_to_record($3::jsonb -> d.chat_id::text)
+                AS o(status text, outcome text, message_id bigint, error_code int, error_description text,
+                     retry_in_ms float8, migrated_to bigint, refund boolean))
+     WHERE d.broadcast_id = $1 AND d.chat_id = ANY ($2::bigint[]) AND d.status = 'sending'
     RETURNING d.status, d.outcome
   )
   UPDATE broadcasts b
      SET sent    = b.sent    + (SELECT count(*) FROM written WHERE status = 'sent'),
-         blocked = b.blocked + (SELECT count(*) FROM written WHERE status = 'failed' AND outcome = ANY($11::text[])),
-         failed  = b.failed  + (SELECT count(*) FROM written WHERE status = 'failed' AND NOT (outcome = ANY($11::text[]))),
+         blocked = b.blocked + (SELECT count(*) FROM written WHERE status = 'failed' AND outcome = ANY($4::text[])),
+         failed  = b.failed  + (SELECT count(*) FROM written WHERE status = 'failed' AND NOT (outcome = ANY($4::text[]))),
          skipped = b.skipped + (SELECT count(*) FROM written WHERE status = 'skipped'),
          unknown = b.unknown + (SELECT count(*) FROM written WHERE status = 'unknown'),
          updated_at = now()
    WHERE b.broadcast_id = $1
   RETURNING (SELECT count(*) FROM written)::int AS written`;
 
+/** The parameters of LEDGER_RECORD_SQL for one batch. */
+export function recordParams(broadcastId: number, records: DeliveryRecord[]): unknown[] {
+  const outcomes: Record<string, unknown> = {};
+  for (const r of records) {
+    outcomes[r.chatId] = {
+      status: r.status,
+      outcome: r.outcome,
+      message_id: r.messageId ?? null,
+      error_code: r.errorCode ?? null,
+      error_description: r.errorDescription ?? null,
+      retry_in_ms: r.status === 'pending' ? Math.max(0, r.retryInMs ?? 0) : null,
+      migrated_to: r.migratedTo ?? null,
+      refund: r.refund ?? false,
+    };
+  }
+  return [broadcastId, records.map((r) => r.chatId), JSON.stringify(outcomes), BLOCKED_OUTCOMES];
+}
+
 export async function claimDue(pool: Pool, broadcastId: number, limit: number): Promise<DueDelivery[]> {
-  const { rows } = await pool.query(CLAIM_SQL, [broadcastId, limit]);
+  const { rows } = await pool.query(LEDGER_CLAIM_SQL, [broadcastId, limit]);
   return rows.map((r) => ({ chatId: r.chat_id, targetChatId: r.migrated_to ?? r.chat_id, variant: r.variant, attempt: r.attempts }));
 }
 
 export async function recordDeliveries(pool: Pool, broadcastId: number, records: DeliveryRecord[]): Promise<number> {
   if (records.length === 0) return 0;
-  const col = <T>(pick: (r: DeliveryRecord) => T) => records.map(pick);
-  const { rows } = await pool.query(RECORD_SQL, [
-    broadcastId,
-    col((r) => r.chatId),
-    col((r) => r.status),
-    col((r) => r.outcome),
-    col((r) => r.messageId ?? null),
-    col((r) => r.errorCode ?? null),
-    col((r) => r.errorDescription ?? null),
-    col((r) => (r.status === 'pending' ? Math.max(0, r.retryInMs ?? 0) : null)),
-    col((r) => r.migratedTo ?? null),
-    col((r) => r.refund ?? false),
-    BLOCKED_OUTCOMES,
-  ]);
+  const { rows } = await pool.query(LEDGER_RECORD_SQL, recordParams(broadcastId, records));
   return rows[0]?.written ?? 0;
 }
 
