@@ -1,7 +1,11 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createPool } from '../../src/db/pool.js';
-import { listMigrations, migrate, migrationState } from '../../src/db/migrate.js';
+import pg from 'pg';
+import { createPool, type Pool } from '../../src/db/pool.js';
+import { listMigrations, migrate, migrationState, noTransactionSteps } from '../../src/db/migrate.js';
 import { silentLogger } from '../../src/log.js';
 import { createTestDatabase } from '../helpers/db.js';
 
@@ -33,6 +37,109 @@ test('an unmigrated database reports every migration pending', async () => {
   } finally {
     await db.drop();
   }
+});
+
+const CONCURRENT_MIGRATION = `-- migrate: no-transaction
+-- A test migration: an index built while other clients write.
+CREATE INDEX CONCURRENTLY IF NOT EXISTS test_jobs_payload_idx ON broadcast_queue_jobs ((payload ->> 'n'));
+-- migrate: step
+COMMENT ON INDEX test_jobs_payload_idx IS 'built concurrently';
+`;
+
+/** A directory of migrations: every real one plus 9001, built concurrently. */
+async function migrationsWithConcurrentIndex(): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'bq-migrations-'));
+  for (const m of await listMigrations()) await writeFile(path.join(dir, path.basename(m.file)), await readFile(m.file));
+  await writeFile(path.join(dir, '9001_concurrent_index.sql'), CONCURRENT_MIGRATION);
+  return dir;
+}
+
+/** Waits until the backend building the index is waiting on a lock (the open transaction we hold). */
+async function buildWaiting(pool: Pool): Promise<number> {
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    const { rows } = await pool.query(
+      `SELECT pid FROM pg_stat_activity
+        WHERE datname = current_database() AND pid <> pg_backend_pid() AND query LIKE '%CREATE INDEX CONCURRENTLY%' AND wait_event_type = 'Lock'`,
+    );
+    if (rows[0]) return rows[0].pid;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error('the concurrent build never waited on the open transaction');
+}
+
+test('an index built concurrently by a migration lets INSERTs through while it waits, and is recorded once built', async () => {
+  const db = await createTestDatabase();
+  const dir = await migrationsWithConcurrentIndex();
+  const holder = new pg.Client({ connectionString: db.url });
+  const inserter = new pg.Client({ connectionString: db.url });
+  const migrator = createPool({ connectionString: db.url, max: 2, applicationName: 'migrate-test', log: silentLogger() });
+  try {
+    await db.pool.query(`INSERT INTO broadcast_queue_jobs (job_type, payload) SELECT 'custom', jsonb_build_object('n', g) FROM generate_series(1, 5000) g`);
+    await Promise.all([holder.connect(), inserter.connect()]);
+    // A writer's open transaction: the concurrent build waits for it, and we decide when it ends.
+    await holder.query('BEGIN');
+    await holder.query(`INSERT INTO broadcast_queue_jobs (job_type) VALUES ('custom')`);
+    const events: string[] = [];
+    const migrating = migrate(migrator, silentLogger(), { dir }).then((applied) => {
+      events.push('migration finished');
+      return applied;
+    });
+    await buildWaiting(db.pool);
+    // A plain CREATE INDEX inside a transaction would make this INSERT wait until the build ends.
+    await inserter.query(`INSERT INTO broadcast_queue_jobs (job_type, payload) VALUES ('custom', '{"n": -1}')`);
+    events.push('insert committed');
+    await holder.query('COMMIT');
+    const applied = await migrating;
+    assert.equal(events, ['insert committed', 'migration finished']);
+    assert.equal(applied.map((m) => m.version), [9001]);
+    const index = await db.pool.query(`SELECT i.indisvalid, obj_description(i.indexrelid, 'pg_class') AS comment FROM pg_index i WHERE i.indexrelid = 'test_jobs_payload_idx'::regclass`);
+    assert.equal(index.rows[0], { indisvalid: true, comment: 'built concurrently' });
+    assert.equal((await migrationState(db.pool)).applied.slice(-1), [9001]);
+  } finally {
+    await holder.end().catch(() => undefined);
+    await inserter.end().catch(() => undefined);
+    await migrator.end();
+    await rm(dir, { recursive: true, force: true });
+    await db.drop();
+  }
+});
+
+test('an interrupted concurrent build is not recorded, and the next run drops its invalid index and builds it again', async () => {
+  const db = await createTestDatabase();
+  const dir = await migrationsWithConcurrentIndex();
+  const holder = new pg.Client({ connectionString: db.url });
+  const migrator = createPool({ connectionString: db.url, max: 2, applicationName: 'migrate-test', log: silentLogger() });
+  try {
+    await db.pool.query(`INSERT INTO broadcast_queue_jobs (job_type, payload) SELECT 'custom', jsonb_build_object('n', g) FROM generate_series(1, 1000) g`);
+    await holder.connect();
+    await holder.query('BEGIN');
+    await holder.query(`INSERT INTO broadcast_queue_jobs (job_type) VALUES ('custom')`);
+    const first = migrate(migrator, silentLogger(), { dir }).then(() => null, (error: Error) => error);
+    const pid = await buildWaiting(db.pool);
+    await db.pool.query('SELECT pg_cancel_backend($1)', [pid]);
+    const error = await first;
+    assert.match(String(error?.message), /9001_concurrent_index\.sql failed \(not recorded; the next run resumes it\)/);
+    const left = await db.pool.query(`SELECT indisvalid FROM pg_index WHERE indexrelid = 'test_jobs_payload_idx'::regclass`);
+    assert.equal(left.rows, [{ indisvalid: false }], 'the interrupted build left an invalid index');
+    assert.not.ok((await migrationState(db.pool)).applied.includes(9001));
+    await holder.query('COMMIT');
+
+    const applied = await migrate(migrator, silentLogger(), { dir });
+    assert.equal(applied.map((m) => m.version), [9001]);
+    const rebuilt = await db.pool.query(`SELECT indisvalid FROM pg_index WHERE indexrelid = 'test_jobs_payload_idx'::regclass`);
+    assert.equal(rebuilt.rows, [{ indisvalid: true }]);
+  } finally {
+    await holder.end().catch(() => undefined);
+    await migrator.end();
+    await rm(dir, { recursive: true, force: true });
+    await db.drop();
+  }
+});
+
+test('a concurrent build without IF NOT EXISTS is refused, since it could not resume', async () => {
+  assert.throws(() => noTransactionSteps('-- migrate: no-transaction\nCREATE INDEX CONCURRENTLY x ON t (a);', '9002_x.sql'), /IF NOT EXISTS/);
+  assert.is(noTransactionSteps('CREATE INDEX x ON t (a);', '9003_y.sql'), null);
 });
 
 test.run();
