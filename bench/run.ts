@@ -9,7 +9,7 @@
 // embedded PostgreSQL), BENCH_NODE / BENCH_NODE_DIR (node24.ts), BENCH_NODE_ARGS (child.ts). Every process
 // runs from a copy of the build taken at the start (snapshot.ts).
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { nodeBinary, reexecUnderNode24 } from './node24.js';
@@ -103,11 +103,21 @@ async function main(): Promise<void> {
     console.log(`\n${tables}\n\n${targetsTable(results)}\n`);
     const outArg = args.find((a) => a.startsWith('--out='))?.slice('--out='.length);
     const file = outArg ? path.resolve(outArg) : path.join(REPO_ROOT, 'bench', `RESULTS${onlyArg ? '.partial' : ''}.md`);
-    writeFileSync(file, renderMarkdown(results, { tables }));
+    writeFileSync(file, renderMarkdown(results, { tables }) + keptSection(file));
     progress(`wrote ${file}`);
   } finally {
     await server.close();
   }
+}
+
+/**
+ * The "production-shaped data" section is written by hand from bench/production/*.ts and the
+ * stale-statistics and rate rows; a new run of this bench keeps it as it was.
+ */
+function keptSection(file: string): string {
+  const previous = existsSync(file) ? readFileSync(file, 'utf8') : '';
+  const at = previous.indexOf('\n## Production-shaped data');
+  return at < 0 ? '' : previous.slice(at);
 }
 
 main().then(
