@@ -41,7 +41,7 @@ export function createMetrics(queue: BroadcastQueue, access: QueueAccess): Metri
       const pool = access.pool();
       if (!pool) return null;
       try {
-        return await jobGauges(pool);
+        return await jobGauges(pool, queue.queues);
       } catch (error) {
         log.warn({ err: errorMessage(error) }, 'metrics: could not read job counts');
         return null;
@@ -54,13 +54,14 @@ export function createMetrics(queue: BroadcastQueue, access: QueueAccess): Metri
 
   new Gauge({
     name: name('jobs'),
-    help: 'Jobs in broadcast_queue_jobs by queue and status, read at scrape time.',
+    help: 'Jobs in broadcast_queue_jobs by queue and status, read at scrape time; queues this daemon is not configured for are summed as queue="other".',
     labelNames: ['queue', 'status'],
     registers,
     async collect() {
       const s = await readJobs();
       this.reset();
       if (!s) return;
+      // The configured queues, plus 'other' when jobs of unconfigured ones exist: never a producer's choice.
       const queues = new Set([...queue.queues, ...s.byState.map((r) => r.queue)]);
       for (const q of queues) for (const status of JOB_STATUSES) this.set({ queue: q, status }, 0);
       for (const r of s.byState) this.set({ queue: r.queue, status: r.status }, r.count);

@@ -114,13 +114,18 @@ function classifyApi({ code, description, parameters }: ApiErrorShape): Delivery
 // Network error messages embed the request URL; telegraf only redacts tokens it recognises.
 const redact = (s: string): string => s.replace(/\/(bot|user)[^/\s]+\//g, '/$1[REDACTED]/');
 
+/** A description is kept to this many characters (the ledger's error column holds as many). */
+export const MAX_DESCRIPTION = 500;
+const cap = (s: string): string => (s.length > MAX_DESCRIPTION ? `${s.slice(0, MAX_DESCRIPTION - 1)}…` : s);
+
+/** What an error means for delivery, classified on the whole text, described in at most MAX_DESCRIPTION characters. */
 export function classifyTelegramError(err: unknown): ClassifiedError {
   const api = apiError(err);
-  if (api) return { ...classifyApi(api), code: api.code, description: api.description };
+  if (api) return { ...classifyApi(api), code: api.code, description: cap(api.description) };
   const message = err instanceof Error ? err.message : isObj(err) && typeof err.message === 'string' ? err.message : String(err);
   const description = redact(message);
   // Unknown failures are retried: a retry costs little, wrongly dropping a recipient costs a lot.
-  return { kind: 'transient', reason: networkReason(err) ?? 'unknown', code: null, description };
+  return { kind: 'transient', reason: networkReason(err) ?? 'unknown', code: null, description: cap(description) };
 }
 
 /** Short, stable label for logs, metrics and the DB (identical errors produce identical labels). */

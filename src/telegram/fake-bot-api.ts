@@ -147,6 +147,8 @@ export class FakeBotApi extends EventEmitter {
   private readonly chats = new Map<string, ChatInfo>();
   private fileSeq = 0;
 
+  private scripted: { status: number; headers?: Record<string, string>; body?: unknown } | undefined;
+
   constructor(opts: FakeBotApiOptions = {}) {
     super();
     this.token = opts.token ?? DEFAULT_FAKE_TOKEN;
@@ -181,6 +183,14 @@ export class FakeBotApi extends EventEmitter {
       server.close(() => resolve());
       server.closeAllConnections(); // hung requests and idle keep-alive sockets alike
     });
+  }
+
+  /**
+   * While set, every send call is answered with exactly this (status, headers, JSON body), for
+   * answers the real API may give but the stand-in never decides on: a redirect, a huge description.
+   */
+  answerSendsWith(answer: { status: number; headers?: Record<string, string>; body?: unknown } | null): void {
+    this.scripted = answer ?? undefined;
   }
 
   setChatState(chatId: ChatId, state: ChatState | null): void { this.chat(chatId).state = state ?? undefined; }
@@ -240,6 +250,11 @@ export class FakeBotApi extends EventEmitter {
         outcome = fail(400, "Bad Request: can't parse JSON object");
       }
       const chatId = normChatId(body.chat_id);
+      const scripted = this.scripted;
+      if (scripted && route && Object.hasOwn(SEND_METHODS, method)) {
+        res.writeHead(scripted.status, { 'content-type': 'application/json', ...scripted.headers }).end(JSON.stringify(scripted.body ?? {}));
+        return this.record({ at, method, chatId, status: scripted.status });
+      }
       const overChat = chatId === undefined ? null : this.admitChat(chatId, at);
       outcome ??= route ? this.decide(route[1]!, method, req.method ?? 'GET', chatId, body, at, draw, overGlobal, overChat) : fail(404, 'Not Found');
       this.respond(res, { at, method, chatId }, outcome);

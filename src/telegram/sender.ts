@@ -56,6 +56,10 @@ class CallClock {
   private readonly detach: () => void;
   /** The request reached a connected socket: from here on it may have been delivered. */
   onWire = false;
+  /** Requests the call made; telegraf makes one, so a second is node-fetch following a redirect. */
+  requests = 0;
+  /** Where a refused redirect pointed (scheme and host only: the path holds the token). */
+  redirectedTo: string | null = null;
 
   constructor(private readonly timeoutMs: number, signal: AbortSignal | undefined) {
     this.timer = setTimeout(() => this.controller.abort(new DOMException(`no connection to the Bot API within ${timeoutMs} ms`, 'TimeoutError')), timeoutMs);
@@ -134,6 +138,17 @@ export function hookAgent(agent: unknown): void {
   hooked.add(agent);
   target.addRequest = function addRequest(this: unknown, req: http.ClientRequest, ...rest: unknown[]) {
     const call = currentCall.getStore();
+    if (call && ++call.requests > 1) {
+      // node-fetch (telegraf's client) follows a 3xx with a new request on the same agent; telegraf
+      // offers no redirect: 'manual'. Following would count another host's answer as Telegram's
+      // (a 307 re-POSTs the message there), so the follow-up never gets a socket.
+      call.redirectedTo = `${req.protocol}//${String(req.getHeader('host') ?? req.host)}`;
+      // With no socket, destroy() only records the error; node-fetch waits for it as an 'error' event.
+      const refused = new Error('redirect refused');
+      req.destroy(refused);
+      process.nextTick(() => req.emit('error', refused));
+      return undefined;
+    }
     if (call) {
       req.once('socket', (socket: Socket) => {
         if (socket.connecting) socket.once('connect', () => call.wired());
@@ -195,6 +210,7 @@ export class TelegramSender {
       )) as { message_id: number };
       return { messageId: result.message_id };
     } catch (error) {
+      if (call.redirectedTo) throw new NotSentError(new Error(`the Bot API answered with a redirect (3xx) to ${call.redirectedTo}, which is not followed; check TELEGRAM_API_ROOT`));
       // An agent we could not hook never reports the wire: keep the old, cautious reading then.
       if (!call.onWire && this.hooked) throw new NotSentError(error);
       throw error;

@@ -164,6 +164,18 @@ test('several queues in one process each have a registry of their own', async ()
   }
 });
 
+test('queue labels come from the configuration: jobs in 500 other queues are one series, queue="other"', async () => {
+  await withTelegram({ queue: { queues: ['broadcasts', 'urgent'] } }, async ({ db, queue }) => {
+    await db.pool.query(`INSERT INTO broadcast_queue_jobs (queue, job_type) SELECT 'producer-' || g, 'nobody-handles-this' FROM generate_series(1, 500) g`);
+    const text = await queue.metrics().registry.metrics();
+    const labels = new Set([...text.matchAll(/^broadcast_queue_(?:jobs|depth|oldest_pending_age_seconds)\{[^}]*queue="([^"]*)"/gm)].map((m) => m[1]));
+    assert.equal([...labels].sort(), ['broadcasts', 'other', 'urgent']);
+    assert.is(sample(text, 'broadcast_queue_jobs', { queue: 'other', status: 'pending' }), 500);
+    assert.is(sample(text, 'broadcast_queue_depth', { queue: 'other' }), 500);
+    assert.is(sample(text, 'broadcast_queue_jobs', { queue: 'urgent', status: 'pending' }), 0);
+  });
+});
+
 test('failure reasons: Telegram classes as labels, other errors normalised, at most 50 distinct', () => {
   assert.is(failureReason('blocked: Forbidden: bot was blocked by the user'), 'blocked');
   assert.is(failureReason('chat_not_found: Bad Request: chat not found'), 'chat_not_found');
