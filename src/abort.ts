@@ -26,3 +26,33 @@ export function deadline(ms: number, ...signals: (AbortSignal | undefined)[]): {
 export function anySignal(...signals: AbortSignal[]): { signal: AbortSignal; done(): void } {
   return deadline(2 ** 31 - 1, ...signals);
 }
+
+/**
+ * The promise's outcome, or a rejection with the signal's reason as soon as it aborts: for a
+ * connect to an unreachable host, which can take minutes to fail and ignores anything but its
+ * own timeout. `onAbort` lets the caller close what the abandoned promise was opening.
+ */
+export function unlessAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined, onAbort?: () => void): Promise<T> {
+  if (!signal) return promise;
+  if (signal.aborted) {
+    onAbort?.();
+    return Promise.reject(signal.reason);
+  }
+  return new Promise<T>((resolve, reject) => {
+    const abandon = () => {
+      onAbort?.();
+      reject(signal.reason);
+    };
+    signal.addEventListener('abort', abandon, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', abandon);
+        resolve(value);
+      },
+      (error) => {
+        signal.removeEventListener('abort', abandon);
+        reject(error);
+      },
+    );
+  });
+}

@@ -104,6 +104,8 @@ export class BroadcastQueue extends EventEmitter {
   private claimPool: Pool | null = null;
   private parts: { listener: Listener; scheduler: Scheduler; workers: WorkerPool; recorder: Recorder; rescuer: Rescuer; liveness: LivenessLock; cleaner: Cleaner | null; retention: HistoryRetention | null } | null = null;
   private starting: Promise<void> | null = null;
+  /** Aborted by stop(): a start() still retrying against an unreachable database gives up at once. */
+  private startAbort: AbortController | null = null;
   private concurrency: number;
   readonly telegram: TelegramDelivery | null;
 
@@ -154,16 +156,19 @@ export class BroadcastQueue extends EventEmitter {
 
   start(concurrency?: number): Promise<void> {
     if (concurrency !== undefined) this.concurrency = concurrency;
-    this.starting ??= this.startParts().catch((error) => {
+    if (!this.starting) this.startAbort = new AbortController();
+    this.starting ??= this.startParts(this.startAbort!.signal).catch((error) => {
       this.starting = null;
       throw error;
     });
     return this.starting;
   }
 
-  private async startParts(): Promise<void> {
+  private async startParts(signal: AbortSignal): Promise<void> {
     const pool = await this.db();
+    signal.throwIfAborted();
     if (this.options.migrate !== false) await migrate(pool, this.log);
+    signal.throwIfAborted();
     if (this.telegram) {
       // Your own handlers for 'send' or 'broadcast' win over the built-in ones.
       for (const [type, handler] of Object.entries(this.telegram.handlers(pool))) this.handlers[type] ??= handler;
@@ -228,13 +233,22 @@ export class BroadcastQueue extends EventEmitter {
     rescuer.on('due', () => scheduler.wake('sweep'));
     scheduler.on('claimed', (count) => this.emit('claimed', count));
 
-    await liveness.start();
-    await rescuer.start();
+    try {
+      await liveness.start(signal);
+      signal.throwIfAborted();
+      await rescuer.start();
+      signal.throwIfAborted();
+    } catch (error) {
+      // Nothing runs yet but the lock's connection; stop() finds no parts to stop.
+      await liveness.stop();
+      throw error;
+    }
     this.parts = { listener, scheduler, workers, recorder, rescuer, liveness, cleaner, retention };
     scheduler.start();
     cleaner?.start();
     retention?.start();
-    await listener.start();
+    // Aborted by stop(), which then stops the parts above as after any start.
+    await listener.start(signal);
     log.info({ queues: this.queues, jobTypes: this.jobTypes, concurrency: this.concurrency }, 'queue started');
   }
 
@@ -243,6 +257,8 @@ export class BroadcastQueue extends EventEmitter {
    * (pending, attempt refunded), and closes every connection.
    */
   async stop(): Promise<void> {
+    this.startAbort?.abort(new Error('stopped before start-up finished'));
+    this.startAbort = null;
     await this.starting?.catch(() => undefined);
     const parts = this.parts;
     this.parts = null;

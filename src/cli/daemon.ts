@@ -46,6 +46,9 @@ const queue = new BroadcastQueue({
   log,
 });
 
+// After the shutdown timeout, stop() still hands back jobs and closes connections: this long.
+const SHUTDOWN_GRACE_MS = 5_000;
+
 let admin: AdminServer | null = null;
 let stopping: Promise<void> | null = null;
 function shutdown(signal: string): void {
@@ -56,6 +59,12 @@ function shutdown(signal: string): void {
   log.info({ signal, timeoutMs: config.shutdownTimeoutMs }, 'shutting down');
   // The admin server goes first, so no request reaches a queue that is stopping.
   const adminClosed = admin ? admin.close().catch((error) => log.warn({ err: errorMessage(error) }, 'admin server did not close cleanly')) : Promise.resolve();
+  // stop() gives running jobs the shutdown timeout and caps every write after it; this is the
+  // last word, so that no state (a start still retrying, a hung connection) outlives SIGTERM.
+  setTimeout(() => {
+    log.error({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown did not finish in time; exiting');
+    process.exit(1);
+  }, config.shutdownTimeoutMs + SHUTDOWN_GRACE_MS).unref();
   stopping = adminClosed.then(() => queue.stop()).then(
     () => process.exit(0),
     (error) => {
@@ -86,6 +95,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((error) => {
+  // A signal during start-up aborts it; shutdown() is already stopping and exits.
+  if (stopping) return;
   log.fatal({ err: errorMessage(error) }, 'start-up failed');
   void queue.stop().finally(() => process.exit(1));
 });

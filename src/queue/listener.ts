@@ -1,5 +1,7 @@
 import { EventEmitter } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
 import pgListen, { type Subscriber } from 'pg-listen';
+import { unlessAborted } from '../abort.js';
 import { errorMessage, type Logger } from '../log.js';
 
 // pg-listen is CommonJS with an ES-style default export.
@@ -30,13 +32,22 @@ export class Listener extends EventEmitter {
     return this.isConnected;
   }
 
-  /** Resolves once LISTEN is active; keeps retrying while the database is unreachable. */
-  async start(): Promise<void> {
+  /**
+   * Resolves once LISTEN is active; keeps retrying while the database is unreachable. Rejects as
+   * soon as `signal` aborts (a daemon told to stop while its database is still away).
+   */
+  async start(signal?: AbortSignal): Promise<void> {
     for (let attempt = 1; !this.closing; attempt++) {
+      signal?.throwIfAborted();
       const subscriber = this.createSubscriber();
       try {
-        await subscriber.connect();
-        await subscriber.listenTo(NOTIFY_CHANNEL);
+        await unlessAborted(
+          (async () => {
+            await subscriber.connect();
+            await subscriber.listenTo(NOTIFY_CHANNEL);
+          })(),
+          signal,
+        );
         this.subscriber = subscriber;
         this.markConnected();
         return;
@@ -44,9 +55,10 @@ export class Listener extends EventEmitter {
         // pg-listen only reconnects a connection that once succeeded, so a database that is down
         // at start is retried here with a fresh subscriber.
         await subscriber.close().catch(() => undefined);
+        signal?.throwIfAborted();
         const waitMs = backoffMs(attempt);
         this.log.warn({ err: errorMessage(error), attempt, waitMs }, 'listener could not connect; retrying');
-        await new Promise((resolve) => setTimeout(resolve, waitMs));
+        await sleep(waitMs, undefined, { signal }).catch(() => undefined);
       }
     }
   }

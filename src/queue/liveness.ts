@@ -1,6 +1,8 @@
 import { EventEmitter } from 'node:events';
 import { randomInt } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
+import { unlessAborted } from '../abort.js';
 import { errorMessage, type Logger } from '../log.js';
 
 /** First key of every daemon's advisory lock: ASCII "bq". The second key is the daemon's own. */
@@ -38,16 +40,21 @@ export class LivenessLock extends EventEmitter {
     return this.lostOnce;
   }
 
-  /** Resolves once the lock is held; keeps retrying while the database is unreachable. */
-  async start(): Promise<void> {
+  /**
+   * Resolves once the lock is held; keeps retrying while the database is unreachable. Rejects as
+   * soon as `signal` aborts (a daemon told to stop while its database is still away).
+   */
+  async start(signal?: AbortSignal): Promise<void> {
     for (let attempt = 1; !this.closing; attempt++) {
+      signal?.throwIfAborted();
       try {
-        await this.acquire();
+        await this.acquire(signal);
         return;
       } catch (error) {
+        signal?.throwIfAborted();
         const waitMs = Math.min(10_000, 250 * 2 ** Math.min(attempt, 6));
         this.log.warn({ err: errorMessage(error), attempt, waitMs }, 'liveness lock not acquired; retrying');
-        await new Promise((resolve) => setTimeout(resolve, waitMs));
+        await sleep(waitMs, undefined, { signal }).catch(() => undefined);
       }
     }
   }
@@ -59,15 +66,20 @@ export class LivenessLock extends EventEmitter {
     this.client = null;
   }
 
-  private async acquire(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.connectionString, application_name: 'broadcast-queued liveness', keepAlive: true });
+  private async acquire(signal?: AbortSignal): Promise<void> {
+    const client = new pg.Client({ connectionString: this.connectionString, application_name: 'broadcast-queued liveness', keepAlive: true, connectionTimeoutMillis: 10_000 });
     client.on('error', () => undefined);
-    await client.connect();
     try {
-      // Server-side keepalives: a host that vanished without closing its socket releases the
-      // lock in about 25 s instead of the kernel default of two hours.
-      await client.query('SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; SET tcp_keepalives_count = 3');
-      await client.query('SELECT pg_advisory_lock($1, $2)', [LOCK_NAMESPACE, this.lockKey]);
+      await unlessAborted(
+        (async () => {
+          await client.connect();
+          // Server-side keepalives: a host that vanished without closing its socket releases the
+          // lock in about 25 s instead of the kernel default of two hours.
+          await client.query('SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; SET tcp_keepalives_count = 3');
+          await client.query('SELECT pg_advisory_lock($1, $2)', [LOCK_NAMESPACE, this.lockKey]);
+        })(),
+        signal,
+      );
     } catch (error) {
       await client.end().catch(() => undefined);
       throw error;
