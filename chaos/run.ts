@@ -6,6 +6,7 @@
 //   npm run chaos -- --quick        # smaller numbers, a few minutes (CI)
 //   npm run chaos -- --soak         # also the hour-long soak (--soak-minutes N to shorten it)
 //   npm run chaos -- --only crashes,telegram --seed 42
+//   npm run chaos -- --quick --stress   # under CPU pressure: a busy process per core, daemons stalled at random
 //
 // DATABASE_URL, if set, is used for the scenarios that do not restart PostgreSQL (crashes,
 // telegram, bad-input, load); the database scenario and the soak always use the embedded server.
@@ -24,6 +25,7 @@ import { telegramMisbehaves } from './telegram.js';
 import { badInput } from './bad-input.js';
 import { load } from './load.js';
 import { soak } from './soak.js';
+import { Stress } from './lib/stress.js';
 
 const SCENARIOS: Record<string, (ctx: ChaosContext) => Promise<ScenarioResult>> = {
   crashes,
@@ -41,10 +43,11 @@ interface Args {
   only: string[] | null;
   seed: number;
   keep: boolean;
+  stress: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { quick: false, soak: false, soakMinutes: 60, only: null, seed: Date.now() % 100_000, keep: false };
+  const args: Args = { quick: false, soak: false, soakMinutes: 60, only: null, seed: Date.now() % 100_000, keep: false, stress: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = () => {
@@ -63,6 +66,7 @@ function parseArgs(argv: string[]): Args {
       args.seed = Number(value());
       if (!Number.isSafeInteger(args.seed)) usage('--seed must be an integer');
     } else if (a === '--keep') args.keep = true;
+    else if (a === '--stress') args.stress = true;
     else if (a === '--help' || a === '-h') usage(null);
     else usage(`unknown argument ${a}`);
   }
@@ -72,7 +76,7 @@ function parseArgs(argv: string[]): Args {
 }
 
 function usage(problem: string | null): never {
-  const text = `usage: npm run chaos -- [--quick] [--soak | --soak-minutes N] [--only ${Object.keys(SCENARIOS).join(',')}] [--seed N] [--keep]\n`;
+  const text = `usage: npm run chaos -- [--quick] [--soak | --soak-minutes N] [--only ${Object.keys(SCENARIOS).join(',')}] [--seed N] [--keep] [--stress]\n`;
   if (problem) {
     process.stderr.write(`chaos: ${problem}\n${text}`);
     process.exit(2);
@@ -112,19 +116,23 @@ async function main(): Promise<number> {
     server: () => (external ? Promise.resolve(external) : ctx.embedded()),
     say,
   };
-  say(`chaos: ${args.quick ? 'quick' : 'full'} run, seed ${args.seed}, scenarios ${names.join(', ')}; logs in ${logDir}`);
+  say(`chaos: ${args.quick ? 'quick' : 'full'} run${args.stress ? ' under CPU pressure (--stress)' : ''}, seed ${args.seed}, scenarios ${names.join(', ')}; logs in ${logDir}`);
   if (external) say('chaos: DATABASE_URL is set: crashes, telegram, bad-input and load run there; database and soak use an embedded PostgreSQL');
 
   const results: ScenarioResult[] = [];
+  const stress = args.stress ? Stress.start({ seed: args.seed }) : null;
   const stopAll = async () => {
+    stress?.stop();
     await embedded?.stop();
   };
-  // Daemons are killed with the run, whatever ends it.
+  // Daemons (and the busy processes) are killed with the run, whatever ends it.
   process.on('exit', () => {
+    stress?.stop();
     for (const child of liveChildren) child.kill('SIGKILL');
   });
   process.once('SIGINT', () => {
     say('chaos: interrupted; killing the daemons and stopping PostgreSQL');
+    stress?.stop();
     for (const child of liveChildren) child.kill('SIGKILL');
     void stopAll().finally(() => process.exit(130));
   });
@@ -158,6 +166,7 @@ async function main(): Promise<number> {
       `Command: \`${command}\` (seed ${args.seed}; repeat a run with \`--seed ${args.seed}\`)`,
       `Machine: ${await machine(embedded ?? external)}`,
       `Database: ${where}`,
+      `Pressure: ${stress ? stress.describe() : 'none added (add --stress for CPU pressure)'}`,
       `Date: ${new Date().toISOString()}`,
       '',
       table,
