@@ -3,6 +3,7 @@
 // returns plain objects with camelCase keys (Dates stay Dates, bigints are numbers: see db/pool.ts).
 import type { QueryConfig } from 'pg';
 import type { Pool, PoolClient } from '../db/pool.js';
+import { boundedRead } from '../db/bounded-read.js';
 
 export type JobStatus = 'pending' | 'processing' | 'completed' | 'failed' | 'cancelled';
 export type BroadcastStatus = 'draft' | 'queued' | 'sending' | 'paused' | 'completed' | 'cancelled' | 'failed';
@@ -435,7 +436,11 @@ export interface QueueStatistics {
 const emptyByStatus = (): Record<JobStatus, number> => ({ pending: 0, processing: 0, completed: 0, failed: 0, cancelled: 0 });
 
 /** Totals over every job and recent delivery. */
-export async function statistics(pool: Pool): Promise<QueueStatistics> {
+export function statistics(pool: Pool): Promise<QueueStatistics> {
+  return boundedRead(pool, readStatistics);
+}
+
+async function readStatistics(pool: PoolClient): Promise<QueueStatistics> {
   const [byType, recent, messages] = await Promise.all([
     pool.query(`SELECT job_type, status, count(*)::int AS n FROM broadcast_queue_jobs GROUP BY job_type, status ORDER BY job_type, status`),
     pool.query(
@@ -533,13 +538,14 @@ export const OTHER_QUEUES_LABEL = 'other';
  * decide how many series exist (20k queue names once made 100,005 series, 7.8 MB per scrape).
  */
 export async function jobGauges(pool: Pool, queues: readonly string[], timeoutMs = 2_000): Promise<JobGaugeSnapshot> {
-  const { rows } = await pool.query({ ...withTimeout(
+  const { rows } = await boundedRead(pool, (client) => client.query({ ...withTimeout(
     `SELECT CASE WHEN queue = ANY($1::text[]) THEN queue ELSE $2 END AS queue, status, count(*)::int AS n,
                   count(*) FILTER (WHERE status = 'pending' AND run_at <= now())::int AS due,
                   extract(epoch FROM now() - min(run_at) FILTER (WHERE status = 'pending' AND run_at <= now()))::float8 AS oldest_due
        FROM broadcast_queue_jobs GROUP BY 1, status ORDER BY 1, status`,
-    timeoutMs,
-  ), values: [queues, OTHER_QUEUES_LABEL] });
+    // The server cancels the scan at timeoutMs; this later client-side limit covers a dead connection.
+    timeoutMs + 1_000,
+  ), values: [queues, OTHER_QUEUES_LABEL] }), timeoutMs);
   return {
     byState: rows.map((r: any) => ({ queue: r.queue, status: r.status, count: r.n })),
     pending: rows.filter((r: any) => r.status === 'pending').map((r: any) => ({ queue: r.queue, due: r.due, oldestDueSeconds: r.oldest_due === null ? null : Math.max(0, r.oldest_due) })),

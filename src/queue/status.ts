@@ -1,4 +1,5 @@
 import type { Pool } from '../db/pool.js';
+import { boundedRead } from '../db/bounded-read.js';
 import { DAEMON_HOLDS_LOCK } from './liveness.js';
 
 export interface QueueCounts {
@@ -65,11 +66,11 @@ const UNRUNNABLE_SQL = `
  * is live while it holds its liveness lock and has swept within `hungAfterMs`.
  */
 export async function readQueueStatus(pool: Pool, hungAfterMs: number): Promise<QueueStatus> {
-  const [counts, daemons, unrunnable] = await Promise.all([
-    pool.query(COUNTS_SQL),
-    pool.query(DAEMONS_SQL, [hungAfterMs]),
-    pool.query(UNRUNNABLE_SQL, [hungAfterMs]),
-  ]);
+  const [counts, daemons, unrunnable] = await boundedRead(pool, (client) => Promise.all([
+    client.query(COUNTS_SQL),
+    client.query(DAEMONS_SQL, [hungAfterMs]),
+    client.query(UNRUNNABLE_SQL, [hungAfterMs]),
+  ]));
   const queues: Record<string, QueueCounts> = {};
   for (const row of counts.rows) {
     const q = (queues[row.queue] ??= { pending: 0, processing: 0, completed: 0, failed: 0, cancelled: 0, oldestDueSeconds: null });
