@@ -441,20 +441,31 @@ export function statistics(pool: Pool): Promise<QueueStatistics> {
 }
 
 async function readStatistics(pool: PoolClient): Promise<QueueStatistics> {
-  const [byType, recent, messages] = await Promise.all([
-    pool.query(`SELECT job_type, status, count(*)::int AS n FROM broadcast_queue_jobs GROUP BY job_type, status ORDER BY job_type, status`),
-    pool.query(
-      `SELECT count(*) FILTER (WHERE status = 'completed' AND finished_at > now() - interval '1 hour')::int AS completed_1h,
-              count(*) FILTER (WHERE status = 'completed')::int AS completed_24h,
-              count(*) FILTER (WHERE status = 'failed' AND finished_at > now() - interval '1 hour')::int AS failed_1h,
-              count(*) FILTER (WHERE status = 'failed')::int AS failed_24h,
-              (avg(extract(epoch FROM finished_at - started_at))
-                 FILTER (WHERE status = 'completed' AND finished_at > now() - interval '1 hour'))::float8 AS avg_seconds_1h
-         FROM broadcast_queue_jobs
-        WHERE status IN ('completed', 'failed') AND finished_at > now() - interval '24 hours'`,
+  // Active jobs through the partial indexes; finished ones from the counts kept as jobs finish
+  // (sql/0007_job_counts.sql), and the windows from per-minute counts, so that nothing here grows
+  // with the jobs kept. The windows are counted to the minute: the minute the window starts in
+  // counts whole.
+  // One connection runs them in turn: the timeout is set on its transaction.
+  const [byType, recent, messages, retried] = [
+    await pool.query(
+      `SELECT job_type, 'pending' AS status, count(*)::int AS n FROM broadcast_queue_jobs WHERE status = 'pending' GROUP BY job_type
+       UNION ALL
+       SELECT job_type, 'processing', count(*)::int FROM broadcast_queue_jobs WHERE status = 'processing' GROUP BY job_type
+       UNION ALL
+       SELECT job_type, status, sum(jobs)::int FROM broadcast_queue_job_counts GROUP BY job_type, status HAVING sum(jobs) <> 0`,
+    ),
+    await pool.query(
+      `SELECT COALESCE(sum(jobs) FILTER (WHERE status = 'completed' AND minute >= date_trunc('minute', now() - interval '1 hour')), 0)::int AS completed_1h,
+              COALESCE(sum(jobs) FILTER (WHERE status = 'completed'), 0)::int AS completed_24h,
+              COALESCE(sum(jobs) FILTER (WHERE status = 'failed' AND minute >= date_trunc('minute', now() - interval '1 hour')), 0)::int AS failed_1h,
+              COALESCE(sum(jobs) FILTER (WHERE status = 'failed'), 0)::int AS failed_24h,
+              (sum(duration_seconds) FILTER (WHERE status = 'completed' AND minute >= date_trunc('minute', now() - interval '1 hour'))
+                / NULLIF(sum(jobs) FILTER (WHERE status = 'completed' AND minute >= date_trunc('minute', now() - interval '1 hour')), 0))::float8 AS avg_seconds_1h
+         FROM broadcast_queue_job_finishes
+        WHERE minute >= date_trunc('minute', now() - interval '24 hours')`,
     ),
     // Broadcast by broadcast, through the sent index: only broadcasts that ran in the last day.
-    pool.query(
+    await pool.query(
       `SELECT COALESCE(sum(s.sent_1h), 0)::int AS sent_1h, COALESCE(sum(s.sent_24h), 0)::int AS sent_24h
          FROM broadcasts b,
               LATERAL (SELECT count(*) FILTER (WHERE d.sent_at > now() - interval '1 hour') AS sent_1h, count(*) AS sent_24h
@@ -463,8 +474,12 @@ async function readStatistics(pool: PoolClient): Promise<QueueStatistics> {
                           AND d.sent_at > now() - interval '24 hours') s
         WHERE b.started_at IS NOT NULL AND (b.finished_at IS NULL OR b.finished_at > now() - interval '24 hours')`,
     ),
-  ]);
-  const retried = await pool.query(`SELECT count(*)::int AS n FROM broadcast_queue_jobs WHERE attempts > 1`);
+    await pool.query(
+      `SELECT (SELECT COALESCE(sum(jobs), 0) FROM broadcast_queue_job_counts WHERE retried)
+            + (SELECT count(*) FROM broadcast_queue_jobs WHERE status = 'pending' AND attempts > 1)
+            + (SELECT count(*) FROM broadcast_queue_jobs WHERE status = 'processing' AND attempts > 1) AS n`,
+    ),
+  ];
   const byStatus = emptyByStatus();
   const perType: QueueStatistics['byJobType'] = {};
   let totalJobs = 0;
@@ -485,7 +500,7 @@ async function readStatistics(pool: PoolClient): Promise<QueueStatistics> {
     failedLastHour: w.failed_1h,
     failedLast24h: w.failed_24h,
     averageDurationSecondsLastHour: w.avg_seconds_1h,
-    retriedJobs: retried.rows[0].n,
+    retriedJobs: Number(retried.rows[0].n),
     messagesSentLastHour: messages.rows[0].sent_1h,
     messagesSentLast24h: messages.rows[0].sent_24h,
   };
@@ -533,16 +548,23 @@ export interface JobGaugeSnapshot {
 export const OTHER_QUEUES_LABEL = 'other';
 
 /**
- * The job counts /metrics exposes as gauges: one scan, read at scrape time. Queues outside
+ * The job counts /metrics exposes as gauges, read at scrape time: active jobs through their partial
+ * indexes, finished ones from the kept counts (sql/0007_job_counts.sql). Queues outside
  * `queues` (the daemon's configuration) are summed under OTHER_QUEUES_LABEL, so producers cannot
  * decide how many series exist (20k queue names once made 100,005 series, 7.8 MB per scrape).
  */
 export async function jobGauges(pool: Pool, queues: readonly string[], timeoutMs = 2_000): Promise<JobGaugeSnapshot> {
   const { rows } = await boundedRead(pool, (client) => client.query({ ...withTimeout(
-    `SELECT CASE WHEN queue = ANY($1::text[]) THEN queue ELSE $2 END AS queue, status, count(*)::int AS n,
-                  count(*) FILTER (WHERE status = 'pending' AND run_at <= now())::int AS due,
-                  extract(epoch FROM now() - min(run_at) FILTER (WHERE status = 'pending' AND run_at <= now()))::float8 AS oldest_due
-       FROM broadcast_queue_jobs GROUP BY 1, status ORDER BY 1, status`,
+    `SELECT CASE WHEN queue = ANY($1::text[]) THEN queue ELSE $2 END AS queue, status, sum(n)::int AS n, sum(due)::int AS due,
+            max(oldest_due) AS oldest_due
+       FROM (SELECT queue, 'pending' AS status, count(*) AS n, count(*) FILTER (WHERE run_at <= now()) AS due,
+                    extract(epoch FROM now() - min(run_at) FILTER (WHERE run_at <= now()))::float8 AS oldest_due
+               FROM broadcast_queue_jobs WHERE status = 'pending' GROUP BY queue
+             UNION ALL
+             SELECT queue, 'processing', count(*), 0, NULL FROM broadcast_queue_jobs WHERE status = 'processing' GROUP BY queue
+             UNION ALL
+             SELECT queue, status, sum(jobs), 0, NULL FROM broadcast_queue_job_counts GROUP BY queue, status) c
+      GROUP BY 1, status HAVING sum(n) <> 0 ORDER BY 1, status`,
     // The server cancels the scan at timeoutMs; this later client-side limit covers a dead connection.
     timeoutMs + 1_000,
   ), values: [queues, OTHER_QUEUES_LABEL] }), timeoutMs);

@@ -38,11 +38,16 @@ export interface QueueStatus {
   unrunnable: UnrunnableJobs[];
 }
 
+// Pending and processing jobs through their partial indexes, so the cost is what is active;
+// finished jobs from the counts kept as they finish (sql/0007_job_counts.sql), not from the rows kept.
 const COUNTS_SQL = `
-  SELECT queue, status, count(*)::int AS n,
-         extract(epoch FROM now() - min(run_at) FILTER (WHERE status = 'pending' AND run_at <= now()))::float8 AS oldest_due
-    FROM broadcast_queue_jobs
-   GROUP BY queue, status`;
+  SELECT queue, 'pending' AS status, count(*)::int AS n,
+         extract(epoch FROM now() - min(run_at) FILTER (WHERE run_at <= now()))::float8 AS oldest_due
+    FROM broadcast_queue_jobs WHERE status = 'pending' GROUP BY queue
+  UNION ALL
+  SELECT queue, 'processing', count(*)::int, NULL FROM broadcast_queue_jobs WHERE status = 'processing' GROUP BY queue
+  UNION ALL
+  SELECT queue, status, sum(jobs)::int, NULL FROM broadcast_queue_job_counts GROUP BY queue, status HAVING sum(jobs) <> 0`;
 
 const DAEMONS_SQL = `
   SELECT d.*, (SELECT count(*)::int FROM broadcast_queue_jobs j WHERE j.status = 'processing' AND j.locked_by = d.daemon_id) AS running
@@ -66,11 +71,12 @@ const UNRUNNABLE_SQL = `
  * is live while it holds its liveness lock and has swept within `hungAfterMs`.
  */
 export async function readQueueStatus(pool: Pool, hungAfterMs: number): Promise<QueueStatus> {
-  const [counts, daemons, unrunnable] = await boundedRead(pool, (client) => Promise.all([
-    client.query(COUNTS_SQL),
-    client.query(DAEMONS_SQL, [hungAfterMs]),
-    client.query(UNRUNNABLE_SQL, [hungAfterMs]),
-  ]));
+  // One connection runs them in turn: the timeout is set on its transaction.
+  const [counts, daemons, unrunnable] = await boundedRead(pool, async (client) => [
+    await client.query(COUNTS_SQL),
+    await client.query(DAEMONS_SQL, [hungAfterMs]),
+    await client.query(UNRUNNABLE_SQL, [hungAfterMs]),
+  ]);
   const queues: Record<string, QueueCounts> = {};
   for (const row of counts.rows) {
     const q = (queues[row.queue] ??= { pending: 0, processing: 0, completed: 0, failed: 0, cancelled: 0, oldestDueSeconds: null });
