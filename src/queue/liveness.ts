@@ -3,6 +3,7 @@ import { randomInt } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { unlessAborted } from '../abort.js';
+import { backoffMs } from './listener.js';
 import { errorMessage, type Logger } from '../log.js';
 
 /** First key of every daemon's advisory lock: ASCII "bq". The second key is the daemon's own. */
@@ -52,7 +53,7 @@ export class LivenessLock extends EventEmitter {
         return;
       } catch (error) {
         signal?.throwIfAborted();
-        const waitMs = Math.min(10_000, 250 * 2 ** Math.min(attempt, 6));
+        const waitMs = backoffMs(attempt);
         this.log.warn({ err: errorMessage(error), attempt, waitMs }, 'liveness lock not acquired; retrying');
         await sleep(waitMs, undefined, { signal }).catch(() => undefined);
       }

@@ -182,7 +182,8 @@ export class Recorder {
         // Only an unreachable database or a lock conflict is worth waiting for; anything else
         // would fail forever.
         if (!isTransientDatabaseError(error) || (this.closed && attempt >= 3)) throw error;
-        const waitMs = Math.min(5_000, 100 * 2 ** Math.min(attempt, 6));
+        // At most a second, like the listener's reconnect: outcomes land soon after the database is back.
+        const waitMs = Math.min(1_000, 100 * 2 ** Math.min(attempt, 6));
         this.log.warn({ err: errorMessage(error), attempt, waitMs }, 'writing job outcomes failed; retrying');
         await delay(waitMs);
       }
