@@ -16,6 +16,7 @@ import { generateCases, type Case, type Outcome } from './lib/payloads.js';
 import { absorbFleet, dumpDatabase, emptyResult, type ScenarioResult } from './lib/report.js';
 import { seededRandom, until } from './lib/util.js';
 import { httpChecks } from './lib/http-checks.js';
+import { bqctlStreamChecks } from './lib/bqctl-stream-checks.js';
 
 const API_TOKEN = 'chaos-admin-token-0123456789';
 /** A last_error a person cannot act on: an internal exception leaking out, or no words at all. */
@@ -124,13 +125,17 @@ export async function badInput(ctx: ChaosContext): Promise<ScenarioResult> {
     const cli = await bqctlChecks(db.url, ctx);
     result.failures.push(...cli.failures);
     result.notes.push(...cli.notes);
+    // bqctl's output through pipes, and imports with NUL, over-long and unclosed-quote rows.
+    const streams = await bqctlStreamChecks(db.pool, db.url, ctx.workDir);
+    result.failures.push(...streams.failures);
+    result.notes.push(...streams.notes);
     // The admin HTTP API.
     const http = await httpChecks(daemon.httpPort, API_TOKEN);
     result.failures.push(...http.failures);
     result.notes.push(...http.notes);
     if (!daemon.running) result.failures.push('the daemon stopped during the bqctl or HTTP checks');
 
-    result.faults = `${cases.length} bad rows by SQL, ${cli.count} bqctl runs, ${http.count} HTTP requests`;
+    result.faults = `${cases.length} bad rows by SQL, ${cli.count + streams.count} bqctl runs, ${http.count} HTTP requests`;
     if (result.failures.length) await dumpDatabase(db.pool, path.join(ctx.logDir, `${db.name}.json`));
     const rss = fleet.rss();
     await fleet.stopAll();

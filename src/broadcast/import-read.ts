@@ -106,6 +106,7 @@ export async function* csvRecords(input: AsyncIterable<Buffer | string>): AsyncG
   // The first line of a record whose quote never closed is rejected; the lines after it are read again.
   function* unclosed(where: string): Generator<Item> {
     const [first, ...rest] = group;
+    if (!header) throw new PayloadError(`the CSV header row (line ${first!.n}) has a quote that is not closed`);
     group = [];
     groupSize = 0;
     open = false;
@@ -119,13 +120,17 @@ export async function* csvRecords(input: AsyncIterable<Buffer | string>): AsyncG
     groupSize = 0;
     const first = lines[0]!.n;
     const text = decode(Buffer.concat(lines.flatMap((l, i) => (i ? [Buffer.from('\n'), l.bytes!] : [l.bytes!]))));
-    if (text === null) return yield { line: first, reason: 'not valid UTF-8' };
+    if (text === null) {
+      if (!header) throw new PayloadError(`the CSV header row (line ${first}) is not valid UTF-8`);
+      return yield { line: first, reason: 'not valid UTF-8' };
+    }
     if (lines.length === 1 && !text.trim()) return;
     let fields: string[];
     try {
       fields = csvFields(text);
     } catch (error) {
       if (!(error instanceof PayloadError)) throw error;
+      if (!header) throw new PayloadError(`the CSV header row (line ${first}) cannot be read: ${error.message}`);
       // Quotes that pair up across lines by accident (a stray quote here, another further down):
       // only this line is rejected, the ones after it are read again on their own.
       replay.unshift(...lines.slice(1));
@@ -163,6 +168,7 @@ export async function* csvRecords(input: AsyncIterable<Buffer | string>): AsyncG
         continue;
       }
       if (!line.bytes) {
+        if (!header) throw new PayloadError(`the CSV header row (line ${line.n}) is ${tooLong(line.size).replace(/; skipped$/, '')}`);
         yield { line: line.n, reason: tooLong(line.size) };
         continue;
       }

@@ -5,6 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { importSubscribers, ImportStoppedError, MAX_RECORD_BYTES, RejectedRowError, type ImportFormat, type Rejection } from '../../src/broadcast/import.js';
 import { csvFields } from '../../src/broadcast/import-read.js';
+import { PayloadError } from '../../src/errors.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 
 async function withDb(body: (db: TestDatabase) => Promise<void>): Promise<void> {
@@ -133,6 +134,17 @@ test('strict mode names the line PostgreSQL refuses; a stream that fails midway 
     assert.is(stopped.keptThroughLine, 2000);
     assert.is(stopped.stats.imported, 2000);
     assert.is((await db.pool.query('SELECT count(*)::int AS n FROM broadcast_subscribers')).rows[0].n, 2000);
+  });
+});
+
+test('a CSV header row that cannot be read ends the import before anything is written', async () => {
+  await withDb(async (db) => {
+    for (const [text, message] of [['chat_id,"tags\n1,a\n', /header row \(line 1\) has a quote that is not closed/], ['chat_id,"ta"gs\n1,a\n', /header row \(line 1\) cannot be read/], [`chat_id,${'x'.repeat(70_000)}\n1,a\n`, /header row \(line 1\) is longer than/]] as const) {
+      const error = await run(db, 'csv', text).catch((e: unknown) => e);
+      assert.instance(error, PayloadError);
+      assert.match((error as Error).message, message);
+    }
+    assert.is((await db.pool.query('SELECT count(*)::int AS n FROM broadcast_subscribers')).rows[0].n, 0);
   });
 });
 
