@@ -7,10 +7,10 @@ import type { Job } from '../queue/claimer.js';
 import type { HandlerContext } from '../queue/worker-pool.js';
 import { classifyTelegramError, describeClass, mayHaveBeenDelivered } from '../telegram/classify.js';
 import { parseMessage, type OutgoingMessage } from '../telegram/message.js';
-import { GROUP_CHAT_SPACING_MS, LATE_SLOT_MS, type RateLimiter } from '../telegram/rate-limiter.js';
+import { GROUP_CHAT_SPACING_MS, LATE_SLOT_MS, type ChatReservation, type RateLimiter } from '../telegram/rate-limiter.js';
 import type { TelegramSender } from '../telegram/sender.js';
 import { FINAL_STATUSES, createInlineBroadcast, fanOut, loadBroadcast, validateContent, type BroadcastRow } from './fanout.js';
-import { BLOCKED_OUTCOMES, claimDue, countDeliveries, nextDueInMs, recordDeliveries, recoverInterrupted, skipRemaining, type DeliveryRecord, type DueDelivery } from './ledger.js';
+import { BLOCKED_OUTCOMES, DriverLostError, claimDue, countDeliveries, nextDueInMs, recordDeliveries, recoverInterrupted, skipRemaining, takeOver, type DeliveryRecord, type Driver, type DueDelivery } from './ledger.js';
 import { markUnreachable, recordMigration } from './subscribers.js';
 import { parseAudience } from './audience.js';
 
@@ -30,14 +30,26 @@ const CONTENT_ERRORS_TO_STOP = 3;
 const FLUSH_EVERY_MS = 100;
 /** How often the broadcasts row is re-read for pause and cancel. */
 const CONTROL_CHECK_MS = 500;
-/** A paused broadcast's job is re-checked this often; resuming also wakes it at once (trigger). */
-const PAUSED_RECHECK_MS = 5_000;
+/**
+ * A paused broadcast's job sleeps this long at most. Resuming (or cancelling) makes it due at once
+ * in the database (the _500_wake_on_resume and _400_paused_job_resumed triggers), and the sweep
+ * finds it due should the NOTIFY be lost, so nothing needs to poll; this only bounds a resume that
+ * bypassed the triggers.
+ */
+const PAUSED_RECHECK_MS = 3_600_000;
+/** The snooze message of a paused broadcast's job; sql/0005 keys on it. */
+const PAUSED = 'broadcast paused';
 /** The next batch is claimed and reserved this long before the current one's last slot. */
 const PREPARE_AHEAD_MS = 50;
 /** Late slots dropped in a row before one is taken anyway (nextSlot). */
 const MAX_DROPPED_IN_A_ROW = 3;
 /** How late a slot taken that way may be. */
 const TAKE_LATE_SLOT_MS = 50;
+/**
+ * How late a held group turn may still be used. Turns are GROUP_CHAT_SPACING_MS apart, so sends
+ * within 500 ms of their turns (or 50 ms before) still put at most 20 in any minute.
+ */
+const GROUP_TURN_LATE_MS = 500;
 /** Sends still awaiting Telegram's answer; a hung API cannot pile up more than this. */
 const MAX_IN_FLIGHT = 256;
 
@@ -58,65 +70,69 @@ export class BroadcastEngine {
 
   async run(job: Job, ctx: HandlerContext): Promise<unknown> {
     let broadcastId: number | null = null;
+    const run: { driver: Driver | null } = { driver: null };
     try {
       broadcastId = await this.resolveBroadcastId(job);
-      return await this.runBroadcast(job, broadcastId, ctx);
+      return await this.runBroadcast(job, broadcastId, ctx, run);
     } catch (error) {
+      // Another run took the broadcast over (this one was rescued while alive): nothing of ours
+      // may be written any more. Should the job still be ours, its next run ends cleanly.
+      if (error instanceof DriverLostError) throw new SnoozeError(1_000, error.message);
       // The job's last attempt failed: close the broadcast too, so it does not stay 'sending'
       // with rows that nobody will ever send.
       const last = error instanceof PermanentError || (job.attempt >= job.maxAttempts && !(error instanceof SnoozeError) && !(error instanceof HaltError));
-      if (broadcastId !== null && last && !(error instanceof PayloadError && !(await loadBroadcast(this.pool, broadcastId)))) {
-        await this.closeFailed(broadcastId, errorMessage(error), ctx.log).catch((e) => ctx.log.warn({ err: errorMessage(e) }, 'could not close the failed broadcast'));
+      if (run.driver && last) {
+        await this.closeFailed(run.driver, errorMessage(error), ctx.log).catch((e) => ctx.log.warn({ err: errorMessage(e) }, 'could not close the failed broadcast'));
       }
       throw error;
     }
   }
 
-  private async closeFailed(broadcastId: number, reason: string, log: Logger): Promise<void> {
+  private async closeFailed(driver: Driver, reason: string, log: Logger): Promise<void> {
+    const { broadcastId } = driver;
     const b = await loadBroadcast(this.pool, broadcastId);
     if (!b || FINAL_STATUSES.includes(b.status)) return;
-    await recoverInterrupted(this.pool, broadcastId, false);
-    await skipRemaining(this.pool, broadcastId, 'stopped');
+    await recoverInterrupted(this.pool, driver, false);
+    await skipRemaining(this.pool, driver, 'stopped');
     const counts = await countDeliveries(this.pool, broadcastId);
     await this.pool.query(
       `UPDATE broadcasts SET status = 'failed', failure_reason = $2, finished_at = now(), updated_at = now(),
               total = $3, sent = $4, failed = $5, blocked = $6, skipped = $7, unknown = $8
-        WHERE broadcast_id = $1 AND status NOT IN ('completed', 'cancelled', 'failed')`,
-      [broadcastId, reason.slice(0, 1000), counts.total, counts.sent, counts.failed, counts.blocked, counts.skipped, counts.unknown],
+        WHERE broadcast_id = $1 AND status NOT IN ('completed', 'cancelled', 'failed')
+          AND driver_job_id = $9 AND driver_claimed_at = $10::timestamptz`,
+      [broadcastId, reason.slice(0, 1000), counts.total, counts.sent, counts.failed, counts.blocked, counts.skipped, counts.unknown, driver.jobId, driver.claimedAt],
     );
     log.warn({ broadcastId, reason, ...counts }, 'broadcast failed');
   }
 
-  private async runBroadcast(job: Job, broadcastId: number, ctx: HandlerContext): Promise<unknown> {
+  private async runBroadcast(job: Job, broadcastId: number, ctx: HandlerContext, run: { driver: Driver | null }): Promise<unknown> {
     const { signal, stopping, log } = ctx;
     const broadcast = await loadBroadcast(this.pool, broadcastId);
     if (!broadcast) throw new PayloadError(`payload.broadcast_id ${broadcastId} does not exist in broadcasts`);
     if (FINAL_STATUSES.includes(broadcast.status)) return { broadcast_id: broadcastId, status: broadcast.status, ...(await countDeliveries(this.pool, broadcastId)) };
+    // One driver per broadcast, however its jobs were enqueued (sql/0005): a second job for a
+    // broadcast that a live run drives ends here, without touching a row.
+    const taken = await takeOver(this.pool, broadcastId, job.jobId, job.attempt);
+    if ('heldBy' in taken) {
+      log.info({ broadcastId, drivenBy: taken.heldBy }, 'broadcast already driven by another job; this one ends');
+      return { broadcast_id: broadcastId, status: 'driven_by_another_job', driver_job_id: taken.heldBy };
+    }
+    const driver = (run.driver = taken.driver);
+    // A broken message fails the job, and (as its driver) this run closes the broadcast.
     validateContent(broadcast);
     const messages = this.messagesOf(broadcast);
-
-    const recovered = await recoverInterrupted(this.pool, broadcastId, this.settings.atLeastOnce);
+    const recovered = await recoverInterrupted(this.pool, driver, this.settings.atLeastOnce);
     if (recovered) log.warn({ broadcastId, rows: recovered, atLeastOnce: this.settings.atLeastOnce }, 'recipients whose send a crash interrupted');
-    const fanned = await fanOut(this.pool, broadcast, job.jobId);
+    const fanned = await fanOut(this.pool, broadcast, driver);
     if (fanned) {
       log.info({ broadcastId, ...fanned }, 'audience fanned out into the ledger');
       if (fanned.skipped) this.events.emit('delivery', { jobType: 'broadcast', outcome: 'skipped', count: fanned.skipped });
     }
-    else await this.pool.query(`UPDATE broadcasts SET status = 'sending', job_id = $2, updated_at = now() WHERE broadcast_id = $1 AND status IN ('draft', 'queued')`, [broadcastId, job.jobId]);
+    else await this.pool.query(`UPDATE broadcasts SET status = 'sending', updated_at = now() WHERE broadcast_id = $1 AND status IN ('draft', 'queued')`, [broadcastId]);
 
     const rate = broadcast.allowPaidBroadcast ? this.settings.paidRateLimit : this.settings.rateLimit;
-    let stop: Stop | null;
-    for (;;) {
-      stop = await new Drain(this.pool, this.sender, this.limiter, broadcastId, messages, rate, this.settings.atLeastOnce, signal, stopping, log, this.events).run();
-      if (stop) break;
-      // Every row we claimed is final now. Rows still 'sending' belong to a run that was declared
-      // dead while it was alive (a long pause): its results can no longer be trusted to land.
-      const stale = await recoverInterrupted(this.pool, broadcastId, this.settings.atLeastOnce);
-      if (!stale) break;
-      log.warn({ broadcastId, rows: stale }, 'rows left sending by an earlier run of this broadcast');
-      if (!this.settings.atLeastOnce) break;
-    }
-    return this.finish(broadcastId, job.queue, stop, log);
+    const stop = await new Drain(this.pool, this.sender, this.limiter, driver, messages, rate, this.settings.atLeastOnce, signal, stopping, log, this.events).run();
+    return this.finish(driver, job.queue, stop, log);
   }
 
   private async resolveBroadcastId(job: Job): Promise<number> {
@@ -137,12 +153,13 @@ export class BroadcastEngine {
     return messages;
   }
 
-  private async finish(broadcastId: number, queue: string, stop: Stop | null, log: Logger): Promise<unknown> {
+  private async finish(driver: Driver, queue: string, stop: Stop | null, log: Logger): Promise<unknown> {
+    const { broadcastId } = driver;
     if (stop?.kind === 'aborted') throw new SnoozeError(0, 'broadcast interrupted by shutdown; it resumes from the ledger');
     if (stop?.kind === 'halted') throw new HaltError(stop.reason);
-    if (stop?.kind === 'paused') throw new SnoozeError(PAUSED_RECHECK_MS, 'broadcast paused');
-    if (stop?.kind === 'cancelled') await skipRemaining(this.pool, broadcastId, 'cancelled');
-    if (stop?.kind === 'content') await skipRemaining(this.pool, broadcastId, 'stopped');
+    if (stop?.kind === 'paused') throw new SnoozeError(PAUSED_RECHECK_MS, PAUSED);
+    if (stop?.kind === 'cancelled') await skipRemaining(this.pool, driver, 'cancelled');
+    if (stop?.kind === 'content') await skipRemaining(this.pool, driver, 'stopped');
     const counts = await countDeliveries(this.pool, broadcastId);
     const status = stop?.kind === 'cancelled' ? 'cancelled' : stop?.kind === 'content' ? 'failed' : 'completed';
     const reason = stop?.kind === 'content' ? `stopped after ${CONTENT_ERRORS_TO_STOP} identical content errors: ${stop.reason}` : null;
@@ -153,14 +170,14 @@ export class BroadcastEngine {
       `WITH hook AS (
          INSERT INTO broadcast_queue_jobs (queue, job_type, payload, max_attempts, job_key)
          SELECT $10, 'webhook', jsonb_build_object('event', 'broadcast.finished', 'broadcast_id', $1::bigint), 8, 'webhook:broadcast:' || $1
-          WHERE $11::boolean AND EXISTS (SELECT 1 FROM broadcasts WHERE broadcast_id = $1)
+          WHERE $11::boolean AND EXISTS (SELECT 1 FROM broadcasts WHERE broadcast_id = $1 AND driver_job_id = $12 AND driver_claimed_at = $13::timestamptz)
          ON CONFLICT (job_key) WHERE job_key IS NOT NULL AND status IN ('pending', 'processing') DO NOTHING
          RETURNING job_id)
        UPDATE broadcasts SET status = $2, failure_reason = $3, finished_at = now(), updated_at = now(),
               total = $4, sent = $5, failed = $6, blocked = $7, skipped = $8, unknown = $9,
               webhook_job_id = COALESCE((SELECT job_id FROM hook), webhook_job_id)
-        WHERE broadcast_id = $1`,
-      [broadcastId, status, reason, counts.total, counts.sent, counts.failed, counts.blocked, counts.skipped, counts.unknown, queue, this.settings.webhooks === true],
+        WHERE broadcast_id = $1 AND driver_job_id = $12 AND driver_claimed_at = $13::timestamptz`,
+      [broadcastId, status, reason, counts.total, counts.sent, counts.failed, counts.blocked, counts.skipped, counts.unknown, queue, this.settings.webhooks === true, driver.jobId, driver.claimedAt],
     );
     log.info({ broadcastId, status, ...counts }, 'broadcast finished');
     this.events.emit('broadcast:finished', { broadcastId, status, failureReason: reason, counts });
@@ -190,9 +207,13 @@ class Drain {
   private ahead: Promise<{ due: DueDelivery[]; slots: number[] | null; error?: unknown }> | null = null;
   private readonly inFlight = new Set<Promise<void>>();
   private readonly contentErrors = new Map<string, number>();
+  /** Group turns (paceGroups) reserved for rows not yet sent, by target chat. */
+  private readonly groupTurns = new Map<number, ChatReservation>();
   /** Slots dropped as late since the last one used (nextSlot). */
   private droppedInARow = 0;
   private stop: Stop | null = null;
+  /** Set once a write found that another run drives the broadcast now. */
+  private lost: DriverLostError | null = null;
   private lastControlCheck = 0;
   private flushTimer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> = Promise.resolve();
@@ -204,7 +225,7 @@ class Drain {
     private readonly pool: Pool,
     private readonly sender: TelegramSender,
     private readonly limiter: RateLimiter,
-    private readonly broadcastId: number,
+    private readonly driver: Driver,
     private readonly messages: Map<string | null, OutgoingMessage>,
     private readonly rate: number,
     private readonly atLeastOnce: boolean,
@@ -224,6 +245,7 @@ class Drain {
     this.flushTimer = setInterval(() => void this.flush(), FLUSH_EVERY_MS);
     try {
       while (!this.stop) {
+        if (this.lost) throw this.lost;
         if (this.stopping.aborted || this.signal.aborted) this.stop = { kind: 'aborted' };
         else await this.checkControl();
         if (this.stop) break;
@@ -267,6 +289,9 @@ class Drain {
       clearInterval(this.flushTimer);
       this.detachHalting();
       await this.flushUntilWritten();
+      // Turns held by rows this run will not send: the next run (or broadcast) may have them.
+      const unused = [...this.groupTurns].map(([chatId, turn]) => ({ chatId, reservedUntil: turn.reservedUntil }));
+      await this.limiter.releaseChats(unused, GROUP_CHAT_SPACING_MS).catch((e) => this.log.warn({ err: errorMessage(e) }, 'could not give back unused group turns'));
     }
     return this.stop;
   }
@@ -274,7 +299,7 @@ class Drain {
   /** Nothing due now: wait for the next retry time, or report that every row is final. */
   private async waitForMore(): Promise<boolean> {
     await this.flush();
-    const dueIn = await nextDueInMs(this.pool, this.broadcastId);
+    const dueIn = await nextDueInMs(this.pool, this.driver.broadcastId);
     if (dueIn === null) return false;
     await sleep(Math.min(dueIn, CONTROL_CHECK_MS), this.stopping);
     return true;
@@ -283,7 +308,7 @@ class Drain {
   private async checkControl(): Promise<void> {
     if (Date.now() - this.lastControlCheck < CONTROL_CHECK_MS) return;
     this.lastControlCheck = Date.now();
-    const { rows } = await this.pool.query('SELECT status FROM broadcasts WHERE broadcast_id = $1', [this.broadcastId]);
+    const { rows } = await this.pool.query('SELECT status FROM broadcasts WHERE broadcast_id = $1', [this.driver.broadcastId]);
     const status = rows[0]?.status;
     if (status === 'paused') this.stop = { kind: 'paused' };
     else if (status === 'cancelled') this.stop = { kind: 'cancelled' };
@@ -299,7 +324,13 @@ class Drain {
     } catch (error) {
       return { due: [], slots: null, error };
     }
-    const due = await claimDue(this.pool, this.broadcastId, size);
+    let due: DueDelivery[];
+    try {
+      due = await claimDue(this.pool, this.driver, size);
+    } catch (error) {
+      if (error instanceof DriverLostError) return { due: [], slots: null, error };
+      throw error;
+    }
     if (due.length === 0) return { due, slots: [] };
     try {
       return { due, slots: (await this.limiter.reserve(due.length, this.rate, this.halting)).slots };
@@ -312,18 +343,18 @@ class Drain {
     if (!slots) {
       this.giveBack(due, 0);
       if (error instanceof HaltError) this.stop = { kind: 'halted', reason: error.message };
+      else if (error instanceof DriverLostError) throw error;
       // A shutdown or a lost lease cut the wait short: the loop stops on its next turn.
       else if (!this.halting.aborted) throw error;
       return;
     }
-    // Groups take at most 20 a minute; their own timelines may push a send later.
-    const groups = due.filter((d) => d.targetChatId < 0).map((d) => d.targetChatId);
-    const groupAllowed = groups.length ? await this.limiter.paceChats(groups, GROUP_CHAT_SPACING_MS) : new Map<number, number>();
+    await this.paceGroups(due);
     let next = 0; // the first slot not yet used or missed
     for (let i = 0; i < due.length; i++) {
       const delivery = due[i]!;
-      const allowedAt = groupAllowed.get(delivery.targetChatId) ?? 0;
+      const allowedAt = delivery.targetChatId < 0 ? this.groupTurns.get(delivery.targetChatId)?.allowedAt ?? 0 : 0;
       if (next < slots.length && allowedAt > slots[next]! + 50) {
+        // The row keeps the group's turn it holds and comes back for it.
         this.giveBack([delivery], allowedAt - Date.now());
         continue;
       }
@@ -344,9 +375,32 @@ class Drain {
         return;
       }
       next = slot.index + 1;
+      this.groupTurns.delete(delivery.targetChatId);
       const call = this.sendOne(delivery).finally(() => this.inFlight.delete(call));
       this.inFlight.add(call);
     }
+  }
+
+  /**
+   * Groups take at most 20 messages a minute: each group row needs a turn on its group's own
+   * timeline. A row that was handed back unsent (deferred to its turn, a dropped late slot, a 429)
+   * still holds the turn it was given, and uses it when it comes back: reserving the group's next
+   * turn instead pushed the row ~3 s later on every claim, forever (the demo stalled at 10,019 of
+   * 10,020 that way). A held turn missed by more than GROUP_TURN_LATE_MS is given back to the group's
+   * timeline, and a new one taken — at once, when nobody reserved after it.
+   */
+  private async paceGroups(due: DueDelivery[]): Promise<void> {
+    const toPace: number[] = [];
+    const stale: { chatId: number; reservedUntil: string }[] = [];
+    for (const d of due) {
+      if (d.targetChatId >= 0) continue;
+      const held = this.groupTurns.get(d.targetChatId);
+      if (held && held.allowedAt >= Date.now() - GROUP_TURN_LATE_MS) continue;
+      if (held) stale.push({ chatId: d.targetChatId, reservedUntil: held.reservedUntil });
+      toPace.push(d.targetChatId);
+    }
+    if (stale.length) await this.limiter.releaseChats(stale, GROUP_CHAT_SPACING_MS);
+    for (const [chatId, turn] of await this.limiter.paceChats(toPace, GROUP_CHAT_SPACING_MS)) this.groupTurns.set(chatId, turn);
   }
 
   /**
@@ -375,8 +429,12 @@ class Drain {
     return { kind: 'none' };
   }
 
+  /**
+   * Rows not sent go back to pending with their attempt refunded. Due again at once, they keep
+   * their place at the head of the ledger (next_attempt_at unchanged), ahead of rows never tried.
+   */
   private giveBack(rows: DueDelivery[], retryInMs: number): void {
-    for (const d of rows) this.pending.push({ chatId: d.chatId, status: 'pending', outcome: null, retryInMs, refund: true });
+    for (const d of rows) this.pending.push({ chatId: d.chatId, status: 'pending', outcome: null, retryInMs: retryInMs > 0 ? retryInMs : null, refund: true });
   }
 
   private async sendOne(d: DueDelivery): Promise<void> {
@@ -452,6 +510,7 @@ class Drain {
     for (let attempt = 1; ; attempt++) {
       await this.flush();
       if (this.pending.length === 0) return;
+      if (this.lost) throw this.lost;
       if (attempt >= 20) throw new Error(`could not write ${this.pending.length} delivery outcomes; the rows stay 'sending'`);
       await new Promise((resolve) => setTimeout(resolve, Math.min(5_000, 100 * 2 ** attempt)));
     }
@@ -463,9 +522,16 @@ class Drain {
       if (this.pending.length === 0) return;
       const batch = this.pending.splice(0, this.pending.length);
       try {
-        await recordDeliveries(this.pool, this.broadcastId, batch);
+        await recordDeliveries(this.pool, this.driver, batch);
         for (const r of batch) this.events.emit('delivery', { jobType: 'broadcast', outcome: deliveryOutcome(r) });
       } catch (error) {
+        if (error instanceof DriverLostError) {
+          // The rows belong to the run that took over; its recovery counted them as unknown.
+          this.lost = error;
+          this.log.warn({ err: error.message, rows: batch.length }, 'outcomes not written: another run drives this broadcast now');
+          this.pending.length = 0;
+          return;
+        }
         // Put them back; the next flush retries. Until then the rows stay 'sending'.
         this.pending.unshift(...batch);
         this.log.warn({ err: errorMessage(error), rows: batch.length }, 'writing delivery outcomes failed; retrying');

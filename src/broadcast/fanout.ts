@@ -2,6 +2,7 @@ import type { Pool } from '../db/pool.js';
 import { PayloadError } from '../errors.js';
 import { parseMessage } from '../telegram/message.js';
 import { buildAudienceQuery } from './audience.js';
+import { DriverLostError, type Driver } from './ledger.js';
 
 export interface Variant {
   name: string;
@@ -76,12 +77,20 @@ export async function createInlineBroadcast(pool: Pool, jobId: number, payload: 
  * once: the broadcast row is locked and started_at marks it done. Opted-out, unreachable and
  * over-the-cap recipients get 'skipped' rows with their reason, so every recipient is counted.
  */
-export async function fanOut(pool: Pool, b: BroadcastRow, jobId: number): Promise<{ total: number; skipped: number } | null> {
+export async function fanOut(pool: Pool, b: BroadcastRow, by: Driver | number): Promise<{ total: number; skipped: number } | null> {
+  // The engine passes its Driver; a bare job id (tools, benchmarks) fans out unguarded.
+  const driver = typeof by === 'number' ? null : by;
+  const jobId = driver ? driver.jobId : (by as number);
   const client = await pool.connect();
   try {
     await client.query('BEGIN');
-    const locked = await client.query('SELECT started_at FROM broadcasts WHERE broadcast_id = $1 FOR UPDATE', [b.broadcastId]);
-    if (locked.rows[0]?.started_at) {
+    const locked = await client.query(
+      `SELECT started_at, ($2::bigint IS NULL OR (driver_job_id = $2::bigint AND driver_claimed_at = $3::timestamptz)) AS owned
+         FROM broadcasts WHERE broadcast_id = $1 FOR UPDATE`,
+      [b.broadcastId, driver?.jobId ?? null, driver?.claimedAt ?? null],
+    );
+    if (driver && !locked.rows[0]?.owned) throw new DriverLostError(driver);
+    if (locked.rows[0].started_at) {
       await client.query('ROLLBACK');
       return null;
     }

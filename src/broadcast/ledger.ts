@@ -35,13 +35,42 @@ export interface BroadcastCounts {
   unknown: number;
 }
 
+/**
+ * One run of one broadcast job that holds its broadcast (sql/0005): the job and its claim's
+ * started_at, as PostgreSQL wrote it (text round-trips to the microsecond).
+ */
+export interface Driver {
+  broadcastId: number;
+  jobId: number;
+  claimedAt: string;
+}
+
+/** This run no longer drives the broadcast: another run took it over after this one was rescued. */
+export class DriverLostError extends Error {
+  override name = 'DriverLostError';
+  constructor(driver: Driver) {
+    super(`job ${driver.jobId} no longer drives broadcast ${driver.broadcastId}: its run was rescued and another took over`);
+  }
+}
+
+// True while the run named by the job and claim parameters still drives broadcast $1 (sql/0005),
+// or when no run is named (a NULL job: tools and benchmarks that write a ledger directly). KEY
+// SHARE makes a takeover in progress (FOR UPDATE) wait for this write, or this write for it, but
+// does not wait for the counter updates of the driver's own writes. Uncorrelated: one InitPlan.
+const owned = (job: string, claimedAt: string) => `
+  (${job}::bigint IS NULL OR EXISTS (
+     SELECT 1 FROM broadcasts
+      WHERE broadcast_id = $1 AND driver_job_id = ${job}::bigint AND driver_claimed_at = ${claimedAt}::timestamptz
+        FOR KEY SHARE))`;
+
 // Claims the next due rows, marking them 'sending' just before their calls: after a crash the
 // rows still 'sending' are exactly the sends whose outcome is unknown. The picked keys go through
 // an array (an InitPlan, run once) and the UPDATE finds them by primary key. Joined to the locking
 // subquery instead, the plan depended on statistics: with the ledger ANALYZEd while it held only an
 // earlier broadcast, PostgreSQL estimated one row for the new broadcast_id, put the ledger on the
 // outside of a nested loop and re-ran the LIMIT … FOR UPDATE SKIP LOCKED subquery for every row
-// (4.0 s for the first claim at 5,000 recipients; still running after 89 s at 50,000).
+// (4.0 s for the first claim at 5,000 recipients; still running after 89 s at 50,000). A row
+// handed back unsent kept its next_attempt_at, so it comes first. $3, $4: the driver (owned).
 export const LEDGER_CLAIM_SQL = `
   UPDATE broadcast_deliveries d
      SET status = 'sending', attempts = d.attempts + 1, updated_at = now()
@@ -49,6 +78,7 @@ export const LEDGER_CLAIM_SQL = `
      AND d.chat_id = ANY (ARRAY(
            SELECT chat_id FROM broadcast_deliveries
             WHERE broadcast_id = $1 AND status = 'pending' AND next_attempt_at <= now()
+              AND ${owned('$3', '$4')}
             ORDER BY next_attempt_at
             LIMIT $2
               FOR UPDATE SKIP LOCKED))
@@ -61,7 +91,8 @@ export const LEDGER_CLAIM_SQL = `
 // the outcomes, PostgreSQL took the ledger's side for one row (rows are 'sending' only between a
 // claim and its outcome, so ANALYZE never sees them) and re-ran the unnest for every row: 960 ms
 // for a batch of 800 at 50,000 recipients, or a bitmap heap scan of the whole broadcast
-// (~57 ms a batch at 50,000), a cost that grew with the broadcast.
+// (~57 ms a batch at 50,000), a cost that grew with the broadcast. $5, $6: the driver (owned); no
+// row comes back when the run no longer drives the broadcast.
 export const LEDGER_RECORD_SQL = `
   WITH written AS (
     UPDATE broadcast_deliveries d
@@ -76,6 +107,7 @@ export const LEDGER_RECORD_SQL = `
                 AS o(status text, outcome text, message_id bigint, error_code int, error_description text,
                      retry_in_ms float8, migrated_to bigint, refund boolean))
      WHERE d.broadcast_id = $1 AND d.chat_id = ANY ($2::bigint[]) AND d.status = 'sending'
+       AND ${owned('$5', '$6')}
     RETURNING d.status, d.outcome
   )
   UPDATE broadcasts b
@@ -85,11 +117,11 @@ export const LEDGER_RECORD_SQL = `
          skipped = b.skipped + (SELECT count(*) FROM written WHERE status = 'skipped'),
          unknown = b.unknown + (SELECT count(*) FROM written WHERE status = 'unknown'),
          updated_at = now()
-   WHERE b.broadcast_id = $1
+   WHERE b.broadcast_id = $1 AND ${owned('$5', '$6')}
   RETURNING (SELECT count(*) FROM written)::int AS written`;
 
-/** The parameters of LEDGER_RECORD_SQL for one batch. */
-export function recordParams(broadcastId: number, records: DeliveryRecord[]): unknown[] {
+/** The parameters of LEDGER_RECORD_SQL for one batch, guarded by `driver` when one is given. */
+export function recordParams(broadcastId: number, records: DeliveryRecord[], driver?: Driver): unknown[] {
   const outcomes: Record<string, unknown> = {};
   for (const r of records) {
     outcomes[r.chatId] = {
@@ -98,57 +130,107 @@ export function recordParams(broadcastId: number, records: DeliveryRecord[]): un
       message_id: r.messageId ?? null,
       error_code: r.errorCode ?? null,
       error_description: r.errorDescription ?? null,
-      retry_in_ms: r.status === 'pending' ? Math.max(0, r.retryInMs ?? 0) : null,
+      retry_in_ms: r.status === 'pending' && r.retryInMs !== null && r.retryInMs !== undefined ? Math.max(0, r.retryInMs) : null,
       migrated_to: r.migratedTo ?? null,
       refund: r.refund ?? false,
     };
   }
-  return [broadcastId, records.map((r) => r.chatId), JSON.stringify(outcomes), BLOCKED_OUTCOMES];
+  return [broadcastId, records.map((r) => r.chatId), JSON.stringify(outcomes), BLOCKED_OUTCOMES, driver?.jobId ?? null, driver?.claimedAt ?? null];
 }
 
-export async function claimDue(pool: Pool, broadcastId: number, limit: number): Promise<DueDelivery[]> {
-  const { rows } = await pool.query(LEDGER_CLAIM_SQL, [broadcastId, limit]);
+/**
+ * Claims up to `limit` due rows. The engine passes its Driver and gets DriverLostError once another
+ * run drives the broadcast; a bare broadcast id (tools, benchmarks) claims unguarded.
+ */
+export async function claimDue(pool: Pool, target: Driver | number, limit: number): Promise<DueDelivery[]> {
+  const driver = typeof target === 'number' ? null : target;
+  const broadcastId = driver ? driver.broadcastId : (target as number);
+  const { rows } = await pool.query(LEDGER_CLAIM_SQL, [broadcastId, limit, driver?.jobId ?? null, driver?.claimedAt ?? null]);
+  // Nothing claimed is also what a lost driver sees: only then is it worth a look (end of a run).
+  if (rows.length === 0 && driver && !(await stillDrives(pool, driver))) throw new DriverLostError(driver);
   return rows.map((r) => ({ chatId: r.chat_id, targetChatId: r.migrated_to ?? r.chat_id, variant: r.variant, attempt: r.attempts }));
 }
 
-export async function recordDeliveries(pool: Pool, broadcastId: number, records: DeliveryRecord[]): Promise<number> {
+/** Writes outcomes; with a Driver, writes nothing and throws DriverLostError once it lost the broadcast. */
+export async function recordDeliveries(pool: Pool, target: Driver | number, records: DeliveryRecord[]): Promise<number> {
   if (records.length === 0) return 0;
-  const { rows } = await pool.query(LEDGER_RECORD_SQL, recordParams(broadcastId, records));
+  const driver = typeof target === 'number' ? undefined : target;
+  const { rows } = await pool.query(LEDGER_RECORD_SQL, recordParams(driver ? driver.broadcastId : (target as number), records, driver));
+  if (!rows[0] && driver) throw new DriverLostError(driver);
   return rows[0]?.written ?? 0;
+}
+
+async function stillDrives(pool: Pool, driver: Driver): Promise<boolean> {
+  const { rows } = await pool.query(`SELECT ${owned('$2', '$3')} AS owned FROM broadcasts WHERE broadcast_id = $1`, [driver.broadcastId, driver.jobId, driver.claimedAt]);
+  return rows[0]?.owned === true;
+}
+
+/**
+ * Takes the broadcast over for this run of `jobId` unless another run drives it and is live (its
+ * job still 'processing' under the same claim). Returns the driver, or the job that holds it.
+ * The row lock comes first and the liveness check after it, in a statement of its own, so that
+ * two jobs taking over at once see each other (READ COMMITTED: each statement a new snapshot).
+ */
+export async function takeOver(pool: Pool, broadcastId: number, jobId: number, attempt: number): Promise<{ driver: Driver } | { heldBy: number | null }> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const b = (await client.query('SELECT driver_job_id, driver_claimed_at FROM broadcasts WHERE broadcast_id = $1 FOR UPDATE', [broadcastId])).rows[0];
+    const { rows } = await client.query(
+      `WITH me AS (SELECT job_id, started_at FROM broadcast_queue_jobs WHERE job_id = $2 AND status = 'processing' AND attempts = $3),
+       live AS (SELECT j.job_id FROM broadcasts b JOIN broadcast_queue_jobs j ON j.job_id = b.driver_job_id
+                 WHERE b.broadcast_id = $1 AND j.status = 'processing' AND j.started_at = b.driver_claimed_at AND j.job_id <> $2)
+       UPDATE broadcasts b SET driver_job_id = me.job_id, driver_claimed_at = me.started_at, job_id = me.job_id, updated_at = now()
+         FROM me WHERE b.broadcast_id = $1 AND NOT EXISTS (SELECT 1 FROM live)
+       RETURNING me.started_at::text AS claimed_at`,
+      [broadcastId, jobId, attempt],
+    );
+    await client.query('COMMIT');
+    if (rows[0]) return { driver: { broadcastId, jobId, claimedAt: rows[0].claimed_at } };
+    return { heldBy: b?.driver_job_id ?? null };
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
 }
 
 /**
  * Rows left 'sending' by a run that died. At-most-once: their outcome is unknown and they are not
  * resent. At-least-once: they go back to pending and will be sent (perhaps a second time).
  */
-export async function recoverInterrupted(pool: Pool, broadcastId: number, atLeastOnce: boolean): Promise<number> {
+export async function recoverInterrupted(pool: Pool, driver: Driver, atLeastOnce: boolean): Promise<number> {
+  const params = [driver.broadcastId, driver.jobId, driver.claimedAt];
   const { rows } = atLeastOnce
     ? await pool.query(
         `WITH r AS (UPDATE broadcast_deliveries SET status = 'pending', next_attempt_at = now(), updated_at = now()
-                     WHERE broadcast_id = $1 AND status = 'sending' RETURNING 1)
-         SELECT count(*)::int AS n FROM r`,
-        [broadcastId],
+                WHERE broadcast_id = $1 AND status = 'sending' AND ${owned('$2', '$3')} RETURNING 1)
+         SELECT count(*)::int AS n, ${owned('$2', '$3')} AS owned FROM r`,
+        params,
       )
     : await pool.query(
         `WITH r AS (UPDATE broadcast_deliveries SET status = 'unknown', outcome = 'crashed', updated_at = now()
-                     WHERE broadcast_id = $1 AND status = 'sending' RETURNING 1)
+                WHERE broadcast_id = $1 AND status = 'sending' AND ${owned('$2', '$3')} RETURNING 1)
          UPDATE broadcasts SET unknown = unknown + (SELECT count(*) FROM r), updated_at = now()
-          WHERE broadcast_id = $1 RETURNING (SELECT count(*) FROM r)::int AS n`,
-        [broadcastId],
+          WHERE broadcast_id = $1 AND ${owned('$2', '$3')} RETURNING (SELECT count(*) FROM r)::int AS n, true AS owned`,
+        params,
       );
-  return rows[0]?.n ?? 0;
+  if (!rows[0]?.owned) throw new DriverLostError(driver);
+  return rows[0].n;
 }
 
 /** Marks every row not yet sent as skipped for `outcome` (cancelled, stopped). */
-export async function skipRemaining(pool: Pool, broadcastId: number, outcome: string): Promise<number> {
+export async function skipRemaining(pool: Pool, driver: Driver, outcome: string): Promise<number> {
   const { rows } = await pool.query(
     `WITH r AS (UPDATE broadcast_deliveries SET status = 'skipped', outcome = $2, updated_at = now()
-                 WHERE broadcast_id = $1 AND status = 'pending' RETURNING 1)
+            WHERE broadcast_id = $1 AND status = 'pending' AND ${owned('$3', '$4')} RETURNING 1)
      UPDATE broadcasts SET skipped = skipped + (SELECT count(*) FROM r), updated_at = now()
-      WHERE broadcast_id = $1 RETURNING (SELECT count(*) FROM r)::int AS n`,
-    [broadcastId, outcome],
+      WHERE broadcast_id = $1 AND ${owned('$3', '$4')} RETURNING (SELECT count(*) FROM r)::int AS n`,
+    [driver.broadcastId, outcome, driver.jobId, driver.claimedAt],
   );
-  return rows[0]?.n ?? 0;
+  if (!rows[0]) throw new DriverLostError(driver);
+  return rows[0].n;
 }
 
 /** Milliseconds until the next pending row is due (0: now), or null when none is pending. */

@@ -382,7 +382,7 @@ export type BroadcastActionResult =
 /** Which statuses each action applies to, and what it sets. */
 const TRANSITIONS: Record<BroadcastAction, { from: readonly BroadcastStatus[]; to: BroadcastStatus }> = {
   pause: { from: ['sending', 'queued', 'draft'], to: 'paused' },
-  resume: { from: ['paused'], to: 'sending' },
+  resume: { from: ['paused'], to: 'sending' }, // or back to 'draft' when nothing will send it (resumeBroadcastIn)
   cancel: { from: ['draft', 'queued', 'sending', 'paused'], to: 'cancelled' },
 };
 
@@ -399,6 +399,8 @@ export async function setBroadcastStatus(pool: Pool, broadcastId: number, action
     let changed: boolean;
     if (action === 'cancel') {
       changed = await cancelBroadcastIn(client, broadcastId);
+    } else if (action === 'resume') {
+      changed = await resumeBroadcastIn(client, broadcastId);
     } else {
       const { rows } = await client.query(
         `UPDATE broadcasts SET status = $2, updated_at = now() WHERE broadcast_id = $1 AND status = ANY($3::text[]) RETURNING broadcast_id`,
@@ -413,6 +415,45 @@ export async function setBroadcastStatus(pool: Pool, broadcastId: number, action
     }
     return { outcome: 'updated', broadcast };
   });
+}
+
+// An unfinished job that will drive the broadcast: the one it names, or one enqueued for it by SQL
+// that has not run yet (a job names its broadcast only once it runs).
+const DRIVING_JOB = `
+  SELECT j.job_id FROM broadcast_queue_jobs j
+   WHERE j.status IN ('pending', 'processing') AND j.job_type = 'broadcast'
+     AND (j.job_id = b.job_id OR j.payload @> jsonb_build_object('broadcast_id', b.broadcast_id))`;
+
+/**
+ * Resumes a paused broadcast. Only one that a job drives, or whose sending had begun (fanned out), becomes
+ * 'sending' again: a paused draft went back to 'sending' with no job to send it, and stayed so.
+ * A started broadcast whose job is gone gets a new one (keyed, so at most one).
+ */
+async function resumeBroadcastIn(client: PoolClient, broadcastId: number): Promise<boolean> {
+  const { rows } = await client.query(
+    `UPDATE broadcasts b
+        SET status = CASE WHEN b.started_at IS NOT NULL OR EXISTS (${DRIVING_JOB})
+                            OR EXISTS (SELECT 1 FROM broadcast_deliveries d WHERE d.broadcast_id = b.broadcast_id)
+                          THEN 'sending' ELSE 'draft' END, updated_at = now()
+      WHERE b.broadcast_id = $1 AND b.status = 'paused'
+     RETURNING b.status, b.job_id, EXISTS (${DRIVING_JOB}) AS driven`,
+    [broadcastId],
+  );
+  const b = rows[0];
+  if (!b) return false;
+  if (b.status === 'sending' && !b.driven) {
+    await client.query(
+      `WITH j AS (
+         INSERT INTO broadcast_queue_jobs (queue, job_type, payload, job_key)
+         VALUES (COALESCE((SELECT queue FROM broadcast_queue_jobs WHERE job_id = $2), 'broadcasts'), 'broadcast',
+                 jsonb_build_object('broadcast_id', $1::bigint), 'broadcast:' || $1)
+         ON CONFLICT (job_key) WHERE job_key IS NOT NULL AND status IN ('pending', 'processing') DO NOTHING
+         RETURNING job_id)
+       UPDATE broadcasts SET job_id = j.job_id FROM j WHERE broadcast_id = $1`,
+      [broadcastId, b.job_id],
+    );
+  }
+  return true;
 }
 
 export interface QueueStatistics {

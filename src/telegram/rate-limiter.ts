@@ -51,13 +51,32 @@ const PACE_SQL = `
   ON CONFLICT (bot_id, chat_id) DO UPDATE
      SET next_allowed_at = GREATEST(p.next_allowed_at, clock_timestamp()) + $3::float8 * interval '1 millisecond'
   RETURNING chat_id, extract(epoch FROM next_allowed_at) * 1000 - $3::float8 AS allowed_ms,
+            next_allowed_at::text AS reserved_until,
             extract(epoch FROM clock_timestamp()) * 1000 AS db_now_ms`;
 
-// PACE_SQL and RESERVE_SQL for one chat and one slot, as one statement (one commit).
+// Gives back chat reservations that were never used, each only while it is still the last one on
+// its chat's timeline (nobody reserved after it): the timeline then ends where it began. The text
+// form of a timestamptz round-trips to the microsecond, so equality is exact.
+const RELEASE_SQL = `
+  UPDATE broadcast_chat_pacing p
+     SET next_allowed_at = p.next_allowed_at - $4::float8 * interval '1 millisecond'
+    FROM unnest($2::bigint[], $3::timestamptz[]) AS r(chat_id, reserved_until)
+   WHERE p.bot_id = $1 AND p.chat_id = r.chat_id AND p.next_allowed_at = r.reserved_until`;
+
+// PACE_SQL and RESERVE_SQL for one chat and one slot, as one statement (one commit). While a 429
+// pause (any daemon's) is on, nothing is reserved: the caller gets the pause's end instead and
+// gives its worker slot back until then, rather than holding it through the pause.
 const RESERVE_FOR_CHAT_SQL = `
-  WITH pace AS (
+  WITH state AS (
+    SELECT paused_until > clock_timestamp() AS paused,
+           extract(epoch FROM paused_until - clock_timestamp()) * 1000 AS paused_ms,
+           extract(epoch FROM clock_timestamp()) * 1000 AS db_now_ms,
+           halted_at IS NOT NULL AS halted, halt_reason
+      FROM broadcast_rate_limits WHERE bot_id = $1
+  ), pace AS (
     INSERT INTO broadcast_chat_pacing AS p (bot_id, chat_id, next_allowed_at)
-    VALUES ($1, $3, clock_timestamp() + $4::float8 * interval '1 millisecond')
+    SELECT $1, $3, clock_timestamp() + $4::float8 * interval '1 millisecond'
+     WHERE NOT EXISTS (SELECT 1 FROM state WHERE paused OR halted)
     ON CONFLICT (bot_id, chat_id) DO UPDATE
        SET next_allowed_at = GREATEST(p.next_allowed_at, clock_timestamp()) + $4::float8 * interval '1 millisecond'
     RETURNING extract(epoch FROM next_allowed_at) * 1000 - $4::float8 AS allowed_ms
@@ -66,12 +85,11 @@ const RESERVE_FOR_CHAT_SQL = `
        SET next_slot_at = GREATEST(next_slot_at, clock_timestamp(), COALESCE(paused_until, '-infinity'))
                           + $2::float8 * interval '1 microsecond',
            updated_at = now()
-     WHERE bot_id = $1
-    RETURNING extract(epoch FROM next_slot_at) * 1000 - $2::float8 / 1000 AS first_slot_ms,
-              extract(epoch FROM clock_timestamp()) * 1000 AS db_now_ms,
-              halted_at IS NOT NULL AS halted, halt_reason
+     WHERE bot_id = $1 AND NOT EXISTS (SELECT 1 FROM state WHERE paused OR halted)
+    RETURNING extract(epoch FROM next_slot_at) * 1000 - $2::float8 / 1000 AS first_slot_ms
   )
-  SELECT pace.allowed_ms, slot.* FROM pace, slot`;
+  SELECT (SELECT allowed_ms FROM pace) AS allowed_ms, (SELECT first_slot_ms FROM slot) AS first_slot_ms, state.*
+    FROM state`;
 
 /**
  * A broadcast reserves its next batch only once the shared timeline is reserved less than this far
@@ -83,6 +101,14 @@ const MAX_AHEAD_MS = 75;
 export const PRIVATE_CHAT_SPACING_MS = 1_000;
 /** Telegram allows 20 messages a minute to a group: one every 3 s, plus margin. */
 export const GROUP_CHAT_SPACING_MS = 3_050;
+
+/** A chat's turn on its own timeline (paceChats). */
+export interface ChatReservation {
+  /** Local Date.now() milliseconds from which the chat may be sent to. */
+  allowedAt: number;
+  /** The chat timeline's end after this reservation, as PostgreSQL wrote it (releaseChats). */
+  reservedUntil: string;
+}
 
 export interface Reservation {
   /** Local Date.now() milliseconds at which each send may start, ascending. */
@@ -152,7 +178,8 @@ export class RateLimiter {
 
   /**
    * Waits until `slot`, then until this process has started fewer than `ratePerSecond` sends in
-   * the last second, and records the start. Resolves false if a pause began meanwhile.
+   * the last second, and records the start. Resolves false if a pause began meanwhile, or the
+   * signal aborted (a shutdown does not wait for a slot).
    */
   async waitForSlot(slot: number, ratePerSecond: number, signal?: AbortSignal): Promise<boolean> {
     for (;;) {
@@ -167,7 +194,11 @@ export class RateLimiter {
         if (this.recentStarts.length > 2_000) this.recentStarts.splice(0, this.recentStarts.length - 1_000);
         return true;
       }
-      await new Promise((resolve) => setTimeout(resolve, at - now));
+      try {
+        await delay(at - now, undefined, { signal });
+      } catch {
+        return false;
+      }
     }
   }
 
@@ -205,27 +236,41 @@ export class RateLimiter {
    * Reserves the next send time of each chat on its own timeline (cluster-wide) and returns, per
    * chat, the local time before which it must not be sent.
    */
-  async paceChats(chatIds: number[], spacingMs: number): Promise<Map<number, number>> {
-    const allowed = new Map<number, number>();
+  async paceChats(chatIds: number[], spacingMs: number): Promise<Map<number, ChatReservation>> {
+    const allowed = new Map<number, ChatReservation>();
     if (chatIds.length === 0) return allowed;
     const sentAt = Date.now();
     const { rows } = await this.pool.query(PACE_SQL, [this.botId, chatIds, spacingMs]);
     const offset = (sentAt + Date.now()) / 2 - (rows[0]?.db_now_ms ?? sentAt);
-    for (const row of rows) allowed.set(row.chat_id, row.allowed_ms + offset);
+    for (const row of rows) allowed.set(row.chat_id, { allowedAt: row.allowed_ms + offset, reservedUntil: row.reserved_until });
     return allowed;
+  }
+
+  /**
+   * Gives back chat reservations made by paceChats whose sends never went out. A reservation that
+   * is no longer the last on its chat's timeline stays taken (its time simply goes unused).
+   */
+  async releaseChats(reservations: { chatId: number; reservedUntil: string }[], spacingMs: number): Promise<void> {
+    if (reservations.length === 0) return;
+    await this.pool.query(RELEASE_SQL, [this.botId, reservations.map((r) => r.chatId), reservations.map((r) => r.reservedUntil), spacingMs]);
   }
 
   /**
    * For one message to one chat (a 'send' job): the chat's next allowed time and one global slot,
    * in a single statement — one commit on the latency path instead of two.
    */
-  async reserveForChat(chatId: number, spacingMs: number, ratePerSecond: number): Promise<{ slot: number; chatAllowedAt: number }> {
+  async reserveForChat(chatId: number, spacingMs: number, ratePerSecond: number): Promise<{ slot: number; chatAllowedAt: number } | { pausedMs: number }> {
     await this.ensureRow();
     const spacingUs = (1_000_000 / ratePerSecond) * SPACING_MARGIN;
     const sentAt = Date.now();
     const { rows } = await this.pool.query(RESERVE_FOR_CHAT_SQL, [this.botId, spacingUs, chatId, spacingMs]);
     const row = rows[0];
     if (row.halted) throw new HaltError(`sending is halted for this bot: ${row.halt_reason ?? 'the token was rejected (401)'}`);
+    if (row.paused) {
+      // Another daemon's 429: this one learns of the pause here, and its broadcasts wait it out too.
+      this.localPausedUntil = Math.max(this.localPausedUntil, Date.now() + row.paused_ms);
+      return { pausedMs: Math.max(0, row.paused_ms) };
+    }
     const offset = (sentAt + Date.now()) / 2 - row.db_now_ms;
     return { slot: row.first_slot_ms + offset, chatAllowedAt: row.allowed_ms + offset };
   }

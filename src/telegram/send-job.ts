@@ -1,4 +1,6 @@
 import type { EventEmitter } from 'node:events';
+import { setTimeout as delay } from 'node:timers/promises';
+import { anySignal } from '../abort.js';
 import type { Pool } from '../db/pool.js';
 import { HaltError, PayloadError, PermanentError, RetriableError, SnoozeError } from '../errors.js';
 import type { Job } from '../queue/claimer.js';
@@ -42,24 +44,7 @@ export class SendJob {
     let target = chatId;
     for (let hop = 0; ; hop++) {
       const rate = paid ? this.settings.paidRateLimit : this.settings.rateLimit;
-      const { slot, chatAllowedAt } = await this.limiter.reserveForChat(target, target < 0 ? GROUP_CHAT_SPACING_MS : PRIVATE_CHAT_SPACING_MS, rate);
-      const chatWait = chatAllowedAt - Date.now();
-      if (chatWait > MAX_INLINE_WAIT_MS) throw new SnoozeError(chatWait, `chat ${target} is pacing (about one message a second, 20 a minute to groups)`);
-      let at = slot;
-      if (chatAllowedAt > slot) {
-        // The chat's turn comes after the global slot, which by then belongs to others' sends:
-        // wait for the chat, then take a global slot of that moment.
-        await sleepUntil(chatAllowedAt, ctx.signal);
-        at = (await this.limiter.reserve(1, rate, ctx.signal)).slots[0]!;
-      }
-      for (;;) {
-        if (!(await this.limiter.waitForSlot(at, rate, ctx.signal))) {
-          throw new SnoozeError(Math.max(0, this.limiter.pausedUntil - Date.now()), 'sending is paused after a 429');
-        }
-        if (Date.now() - at <= LATE_SLOT_MS) break;
-        // The process stalled past the slot: sending now would crowd later slots. Take a new one.
-        at = (await this.limiter.reserve(1, rate, ctx.signal)).slots[0]!;
-      }
+      await this.waitForTurn(target, rate, ctx);
       try {
         const sent = await this.sender.send(target, message, ctx.signal);
         this.events.emit('delivery', { jobType: 'send', outcome: 'sent' });
@@ -98,6 +83,46 @@ export class SendJob {
     }
   }
 
+  /**
+   * Reserves this message's turn (the chat's and the bot's) and waits for it. A 429 pause — this
+   * daemon's or another's, seen in the shared row — gives the worker slot back at once (a snooze
+   * until the pause ends, no attempt spent) instead of sleeping through retry_after in it, which
+   * starved every other job type and made stop() wait the pause out. So does a shutdown: nothing
+   * was sent yet, so the job simply runs again elsewhere.
+   */
+  private async waitForTurn(target: number, rate: number, ctx: HandlerContext): Promise<void> {
+    const waiting = anySignal(ctx.signal, ctx.stopping);
+    const paused = () => new SnoozeError(Math.max(0, this.limiter.pausedUntil - Date.now()), 'sending is paused after a 429');
+    try {
+      const turn = await this.limiter.reserveForChat(target, target < 0 ? GROUP_CHAT_SPACING_MS : PRIVATE_CHAT_SPACING_MS, rate);
+      if ('pausedMs' in turn) throw new SnoozeError(turn.pausedMs, 'sending is paused after a 429');
+      const chatWait = turn.chatAllowedAt - Date.now();
+      if (chatWait > MAX_INLINE_WAIT_MS) throw new SnoozeError(chatWait, `chat ${target} is pacing (about one message a second, 20 a minute to groups)`);
+      let at = turn.slot;
+      if (turn.chatAllowedAt > at) {
+        // The chat's turn comes after the global slot, which by then belongs to others' sends:
+        // wait for the chat, then take a global slot of that moment.
+        await delay(Math.max(0, turn.chatAllowedAt - Date.now()), undefined, { signal: waiting.signal });
+        at = (await this.limiter.reserve(1, rate, waiting.signal)).slots[0]!;
+      }
+      for (;;) {
+        if (!(await this.limiter.waitForSlot(at, rate, waiting.signal))) {
+          if (waiting.signal.aborted) break;
+          throw paused();
+        }
+        if (Date.now() - at <= LATE_SLOT_MS) return;
+        // The process stalled past the slot: sending now would crowd later slots. Take a new one.
+        at = (await this.limiter.reserve(1, rate, waiting.signal)).slots[0]!;
+      }
+    } catch (error) {
+      if (!waiting.signal.aborted) throw error;
+    } finally {
+      waiting.done();
+    }
+    // Only the abort gets here: the shutdown (or a lost job) came before the call.
+    throw new SnoozeError(0, 'interrupted by shutdown before the message was sent');
+  }
+
   /** True when the previous attempt ended in a rescue: the daemon died, perhaps mid-call. */
   private async lastAttemptWasCutShort(jobId: number): Promise<boolean> {
     const { rows } = await this.pool.query(`SELECT errors -> -1 -> 'rescued' = 'true'::jsonb AS rescued FROM broadcast_queue_jobs WHERE job_id = $1`, [jobId]);
@@ -105,14 +130,3 @@ export class SendJob {
   }
 }
 
-function sleepUntil(at: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, Math.max(0, at - Date.now()));
-    signal.addEventListener('abort', done, { once: true });
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-  });
-}

@@ -1,0 +1,35 @@
+-- One driver per broadcast, enforced here rather than by whoever enqueued the job. A broadcast job
+-- takes the broadcast over before it touches the ledger: driver_job_id and driver_claimed_at name
+-- one run of one job (the job's started_at, set by each claim). A driver is live while its job row
+-- is still 'processing' with that started_at; a rescue (status back to pending) or a new claim
+-- (a new started_at) ends it. Every ledger write of the engine checks that it is still the
+-- driver (src/broadcast/ledger.ts), so a second job for the same broadcast, or a hung run that
+-- was rescued and keeps going, changes nothing. Nullable columns without a default: no rewrite.
+ALTER TABLE broadcasts
+  ADD COLUMN driver_job_id bigint,
+  ADD COLUMN driver_claimed_at timestamptz;
+
+-- A paused broadcast's job waits as pending until its broadcast is resumed: _500_wake_on_resume
+-- makes it due then, so it need not poll. One race is left to close here: a resume that lands
+-- while the job is still 'processing' (it saw 'paused' and is about to record its snooze) finds
+-- nothing pending to wake, and the snooze written just after would keep it asleep. So the snooze
+-- itself checks: a broadcast job going back to pending for a pause (the engine's constant
+-- message 'broadcast paused') whose broadcast is no longer paused is due at once. Each query of a
+-- volatile trigger function takes a fresh snapshot, so a resume committed meanwhile is seen; one
+-- still in flight waits on this row's lock and then finds it pending. The WHEN clause keeps the
+-- hot path (claims, completions) to that test alone.
+CREATE FUNCTION broadcast_queue_paused_job_resumed() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM broadcasts b WHERE b.job_id = NEW.job_id AND b.status <> 'paused') THEN
+    NEW.run_at := now();
+  END IF;
+  RETURN NEW;
+END $$;
+
+CREATE TRIGGER _400_paused_job_resumed
+  BEFORE UPDATE ON broadcast_queue_jobs
+  FOR EACH ROW
+  WHEN (OLD.status = 'processing' AND NEW.status = 'pending' AND NEW.job_type = 'broadcast'
+        AND NEW.last_error = 'broadcast paused' AND NEW.run_at > now())
+  EXECUTE FUNCTION broadcast_queue_paused_job_resumed();
