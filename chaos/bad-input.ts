@@ -5,7 +5,8 @@
 // (odd but valid input, delivered verbatim), or — unknown job types and queues — stay pending and be
 // listed as unrunnable. The daemon must never stop. Then the same spirit for bqctl (bad flags, ids
 // and files: a clear message, a non-zero exit, no stack trace, no hang) and the admin HTTP API
-// (bad ids, bodies, huge bodies, no or wrong token: 4xx, never 5xx, never a hang).
+// (bad ids, bodies, huge bodies, no or wrong token: 4xx, never 5xx, never a hang; a cross-site POST
+// or a rebinding Host against a tokenless daemon, a forged webhook job, huge payloads read back).
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { BroadcastQueue } from '../src/broadcast-queue.js';
@@ -17,6 +18,7 @@ import { absorbFleet, dumpDatabase, emptyResult, type ScenarioResult } from './l
 import { seededRandom, until } from './lib/util.js';
 import { httpChecks } from './lib/http-checks.js';
 import { bqctlStreamChecks } from './lib/bqctl-stream-checks.js';
+import { securityChecks } from './lib/http-security.js';
 
 const API_TOKEN = 'chaos-admin-token-0123456789';
 /** A last_error a person cannot act on: an internal exception leaking out, or no words at all. */
@@ -133,9 +135,13 @@ export async function badInput(ctx: ChaosContext): Promise<ScenarioResult> {
     const http = await httpChecks(daemon.httpPort, API_TOKEN);
     result.failures.push(...http.failures);
     result.notes.push(...http.notes);
+    // Cross-site POST, rebinding Host, forged webhook jobs, huge payloads read back (issue 11).
+    const security = await securityChecks({ fleet, guarded: daemon, token: API_TOKEN, pool: db.pool, databaseUrl: db.url, quick: ctx.quick });
+    result.failures.push(...security.failures);
+    result.notes.push(...security.notes);
     if (!daemon.running) result.failures.push('the daemon stopped during the bqctl or HTTP checks');
 
-    result.faults = `${cases.length} bad rows by SQL, ${cli.count + streams.count} bqctl runs, ${http.count} HTTP requests`;
+    result.faults = `${cases.length} bad rows by SQL, ${cli.count + streams.count} bqctl runs, ${http.count + security.count} HTTP requests and forged jobs`;
     if (result.failures.length) await dumpDatabase(db.pool, path.join(ctx.logDir, `${db.name}.json`));
     const rss = fleet.rss();
     await fleet.stopAll();
