@@ -32,7 +32,7 @@ const NEXT_SQL = `
 const BATCH_SQL = `
   WITH doomed AS (
     SELECT chat_id FROM broadcast_deliveries
-     WHERE broadcast_id = $1 AND chat_id > $2
+     WHERE broadcast_id = $1 AND ($2::bigint IS NULL OR chat_id > $2)
      ORDER BY chat_id
      LIMIT $3
        FOR UPDATE SKIP LOCKED)
@@ -77,8 +77,8 @@ async function inShortTransaction<T>(pool: Pool, lockTimeoutMs: number, fn: (c: 
   }
 }
 
-/** Deletes one batch of a broadcast's ledger after chat_id `after`; returns the chat ids deleted. */
-export function deleteLedgerBatch(client: Pick<PoolClient, 'query'>, broadcastId: number, after: number, batch = RETENTION_BATCH): Promise<number[]> {
+/** Deletes one batch of a broadcast's ledger after chat_id `after` (null: from the first); returns the chat ids deleted. */
+export function deleteLedgerBatch(client: Pick<PoolClient, 'query'>, broadcastId: number, after: number | null, batch = RETENTION_BATCH): Promise<number[]> {
   return client.query(BATCH_SQL, [broadcastId, after, batch]).then(({ rows }) => rows.map((r) => Number(r.chat_id)));
 }
 
@@ -97,7 +97,8 @@ export async function deleteOldBroadcasts(pool: Pool, days: number, options: Ret
     if (rows.length === 0) return result;
     const broadcastId = Number(rows[0].broadcast_id);
     last = broadcastId;
-    let after = Number.MIN_SAFE_INTEGER;
+    // Chat ids reach down to -(2^53 - 1) (sql/0002), so the walk starts from no bound at all.
+    let after: number | null = null;
     for (;;) {
       const deleted = await inShortTransaction(pool, lockTimeoutMs, (c) => deleteLedgerBatch(c, broadcastId, after, batch));
       result.deliveries += deleted.length;
