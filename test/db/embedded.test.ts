@@ -1,6 +1,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import pg from 'pg';
+import { startEmbeddedPostgres } from '../../src/db/embedded.js';
+import { silentLogger } from '../../src/log.js';
 import os from 'node:os';
 import path from 'node:path';
 import { startChild } from '../helpers/child.js';
@@ -53,6 +56,51 @@ test('with no DATABASE_URL the daemon runs on an embedded PostgreSQL, recovers a
       await until(async () => !alive(left), 30_000, 'the test postmaster to exit');
     }
     await rm(dataDir, { recursive: true, force: true });
+  }
+});
+
+// Root's own home (0700) or any mktemp -d: the postgres user cannot enter the directory, and
+// used to meet 'the postgres user cannot enter …' (the demo) or an object dump of initdb's
+// arguments (npm test). Only meaningful as root, where PostgreSQL runs as another user.
+test('as root, an embedded PostgreSQL starts in a directory the postgres user cannot enter, with no password file left readable', async () => {
+  if (process.getuid?.() !== 0) return;
+  const parent = await mkdtemp(path.join(os.tmpdir(), 'bq-private-'));
+  await chmod(parent, 0o700);
+  const dataDir = path.join(parent, 'data');
+  const before = new Set(await readdir(os.tmpdir()));
+  let pgData: string | null = null;
+  const server = await startEmbeddedPostgres({ dataDir, port: 0, log: silentLogger(), ephemeral: true });
+  try {
+    pgData = server.dataDir;
+    const client = new pg.Client({ connectionString: server.connectionString });
+    await client.connect();
+    assert.equal((await client.query('SELECT current_user AS u')).rows, [{ u: 'postgres' }]);
+    await client.end();
+    assert.ok(!pgData.startsWith(parent), `the cluster should live where postgres can reach it, not in ${pgData}`);
+    assert.is((await readFile(path.join(dataDir, 'pg-location'), 'utf8')).trim(), pgData);
+    const leftovers = [...(await readdir(os.tmpdir())).filter((f) => !before.has(f) && /password/.test(f)), ...(await readdir(path.dirname(pgData))).filter((f) => /password/.test(f))];
+    assert.equal(leftovers, [], 'a password file was left behind');
+    assert.is(((await stat(path.join(dataDir, 'password'))).mode & 0o077), 0, 'the password file is readable by others');
+  } finally {
+    await server.stop();
+    if (pgData) await rm(path.dirname(pgData), { recursive: true, force: true });
+    await rm(parent, { recursive: true, force: true });
+  }
+});
+
+test('a failed start says why in one line, not an object', async () => {
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'bq-badstart-'));
+  const first = await startEmbeddedPostgres({ dataDir, port: 0, log: silentLogger(), ephemeral: true });
+  try {
+    // The same cluster twice: the second postmaster refuses the data directory or the port.
+    const error = await startEmbeddedPostgres({ dataDir: `${dataDir}-copy`, port: first.port, log: silentLogger(), ephemeral: true }).then(() => null, (e: unknown) => e);
+    assert.ok(error instanceof Error, `rejected with ${String(error)}`);
+    assert.match((error as Error).message, /embedded PostgreSQL did not start .*port/);
+    assert.not.match((error as Error).message, /\[object Object\]|undefined$/);
+  } finally {
+    await first.stop();
+    await rm(dataDir, { recursive: true, force: true });
+    await rm(`${dataDir}-copy`, { recursive: true, force: true });
   }
 });
 
