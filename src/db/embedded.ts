@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { access, chmod, chown, mkdir, mkdtemp, readFile, rename, rm, writeFile, constants } from 'node:fs/promises';
 import { execFileSync, spawn } from 'node:child_process';
 import net from 'node:net';
@@ -156,7 +156,7 @@ async function binariesFor(log: Logger): Promise<Binaries> {
 
 /**
  * `dataDir/pg`, owned by postgres, if the postgres user can enter dataDir; otherwise a directory of
- * its own under /var/lib/broadcast-queued, named after dataDir, so the same dataDir finds it again.
+ * its own under /var/lib/broadcast-queued, whose path dataDir/pg-location remembers.
  */
 async function dataDirFor(user: UserIds, dataDir: string, log: Logger): Promise<string> {
   const inPlace = path.join(dataDir, 'pg');
@@ -167,14 +167,18 @@ async function dataDirFor(user: UserIds, dataDir: string, log: Logger): Promise<
     await chown(inPlace, user.uid, user.gid);
     return inPlace;
   }
-  const home = path.join(ROOT_DATA, createHash('sha256').update(path.resolve(dataDir)).digest('hex').slice(0, 16));
+  // Remembered in the data directory: the cluster belongs to this directory's password file. A
+  // new directory at the same path (a fresh clone) gets a new cluster, not a stranger's.
+  const location = path.join(dataDir, 'pg-location');
+  const remembered = (await readFile(location, 'utf8').catch(() => '')).trim();
+  if (remembered && (await exists(remembered))) return remembered;
   await mkdir(ROOT_DATA, { recursive: true, mode: 0o755 });
-  await mkdir(home, { recursive: true, mode: 0o700 });
+  const home = await mkdtemp(path.join(ROOT_DATA, `${path.basename(path.resolve(dataDir))}-`));
   await chown(home, user.uid, user.gid);
   const pgData = path.join(home, 'pg');
   await mkdir(pgData, { recursive: true, mode: 0o700 });
   await chown(pgData, user.uid, user.gid);
-  await writeFile(path.join(dataDir, 'pg-location'), `${pgData}\n`);
+  await writeFile(location, `${pgData}\n`);
   log.info({ dataDir, pgData }, 'the postgres user cannot enter the data directory; the embedded PostgreSQL keeps its files in a directory it owns');
   return pgData;
 }
