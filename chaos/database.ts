@@ -15,7 +15,7 @@ import { absorbFleet, dumpDatabase, emptyResult, type ScenarioResult } from './l
 import path from 'node:path';
 import { createPool } from '../src/db/pool.js';
 import { silentLogger } from '../src/log.js';
-import { fmtMs, percentile, sleep, until } from './lib/util.js';
+import { eventually, fmtMs, percentile, sleep, until } from './lib/util.js';
 
 const SEND_CHAT_BASE = 2_000_000;
 const NOTIFY_LATENCY_MS = 2_000;
@@ -86,6 +86,12 @@ export async function databaseGoesAway(ctx: ChaosContext): Promise<ScenarioResul
     ctx.say(`  ${label}: down ${fmtMs(downMs)}, listeners back after ${reconnectMs.map(fmtMs).join(' / ')}`);
     phase = `${label}: after reconnect`;
     for (let i = 0; i < 3; i++) await insertOne(phase);
+    // The next disruption waits until these have started, or until they are late enough to fail
+    // the check anyway: under --stress a claim can take over a second, and one cut by the next
+    // outage waited that outage out, which is the outage's doing, not a lost wake (daemon logs:
+    // the notification arrived; 'claim failed … administrator command' as the outage began).
+    const ids = inserted.filter((i) => i.phase === phase).map((i) => i.jobId);
+    await eventually(async () => (await db.pool.query(`SELECT count(*)::int AS n FROM broadcast_queue_jobs WHERE job_id = ANY($1) AND started_at IS NOT NULL`, [ids])).rows[0].n === ids.length, NOTIFY_LATENCY_MS + 500, 50);
     // The background inserter goes on until the next disruption; its jobs are not judged as
     // 'after reconnect': one inserted as the next outage begins waits that outage out. That was
     // the '10.9 s after a quick restart while idle' finding: the jobs were claimed, the claim was
