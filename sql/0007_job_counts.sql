@@ -88,6 +88,15 @@ BEGIN
   RETURN NULL;
 END $$;
 
+-- TRUNCATE fires no row or DELETE trigger: without this the counts would keep every job it removed.
+CREATE OR REPLACE FUNCTION broadcast_queue_count_truncated() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  DELETE FROM broadcast_queue_job_counts;
+  DELETE FROM broadcast_queue_job_finishes;
+  RETURN NULL;
+END $$;
+
 -- Folds the appended rows into one per key. Two roll-ups at once are safe: the second one's DELETE
 -- skips the rows the first one deleted, and sums are kept either way.
 CREATE OR REPLACE FUNCTION broadcast_queue_roll_up_counts() RETURNS void
@@ -114,6 +123,9 @@ CREATE TRIGGER _200_count_updated AFTER UPDATE ON broadcast_queue_jobs
 DROP TRIGGER IF EXISTS _200_count_deleted ON broadcast_queue_jobs;
 CREATE TRIGGER _200_count_deleted AFTER DELETE ON broadcast_queue_jobs
   REFERENCING OLD TABLE AS deleted_rows FOR EACH STATEMENT EXECUTE FUNCTION broadcast_queue_count_deleted();
+DROP TRIGGER IF EXISTS _200_count_truncated ON broadcast_queue_jobs;
+CREATE TRIGGER _200_count_truncated AFTER TRUNCATE ON broadcast_queue_jobs
+  FOR EACH STATEMENT EXECUTE FUNCTION broadcast_queue_count_truncated();
 COMMIT;
 -- migrate: step
 -- The jobs that finished before the triggers existed, counted once from one snapshot: what that

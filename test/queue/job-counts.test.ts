@@ -115,4 +115,20 @@ test('the counts start from the jobs that finished before the migration', async 
   }
 });
 
+test('TRUNCATE of the jobs table empties the counts', async () => {
+  const db = await createTestDatabase();
+  try {
+    await db.pool.query(`INSERT INTO broadcast_queue_jobs (job_type, status, attempts, started_at, finished_at)
+                         SELECT 'send', 'completed', 1, now() - interval '2 minutes', now() - interval '1 minute' FROM generate_series(1, 25)`);
+    await assertCountsMatch(db, 'before the truncate');
+    await db.pool.query('TRUNCATE broadcast_queue_jobs');
+    await assertCountsMatch(db, 'after the truncate');
+    await db.pool.query(`INSERT INTO broadcast_queue_jobs (job_type, status, attempts, started_at, finished_at)
+                         SELECT 'send', 'failed', 2, now() - interval '2 minutes', now() - interval '1 minute' FROM generate_series(1, 3)`);
+    await assertCountsMatch(db, 'after new jobs finished');
+  } finally {
+    await db.drop();
+  }
+});
+
 test.run();
