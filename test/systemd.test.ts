@@ -139,4 +139,11 @@ test('env.example lists every setting, and its commented defaults are the real d
   assert.equal(loadConfig(everyLine), loadConfig({}));
 });
 
+test('no unit suggests a database URL as a credential, which bqctl from a shell could not read', () => {
+  for (const file of [UNIT, TEMPLATE, 'env.example']) {
+    const text = readFileSync(path.join(systemdDir, file), 'utf8');
+    assert.not.match(text, /LoadCredential=(BQ_LISTEN_)?DATABASE_URL:/, file);
+  }
+});
+
 test.run();
