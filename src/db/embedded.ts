@@ -183,9 +183,18 @@ async function dataDirFor(user: UserIds, dataDir: string, log: Logger): Promise<
   return pgData;
 }
 
+// initdb and postgres get only what they use, not the daemon's environment: as root they run as
+// the postgres user, who could read a bot token or database password in /proc/<pid>/environ.
+// TZ keeps log timestamps in local time; C messages are what lastLines() reports.
+function postgresEnvironment(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin', LANG: 'C', LC_MESSAGES: 'C' };
+  if (process.env.TZ) env.TZ = process.env.TZ;
+  return env;
+}
+
 function run(file: string, args: string[], runAs: UserIds | null): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { ...(runAs ?? {}), env: { ...process.env, LC_MESSAGES: 'C' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(file, args, { ...(runAs ?? {}), env: postgresEnvironment(), stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -223,7 +232,7 @@ interface Postmaster {
 /** Starts postgres and resolves once it accepts connections; rejects with what it printed if it exits first. */
 function startPostmaster(binaries: Binaries, pgData: string, port: number, runAs: UserIds | null, flags: string[], log: Logger): Promise<Postmaster> {
   return new Promise((resolve, reject) => {
-    const child = spawn(binaries.postgres, ['-D', pgData, '-p', String(port), ...flags], { ...(runAs ?? {}), env: { ...process.env, LC_MESSAGES: 'C' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(binaries.postgres, ['-D', pgData, '-p', String(port), ...flags], { ...(runAs ?? {}), env: postgresEnvironment(), stdio: ['ignore', 'pipe', 'pipe'] });
     const recent: string[] = [];
     let ready = false;
     const exited = new Promise<void>((done) => child.once('close', () => done()));

@@ -104,4 +104,27 @@ test('a failed start says why in one line, not an object', async () => {
   }
 });
 
+// As root the postmaster runs as the postgres user, who can read its /proc/<pid>/environ.
+test('the embedded PostgreSQL does not inherit the daemon\'s secrets in its environment', async () => {
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'bq-envleak-'));
+  const token = `123456:fake-token-${process.pid}-never-for-postgres`;
+  const saved = process.env.TELEGRAM_BOT_TOKEN;
+  process.env.TELEGRAM_BOT_TOKEN = token;
+  let server: Awaited<ReturnType<typeof startEmbeddedPostgres>> | null = null;
+  try {
+    server = await startEmbeddedPostgres({ dataDir, port: 0, log: silentLogger(), ephemeral: true });
+    const pid = Number((await readFile(path.join(server.dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0]);
+    const environ = await readFile(`/proc/${pid}/environ`, 'utf8');
+    assert.ok(environ.includes('PATH='), 'read the postmaster\'s environment');
+    assert.not.ok(environ.includes(token), 'the bot token is in the postmaster\'s environment');
+    assert.not.ok(environ.includes('TELEGRAM_BOT_TOKEN'), 'TELEGRAM_BOT_TOKEN is in the postmaster\'s environment');
+  } finally {
+    if (saved === undefined) delete process.env.TELEGRAM_BOT_TOKEN;
+    else process.env.TELEGRAM_BOT_TOKEN = saved;
+    await server?.stop();
+    if (server && !server.dataDir.startsWith(dataDir)) await rm(path.dirname(server.dataDir), { recursive: true, force: true });
+    await rm(dataDir, { recursive: true, force: true });
+  }
+});
+
 test.run();
