@@ -35,12 +35,12 @@ const RESERVE_SQL = `
          updated_at = now()
    WHERE bot_id = $1 AND next_slot_at <= clock_timestamp() + $4::float8 * interval '1 millisecond'
   RETURNING extract(epoch FROM next_slot_at) * 1000 - $2::float8 * $3::float8 / 1000 AS first_slot_ms,
-            extract(epoch FROM clock_timestamp()) * 1000 AS db_now_ms,
+            (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS db_now_ms,
             halted_at IS NOT NULL AS halted, halt_reason`;
 
 // How far ahead of now the timeline is already reserved, and whether sending is halted.
 const AHEAD_SQL = `
-  SELECT extract(epoch FROM next_slot_at - clock_timestamp()) * 1000 AS ahead_ms,
+  SELECT (extract(epoch FROM next_slot_at - clock_timestamp()) * 1000)::float8 AS ahead_ms,
          halted_at IS NOT NULL AS halted, halt_reason
     FROM broadcast_rate_limits WHERE bot_id = $1`;
 
@@ -52,7 +52,7 @@ const PACE_SQL = `
      SET next_allowed_at = GREATEST(p.next_allowed_at, clock_timestamp()) + $3::float8 * interval '1 millisecond'
   RETURNING chat_id, extract(epoch FROM next_allowed_at) * 1000 - $3::float8 AS allowed_ms,
             next_allowed_at::text AS reserved_until,
-            extract(epoch FROM clock_timestamp()) * 1000 AS db_now_ms`;
+            (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS db_now_ms`;
 
 // Gives back chat reservations that were never used, each only while it is still the last one on
 // its chat's timeline (nobody reserved after it): the timeline then ends where it began. The text
@@ -69,8 +69,10 @@ const RELEASE_SQL = `
 const RESERVE_FOR_CHAT_SQL = `
   WITH state AS (
     SELECT paused_until > clock_timestamp() AS paused,
-           extract(epoch FROM paused_until - clock_timestamp()) * 1000 AS paused_ms,
-           extract(epoch FROM clock_timestamp()) * 1000 AS db_now_ms,
+           -- float8: extract() gives numeric, which node-pg hands over as a string, and Date.now() + '993'
+           -- is a string that parsed to a pause of 56,000 years (chaos telegram, every daemon stalled).
+           (extract(epoch FROM paused_until - clock_timestamp()) * 1000)::float8 AS paused_ms,
+           (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS db_now_ms,
            halted_at IS NOT NULL AS halted, halt_reason
       FROM broadcast_rate_limits WHERE bot_id = $1
   ), pace AS (

@@ -3,6 +3,9 @@ import * as assert from 'uvu/assert';
 import type { JobEvent } from '../../src/queue/worker-pool.js';
 import { insertJob, jobRow, withTelegram } from '../helpers/telegram.js';
 import { waitForEvent } from '../helpers/wait.js';
+import { createTestDatabase } from '../helpers/db.js';
+import { RateLimiter } from '../../src/telegram/rate-limiter.js';
+import { silentLogger } from '../../src/log.js';
 
 // Only keeps a broken run from hanging the suite: the pauses below last ten minutes, so a job
 // that slept through one in its worker slot could never meet these.
@@ -27,6 +30,9 @@ test('a send job that meets a 429 pause gives its worker slot back, and other jo
     const send = await jobRow(db, sendJob);
     assert.equal([send.status, send.attempts], ['pending', 0], 'the pause spent no attempt');
     assert.ok(new Date(send.run_at).getTime() > Date.now() + 60_000, 'the send waits for the end of the pause');
+    // Not for ever: the pause's length once came back from PostgreSQL as a string, Date.now() + it
+    // concatenated, and every job snoozed for 56,000 years (the chaos telegram scenario stalled).
+    assert.ok(new Date(send.run_at).getTime() < Date.now() + 11 * 60_000, `the send waits for the pause only, not until ${send.run_at}`);
     assert.is(api.calls.filter((c) => c.method === 'sendMessage').length, 0, 'nothing was sent during the pause');
   });
 });
@@ -47,6 +53,23 @@ test('stop() during a 429 pause does not wait the pause out', async () => {
     const send = await jobRow(db, sendJob);
     assert.equal([send.status, send.attempts], ['pending', 0]);
   });
+});
+
+test("a daemon that learns of another daemon's 429 pauses until that pause ends, not for ever", async () => {
+  // chaos telegram: PostgreSQL's numeric came back as a string, Date.now() + '993.2' concatenated,
+  // and the daemon's local pause ran to the year 58,000: its broadcast slept, its send jobs too.
+  const db = await createTestDatabase();
+  try {
+    await pauseEveryDaemon(db);
+    const limiter = new RateLimiter(db.pool, 123456, silentLogger());
+    const turn = await limiter.reserveForChat(7, 1_000, 30);
+    assert.ok('pausedMs' in turn, 'the shared pause is seen');
+    assert.type((turn as { pausedMs: number }).pausedMs, 'number');
+    assert.ok(limiter.pausedUntil > Date.now() + 60_000, 'this daemon pauses too');
+    assert.ok(limiter.pausedUntil < Date.now() + 11 * 60_000, `and only until the shared pause ends (local pause until ${limiter.pausedUntil})`);
+  } finally {
+    await db.drop();
+  }
 });
 
 test.run();
