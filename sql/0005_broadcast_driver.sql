@@ -14,13 +14,20 @@ ALTER TABLE broadcasts
 -- while the job is still 'processing' (it saw 'paused' and is about to record its snooze) finds
 -- nothing pending to wake, and the snooze written just after would keep it asleep. So the snooze
 -- itself checks: a broadcast job going back to pending for a pause (the engine's constant
--- message 'broadcast paused') whose broadcast is no longer paused is due at once. Each query of a
--- volatile trigger function takes a fresh snapshot, so a resume committed meanwhile is seen; one
--- still in flight waits on this row's lock and then finds it pending. The WHEN clause keeps the
--- hot path (claims, completions) to that test alone.
+-- message 'broadcast paused') whose broadcast is no longer paused is due at once.
+-- The broadcast row is locked FOR SHARE first, which conflicts with any UPDATE of it: a resume not
+-- yet committed is waited for, and the next query (a fresh snapshot) sees it; a resume that comes
+-- after the lock waits for the snooze to commit, so that its trigger's query finds the job pending.
+-- A plain read missed a resume in flight between the two (the job then slept a whole recheck).
+-- No deadlock: the snooze holds the job row and waits for the broadcast row, while the resume holds
+-- the broadcast row and its trigger skips a job whose committed version is still 'processing'
+-- instead of waiting for its row lock. The lock takes no status filter: an uncommitted resume
+-- still reads as 'paused' and would be filtered out without being waited for.
+-- The WHEN clause keeps the hot path (claims, completions) to that test alone.
 CREATE FUNCTION broadcast_queue_paused_job_resumed() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
+  PERFORM 1 FROM broadcasts b WHERE b.job_id = NEW.job_id FOR SHARE;
   IF EXISTS (SELECT 1 FROM broadcasts b WHERE b.job_id = NEW.job_id AND b.status <> 'paused') THEN
     NEW.run_at := now();
   END IF;

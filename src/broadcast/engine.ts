@@ -33,10 +33,10 @@ const CONTROL_CHECK_MS = 500;
 /**
  * A paused broadcast's job sleeps this long at most. Resuming (or cancelling) makes it due at once
  * in the database (the _500_wake_on_resume and _400_paused_job_resumed triggers), and the sweep
- * finds it due should the NOTIFY be lost, so nothing needs to poll; this only bounds a resume that
- * bypassed the triggers.
+ * finds it due should the NOTIFY be lost, so nothing needs to poll; this only bounds a resume the
+ * triggers missed (one that bypassed them, or a race they do not close): a minute, not an hour.
  */
-const PAUSED_RECHECK_MS = 3_600_000;
+const PAUSED_RECHECK_MS = 60_000;
 /** The snooze message of a paused broadcast's job; sql/0005 keys on it. */
 const PAUSED = 'broadcast paused';
 /** The next batch is claimed and reserved this long before the current one's last slot. */

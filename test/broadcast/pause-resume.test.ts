@@ -1,10 +1,11 @@
+import pg from 'pg';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { setBroadcastStatus } from '../../src/http/admin-queries.js';
 import type { JobEvent } from '../../src/queue/worker-pool.js';
 import { createTestDatabase } from '../helpers/db.js';
 import { insertJob, jobRow, range, withTelegram } from '../helpers/telegram.js';
-import { waitForEvent } from '../helpers/wait.js';
+import { until, waitForEvent } from '../helpers/wait.js';
 
 // Only keeps a broken run from hanging the suite; nothing asserts on time.
 const SAFETY_MS = 60_000;
@@ -36,7 +37,8 @@ test('a paused broadcast\'s job sleeps until the resume wakes it, instead of bei
     const snoozed = waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === jobId, SAFETY_MS);
     assert.is((await setBroadcastStatus(db.pool, broadcastId, 'pause')).outcome, 'updated');
     assert.is((await snoozed).outcome.kind, 'snooze');
-    const asleep = (await db.pool.query(`SELECT status, run_at > now() + interval '10 minutes' AS far FROM broadcast_queue_jobs WHERE job_id = $1`, [jobId])).rows[0];
+    // The whole backstop (a minute), read off the row itself rather than the clock.
+    const asleep = (await db.pool.query(`SELECT status, run_at >= updated_at + interval '1 minute' AS far FROM broadcast_queue_jobs WHERE job_id = $1`, [jobId])).rows[0];
     assert.equal(asleep, { status: 'pending', far: true }, 'the paused job polls instead of waiting for the resume');
 
     const restarted = waitForEvent(queue, 'job:start', (j: { jobId: number }) => j.jobId === jobId, SAFETY_MS);
@@ -60,6 +62,39 @@ test('a resume that lands while the paused job is still recording its snooze sti
     const woken = (await db.pool.query(`SELECT run_at <= now() AS due FROM broadcast_queue_jobs WHERE job_id = $1`, [job])).rows[0];
     assert.is(woken.due, true);
   } finally {
+    await db.drop();
+  }
+});
+
+test('a resume begun while the paused job\'s snooze is uncommitted, committed after it, still wakes the job', async () => {
+  // The snooze's trigger read 'paused' (the resume was not committed), and the resume's trigger
+  // saw the job still 'processing' (the snooze was not committed): the job slept a whole recheck.
+  const db = await createTestDatabase();
+  const recorder = new pg.Client({ connectionString: db.url });
+  const admin = new pg.Client({ connectionString: db.url });
+  try {
+    await recorder.connect();
+    await admin.connect();
+    const job = (await db.pool.query(`INSERT INTO broadcast_queue_jobs (job_type, payload, status, locked_by, attempts) VALUES ('broadcast', '{}', 'processing', 'd1', 1) RETURNING job_id`)).rows[0].job_id;
+    const { rows } = await db.pool.query(`INSERT INTO broadcasts (message, status, job_id, started_at) VALUES ('{"text": "hi"}', 'paused', $1, now()) RETURNING broadcast_id`, [job]);
+    await recorder.query('BEGIN');
+    await recorder.query(`UPDATE broadcast_queue_jobs SET status = 'pending', locked_by = NULL, run_at = now() + interval '1 hour', last_error = 'broadcast paused' WHERE job_id = $1`, [job]);
+    await admin.query('BEGIN');
+    const resume = admin.query(`UPDATE broadcasts SET status = 'sending', updated_at = now() WHERE broadcast_id = $1`, [rows[0].broadcast_id]);
+    let resumed = false;
+    resume.then(() => (resumed = true), () => (resumed = true));
+    // Ran (unfixed), or waits for the snooze's lock on the broadcast row (fixed): either way the
+    // resume has begun before the snooze commits.
+    const recorderPid = (await recorder.query('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+    await until(async () => resumed || (await db.pool.query(`SELECT 1 FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))`, [recorderPid])).rows.length > 0, 10_000, 'the resume to run or wait');
+    await recorder.query('COMMIT');
+    await resume;
+    await admin.query('COMMIT');
+    const woken = (await db.pool.query(`SELECT status, run_at <= now() AS due FROM broadcast_queue_jobs WHERE job_id = $1`, [job])).rows[0];
+    assert.equal(woken, { status: 'pending', due: true }, 'the resumed broadcast\'s job sleeps until its recheck');
+  } finally {
+    await recorder.end().catch(() => undefined);
+    await admin.end().catch(() => undefined);
     await db.drop();
   }
 });
