@@ -10,7 +10,7 @@ import { parseMessage, type OutgoingMessage } from '../telegram/message.js';
 import { GROUP_CHAT_SPACING_MS, LATE_SLOT_MS, type ChatReservation, type RateLimiter } from '../telegram/rate-limiter.js';
 import type { TelegramSender } from '../telegram/sender.js';
 import { FINAL_STATUSES, createInlineBroadcast, fanOut, loadBroadcast, validateContent, type BroadcastRow } from './fanout.js';
-import { BLOCKED_OUTCOMES, DriverLostError, claimDue, countDeliveries, nextDueInMs, recordDeliveries, recoverInterrupted, skipRemaining, takeOver, type DeliveryRecord, type Driver, type DueDelivery } from './ledger.js';
+import { BLOCKED_OUTCOMES, DriverLostError, claimDue, countDeliveries, finishBroadcast, nextDueInMs, recordDeliveries, recoverInterrupted, skipRemaining, takeOver, type DeliveryRecord, type Driver, type DueDelivery } from './ledger.js';
 import { markUnreachable, recordMigration } from './subscribers.js';
 import { parseAudience } from './audience.js';
 
@@ -163,22 +163,8 @@ export class BroadcastEngine {
     const counts = await countDeliveries(this.pool, broadcastId);
     const status = stop?.kind === 'cancelled' ? 'cancelled' : stop?.kind === 'content' ? 'failed' : 'completed';
     const reason = stop?.kind === 'content' ? `stopped after ${CONTENT_ERRORS_TO_STOP} identical content errors: ${stop.reason}` : null;
-    // The webhook job is enqueued by the same statement that finishes the broadcast, so a crash
-    // cannot lose it; its job_key keeps a re-run from sending it twice. It carries only the id:
-    // the body is built from this row when it is sent, and only by the job named in webhook_job_id.
-    await this.pool.query(
-      `WITH hook AS (
-         INSERT INTO broadcast_queue_jobs (queue, job_type, payload, max_attempts, job_key)
-         SELECT $10, 'webhook', jsonb_build_object('event', 'broadcast.finished', 'broadcast_id', $1::bigint), 8, 'webhook:broadcast:' || $1
-          WHERE $11::boolean AND EXISTS (SELECT 1 FROM broadcasts WHERE broadcast_id = $1 AND driver_job_id = $12 AND driver_claimed_at = $13::timestamptz)
-         ON CONFLICT (job_key) WHERE job_key IS NOT NULL AND status IN ('pending', 'processing') DO NOTHING
-         RETURNING job_id)
-       UPDATE broadcasts SET status = $2, failure_reason = $3, finished_at = now(), updated_at = now(),
-              total = $4, sent = $5, failed = $6, blocked = $7, skipped = $8, unknown = $9,
-              webhook_job_id = COALESCE((SELECT job_id FROM hook), webhook_job_id)
-        WHERE broadcast_id = $1 AND driver_job_id = $12 AND driver_claimed_at = $13::timestamptz`,
-      [broadcastId, status, reason, counts.total, counts.sent, counts.failed, counts.blocked, counts.skipped, counts.unknown, queue, this.settings.webhooks === true, driver.jobId, driver.claimedAt],
-    );
+    // Another run took the broadcast over: DriverLostError, nothing written and nothing logged here.
+    await finishBroadcast(this.pool, driver, { status, reason, counts, queue, webhook: this.settings.webhooks === true });
     log.info({ broadcastId, status, ...counts }, 'broadcast finished');
     this.events.emit('broadcast:finished', { broadcastId, status, failureReason: reason, counts });
     if (reason) throw new PermanentError(`broadcast ${broadcastId} ${reason}`);

@@ -233,6 +233,41 @@ export async function skipRemaining(pool: Pool, driver: Driver, outcome: string)
   return rows[0].n;
 }
 
+export interface Finish {
+  status: 'completed' | 'cancelled' | 'failed';
+  reason: string | null;
+  counts: BroadcastCounts;
+  /** The queue of the 'webhook' job, enqueued only when `webhook` is set. */
+  queue: string;
+  webhook: boolean;
+}
+
+/**
+ * Closes the broadcast with its final counts. The webhook job is enqueued by the same statement,
+ * so a crash cannot lose it; its job_key keeps a re-run from sending it twice. It carries only the
+ * id: the body is built from this row when it is sent, and only by the job named in webhook_job_id.
+ * The insert checks the driver under the same KEY SHARE lock as every ledger write: with a plain
+ * read, a takeover holding the row let the insert through while the UPDATE, waiting for the
+ * takeover, then matched nothing, leaving a webhook job that no broadcast named.
+ */
+export async function finishBroadcast(pool: Pool, driver: Driver, f: Finish): Promise<void> {
+  const { counts } = f;
+  const { rowCount } = await pool.query(
+    `WITH hook AS (
+       INSERT INTO broadcast_queue_jobs (queue, job_type, payload, max_attempts, job_key)
+       SELECT $10, 'webhook', jsonb_build_object('event', 'broadcast.finished', 'broadcast_id', $1::bigint), 8, 'webhook:broadcast:' || $1
+        WHERE $11::boolean AND ${owned('$12', '$13')}
+       ON CONFLICT (job_key) WHERE job_key IS NOT NULL AND status IN ('pending', 'processing') DO NOTHING
+       RETURNING job_id)
+     UPDATE broadcasts SET status = $2, failure_reason = $3, finished_at = now(), updated_at = now(),
+            total = $4, sent = $5, failed = $6, blocked = $7, skipped = $8, unknown = $9,
+            webhook_job_id = COALESCE((SELECT job_id FROM hook), webhook_job_id)
+      WHERE broadcast_id = $1 AND driver_job_id = $12 AND driver_claimed_at = $13::timestamptz`,
+    [driver.broadcastId, f.status, f.reason, counts.total, counts.sent, counts.failed, counts.blocked, counts.skipped, counts.unknown, f.queue, f.webhook, driver.jobId, driver.claimedAt],
+  );
+  if (rowCount === 0) throw new DriverLostError(driver);
+}
+
 /** Milliseconds until the next pending row is due (0: now), or null when none is pending. */
 export async function nextDueInMs(pool: Pool, broadcastId: number): Promise<number | null> {
   const { rows } = await pool.query(

@@ -1,8 +1,11 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import pg from 'pg';
+import { DriverLostError, finishBroadcast } from '../../src/broadcast/ledger.js';
 import type { JobEvent } from '../../src/queue/worker-pool.js';
+import { createTestDatabase } from '../helpers/db.js';
 import { jobRow, range, withTelegram } from '../helpers/telegram.js';
-import { collectEvents, waitForEvent } from '../helpers/wait.js';
+import { collectEvents, until, waitForEvent } from '../helpers/wait.js';
 
 // Only keeps a broken run from hanging the suite; nothing asserts on time.
 const SAFETY_MS = 180_000;
@@ -64,6 +67,41 @@ test('a rescued run that is still alive stops writing once another run has taken
     const sentRows = await db.pool.query(`SELECT chat_id FROM broadcast_deliveries WHERE status = 'sent'`);
     assert.ok(sentRows.rows.every((r) => api.deliveredCount(Number(r.chat_id)) === 1), 'a row marked sent was never delivered');
   });
+});
+
+test('a takeover while the driver finishes: no webhook job is left behind, and the finish reports the loss', async () => {
+  // The webhook insert read the driver without a lock: it went in while the broadcast UPDATE,
+  // waiting for the takeover's row lock, then matched nothing, so no broadcast named the webhook
+  // job, and the finish logged "broadcast finished" all the same.
+  const db = await createTestDatabase();
+  const takeover = new pg.Client({ connectionString: db.url });
+  try {
+    await takeover.connect();
+    const jobs = (await db.pool.query(`INSERT INTO broadcast_queue_jobs (job_type, payload, status, locked_by, attempts, started_at) VALUES ('broadcast', '{}', 'processing', 'd1', 1, now()), ('broadcast', '{}', 'processing', 'd2', 1, now()) RETURNING job_id, started_at::text AS claimed_at`)).rows;
+    const { rows } = await db.pool.query(
+      `INSERT INTO broadcasts (message, status, job_id, started_at, driver_job_id, driver_claimed_at) VALUES ('{"text": "hi"}', 'sending', $1, now(), $1, $2::timestamptz) RETURNING broadcast_id`,
+      [jobs[0].job_id, jobs[0].claimed_at],
+    );
+    const broadcastId = rows[0].broadcast_id;
+    await takeover.query('BEGIN');
+    await takeover.query('SELECT 1 FROM broadcasts WHERE broadcast_id = $1 FOR UPDATE', [broadcastId]);
+    const counts = { total: 0, sent: 0, failed: 0, blocked: 0, skipped: 0, unknown: 0 };
+    const finish = finishBroadcast(db.pool, { broadcastId, jobId: jobs[0].job_id, claimedAt: jobs[0].claimed_at }, { status: 'completed', reason: null, counts, queue: 'broadcasts', webhook: true })
+      .then(() => null, (error: unknown) => error);
+    const takeoverPid = (await takeover.query('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+    await until(async () => (await db.pool.query(`SELECT 1 FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))`, [takeoverPid])).rows.length > 0, 10_000, 'the finish to wait for the takeover');
+    await takeover.query('UPDATE broadcasts SET driver_job_id = $2, driver_claimed_at = $3::timestamptz, job_id = $2 WHERE broadcast_id = $1', [broadcastId, jobs[1].job_id, jobs[1].claimed_at]);
+    await takeover.query('COMMIT');
+    const error = await finish;
+    const hooks = await db.pool.query(`SELECT job_id FROM broadcast_queue_jobs WHERE job_type = 'webhook'`);
+    assert.equal(hooks.rows, [], 'a webhook job was enqueued that no broadcast names');
+    assert.ok(error instanceof DriverLostError, `the finish did not report the lost broadcast: ${String(error)}`);
+    const after = (await db.pool.query('SELECT status, webhook_job_id FROM broadcasts WHERE broadcast_id = $1', [broadcastId])).rows[0];
+    assert.equal(after, { status: 'sending', webhook_job_id: null });
+  } finally {
+    await takeover.end().catch(() => undefined);
+    await db.drop();
+  }
 });
 
 test.run();
