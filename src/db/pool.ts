@@ -65,6 +65,8 @@ export function redactConnectionString(connectionString: string): string {
 const UNAVAILABLE_CODES = /^(08...|57P0[123]|53300)$/;
 const UNAVAILABLE_MESSAGES = /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|connect ECONNREFUSED/;
 
+const SOCKET_CODES = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH']);
+
 /** True when an error says the database was unreachable, so a job should wait rather than fail. */
 export function isDatabaseUnavailable(error: unknown): boolean {
   if (typeof error !== 'object' || error === null) return false;
@@ -86,5 +88,8 @@ export function isDatabaseUnavailable(error: unknown): boolean {
  */
 export function isTransientDatabaseError(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
-  return isDatabaseUnavailable(error) || (typeof code === 'string' && (/^(40|55)/.test(code) || code === '57014'));
+  // A socket that died under a statement ('read ECONNRESET' while the server restarted) is only
+  // the database going away. isDatabaseUnavailable cannot take these codes: it also judges
+  // handlers' errors, where a reset comes from the Bot API. Here every error is a statement's.
+  return isDatabaseUnavailable(error) || (typeof code === 'string' && (/^(40|55)/.test(code) || code === '57014' || SOCKET_CODES.has(code)));
 }
