@@ -66,3 +66,18 @@ $$;
 -- job is signed and sent only if it is the one named here, and its body is built from this row
 -- at send time: whoever can INSERT a job cannot get a body of their choosing signed.
 ALTER TABLE broadcasts ADD COLUMN webhook_job_id bigint;
+
+-- Webhook jobs queued before this migration carry the old body ({"event", "broadcast": {…},
+-- "variants"}) and no webhook_job_id names them, so webhookBody() would fail every one of them.
+-- Rewritten to carry only the id, and named by their broadcast (job_key 'webhook:broadcast:<id>',
+-- as the engine enqueued them), they are sent as the daemon would send them now.
+UPDATE broadcast_queue_jobs
+   SET payload = jsonb_build_object('event', 'broadcast.finished', 'broadcast_id', (payload -> 'broadcast' ->> 'broadcast_id')::bigint)
+ WHERE job_type = 'webhook' AND status IN ('pending', 'processing')
+   AND NOT payload ? 'broadcast_id' AND payload -> 'broadcast' ->> 'broadcast_id' ~ '^[0-9]{1,18}$';
+UPDATE broadcasts b
+   SET webhook_job_id = j.job_id
+  FROM broadcast_queue_jobs j
+ WHERE j.job_type = 'webhook' AND j.status IN ('pending', 'processing')
+   AND j.job_key = 'webhook:broadcast:' || b.broadcast_id
+   AND j.payload ->> 'broadcast_id' = b.broadcast_id::text;

@@ -4,7 +4,13 @@ import http from 'node:http';
 import { createHmac } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { JobEvent } from '../../src/queue/worker-pool.js';
-import { SIGNATURE_HEADER, TIMESTAMP_HEADER, verifyWebhook } from '../../src/broadcast/webhook.js';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { SIGNATURE_HEADER, TIMESTAMP_HEADER, deliverWebhook, verifyWebhook } from '../../src/broadcast/webhook.js';
+import { listMigrations, migrate } from '../../src/db/migrate.js';
+import { silentLogger } from '../../src/log.js';
+import { createTestDatabase } from '../helpers/db.js';
 import { insertJob, jobRow, range, withTelegram } from '../helpers/telegram.js';
 import { waitForEvent } from '../helpers/wait.js';
 
@@ -121,6 +127,38 @@ test('verifyWebhook: accepts a good signature, refuses a bad one, a changed body
   assert.ok(verifyWebhook(SECRET, headers, body, { now: now + 3000, toleranceSeconds: 3600 }), 'a window of the caller\'s choosing');
   const replayed = { [TIMESTAMP_HEADER]: String(now + 1000), [SIGNATURE_HEADER]: headers[SIGNATURE_HEADER]! };
   assert.not.ok(verifyWebhook(SECRET, replayed, body, { now: now + 1000 }), 'an old signature under a fresh timestamp');
+});
+
+// Before 0006 the engine queued the whole summary ({"event", "broadcast": {…}, "variants"}) and
+// recorded no webhook_job_id; such a job still queued at the upgrade must be sent, not failed.
+test('a webhook job queued by the code before migration 0006 is still sent after the upgrade', async () => {
+  const db = await createTestDatabase({ migrated: false });
+  const before = await mkdtemp(path.join(os.tmpdir(), 'bq-migrations-'));
+  const hook = await receiver(() => ({ status: 200 }));
+  try {
+    for (const m of (await listMigrations()).filter((m) => m.version < 6)) await writeFile(path.join(before, path.basename(m.file)), await readFile(m.file));
+    await migrate(db.pool, silentLogger(), { dir: before });
+    const { rows: [b] } = await db.pool.query(`INSERT INTO broadcasts (title, message, status, total, sent, finished_at)
+                                               VALUES ('old', '{"text": "hi"}', 'completed', 3, 3, now()) RETURNING broadcast_id`);
+    const id = Number(b.broadcast_id);
+    const { rows: [j] } = await db.pool.query(
+      `INSERT INTO broadcast_queue_jobs (queue, job_type, payload, max_attempts, job_key)
+       SELECT 'broadcasts', 'webhook', jsonb_build_object('event', 'broadcast.finished', 'broadcast', to_jsonb(b), 'variants', NULL::jsonb), 8, 'webhook:broadcast:' || b.broadcast_id
+         FROM broadcasts b WHERE broadcast_id = $1 RETURNING job_id`, [id]);
+    await migrate(db.pool, silentLogger());
+    const { rows: [job] } = await db.pool.query(`SELECT job_id, payload, job_key FROM broadcast_queue_jobs WHERE job_id = $1`, [j.job_id]);
+    assert.equal(job.payload, { event: 'broadcast.finished', broadcast_id: id });
+    const signal = new AbortController().signal;
+    await deliverWebhook(db.pool, { url: hook.url, secret: SECRET }, { jobId: Number(job.job_id), payload: job.payload, jobType: 'webhook', jobKey: job.job_key } as any, { signal, stopping: signal, log: silentLogger() } as any);
+    const sent = hook.received[0]!;
+    assert.ok(verifyWebhook(SECRET, sent.headers, sent.body, { toleranceSeconds: 3600 }));
+    const body = JSON.parse(sent.body);
+    assert.equal([body.event, body.broadcast.broadcast_id, body.broadcast.status, body.broadcast.sent], ['broadcast.finished', id, 'completed', 3]);
+  } finally {
+    hook.close();
+    await rm(before, { recursive: true, force: true });
+    await db.drop();
+  }
 });
 
 test.run();
