@@ -13,6 +13,7 @@
 //  - the planner is told not to scan or sort: with statistics taken before the rows existed it might
 //    otherwise choose a sequential scan, and the cost would be the table's, not the batch's.
 import type { Pool, PoolClient } from '../db/pool.js';
+import { inTransaction } from '../db/transaction.js';
 import { errorMessage, type Logger } from '../log.js';
 
 /** Ledger rows deleted per statement: about 20–60 ms of work, a few MB of WAL. */
@@ -60,21 +61,10 @@ export interface RetentionOptions {
   signal?: AbortSignal;
 }
 
-async function inShortTransaction<T>(pool: Pool, lockTimeoutMs: number, fn: (c: PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    await client.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.round(lockTimeoutMs))}`);
-    await client.query('SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off');
-    const result = await fn(client);
-    await client.query('COMMIT');
-    return result;
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
+function inShortTransaction<T>(pool: Pool, lockTimeoutMs: number, fn: (c: PoolClient) => Promise<T>): Promise<T> {
+  return inTransaction(pool, fn, {
+    setLocal: [`lock_timeout = ${Math.max(1, Math.round(lockTimeoutMs))}`, 'enable_seqscan = off', 'enable_bitmapscan = off', 'enable_sort = off'],
+  });
 }
 
 /** Deletes one batch of a broadcast's ledger after chat_id `after` (null: from the first); returns the chat ids deleted. */

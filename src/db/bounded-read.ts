@@ -1,4 +1,5 @@
 import type { Pool, PoolClient } from './pool.js';
+import { inTransaction } from './transaction.js';
 
 /** How long a status, statistics or metrics read may run on the server. Defaults to 5 seconds. */
 export const READ_TIMEOUT_MS = 5_000;
@@ -8,18 +9,6 @@ export const READ_TIMEOUT_MS = 5_000;
  * `timeoutMs` (statement_timeout). A client-side timeout only stops waiting: the scan it abandoned
  * kept running on the server, so a slow scrape repeated every 15 s piled up on the database.
  */
-export async function boundedRead<T>(pool: Pool, read: (client: PoolClient) => Promise<T>, timeoutMs = READ_TIMEOUT_MS): Promise<T> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN READ ONLY');
-    await client.query(`SET LOCAL statement_timeout = ${Math.max(1, Math.ceil(timeoutMs))}`);
-    const result = await read(client);
-    await client.query('COMMIT');
-    return result;
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
+export function boundedRead<T>(pool: Pool, read: (client: PoolClient) => Promise<T>, timeoutMs = READ_TIMEOUT_MS): Promise<T> {
+  return inTransaction(pool, read, { begin: 'BEGIN READ ONLY', setLocal: [`statement_timeout = ${Math.max(1, Math.ceil(timeoutMs))}`] });
 }

@@ -4,6 +4,7 @@
 import type { QueryConfig } from 'pg';
 import type { Pool, PoolClient } from '../db/pool.js';
 import { boundedRead } from '../db/bounded-read.js';
+import { inTransaction } from '../db/transaction.js';
 
 export type JobStatus = 'pending' | 'processing' | 'completed' | 'failed' | 'cancelled';
 export type BroadcastStatus = 'draft' | 'queued' | 'sending' | 'paused' | 'completed' | 'cancelled' | 'failed';
@@ -222,20 +223,6 @@ async function cancelBroadcastIn(client: PoolClient, broadcastId: number): Promi
   return true;
 }
 
-async function inTransaction<T>(pool: Pool, body: (client: PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    const result = await body(client);
-    await client.query('COMMIT');
-    return result;
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
-}
 
 /**
  * Cancels jobs. A pending job becomes cancelled (and a broadcast it drives is cancelled with
