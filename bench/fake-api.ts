@@ -1,4 +1,4 @@
-// The Bot API stand-in (src/telegram/fake-bot-api.ts) in a process of its own, so that answering
+// The Bot API stand-in (src/testing/fake-bot-api.ts) in a process of its own, so that answering
 // a thousand calls a second does not take CPU from the daemon under test. It keeps only counts
 // and arrival times; the stand-in's own per-call records are dropped as they come.
 //   → { cmd: 'reset' }      forget the counts so far
@@ -6,7 +6,7 @@
 //   → { cmd: 'stats' }      send { type: 'stats', sends, ok, tooMany, first, last, maxInWindow }
 //   → { cmd: 'arrivals' }   send { type: 'arrivals', arrivals } (ms, the stand-in's clock; for diagnosis)
 //   ← { type: 'ready', apiRoot }
-import { FakeBotApi, isSendMethod, maxArrivalsInWindow, type FakeBotApiOptions } from '../src/telegram/fake-bot-api.js';
+import { FakeBotApi, isSendMethod, maxArrivalsInWindow, type FakeBotApiOptions } from '../src/testing/index.js';
 
 const api = new FakeBotApi(JSON.parse(process.env.BENCH_FAKE_API ?? '{}') as FakeBotApiOptions);
 const send = (message: unknown) => process.send!(message);

@@ -6,7 +6,7 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import type { CallRecord } from '../src/telegram/fake-bot-api.js';
+import type { CallRecord } from '../src/testing/index.js';
 import type { ChaosContext } from './lib/context.js';
 import { CHAOS_TOKEN, deliveriesByChat, maxCallsOutside, startStandIn } from './lib/context.js';
 import { Fleet } from './lib/daemons.js';

@@ -8,7 +8,6 @@ export { PermanentError, PayloadError, RetriableError, SnoozeError, HaltError } 
 export { loadConfig, type Config } from './config.js';
 export { migrate } from './db/migrate.js';
 export { startAdminServer, createAdminHandler, ADMIN_PATH, type AdminServer, type AdminServerOptions, type AdminHandler } from './http/admin.js';
-export { FakeBotApi } from './telegram/fake-bot-api.js';
 export { signWebhook, verifyWebhook, SIGNATURE_HEADER, TIMESTAMP_HEADER, DEFAULT_TOLERANCE_SECONDS } from './broadcast/webhook.js';
 
 /** The library entry point (DESIGN.md): a queue for an existing Node or Telegraf bot. */

@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { createBroadcastQueue, PayloadError } from '../src/index.js';
 import type { JobEvent } from '../src/queue/worker-pool.js';
 import { createTestDatabase } from './helpers/db.js';
-import { FakeBotApi } from '../src/telegram/fake-bot-api.js';
+import { FakeBotApi } from '../src/testing/index.js';
 import { TEST_TOKEN, jobRow } from './helpers/telegram.js';
 import { waitForEvent } from './helpers/wait.js';
 

@@ -1,6 +1,6 @@
 // What every scenario receives: the run's options, the PostgreSQL servers, the Bot API stand-in
 // and a progress printer.
-import type { FakeBotApiOptions, CallRecord } from '../../src/telegram/fake-bot-api.js';
+import type { FakeBotApiOptions, CallRecord } from '../../src/testing/index.js';
 import { StandIn } from './stand-in.js';
 import type { PgServer } from './cluster.js';
 

@@ -2,7 +2,7 @@
 // and delivery record to the parent, stamped on the epoch clock both processes share, and takes
 // commands: { cmd: 'setFaults', faults } · { cmd: 'reset' } · { cmd: 'sync', id } (answered with
 // { type: 'synced', id } once every earlier record is on its way) · { cmd: 'stop' }.
-import { FakeBotApi, type FakeBotApiOptions } from '../../src/telegram/fake-bot-api.js';
+import { FakeBotApi, type FakeBotApiOptions } from '../../src/testing/index.js';
 
 const api = new FakeBotApi(JSON.parse(process.env.CHAOS_STAND_IN ?? '{}') as FakeBotApiOptions);
 const send = (message: unknown) => process.send!(message);

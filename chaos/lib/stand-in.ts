@@ -8,7 +8,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { EventEmitter, once } from 'node:events';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isSendMethod, maxArrivalsInWindow, type CallRecord, type DeliveredRecord, type FakeBotApiOptions, type FaultOptions } from '../../src/telegram/fake-bot-api.js';
+import { isSendMethod, maxArrivalsInWindow, type CallRecord, type DeliveredRecord, type FakeBotApiOptions, type FaultOptions } from '../../src/testing/index.js';
 
 const ENTRY = path.join(path.dirname(fileURLToPath(import.meta.url)), 'stand-in-process.js');
 

@@ -10,7 +10,7 @@ import { freePort, startEmbeddedPostgres } from '../db/embedded.js';
 import { migrate } from '../db/migrate.js';
 import { createPool } from '../db/pool.js';
 import { createLogger } from '../log.js';
-import { FakeBotApi } from '../telegram/fake-bot-api.js';
+import { FakeBotApi } from '../testing/index.js';
 
 const SUBSCRIBERS = 10_000;
 const RATE = 250; // messages/s: the demo takes about 40 s; Telegram's own default is 30.

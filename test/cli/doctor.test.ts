@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createTestDatabase } from '../helpers/db.js';
 import { TEST_TOKEN } from '../helpers/telegram.js';
-import { FakeBotApi } from '../../src/telegram/fake-bot-api.js';
+import { FakeBotApi } from '../../src/testing/index.js';
 import { json, runBqctl } from './run-bqctl.js';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';

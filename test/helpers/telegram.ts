@@ -1,5 +1,5 @@
 import { BroadcastQueue, type BroadcastQueueOptions } from '../../src/broadcast-queue.js';
-import { FakeBotApi, type FakeBotApiOptions } from '../../src/telegram/fake-bot-api.js';
+import { FakeBotApi, type FakeBotApiOptions } from '../../src/testing/index.js';
 import { createTestDatabase, type TestDatabase } from './db.js';
 import { createLogger, silentLogger } from '../../src/log.js';
 

@@ -10,7 +10,7 @@ import { SendJob } from '../../src/telegram/send-job.js';
 import { TelegramSender } from '../../src/telegram/sender.js';
 import { parseMessage } from '../../src/telegram/message.js';
 import { classifyTelegramError, describeClass, mayHaveBeenDelivered } from '../../src/telegram/classify.js';
-import { FakeBotApi } from '../../src/telegram/fake-bot-api.js';
+import { FakeBotApi } from '../../src/testing/index.js';
 import { createTestDatabase } from '../helpers/db.js';
 import { TEST_TOKEN, insertJob, jobRow, range, withTelegram } from '../helpers/telegram.js';
 import { collectEvents, waitForEvent } from '../helpers/wait.js';

@@ -3,7 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createLogger } from '../../src/log.js';
-import { FakeBotApi } from '../../src/telegram/fake-bot-api.js';
+import { FakeBotApi } from '../../src/testing/index.js';
 import type { JobEvent } from '../../src/queue/worker-pool.js';
 import { insertJob, jobRow, TEST_TOKEN, withTelegram } from '../helpers/telegram.js';
 import { waitForEvent } from '../helpers/wait.js';

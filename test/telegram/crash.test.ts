@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { FakeBotApi } from '../../src/telegram/fake-bot-api.js';
+import { FakeBotApi } from '../../src/testing/index.js';
 import { createTestDatabase } from '../helpers/db.js';
 import { startChild, type ChildDaemon } from '../helpers/child.js';
 import { insertJob, jobRow, range, TEST_TOKEN } from '../helpers/telegram.js';

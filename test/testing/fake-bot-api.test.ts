@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Telegram, TelegramError } from 'telegraf';
-import { FakeBotApi, type FakeBotApiOptions } from '../../src/telegram/fake-bot-api.js';
+import { FakeBotApi, type FakeBotApiOptions } from '../../src/testing/index.js';
 import { classifyTelegramError as classify, describeClass } from '../../src/telegram/classify.js';
 
 // Shaped like a real token so telegraf's redaction regex applies to it.

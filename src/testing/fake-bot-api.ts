@@ -1,12 +1,11 @@
 // A local Telegram Bot API server speaking the real wire format. It is the far
 // side of the wire for tests, benchmarks and the demo: our code talks to it
 // through an unmodified HTTP client (telegraf), so nothing of ours is mocked.
+// Importing this module starts nothing; fake-bot-api-cli.ts runs it as a process.
 import { EventEmitter } from 'node:events';
-import { realpathSync } from 'node:fs';
 import http, { STATUS_CODES } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { pathToFileURL } from 'node:url';
 
 export type ChatState = 'blocked' | 'deactivated' | 'kicked' | 'chat_deleted' | 'not_found';
 export type ChatId = number | string;
@@ -381,42 +380,5 @@ export class FakeBotApi extends EventEmitter {
   private record(rec: CallRecord): void {
     this.calls.push(rec);
     this.emit('call', rec);
-  }
-}
-
-// CLI: node fake-bot-api.js --port 8081 --rate-limit 30 --token X  → prints the apiRoot.
-const CLI_FLAGS: Record<string, keyof FakeBotApiOptions> = {
-  '--token': 'token', '--host': 'host', '--port': 'port', '--rate-limit': 'rateLimit', '--retry-after': 'retryAfterSeconds',
-  '--per-chat': 'perChatPerSecond', '--group-per-minute': 'groupPerMinute', '--latency': 'latencyMs', '--seed': 'seed',
-};
-
-function cliMain(argv: string[]): void {
-  const opts: Record<string, string | number> = {};
-  for (let i = 0; i < argv.length; i += 2) {
-    const key = CLI_FLAGS[argv[i]!];
-    const v = argv[i + 1] ?? '';
-    const text = key === 'token' || key === 'host';
-    if (!key || v === '' || (!text && Number.isNaN(Number(v)))) throw new Error(`bad option ${argv[i]} ${v}`.trim());
-    opts[key] = text ? v : Number(v);
-  }
-  const api = new FakeBotApi(opts as FakeBotApiOptions);
-  for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => void api.stop().then(() => process.exit(0)));
-  api.start().then((root) => process.stdout.write(`${root}\n`), (err: unknown) => {
-    process.stderr.write(`fake-bot-api: ${String(err)}\n`);
-    process.exit(1);
-  });
-}
-
-const entry = process.argv[1];
-let directRun = false;
-try {
-  directRun = entry !== undefined && import.meta.url === pathToFileURL(realpathSync(entry)).href;
-} catch { /* argv[1] is not a file (e.g. node -e): not a direct run */ }
-if (directRun) {
-  try {
-    cliMain(process.argv.slice(2));
-  } catch (err) {
-    process.stderr.write(`fake-bot-api: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exit(2);
   }
 }
