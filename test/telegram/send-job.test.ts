@@ -1,0 +1,53 @@
+// The 'send' job: what it does with a call that shutdown cut off, and with a slot it woke too late for.
+import { EventEmitter } from 'node:events';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { SendJob } from '../../src/telegram/send-job.js';
+import { TelegramSender } from '../../src/telegram/sender.js';
+import { silentLogger } from '../../src/log.js';
+import { FakeBotApi } from '../../src/testing/index.js';
+import { TEST_TOKEN, insertJob, jobRow, withTelegram } from '../helpers/telegram.js';
+
+test('a send cut off mid-call by shutdown fails as unknown instead of going back to the queue', async () => {
+  await withTelegram({ queue: { shutdownTimeoutMs: 200 } }, async ({ db, api, queue }) => {
+    api.setFaults({ hangRate: 1 });
+    const onTheWire = api.waitFor('call', (c) => c.method === 'sendMessage');
+    const jobId = await insertJob(db, 'send', { chat_id: 42, message: { text: 'maybe delivered' } });
+    await onTheWire;
+    await queue.stop();
+    const row = await jobRow(db, jobId);
+    assert.is(row.status, 'failed', 'handed back, the next daemon would send it again');
+    assert.match(row.last_error, /outcome unknown/);
+  });
+});
+
+test('a send job whose process stalled past its slot takes a new slot instead of sending late', async () => {
+  // chaos load / bench: with several daemons, a daemon that woke late sent on top of the slots the
+  // shared timeline had given to the others, and the stand-in saw more than the limit in a second.
+  const api = new FakeBotApi({ token: TEST_TOKEN });
+  const apiRoot = await api.start();
+  try {
+    const reserved: number[] = [];
+    const stalled = Date.now() - 1_000; // the slot passed a second ago while the process was busy
+    const limiter = {
+      pausedUntil: 0,
+      reserveForChat: async () => ({ slot: stalled, chatAllowedAt: 0 }),
+      reserve: async () => {
+        reserved.push(Date.now());
+        return { slots: [Date.now()] };
+      },
+      waitForSlot: async () => true,
+    };
+    const sender = new TelegramSender({ token: TEST_TOKEN, apiRoot });
+    const job = new SendJob(null as never, sender, limiter as never, { rateLimit: 1000, paidRateLimit: 1000, atLeastOnce: false }, new EventEmitter());
+    const ctx = { signal: new AbortController().signal, stopping: new AbortController().signal, log: silentLogger() };
+    const result = await job.run({ jobId: 1, attempt: 1, payload: { chat_id: 7, message: { text: 'hi' } } } as never, ctx);
+    assert.is((result as { chat_id: number }).chat_id, 7);
+    assert.is(reserved.length, 1, 'a fresh slot was reserved for the late send');
+    assert.is(api.delivered.length, 1);
+  } finally {
+    await api.stop();
+  }
+});
+
+test.run();
