@@ -126,8 +126,15 @@ test('pause, resume and cancel are UPDATEs of the broadcasts row', async () => {
     await db.pool.query(`UPDATE broadcasts SET status = 'paused' WHERE broadcast_id = $1`, [broadcastId]);
     const snoozed = await waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === jobId, 5_000);
     assert.is(snoozed.outcome.kind, 'snooze');
+    // Paused means stopped between two sends: every call that reached Telegram is a 'sent' row,
+    // none is left 'sending', the rest still wait, and the job is back in the queue.
     const deliveredWhilePaused = api.delivered.length;
-    assert.ok(deliveredWhilePaused < 300);
+    const ledger = await db.pool.query(`SELECT status, count(*)::int AS n FROM broadcast_deliveries WHERE broadcast_id = $1 GROUP BY status ORDER BY status`, [broadcastId]);
+    const counts = Object.fromEntries(ledger.rows.map((r) => [r.status, r.n]));
+    assert.equal({ sent: counts.sent, sending: counts.sending ?? 0 }, { sent: deliveredWhilePaused, sending: 0 }, JSON.stringify(counts));
+    assert.is(counts.pending, 300 - deliveredWhilePaused);
+    const paused = (await db.pool.query('SELECT status, sent FROM broadcasts WHERE broadcast_id = $1', [broadcastId])).rows[0];
+    assert.equal(paused, { status: 'paused', sent: deliveredWhilePaused });
     assert.is((await jobRow(db, jobId)).status, 'pending');
 
     const resumed = waitForEvent(queue, 'job:start', (j: any) => j.jobId === jobId, 3_000);
@@ -143,6 +150,7 @@ test('pause, resume and cancel are UPDATEs of the broadcasts row', async () => {
     assert.is(result.status, 'cancelled');
     assert.is(result.sent, api.delivered.length);
     assert.is(result.sent + result.skipped, 300);
+    assert.ok(range(1, 300).every((chat) => api.deliveredCount(chat) <= 1), 'a chat got the message twice across the pause');
   });
 });
 

@@ -15,12 +15,15 @@ const BIN = fileURLToPath(new URL('../../../bin/bqctl', import.meta.url));
  * cannot leak in). A child still running after 120 s is killed so a hang fails the test instead
  * of stalling the suite; that is a safety net, not an assertion about speed.
  */
-export function runBqctl(args: string[], env: Record<string, string> = {}, stdin?: string | Buffer): Promise<BqctlResult> {
+export function runBqctl(args: string[], env: Record<string, string> = {}, stdin?: string | Buffer, onStdout?: (soFar: string) => void): Promise<BqctlResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      onStdout?.(stdout);
+    });
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     const guard = setTimeout(() => child.kill('SIGKILL'), 120_000);
     child.on('error', reject);

@@ -1,24 +1,40 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import type { JobEvent } from '../../src/queue/worker-pool.js';
 import { range, withTelegram } from '../helpers/telegram.js';
+import { waitForEvent } from '../helpers/wait.js';
 import { createTestDatabase } from '../helpers/db.js';
 import { json, runBqctl } from './run-bqctl.js';
 
-test('watch follows a broadcast a running daemon completes, printing plain lines off a TTY, and exits 0', async () => {
-  await withTelegram({ queue: { rateLimit: 200 } }, async ({ db, api }) => {
+test('watch follows a broadcast while it runs, printing plain lines off a TTY, and exits 0 when it completes', async () => {
+  await withTelegram({ queue: { rateLimit: 20 } }, async ({ db, api, queue }) => {
     const env = { DATABASE_URL: db.url };
     api.setChatState(3, 'blocked');
-    const created = await runBqctl(['broadcast', 'create', '--title', 'watched', '--text', 'Hello', '--chats', range(1, 40).join(','), '--send', '--json'], env);
+    const created = await runBqctl(['broadcast', 'create', '--title', 'watched', '--text', 'Hello', '--chats', range(1, 60).join(','), '--send', '--json'], env);
     assert.is(created.code, 0, created.stderr);
-    const { broadcastId } = json(created);
-    const watched = await runBqctl(['watch', String(broadcastId), '--timeout', '100'], env);
+    const { broadcastId, jobId } = json(created);
+    // Hold it half-way (paused), so that watch starts on a broadcast that is not finished.
+    await api.waitFor('delivered');
+    await db.pool.query(`UPDATE broadcasts SET status = 'paused' WHERE broadcast_id = $1`, [broadcastId]);
+    await waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === jobId && e.outcome.kind === 'snooze');
+    const pausedAt = api.delivered.length;
+    assert.ok(pausedAt < 60, 'the broadcast finished before it could be paused');
+
+    let sawProgress!: () => void;
+    const progress = new Promise<void>((resolve) => (sawProgress = resolve));
+    const watching = runBqctl(['watch', String(broadcastId), '--timeout', '100'], env, undefined, (soFar) => /\[paused\]/.test(soFar) && sawProgress());
+    await Promise.race([progress, watching.then((r) => Promise.reject(new Error(`watch exited ${r.code} before it showed the paused broadcast:\n${r.stdout}${r.stderr}`)))]);
+    await db.pool.query(`UPDATE broadcasts SET status = 'sending' WHERE broadcast_id = $1`, [broadcastId]);
+    const watched = await watching;
     assert.is(watched.code, 0, watched.stdout + watched.stderr);
     assert.not.match(watched.stdout, /\r/, 'no redrawing when stdout is not a terminal');
-    assert.match(watched.stdout, new RegExp(`broadcast ${broadcastId} completed: 40 recipients — sent 39, blocked 1, failed 0, skipped 0, unknown 0`));
-    assert.is(api.delivered.length, 39);
+    const lines = watched.stdout.trim().split('\n');
+    assert.match(lines[0]!, new RegExp(`/60 sent ${pausedAt} .*\\[paused\\]$`), 'the first line is the broadcast as it was while paused');
+    assert.match(lines[lines.length - 1]!, new RegExp(`^broadcast ${broadcastId} completed: 60 recipients — sent 59, blocked 1, failed 0, skipped 0, unknown 0`));
+    assert.is(api.delivered.length, 59);
 
     const again = json(await runBqctl(['watch', String(broadcastId), '--json'], env));
-    assert.equal([again.status, again.total, again.sent, again.blocked], ['completed', 40, 39, 1]);
+    assert.equal([again.status, again.total, again.sent, again.blocked], ['completed', 60, 59, 1]);
   });
 });
 

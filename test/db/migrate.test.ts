@@ -7,7 +7,9 @@ import pg from 'pg';
 import { createPool, type Pool } from '../../src/db/pool.js';
 import { listMigrations, migrate, migrationState, noTransactionSteps } from '../../src/db/migrate.js';
 import { silentLogger } from '../../src/log.js';
+import { NOTIFY_CHANNEL } from '../../src/queue/listener.js';
 import { createTestDatabase } from '../helpers/db.js';
+import { waitForEvent } from '../helpers/wait.js';
 
 test('two migrators starting together apply each migration once', async () => {
   const db = await createTestDatabase({ migrated: false });
@@ -19,7 +21,18 @@ test('two migrators starting together apply each migration once', async () => {
     const state = await migrationState(db.pool);
     assert.equal(state.applied, known.map((m) => m.version));
     assert.equal(state.pending, []);
-    // The trigger is in place: an insert notifies.
+    // An insert notifies, once per statement, with the queue's name as the payload.
+    const listener = new pg.Client({ connectionString: db.url });
+    await listener.connect();
+    try {
+      await listener.query(`LISTEN ${NOTIFY_CHANNEL}`);
+      const notified = waitForEvent<pg.Notification>(listener, 'notification');
+      await db.pool.query(`INSERT INTO broadcast_queue_jobs (queue, job_type) VALUES ('mail', 'send'), ('mail', 'send')`);
+      const notification = await notified;
+      assert.equal([notification.channel, notification.payload], [NOTIFY_CHANNEL, 'mail']);
+    } finally {
+      await listener.end();
+    }
     const trig = await db.pool.query(`SELECT tgname FROM pg_trigger WHERE tgrelid = 'broadcast_queue_jobs'::regclass AND NOT tgisinternal ORDER BY tgname`);
     assert.equal(trig.rows.map((r) => r.tgname), ['_200_count_deleted', '_200_count_inserted', '_200_count_truncated', '_200_count_updated', '_400_paused_job_resumed', '_900_notify_due_again', '_900_notify_inserted']);
   } finally {
