@@ -1,0 +1,11 @@
+-- migrate: no-transaction
+-- The claim gets one index to read pending jobs through, so that its plan cannot depend on what
+-- ANALYZE last saw (issue 13). A jobs table that drained overnight is analyzed with every row
+-- finished; the planner then believes the morning's burst has no pending job, costs every pending
+-- index at about one row and picks the narrowest: this one, on run_at alone. The claim then read
+-- and sorted all 20,000 pending jobs for each claim of ten (0.3× its rate), instead of stopping
+-- after ten in broadcast_queue_jobs_claim_by_type_idx, whose order is the claim's ORDER BY.
+-- Its one reader, the scheduler's next-wake query, now walks the claim index one priority at a
+-- time (src/queue/claimer.ts NEXT_RUN_SQL). Dropped concurrently: a plain DROP INDEX waits for
+-- every running claim and holds up every insert behind it.
+DROP INDEX CONCURRENTLY IF EXISTS broadcast_queue_jobs_pending_run_at_idx;
