@@ -21,12 +21,12 @@ export interface Job<Payload = Record<string, unknown>> {
 // type keeps the claim index's order usable and never walks past jobs this daemon cannot run:
 // with `queue = ANY(...)` PostgreSQL sorted every pending row first (6.9 ms against 0.14 ms at
 // 20k pending), and with job_type only filtered, a claim walked a 200k backlog of another type
-// (24 ms; sql/0003). That index is the only one on pending jobs (sql/0008) and its order is the
-// ORDER BY, so the scan stops after $3 rows whatever the statistics say: with a second, narrower
-// one, a table analyzed while drained made the planner read and sort a whole burst per claim.
-// The UPDATE finds the picked rows by primary key through an array: joined to
-// the CTE, PostgreSQL hashed the whole table instead (a seq scan of every kept job, 4.8 of 7.5 ms
-// for a 250-job claim among 20k rows).
+// (24 ms; sql/0003). That index is the only one the claim can read pending jobs through (sql/0008)
+// and its order is the ORDER BY, so the scan stops after $3 rows whatever the statistics say: with
+// a second, narrower one, a table analyzed while drained made the planner read and sort the whole
+// burst for every claim (0.3× the rate). The UPDATE finds the picked rows by primary key through
+// an array: joined to the CTE, PostgreSQL hashed the whole table instead (a seq scan of every kept
+// job, 4.8 of 7.5 ms for a 250-job claim among 20k rows).
 export const CLAIM_SQL = `
   WITH picked AS (
     SELECT due.job_id
@@ -57,8 +57,8 @@ export const CLAIM_SQL = `
 // this query was in neither when this said `run_at > now()`, and waited for the sweep (issue 10).
 // A due job that the claim skipped because another claimer held it shows up here too; the
 // scheduler re-claims at once and backs off if it keeps seeing one (see Scheduler.armForNextRun).
-// It reads the claim index, the one index on pending jobs (sql/0008: a second one let stale
-// statistics move the claim onto it), one entry per priority: within a priority the index is in
+// It reads the claim index (sql/0008 dropped the run_at index it used, which stale statistics
+// could move the claim onto), one entry per priority: within a priority the index is in
 // run_at order, so the earliest job of each priority is the first entry after the previous
 // priority's. A few probes however many jobs wait, and no estimate to get wrong.
 export const NEXT_RUN_SQL = `
