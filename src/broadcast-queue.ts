@@ -24,59 +24,25 @@ import { TelegramDelivery } from './telegram/delivery.js';
 import type { TelegramOption } from './telegram/sender.js';
 import { createAdminHandler, type AdminHandler, type AdminHandlerOptions, type QueueAccess } from './http/admin.js';
 import { createMetrics, type Metrics } from './http/metrics.js';
+import { resolveQueueOptions, type QueueSettings, type ResolvedQueueSettings } from './config/options.js';
+import { checkSetting } from './config/validate.js';
+import { ConfigError } from './errors.js';
 
 const TELEGRAM_JOB_TYPES = ['send', 'broadcast'];
 
-export interface BroadcastQueueOptions {
+/** The options of createBroadcastQueue; the tunable ones, with their defaults, are in QueueSettings (config/options.ts). */
+export interface BroadcastQueueOptions extends QueueSettings {
   /** PostgreSQL URL. Without one, an embedded PostgreSQL is started in `embedded.dataDir`. */
   connectionString?: string;
   /** Direct connection for LISTEN, the liveness lock and claims when connectionString goes through PgBouncer. Defaults to connectionString. */
   listenConnectionString?: string;
   embedded?: { dataDir: string; port?: number; ephemeral?: boolean };
-  /** Jobs run at once. Defaults to 2. */
-  concurrency?: number;
-  /**
-   * Jobs claimed ahead of free slots, so short jobs start without a round trip each. A prefetched
-   * job that waits over a second is handed back for other daemons. Defaults to 0 (off): a
-   * broadcast runs for minutes, and holding one back helps nobody.
-   */
-  prefetch?: number;
-  /** Queues this instance works. Defaults to ['broadcasts']. */
-  queues?: string[];
   /** Your own job types; a job is only claimed by an instance that has its handler. */
   handlers?: Record<string, JobHandler>;
   /** Adds the 'send' and 'broadcast' job types: a bot token (and apiRoot), or your Telegraf's telegram. */
   telegram?: TelegramOption;
-  /** Messages per second per bot, shared by every daemon. Defaults to 30. */
-  rateLimit?: number;
-  /** For broadcasts with allow_paid_broadcast. Defaults to 1000. */
-  paidRateLimit?: number;
-  /** Defaults to 'at-most-once': a send whose outcome a crash hid is not resent. */
-  delivery?: 'at-most-once' | 'at-least-once';
   /** POST a signed JSON summary to this URL when a broadcast finishes (retried through the queue). */
   webhook?: { url: string; secret?: string };
-  /** Apply pending migrations in start(). Defaults to true. */
-  migrate?: boolean;
-  /** Attempts for jobs enqueued through this object. Defaults to 3. */
-  maxAttempts?: number;
-  /** The fallback sweep: registers, rescues dead daemons' jobs, claims missed due jobs. Defaults to 30 000 ms. */
-  sweepMs?: number;
-  /** A daemon that holds its lock but has not swept for this long is hung. Defaults to 120 000 ms. */
-  rescueAfterMs?: number;
-  /** How long stop() lets running jobs finish before handing them back. Defaults to 25 000 ms. */
-  shutdownTimeoutMs?: number;
-  /** Wait before the second attempt, doubling after. Defaults to 60 000 ms. */
-  retryBaseMs?: number;
-  /** Defaults to 3 600 000 ms. */
-  retryMaxMs?: number;
-  /** Finished jobs older than this are deleted; 0 turns the cleaner off. Defaults to 7. */
-  cleanupDays?: number;
-  /**
-   * Finished broadcasts older than this, and their ledger rows, are deleted (in small batches, see
-   * broadcast/retention.ts); 0 keeps them forever. Defaults to 30 days: the frequency cap and the
-   * statistics read the last 24 h, reports are read in the weeks after a send.
-   */
-  ledgerRetentionDays?: number;
   log?: Logger;
 }
 
@@ -108,17 +74,21 @@ export class BroadcastQueue extends EventEmitter {
   private startAbort: AbortController | null = null;
   private concurrency: number;
   readonly telegram: TelegramDelivery | null;
+  /** The options as this queue runs with them: checked, each default filled in from DEFAULTS. */
+  readonly settings: ResolvedQueueSettings;
 
+  /** Throws a ConfigError naming every impossible option, with the words the daemon uses at start-up. */
   constructor(private readonly options: BroadcastQueueOptions = {}) {
     super();
+    this.settings = resolveQueueOptions(options);
     this.log = options.log ?? silentLogger();
     this.handlers = { ...options.handlers };
-    this.concurrency = options.concurrency ?? 2;
-    this.telegram = options.telegram ? new TelegramDelivery(options.telegram, options, this.log) : null;
+    this.concurrency = this.settings.concurrency;
+    this.telegram = options.telegram ? new TelegramDelivery(options.telegram, { ...this.settings, webhook: options.webhook }, this.log) : null;
   }
 
   get queues(): string[] {
-    return this.options.queues ?? ['broadcasts'];
+    return [...this.settings.queues];
   }
 
   get jobTypes(): string[] {
@@ -155,7 +125,11 @@ export class BroadcastQueue extends EventEmitter {
   }
 
   start(concurrency?: number): Promise<void> {
-    if (concurrency !== undefined) this.concurrency = concurrency;
+    if (concurrency !== undefined) {
+      const problem = checkSetting('concurrency', concurrency, 'ms');
+      if (problem) return Promise.reject(new ConfigError([`concurrency ${problem}`]));
+      this.concurrency = concurrency;
+    }
     if (!this.starting) this.startAbort = new AbortController();
     this.starting ??= this.startParts(this.startAbort!.signal).catch((error) => {
       this.starting = null;
@@ -167,7 +141,7 @@ export class BroadcastQueue extends EventEmitter {
   private async startParts(signal: AbortSignal): Promise<void> {
     const pool = await this.db();
     signal.throwIfAborted();
-    if (this.options.migrate !== false) await migrate(pool, this.log);
+    if (this.settings.migrate) await migrate(pool, this.log);
     signal.throwIfAborted();
     if (this.telegram) {
       // Your own handlers for 'send' or 'broadcast' win over the built-in ones.
@@ -175,17 +149,16 @@ export class BroadcastQueue extends EventEmitter {
       await this.telegram.checkToken();
     }
     const log = this.log.child({ daemonId: this.daemonId });
-    const sweepMs = this.options.sweepMs ?? 30_000;
     const liveness = new LivenessLock(this.options.listenConnectionString ?? this.connectionString!, log);
     const recorder = new Recorder(pool, this.daemonId, log);
-    const workers = new WorkerPool(this.concurrency, this.handlers, recorder, { baseMs: this.options.retryBaseMs ?? 60_000, maxMs: this.options.retryMaxMs ?? 3_600_000 }, log);
+    const workers = new WorkerPool(this.concurrency, this.handlers, recorder, { baseMs: this.settings.retryBaseMs, maxMs: this.settings.retryMaxMs }, log);
     const halted = (t: string) => Boolean(this.telegram?.halted) && TELEGRAM_JOB_TYPES.includes(t);
     // The direct connection, like LISTEN's: a session setting and a named statement must not be
     // shared with other clients through a transaction-pooling PgBouncer.
     this.claimPool = createClaimPool({ connectionString: this.options.listenConnectionString ?? this.connectionString!, max: 2, applicationName: 'broadcast-queued claims', log });
     const claimer = new Claimer(this.claimPool, this.daemonId, this.queues, this.jobTypes.filter((t) => !halted(t)));
     const scheduler = new Scheduler(claimer, workers, log, {
-      size: this.options.prefetch ?? 0,
+      size: this.settings.prefetch,
       maxWaitMs: 1_000,
       // Handed back unstarted: pending, due now, the attempt given back.
       handBack: async (jobs) => {
@@ -193,10 +166,10 @@ export class BroadcastQueue extends EventEmitter {
       },
     });
     const listener = new Listener(this.options.listenConnectionString ?? this.connectionString!, log);
-    const rescuer = new Rescuer(pool, { daemonId: this.daemonId, queues: this.queues, jobTypes: this.jobTypes.filter((t) => !halted(t)), concurrency: this.concurrency, version: PACKAGE_VERSION }, liveness, { sweepMs, hungAfterMs: this.options.rescueAfterMs ?? 120_000 }, log);
-    const cleanupDays = this.options.cleanupDays ?? 7;
+    const rescuer = new Rescuer(pool, { daemonId: this.daemonId, queues: this.queues, jobTypes: this.jobTypes.filter((t) => !halted(t)), concurrency: this.concurrency, version: PACKAGE_VERSION }, liveness, { sweepMs: this.settings.sweepMs, hungAfterMs: this.settings.rescueAfterMs }, log);
+    // 0 days turns each off (config/validate.ts), in the daemon as in the library.
+    const { cleanupDays, ledgerRetentionDays } = this.settings;
     const cleaner = cleanupDays > 0 ? new Cleaner(pool, cleanupDays, log) : null;
-    const ledgerRetentionDays = this.options.ledgerRetentionDays ?? 30;
     const retention = ledgerRetentionDays > 0 ? new HistoryRetention(pool, ledgerRetentionDays, log) : null;
 
     const served = new Set(this.queues);
@@ -264,7 +237,7 @@ export class BroadcastQueue extends EventEmitter {
     this.parts = null;
     this.starting = null;
     if (parts) {
-      const timeoutMs = this.options.shutdownTimeoutMs ?? 25_000;
+      const timeoutMs = this.settings.shutdownTimeoutMs;
       // Outcomes wait for an unreachable database, but not past the shutdown timeout: stop() must
       // end. What is left unwritten stays 'processing' and is rescued like a crash.
       const giveUp = setTimeout(() => parts.recorder.close(), timeoutMs + 2_000);
@@ -305,7 +278,7 @@ export class BroadcastQueue extends EventEmitter {
   }
 
   async enqueue(jobType: string, payload: Record<string, unknown>, options: EnqueueOptions = {}): Promise<EnqueuedJob> {
-    return enqueueJob(await this.db(), jobType, payload, { maxAttempts: this.options.maxAttempts, ...options });
+    return enqueueJob(await this.db(), jobType, payload, { maxAttempts: this.settings.maxAttempts, ...options });
   }
 
   /**
@@ -331,7 +304,7 @@ export class BroadcastQueue extends EventEmitter {
   }
 
   async getStatus(): Promise<BroadcastQueueStatus> {
-    const status = await readQueueStatus(await this.db(), this.options.rescueAfterMs ?? 120_000);
+    const status = await readQueueStatus(await this.db(), this.settings.rescueAfterMs);
     return {
       ...status,
       running: this.parts !== null,

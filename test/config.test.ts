@@ -1,6 +1,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/config/load.js';
+import { DEFAULTS } from '../src/config/defaults.js';
+import { resolveQueueOptions, settingsFromConfig } from '../src/config/options.js';
+import { createBroadcastQueue } from '../src/index.js';
 import { ConfigError } from '../src/errors.js';
 import { scrubSecrets, errorMessage } from '../src/log.js';
 import { startChild } from './helpers/child.js';
@@ -11,6 +14,34 @@ test('defaults match DESIGN.md', () => {
     { queues: config.queues, concurrency: config.concurrency, maxAttempts: config.maxAttempts, rateLimit: config.rateLimit, httpHost: config.httpHost, httpPort: config.httpPort, cleanupDays: config.cleanupDays, logLevel: config.logLevel, sweepMs: config.sweepMs, apiRoot: config.telegramApiRoot, delivery: config.delivery },
     { queues: ['broadcasts'], concurrency: 2, maxAttempts: 3, rateLimit: 30, httpHost: '127.0.0.1', httpPort: 3000, cleanupDays: 7, logLevel: 'info', sweepMs: 30_000, apiRoot: 'https://api.telegram.org/', delivery: 'at-most-once' },
   );
+});
+
+test('the daemon and the library run with the same defaults, from one object', () => {
+  // The daemon is a library user: its settings from an empty environment, handed to the queue,
+  // must come out as the library's own defaults, and both as DEFAULTS says.
+  const daemon = createBroadcastQueue(settingsFromConfig(loadConfig({}))).settings;
+  const library = createBroadcastQueue({}).settings;
+  assert.equal(daemon, library);
+  assert.equal(library, resolveQueueOptions({}));
+  for (const [key, value] of Object.entries(library)) {
+    if (key in DEFAULTS) assert.equal(value, DEFAULTS[key as keyof typeof DEFAULTS], key);
+  }
+  assert.is(library.cleanupDays, 7);
+  assert.is(library.rescueAfterMs, 120_000);
+});
+
+test('0 days keeps finished jobs and broadcasts forever in the daemon, as it always did in the library', () => {
+  const config = loadConfig({ BQ_CLEANUP_DAYS: '0', BQ_LEDGER_RETENTION_DAYS: '0' });
+  assert.equal([config.cleanupDays, config.ledgerRetentionDays], [0, 0]);
+  assert.equal([createBroadcastQueue(settingsFromConfig(config)).settings.cleanupDays, createBroadcastQueue({ cleanupDays: 0 }).settings.cleanupDays], [0, 0]);
+});
+
+test('a long sweep stretches the default hung window to three sweeps instead of being refused', () => {
+  assert.is(loadConfig({ BQ_SWEEP_SECONDS: '3600' }).rescueAfterMs, 3 * 3_600_000);
+  assert.is(createBroadcastQueue({ sweepMs: 3_600_000 }).settings.rescueAfterMs, 3 * 3_600_000);
+  // Given explicitly, a window shorter than three sweeps is still refused, in both.
+  assert.throws(() => loadConfig({ BQ_SWEEP_SECONDS: '3600', BQ_RESCUE_AFTER_SECONDS: '120' }), /at least three times/);
+  assert.throws(() => createBroadcastQueue({ sweepMs: 3_600_000, rescueAfterMs: 120_000 }), /rescueAfterMs \(120000\) must be at least three times sweepMs \(3600000\)/);
 });
 
 test('every bad value is reported at once, and secrets are not echoed', () => {

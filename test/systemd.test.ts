@@ -11,7 +11,7 @@ import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rm
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SETTINGS, loadConfig } from '../src/config.js';
+import { SETTINGS, loadConfig } from '../src/config/load.js';
 import { EXIT_CONFIG } from '../src/errors.js';
 
 const systemdDir = fileURLToPath(new URL('../../systemd/', import.meta.url));

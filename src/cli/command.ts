@@ -2,7 +2,7 @@
 // way to run against the database. Arguments are validated by the caller BEFORE runDb, so a
 // usage error exits 2 at once without starting anything.
 import type { Command } from 'commander';
-import type { Config } from '../config.js';
+import type { Config } from '../config/load.js';
 import { addSettingFlags, configFromCommand } from './options.js';
 import { withDatabase, type CliContext } from './context.js';
 

@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { addSettingFlags, configFromCommand } from './options.js';
 import { createLogger, errorMessage } from '../log.js';
 import { BroadcastQueue } from '../broadcast-queue.js';
+import { settingsFromConfig } from '../config/options.js';
 import { redactConnectionString } from '../db/pool.js';
 import { PACKAGE_VERSION } from '../version.js';
 import { startAdminServer, type AdminServer } from '../http/admin.js';
@@ -24,24 +25,11 @@ const config = configFromCommand(program);
 const log = createLogger({ level: config.logLevel });
 
 const queue = new BroadcastQueue({
+  ...settingsFromConfig(config),
   connectionString: config.databaseUrl,
   listenConnectionString: config.listenDatabaseUrl,
   embedded: config.databaseUrl ? undefined : { dataDir: config.dataDir, port: config.embeddedPort },
-  concurrency: config.concurrency,
-  queues: config.queues,
-  migrate: config.migrate,
-  maxAttempts: config.maxAttempts,
-  sweepMs: config.sweepMs,
-  rescueAfterMs: config.rescueAfterMs,
-  shutdownTimeoutMs: config.shutdownTimeoutMs,
-  retryBaseMs: config.retryBaseMs,
-  retryMaxMs: config.retryMaxMs,
-  cleanupDays: config.cleanupDays,
-  ledgerRetentionDays: config.ledgerRetentionDays,
   telegram: config.telegramBotToken ? { token: config.telegramBotToken, apiRoot: config.telegramApiRoot } : undefined,
-  rateLimit: config.rateLimit,
-  paidRateLimit: config.paidRateLimit,
-  delivery: config.delivery,
   webhook: config.webhookUrl && config.webhookSecret ? { url: config.webhookUrl, secret: config.webhookSecret } : undefined,
   log,
 });

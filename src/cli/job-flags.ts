@@ -2,7 +2,7 @@
 // and the job's options (--queue, --priority, --run-at, --max-attempts). Everything is validated
 // here, before a row is written, with the same checks the daemon applies (parseMessage).
 import type { Command } from 'commander';
-import type { Config } from '../config.js';
+import type { Config } from '../config/load.js';
 import type { EnqueueOptions } from '../queue/enqueue.js';
 import { validateContent, type Variant } from '../broadcast/fanout.js';
 import { parseMessage } from '../telegram/message.js';

@@ -1,5 +1,5 @@
 import { Option, type Command } from 'commander';
-import { SETTINGS, loadConfig, type Config } from '../config.js';
+import { SETTINGS, loadConfig, type Config } from '../config/load.js';
 import { ConfigError, EXIT_CONFIG } from '../errors.js';
 
 /** Adds one flag per setting, each documented with its environment variable and default. */

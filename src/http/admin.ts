@@ -19,7 +19,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { BroadcastQueue } from '../broadcast-queue.js';
-import { isLoopback } from '../config.js';
+import { isLoopback } from '../config/load.js';
 import type { Pool } from '../db/pool.js';
 import { errorMessage, type Logger } from '../log.js';
 import { readRateLimitState } from '../telegram/rate-limiter.js';

@@ -7,7 +7,7 @@
 //     broadcast), and DNS rebinding points a foreign name at 127.0.0.1 to read the answers.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { isLoopback } from '../config.js';
+import { isLoopback } from '../config/load.js';
 
 /** A response decided before the route ran (bad input, refused caller); never logged as a server error. */
 export class HttpError extends Error {

@@ -9,13 +9,13 @@ import { SendJob } from './send-job.js';
 import { deliverWebhook, type WebhookSettings } from '../broadcast/webhook.js';
 import { TelegramSender, type TelegramOption } from './sender.js';
 
+/** Resolved settings (defaults from config/defaults.ts, filled in by the queue). */
 export interface DeliverySettings {
-  /** Messages per second per bot, shared by every daemon. Defaults to 30. */
-  rateLimit?: number;
-  /** For broadcasts with allow_paid_broadcast. Defaults to 1000. */
-  paidRateLimit?: number;
-  /** Defaults to 'at-most-once'. */
-  delivery?: 'at-most-once' | 'at-least-once';
+  /** Messages per second per bot, shared by every daemon. */
+  rateLimit: number;
+  /** For broadcasts with allow_paid_broadcast. */
+  paidRateLimit: number;
+  delivery: 'at-most-once' | 'at-least-once';
   /** POST a signed summary here when a broadcast finishes. */
   webhook?: WebhookSettings;
 }
@@ -53,7 +53,7 @@ export class TelegramDelivery extends EventEmitter {
 
   handlers(pool: Pool): Record<string, JobHandler> {
     this.limiter = new RateLimiter(pool, this.sender.botId, this.log);
-    const common = { rateLimit: this.settings.rateLimit ?? 30, paidRateLimit: this.settings.paidRateLimit ?? 1000, atLeastOnce: this.settings.delivery === 'at-least-once', webhooks: Boolean(this.settings.webhook) };
+    const common = { rateLimit: this.settings.rateLimit, paidRateLimit: this.settings.paidRateLimit, atLeastOnce: this.settings.delivery === 'at-least-once', webhooks: Boolean(this.settings.webhook) };
     const webhook = this.settings.webhook;
     const send = new SendJob(pool, this.sender, this.limiter, common, this);
     const broadcast = new BroadcastEngine(pool, this.sender, this.limiter, common, this);

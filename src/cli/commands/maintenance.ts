@@ -19,13 +19,18 @@ const STALE_SQL = `
 export function registerMaintenance(program: Command): void {
   const cleanup = program.command('cleanup')
     .description('Delete finished jobs (completed, failed, cancelled) older than N days, as the daemon does hourly.')
-    .option('--days <n>', 'retention in days (default BQ_CLEANUP_DAYS, 7)');
+    .option('--days <n>', 'retention in days (default BQ_CLEANUP_DAYS, 7; 0 there keeps every job)');
   dbCommand(cleanup, { settings: ['cleanupDays'] });
   examples(cleanup, ['bqctl cleanup', 'bqctl cleanup --days 30 --json']);
   cleanup.action(async (opts: { days?: string; json?: boolean }) => {
     const days = opts.days !== undefined ? intInRange(opts.days, '--days', 1, 3650) : undefined;
     await runDb(cleanup, async ({ pool, config }) => {
       const retention = days ?? config.cleanupDays;
+      // BQ_CLEANUP_DAYS=0 keeps finished jobs forever; "older than 0 days" would delete them all.
+      if (retention === 0) {
+        if (opts.json) return printJson({ deleted: 0, days: 0 });
+        return out('BQ_CLEANUP_DAYS is 0, which keeps finished jobs: nothing deleted (--days N deletes those older than N days)');
+      }
       const deleted = await deleteFinishedJobs(pool, retention);
       if (opts.json) return printJson({ deleted, days: retention });
       out(`deleted ${n(deleted)} finished job${deleted === 1 ? '' : 's'} older than ${retention} day${retention === 1 ? '' : 's'}`);

@@ -2,7 +2,9 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { ConfigError } from './errors.js';
+import { ConfigError } from '../errors.js';
+import { DEFAULTS, rescueAfterMsFor } from './defaults.js';
+import { checkSetting, crossProblems, type RuleKey } from './validate.js';
 
 /** Everything the daemon and bqctl read from the environment or flags, after validation. */
 export interface Config {
@@ -49,50 +51,53 @@ interface Setting<K extends keyof Config = keyof Config> {
 const ok = <T>(value: T): Parsed<T> => ({ ok: true, value });
 const bad = <T>(problem: string): Parsed<T> => ({ ok: false, problem });
 
+/** The value after the shared rule for `key` (config/validate.ts), so the daemon and the library say the same words. */
+function ruled<T>(key: RuleKey, value: unknown): Parsed<T> {
+  const problem = checkSetting(key, value, 'seconds');
+  return problem ? bad(problem) : ok(value as T);
+}
+
 function optionalString(raw: string | undefined): Parsed<string | undefined> {
   return ok(raw === undefined || raw.trim() === '' ? undefined : raw.trim());
 }
 
-function integer(min: number, max: number, fallback: number) {
+/** A number, which the rule wants whole; text that is no number goes to the rule as it is, which quotes it. */
+function integer(key: RuleKey & keyof typeof DEFAULTS) {
   return (raw: string | undefined): Parsed<number> => {
-    if (raw === undefined || raw.trim() === '') return ok(fallback);
-    if (!/^-?\d+$/.test(raw.trim())) return bad(`must be a whole number between ${min} and ${max}, got "${raw}"`);
-    const value = Number(raw);
-    if (value < min || value > max) return bad(`must be between ${min} and ${max}, got ${value}`);
-    return ok(value);
+    if (raw === undefined || raw.trim() === '') return ok(DEFAULTS[key] as number);
+    return ruled(key, /^-?\d+(\.\d+)?$/.test(raw.trim()) ? Number(raw) : raw);
   };
 }
 
-/** Seconds (decimals allowed, so tests can use 0.05) to milliseconds. */
-function seconds(min: number, max: number, fallback: number) {
+/** Seconds (decimals allowed, so tests can use 0.05) to milliseconds; no default means undefined. */
+function seconds(key: RuleKey, fallbackMs: number | undefined) {
   return (raw: string | undefined): Parsed<number> => {
-    if (raw === undefined || raw.trim() === '') return ok(fallback * 1000);
-    const value = Number(raw);
-    if (!/^\d+(\.\d+)?$/.test(raw.trim()) || !Number.isFinite(value)) return bad(`must be a number of seconds, got "${raw}"`);
-    if (value < min || value > max) return bad(`must be between ${min} and ${max} seconds, got ${value}`);
-    return ok(Math.round(value * 1000));
+    if (raw === undefined || raw.trim() === '') return ok(fallbackMs as number);
+    return ruled(key, /^\d+(\.\d+)?$/.test(raw.trim()) ? Math.round(Number(raw) * 1000) : raw);
   };
 }
 
-function url(protocols: string[], fallback?: string) {
+function postgresUrl(raw: string | undefined): Parsed<string | undefined> {
+  if (raw === undefined || raw.trim() === '') return ok(undefined);
+  try {
+    const parsed = new URL(raw.trim());
+    if (!['postgres:', 'postgresql:'].includes(parsed.protocol)) return bad(`must be a postgres: or postgresql: URL, got ${parsed.protocol}`);
+    return ok(raw.trim());
+  } catch {
+    // The raw value may hold a password, so it is not echoed.
+    return bad('is not a valid URL');
+  }
+}
+
+function optionalHttpUrl(key: RuleKey, fallback?: string) {
   return (raw: string | undefined): Parsed<string | undefined> => {
     if (raw === undefined || raw.trim() === '') return ok(fallback);
-    try {
-      const parsed = new URL(raw.trim());
-      if (!protocols.includes(parsed.protocol)) return bad(`must be a ${protocols.join(' or ')} URL, got ${parsed.protocol}`);
-      return ok(raw.trim());
-    } catch {
-      // The raw value may hold a password, so it is not echoed.
-      return bad('is not a valid URL');
-    }
+    return ruled(key, raw.trim());
   };
 }
 
-function oneOf<T extends string>(values: readonly T[], fallback: T) {
-  return (raw: string | undefined): Parsed<T> => {
-    const value = (raw ?? '').trim() || fallback;
-    return values.includes(value as T) ? ok(value as T) : bad(`must be one of ${values.join(', ')}, got "${raw}"`);
-  };
+function oneOf<T extends string>(key: RuleKey & keyof typeof DEFAULTS) {
+  return (raw: string | undefined): Parsed<T> => ruled(key, (raw ?? '').trim() || DEFAULTS[key]);
 }
 
 function boolean(fallback: boolean) {
@@ -111,48 +116,38 @@ function defaultDataDir(env: Record<string, string | undefined>): string {
   return path.join(env.XDG_DATA_HOME ?? path.join(os.homedir(), '.local', 'share'), 'broadcast-queued');
 }
 
-const QUEUE_NAME = /^[A-Za-z0-9_.:-]{1,128}$/;
 const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
 
-function hasCredentials(value: string): boolean {
-  const u = new URL(value);
-  return u.username !== '' || u.password !== '';
-}
+const inSeconds = (ms: number) => ms / 1000;
 
 export const SETTINGS: Setting[] = [
-  { key: 'databaseUrl', env: 'DATABASE_URL', flag: '--database-url', secret: true, doc: 'PostgreSQL connection string. Defaults to an embedded PostgreSQL in the data directory.', parse: url(['postgres:', 'postgresql:']) },
-  { key: 'listenDatabaseUrl', env: 'BQ_LISTEN_DATABASE_URL', flag: '--listen-database-url', secret: true, doc: 'Direct connection (not through PgBouncer) for LISTEN, the liveness lock and claims, when DATABASE_URL goes through PgBouncer. Defaults to DATABASE_URL.', parse: url(['postgres:', 'postgresql:']) },
+  { key: 'databaseUrl', env: 'DATABASE_URL', flag: '--database-url', secret: true, doc: 'PostgreSQL connection string. Defaults to an embedded PostgreSQL in the data directory.', parse: postgresUrl },
+  { key: 'listenDatabaseUrl', env: 'BQ_LISTEN_DATABASE_URL', flag: '--listen-database-url', secret: true, doc: 'Direct connection (not through PgBouncer) for LISTEN, the liveness lock and claims, when DATABASE_URL goes through PgBouncer. Defaults to DATABASE_URL.', parse: postgresUrl },
   { key: 'telegramBotToken', env: 'TELEGRAM_BOT_TOKEN', flag: '--telegram-bot-token', secret: true, doc: 'Bot API token from @BotFather. Defaults to none (send and broadcast jobs are not claimed).', parse: (raw) => {
     const value = optionalString(raw);
-    if (value.ok && value.value !== undefined && !/^\d+:[A-Za-z0-9_-]{20,}$/.test(value.value)) return bad('does not look like a bot token (digits, a colon, then at least 20 letters, digits, _ or -)');
-    return value;
+    return value.ok && value.value !== undefined ? ruled('telegramBotToken', value.value) : value;
   } },
-  { key: 'telegramApiRoot', env: 'TELEGRAM_API_ROOT', flag: '--telegram-api-root', doc: 'Bot API root URL. Defaults to https://api.telegram.org/.', parse: (raw) => {
-    const parsed = url(['http:', 'https:'], 'https://api.telegram.org/')(raw);
-    if (!parsed.ok || !parsed.value) return parsed;
-    const u = new URL(parsed.value);
-    // Method URLs are resolved against the root: a query or fragment would be dropped, credentials never sent.
-    if (u.username || u.password || u.search || u.hash) return bad('must be a plain base URL without a user name, password, query or fragment (they would be dropped from every Bot API call)');
+  { key: 'telegramApiRoot', env: 'TELEGRAM_API_ROOT', flag: '--telegram-api-root', doc: `Bot API root URL. Defaults to ${DEFAULTS.telegramApiRoot}.`, parse: (raw) => {
+    const parsed = optionalHttpUrl('telegramApiRoot', DEFAULTS.telegramApiRoot)(raw);
     // telegraf resolves method URLs against the root, so a path prefix survives only with a trailing slash.
-    return !parsed.value.endsWith('/') ? ok(`${parsed.value}/`) : parsed;
+    return parsed.ok && parsed.value && !parsed.value.endsWith('/') ? ok(`${parsed.value}/`) : parsed;
   } },
-  { key: 'queues', env: 'BQ_QUEUES', flag: '--queues', doc: 'Comma-separated queues this daemon works. Defaults to broadcasts.', parse: (raw) => {
-    const names = (raw ?? 'broadcasts').split(',').map((q) => q.trim()).filter(Boolean);
-    if (names.length === 0) return bad('must name at least one queue');
-    const wrong = names.filter((q) => !QUEUE_NAME.test(q));
-    return wrong.length ? bad(`has invalid queue names (letters, digits, _ . : - only): ${wrong.join(', ')}`) : ok([...new Set(names)]);
+  { key: 'queues', env: 'BQ_QUEUES', flag: '--queues', doc: `Comma-separated queues this daemon works. Defaults to ${DEFAULTS.queues.join(',')}.`, parse: (raw) => {
+    if (raw === undefined) return ok([...DEFAULTS.queues]);
+    const names = [...new Set(raw.split(',').map((q) => q.trim()).filter(Boolean))];
+    return ruled('queues', names);
   } },
-  { key: 'concurrency', env: 'BQ_CONCURRENCY', flag: '--concurrency', doc: 'Jobs run at once by this daemon. Defaults to 2.', parse: integer(1, 1000, 2) },
-  { key: 'maxAttempts', env: 'BQ_MAX_ATTEMPTS', flag: '--max-attempts', doc: 'Attempts for jobs enqueued through bqctl or the library. Defaults to 3.', parse: integer(1, 100, 3) },
-  { key: 'rateLimit', env: 'BQ_RATE_LIMIT', flag: '--rate-limit', doc: 'Messages per second per bot, shared by every daemon. Defaults to 30.', parse: integer(1, 1000, 30) },
-  { key: 'paidRateLimit', env: 'BQ_PAID_RATE_LIMIT', flag: '--paid-rate-limit', doc: 'Messages per second for broadcasts with allow_paid_broadcast. Defaults to 1000.', parse: integer(1, 1000, 1000) },
-  { key: 'delivery', env: 'BQ_DELIVERY', flag: '--delivery', doc: 'at-most-once (never resend a send whose outcome a crash hid) or at-least-once. Defaults to at-most-once.', parse: oneOf(['at-most-once', 'at-least-once'] as const, 'at-most-once') },
-  { key: 'httpHost', env: 'BQ_HTTP_HOST', flag: '--http-host', doc: 'Admin API address. Defaults to 127.0.0.1.', parse: (raw) => {
-    const host = (raw ?? '').trim() || '127.0.0.1';
+  { key: 'concurrency', env: 'BQ_CONCURRENCY', flag: '--concurrency', doc: `Jobs run at once by this daemon. Defaults to ${DEFAULTS.concurrency}.`, parse: integer('concurrency') },
+  { key: 'maxAttempts', env: 'BQ_MAX_ATTEMPTS', flag: '--max-attempts', doc: `Attempts for jobs enqueued through bqctl or the library. Defaults to ${DEFAULTS.maxAttempts}.`, parse: integer('maxAttempts') },
+  { key: 'rateLimit', env: 'BQ_RATE_LIMIT', flag: '--rate-limit', doc: `Messages per second per bot, shared by every daemon. Defaults to ${DEFAULTS.rateLimit}.`, parse: integer('rateLimit') },
+  { key: 'paidRateLimit', env: 'BQ_PAID_RATE_LIMIT', flag: '--paid-rate-limit', doc: `Messages per second for broadcasts with allow_paid_broadcast. Defaults to ${DEFAULTS.paidRateLimit}.`, parse: integer('paidRateLimit') },
+  { key: 'delivery', env: 'BQ_DELIVERY', flag: '--delivery', doc: `at-most-once (never resend a send whose outcome a crash hid) or at-least-once. Defaults to ${DEFAULTS.delivery}.`, parse: oneOf('delivery') },
+  { key: 'httpHost', env: 'BQ_HTTP_HOST', flag: '--http-host', doc: `Admin API address. Defaults to ${DEFAULTS.httpHost}.`, parse: (raw) => {
+    const host = (raw ?? '').trim() || DEFAULTS.httpHost;
     // "127.0.0.1:3000" or "http://…" would only fail when the server tries to listen.
     return isIP(host) || HOST_NAME.test(host) ? ok(host) : bad(`must be an IP address or a host name, without a port or scheme, got "${host}"`);
   } },
-  { key: 'httpPort', env: 'BQ_HTTP_PORT', flag: '--http-port', doc: 'Admin API port; -1 turns the server off, 0 picks a free port. Defaults to 3000.', parse: integer(-1, 65535, 3000) },
+  { key: 'httpPort', env: 'BQ_HTTP_PORT', flag: '--http-port', doc: `Admin API port; -1 turns the server off, 0 picks a free port. Defaults to ${DEFAULTS.httpPort}.`, parse: integer('httpPort') },
   { key: 'apiToken', env: 'BQ_API_TOKEN', flag: '--api-token', secret: true, doc: 'Bearer token for the admin API and /metrics. Defaults to none (loopback only).', parse: (raw) => {
     const value = optionalString(raw);
     if (!value.ok || value.value === undefined) return value;
@@ -161,24 +156,20 @@ export const SETTINGS: Setting[] = [
     if (!/^[\x21-\x7e]+$/.test(value.value)) return bad('must be printable ASCII without spaces (it is sent in an Authorization header, where a space or a non-ASCII character cannot match)');
     return value;
   } },
-  { key: 'webhookUrl', env: 'BQ_WEBHOOK_URL', flag: '--webhook-url', doc: 'URL that receives a signed POST when a broadcast finishes. Defaults to none.', parse: (raw) => {
-    const parsed = url(['http:', 'https:'])(raw);
-    // fetch() refuses a URL with credentials, so every webhook would fail; the signature is the authentication.
-    if (parsed.ok && parsed.value && hasCredentials(parsed.value)) return bad('must not hold a user name or password (fetch refuses such URLs, so every webhook would fail; receivers authenticate the daemon by the signature)');
-    return parsed;
-  } },
+  { key: 'webhookUrl', env: 'BQ_WEBHOOK_URL', flag: '--webhook-url', doc: 'URL that receives a signed POST when a broadcast finishes. Defaults to none.', parse: optionalHttpUrl('webhookUrl') },
   { key: 'webhookSecret', env: 'BQ_WEBHOOK_SECRET', flag: '--webhook-secret', secret: true, doc: 'HMAC-SHA256 key for webhook signatures; required with BQ_WEBHOOK_URL.', parse: optionalString },
-  { key: 'cleanupDays', env: 'BQ_CLEANUP_DAYS', flag: '--cleanup-days', doc: 'Finished jobs older than this many days are deleted. Defaults to 7.', parse: integer(1, 3650, 7) },
-  { key: 'ledgerRetentionDays', env: 'BQ_LEDGER_RETENTION_DAYS', flag: '--ledger-retention-days', doc: 'Finished broadcasts older than this many days are deleted with their delivery ledger, in small batches that never make a sender wait. At least 1: the frequency cap reads the last 24 hours. Defaults to 30, which keeps a month of reports.', parse: integer(1, 3650, 30) },
-  { key: 'logLevel', env: 'LOG_LEVEL', flag: '--log-level', doc: 'fatal, error, warn, info, debug, trace or silent. Defaults to info.', parse: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info') },
+  { key: 'cleanupDays', env: 'BQ_CLEANUP_DAYS', flag: '--cleanup-days', doc: `Finished jobs older than this many days are deleted; 0 keeps them forever. Defaults to ${DEFAULTS.cleanupDays}.`, parse: integer('cleanupDays') },
+  { key: 'ledgerRetentionDays', env: 'BQ_LEDGER_RETENTION_DAYS', flag: '--ledger-retention-days', doc: `Finished broadcasts older than this many days are deleted with their delivery ledger, in small batches that never make a sender wait; 0 keeps them forever. The frequency cap reads the last 24 hours. Defaults to ${DEFAULTS.ledgerRetentionDays}, which keeps a month of reports.`, parse: integer('ledgerRetentionDays') },
+  { key: 'logLevel', env: 'LOG_LEVEL', flag: '--log-level', doc: `fatal, error, warn, info, debug, trace or silent. Defaults to ${DEFAULTS.logLevel}.`, parse: oneOf('logLevel') },
   { key: 'dataDir', env: 'BQ_DATA_DIR', flag: '--data-dir', doc: 'Where the embedded PostgreSQL keeps its files. Defaults to $STATE_DIRECTORY, /var/lib/broadcast-queued as root, else ~/.local/share/broadcast-queued.', parse: (raw) => ok(raw?.trim() ? path.resolve(raw.trim()) : '') },
-  { key: 'embeddedPort', env: 'BQ_EMBEDDED_PORT', flag: '--embedded-port', doc: 'Port of the embedded PostgreSQL; 0 picks a free one and remembers it. Defaults to 0.', parse: integer(0, 65535, 0) },
-  { key: 'migrate', env: 'BQ_MIGRATE', flag: '--migrate', doc: 'Apply pending migrations at start (--no-migrate to skip). Defaults to true.', parse: boolean(true) },
-  { key: 'sweepMs', env: 'BQ_SWEEP_SECONDS', flag: '--sweep-seconds', doc: 'The fallback sweep: one statement that registers this daemon, rescues the jobs of dead daemons and claims due jobs a lost notification missed. Defaults to 30 seconds.', parse: seconds(0.05, 3600, 30) },
-  { key: 'rescueAfterMs', env: 'BQ_RESCUE_AFTER_SECONDS', flag: '--rescue-after-seconds', doc: 'A daemon that still holds its liveness lock but has not swept for this long is hung, and its jobs are handed back. Defaults to 120 seconds.', parse: seconds(0.1, 86_400, 120) },
-  { key: 'shutdownTimeoutMs', env: 'BQ_SHUTDOWN_TIMEOUT_SECONDS', flag: '--shutdown-timeout-seconds', doc: 'On SIGTERM, how long running jobs may finish before they are handed back. Defaults to 25 seconds.', parse: seconds(0, 3600, 25) },
-  { key: 'retryBaseMs', env: 'BQ_RETRY_BASE_SECONDS', flag: '--retry-base-seconds', doc: 'Wait before the second attempt; doubles each attempt after. Defaults to 60 seconds.', parse: seconds(0, 86_400, 60) },
-  { key: 'retryMaxMs', env: 'BQ_RETRY_MAX_SECONDS', flag: '--retry-max-seconds', doc: 'Longest wait between attempts. Defaults to 3600 seconds.', parse: seconds(0, 7 * 86_400, 3600) },
+  { key: 'embeddedPort', env: 'BQ_EMBEDDED_PORT', flag: '--embedded-port', doc: `Port of the embedded PostgreSQL; 0 picks a free one and remembers it. Defaults to ${DEFAULTS.embeddedPort}.`, parse: integer('embeddedPort') },
+  { key: 'migrate', env: 'BQ_MIGRATE', flag: '--migrate', doc: `Apply pending migrations at start (--no-migrate to skip). Defaults to ${DEFAULTS.migrate}.`, parse: boolean(DEFAULTS.migrate) },
+  { key: 'sweepMs', env: 'BQ_SWEEP_SECONDS', flag: '--sweep-seconds', doc: `The fallback sweep: one statement that registers this daemon, rescues the jobs of dead daemons and claims due jobs a lost notification missed. Defaults to ${inSeconds(DEFAULTS.sweepMs)} seconds.`, parse: seconds('sweepMs', DEFAULTS.sweepMs) },
+  // No fallback here: the default depends on the sweep (rescueAfterMsFor), filled in by loadConfig.
+  { key: 'rescueAfterMs', env: 'BQ_RESCUE_AFTER_SECONDS', flag: '--rescue-after-seconds', doc: `A daemon that still holds its liveness lock but has not swept for this long is hung, and its jobs are handed back. Defaults to ${inSeconds(DEFAULTS.rescueAfterMs)} seconds, or three sweeps if that is longer.`, parse: seconds('rescueAfterMs', undefined) },
+  { key: 'shutdownTimeoutMs', env: 'BQ_SHUTDOWN_TIMEOUT_SECONDS', flag: '--shutdown-timeout-seconds', doc: `On SIGTERM, how long running jobs may finish before they are handed back. Defaults to ${inSeconds(DEFAULTS.shutdownTimeoutMs)} seconds.`, parse: seconds('shutdownTimeoutMs', DEFAULTS.shutdownTimeoutMs) },
+  { key: 'retryBaseMs', env: 'BQ_RETRY_BASE_SECONDS', flag: '--retry-base-seconds', doc: `Wait before the second attempt; doubles each attempt after. Defaults to ${inSeconds(DEFAULTS.retryBaseMs)} seconds.`, parse: seconds('retryBaseMs', DEFAULTS.retryBaseMs) },
+  { key: 'retryMaxMs', env: 'BQ_RETRY_MAX_SECONDS', flag: '--retry-max-seconds', doc: `Longest wait between attempts. Defaults to ${inSeconds(DEFAULTS.retryMaxMs)} seconds.`, parse: seconds('retryMaxMs', DEFAULTS.retryMaxMs) },
 ];
 
 /** Reads a secret file; replaceable in tests. */
@@ -242,10 +233,8 @@ export function loadConfig(env: Record<string, string | undefined>, flags: Parti
   const result = config as unknown as Config;
   if (problems.length === 0) {
     if (!result.dataDir) result.dataDir = defaultDataDir(env);
-    // Cross-field rules, as River's validate() does: a hung window shorter than a few sweeps would
-    // hand back the jobs of a daemon that is merely a little late.
-    if (result.rescueAfterMs < 3 * result.sweepMs) problems.push(`BQ_RESCUE_AFTER_SECONDS (${result.rescueAfterMs / 1000}) must be at least three times BQ_SWEEP_SECONDS (${result.sweepMs / 1000})`);
-    if (result.retryMaxMs < result.retryBaseMs) problems.push(`BQ_RETRY_MAX_SECONDS (${result.retryMaxMs / 1000}) must not be below BQ_RETRY_BASE_SECONDS (${result.retryBaseMs / 1000})`);
+    result.rescueAfterMs ??= rescueAfterMsFor(result.sweepMs);
+    problems.push(...crossProblems(result, (key) => SETTINGS.find((setting) => setting.key === key)!.env, 'seconds'));
     if (!result.apiToken && result.httpPort >= 0 && !isLoopback(result.httpHost)) problems.push(`BQ_HTTP_HOST ${result.httpHost} is not a loopback address, so BQ_API_TOKEN must be set`);
     // A key of its own: signing with the admin token would hand every receiver the admin API.
     if (result.webhookUrl && !result.webhookSecret) problems.push('BQ_WEBHOOK_URL is set, so BQ_WEBHOOK_SECRET must be set too (a key of its own: the receiver needs it to check signatures, and the admin token would let it operate the queue)');

@@ -1,0 +1,114 @@
+import { ConfigError } from '../errors.js';
+import { DEFAULTS, rescueAfterMsFor } from './defaults.js';
+import { checkSetting, crossProblems, type RuleKey } from './validate.js';
+import type { Config } from './load.js';
+
+/** The tunable options of a BroadcastQueue; each default is in DEFAULTS and said here in its words. */
+export interface QueueSettings {
+  /** Jobs run at once. Defaults to 2. */
+  concurrency?: number;
+  /**
+   * Jobs claimed ahead of free slots, so short jobs start without a round trip each. A prefetched
+   * job that waits over a second is handed back for other daemons. Defaults to 0 (off): a
+   * broadcast runs for minutes, and holding one back helps nobody.
+   */
+  prefetch?: number;
+  /** Queues this instance works. Defaults to ['broadcasts']. */
+  queues?: string[];
+  /** Messages per second per bot, shared by every daemon. Defaults to 30. */
+  rateLimit?: number;
+  /** For broadcasts with allow_paid_broadcast. Defaults to 1000. */
+  paidRateLimit?: number;
+  /** Defaults to 'at-most-once': a send whose outcome a crash hid is not resent. */
+  delivery?: 'at-most-once' | 'at-least-once';
+  /** Apply pending migrations in start(). Defaults to true. */
+  migrate?: boolean;
+  /** Attempts for jobs enqueued through this object. Defaults to 3. */
+  maxAttempts?: number;
+  /** The fallback sweep: registers, rescues dead daemons' jobs, claims missed due jobs. Defaults to 30 000 ms. */
+  sweepMs?: number;
+  /** A daemon that holds its lock but has not swept for this long is hung. Defaults to 120 000 ms, or three sweeps if that is longer. */
+  rescueAfterMs?: number;
+  /** How long stop() lets running jobs finish before handing them back. Defaults to 25 000 ms. */
+  shutdownTimeoutMs?: number;
+  /** Wait before the second attempt, doubling after. Defaults to 60 000 ms. */
+  retryBaseMs?: number;
+  /** Longest wait between attempts. Defaults to 3 600 000 ms. */
+  retryMaxMs?: number;
+  /** Finished jobs older than this many days are deleted; 0 turns the cleaner off. Defaults to 7. */
+  cleanupDays?: number;
+  /**
+   * Finished broadcasts older than this many days, and their ledger rows, are deleted (in small
+   * batches, see broadcast/retention.ts); 0 keeps them forever. Defaults to 30: the frequency cap
+   * and the statistics read the last 24 h, reports are read in the weeks after a send.
+   */
+  ledgerRetentionDays?: number;
+}
+
+/** Every setting with its default filled in: what a queue actually runs with. */
+export type ResolvedQueueSettings = { readonly [K in keyof QueueSettings]-?: K extends 'queues' ? readonly string[] : NonNullable<QueueSettings[K]> };
+
+const SETTING_KEYS = ['concurrency', 'prefetch', 'queues', 'rateLimit', 'paidRateLimit', 'delivery', 'migrate', 'maxAttempts', 'sweepMs', 'rescueAfterMs', 'shutdownTimeoutMs', 'retryBaseMs', 'retryMaxMs', 'cleanupDays', 'ledgerRetentionDays'] as const satisfies readonly (keyof QueueSettings)[];
+
+/** The parts of the library's other options that can be impossible, checked by the daemon's rules too. */
+interface CheckedOptions extends QueueSettings {
+  telegram?: unknown;
+  webhook?: { url?: unknown };
+  embedded?: { port?: unknown };
+}
+
+/**
+ * The library's options checked by the daemon's rules (config/validate.ts) and completed from
+ * DEFAULTS. Throws one ConfigError naming every impossible option, as the daemon's start-up does.
+ */
+export function resolveQueueOptions(options: CheckedOptions): ResolvedQueueSettings {
+  const problems: string[] = [];
+  const check = (name: string, key: RuleKey, value: unknown) => {
+    if (value === undefined) return;
+    const problem = checkSetting(key, value, 'ms');
+    if (problem) problems.push(`${name} ${problem}`);
+  };
+  for (const key of SETTING_KEYS) {
+    if (key === 'migrate') {
+      if (options.migrate !== undefined && typeof options.migrate !== 'boolean') problems.push(`migrate must be true or false, got ${typeof options.migrate}`);
+    } else check(key, key, options[key]);
+  }
+  // A Telegraf instance is checked by Telegram itself at start (getMe); a token we can check here.
+  const telegram = options.telegram as { token?: unknown; apiRoot?: unknown; telegram?: unknown } | undefined;
+  if (telegram && Object.getPrototypeOf(telegram) === Object.prototype && !('telegram' in telegram)) {
+    check('telegram.token', 'telegramBotToken', telegram.token ?? null);
+    check('telegram.apiRoot', 'telegramApiRoot', telegram.apiRoot);
+  }
+  if (options.webhook) check('webhook.url', 'webhookUrl', options.webhook.url ?? null);
+  if (options.embedded) check('embedded.port', 'embeddedPort', options.embedded.port);
+  if (problems.length) throw new ConfigError(problems);
+
+  const sweepMs = options.sweepMs ?? DEFAULTS.sweepMs;
+  const resolved: ResolvedQueueSettings = {
+    concurrency: options.concurrency ?? DEFAULTS.concurrency,
+    prefetch: options.prefetch ?? DEFAULTS.prefetch,
+    queues: options.queues ?? DEFAULTS.queues,
+    rateLimit: options.rateLimit ?? DEFAULTS.rateLimit,
+    paidRateLimit: options.paidRateLimit ?? DEFAULTS.paidRateLimit,
+    delivery: options.delivery ?? DEFAULTS.delivery,
+    migrate: options.migrate ?? DEFAULTS.migrate,
+    maxAttempts: options.maxAttempts ?? DEFAULTS.maxAttempts,
+    sweepMs,
+    rescueAfterMs: options.rescueAfterMs ?? rescueAfterMsFor(sweepMs),
+    shutdownTimeoutMs: options.shutdownTimeoutMs ?? DEFAULTS.shutdownTimeoutMs,
+    retryBaseMs: options.retryBaseMs ?? DEFAULTS.retryBaseMs,
+    retryMaxMs: options.retryMaxMs ?? DEFAULTS.retryMaxMs,
+    cleanupDays: options.cleanupDays ?? DEFAULTS.cleanupDays,
+    ledgerRetentionDays: options.ledgerRetentionDays ?? DEFAULTS.ledgerRetentionDays,
+  };
+  const crossed = crossProblems(resolved, (key) => key, 'ms');
+  if (crossed.length) throw new ConfigError(crossed);
+  return resolved;
+}
+
+/** The daemon's settings (environment and flags) as the library's options: the daemon is a library user. */
+export function settingsFromConfig(config: Config): QueueSettings {
+  const settings: QueueSettings = {};
+  for (const key of SETTING_KEYS) if (key in config) Object.assign(settings, { [key]: config[key as keyof Config] });
+  return settings;
+}
