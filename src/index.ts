@@ -4,7 +4,7 @@ export { BroadcastQueue, type BroadcastQueueOptions, type BroadcastQueueStatus }
 export type { Job } from './queue/claimer.js';
 export type { JobHandler, HandlerContext, JobEvent } from './queue/worker-pool.js';
 export type { EnqueueOptions, EnqueuedJob } from './queue/enqueue.js';
-export { PermanentError, PayloadError, RetriableError, SnoozeError, HaltError } from './errors.js';
+export { PermanentError, PayloadError, RetriableError, SnoozeError, HaltError, ConfigError } from './errors.js';
 export { loadConfig, type Config } from './config/load.js';
 export type { QueueSettings, ResolvedQueueSettings } from './config/options.js';
 export { migrate } from './db/migrate.js';

@@ -19,9 +19,10 @@ test('CI runs the README\'s own test command, on the embedded default first', ()
   assert.match(ci, /env -u DATABASE_URL npm test/);
 });
 
-test('every setting is documented in the README with its flag', () => {
+test('every setting is documented in the README with its flag, and with the words --help gives, default included', () => {
   for (const setting of SETTINGS) {
     assert.ok(readme.includes(`| \`${setting.env}\` | \`${setting.flag}\` |`), `${setting.env} is missing from the README's settings table`);
+    assert.ok(readme.includes(`| \`${setting.env}\` | \`${setting.flag}\` | ${setting.doc} |`), `${setting.env}'s README row differs from its --help text: ${setting.doc}`);
   }
 });
 
