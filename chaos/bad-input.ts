@@ -69,7 +69,7 @@ export async function badInput(ctx: ChaosContext): Promise<ScenarioResult> {
     // What became of each row.
     const { rows } = await db.pool.query(`SELECT job_id::text AS id, queue, job_type, status, attempts, last_error, run_at > now() AS future FROM broadcast_queue_jobs`);
     const byId = new Map(rows.map((r) => [r.id as string, r]));
-    const status = await new BroadcastQueue({ connectionString: db.url, rescueAfterMs: 30_000 }).getStatus().catch((e: Error) => e);
+    const status = await new BroadcastQueue({ connectionString: db.url, sweepMs: 10_000, rescueAfterMs: 30_000 }).getStatus().catch((e: Error) => e);
     const unrunnableListed = status instanceof Error ? [] : status.unrunnable;
     if (status instanceof Error) result.failures.push(`getStatus() failed: ${status.message}`);
     const mismatches: string[] = [];

@@ -126,7 +126,7 @@ export class BroadcastQueue extends EventEmitter {
 
   start(concurrency?: number): Promise<void> {
     if (concurrency !== undefined) {
-      const problem = checkSetting('concurrency', concurrency, 'ms');
+      const problem = checkSetting('concurrency', concurrency);
       if (problem) return Promise.reject(new ConfigError([`concurrency ${problem}`]));
       this.concurrency = concurrency;
     }

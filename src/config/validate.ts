@@ -93,7 +93,7 @@ export const RULES = {
 
 export type RuleKey = keyof typeof RULES;
 
-export function checkSetting(key: RuleKey, value: unknown, unit: DurationUnit): string | undefined {
+export function checkSetting(key: RuleKey, value: unknown, unit: DurationUnit = 'ms'): string | undefined {
   return RULES[key](value, unit);
 }
 

@@ -143,6 +143,9 @@ test('cleanup deletes finished jobs past the retention; workers and status show 
     assert.is(cleaned.code, 0, cleaned.stderr);
     assert.equal(json(cleaned), { deleted: 2, days: 7 });
     assert.is((await runBqctl(['cleanup', '--days', '0'], env)).code, 2);
+    // BQ_CLEANUP_DAYS=0 keeps finished jobs (as cleanupDays: 0 does in the library): "older than 0 days" must not mean all of them.
+    assert.equal(json(await runBqctl(['cleanup', '--json'], { ...env, BQ_CLEANUP_DAYS: '0' })), { deleted: 0, days: 0 });
+    assert.is((await db.pool.query('SELECT count(*)::int AS n FROM broadcast_queue_jobs WHERE job_id = $1', [recent])).rows[0].n, 1);
     assert.equal(json(await runBqctl(['cleanup', '--json'], { ...env, BQ_CLEANUP_DAYS: '1' })), { deleted: 1, days: 1 });
     assert.is((await db.pool.query('SELECT count(*)::int AS n FROM broadcast_queue_jobs WHERE job_id = $1', [recent])).rows[0].n, 0);
 
