@@ -3,6 +3,7 @@
 // here, before a row is written, with the same checks the daemon applies (parseMessage).
 import type { Command } from 'commander';
 import type { Config } from '../config/load.js';
+import { DEFAULTS } from '../config/defaults.js';
 import type { EnqueueOptions } from '../queue/enqueue.js';
 import { validateContent, type Variant } from '../broadcast/fanout.js';
 import { parseMessage } from '../telegram/message.js';
@@ -23,7 +24,7 @@ export function addJobFlags(command: Command): Command {
     .option('--queue <queue>', 'queue to put the job on (default broadcasts)')
     .option('--priority <n>', 'higher runs first (default 0)')
     .option('--run-at <when>', 'not before this ISO date-time, or a delay such as 10m')
-    .option('--max-attempts <n>', 'attempts before the job fails (default BQ_MAX_ATTEMPTS, 3)');
+    .option('--max-attempts <n>', `attempts before the job fails (default BQ_MAX_ATTEMPTS, ${DEFAULTS.maxAttempts})`);
 }
 
 /**

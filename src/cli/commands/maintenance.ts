@@ -5,6 +5,7 @@ import { dbCommand, examples, n, out, runDb } from '../command.js';
 import { humanDuration, printJson, table } from '../format.js';
 import { deleteFinishedJobs } from '../../queue/cleaner.js';
 import { readQueueStatus } from '../../queue/status.js';
+import { DEFAULTS } from '../../config/defaults.js';
 
 // Daemons still registered but not live (readQueueStatus decides what live means), whose rows
 // the rescuer (run by any live daemon) has not deleted yet: their 'processing' jobs are stuck
@@ -19,7 +20,7 @@ const STALE_SQL = `
 export function registerMaintenance(program: Command): void {
   const cleanup = program.command('cleanup')
     .description('Delete finished jobs (completed, failed, cancelled) older than N days, as the daemon does hourly.')
-    .option('--days <n>', 'retention in days (default BQ_CLEANUP_DAYS, 7; 0 there keeps every job)');
+    .option('--days <n>', `retention in days (default BQ_CLEANUP_DAYS, ${DEFAULTS.cleanupDays}; 0 there keeps every job)`);
   dbCommand(cleanup, { settings: ['cleanupDays'] });
   examples(cleanup, ['bqctl cleanup', 'bqctl cleanup --days 30 --json']);
   cleanup.action(async (opts: { days?: string; json?: boolean }) => {
