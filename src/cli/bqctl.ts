@@ -3,16 +3,6 @@ import { PACKAGE_VERSION } from '../version.js';
 import { errorMessage, scrubSecrets } from '../log.js';
 import { PayloadError } from '../errors.js';
 import { UsageError } from './args.js';
-import { registerMigrate } from './commands/migrate.js';
-import { registerStatus } from './commands/status.js';
-import { registerJobs } from './commands/jobs.js';
-import { registerRetry } from './commands/retry.js';
-import { registerEnqueue } from './commands/enqueue.js';
-import { registerBroadcast } from './commands/broadcast.js';
-import { registerWatch } from './commands/watch.js';
-import { registerSubscribers } from './commands/subscribers.js';
-import { registerMaintenance } from './commands/maintenance.js';
-import { registerDoctor } from './commands/doctor.js';
 
 // Exit codes a script can rely on.
 export const EXIT_OK = 0;
@@ -39,16 +29,33 @@ Examples:
   .exitOverride()
   .showHelpAfterError('(add --help for usage and examples)');
 
-registerStatus(program);
-registerJobs(program);
-registerRetry(program);
-registerEnqueue(program);
-registerBroadcast(program);
-registerWatch(program);
-registerSubscribers(program);
-registerMaintenance(program);
-registerDoctor(program);
-registerMigrate(program);
+type Register = (program: Command) => void;
+
+// Each command's module is loaded only when it is the command run. Loaded all at once they brought
+// in telegraf, pg-listen and every area's SQL: `bqctl status` spent most of its time loading code
+// it never ran. The order is --help's.
+const COMMANDS: [names: string[], load: () => Promise<Register>][] = [
+  [['status'], async () => (await import('./commands/status.js')).registerStatus],
+  [['list', 'show'], async () => (await import('./commands/jobs.js')).registerJobs],
+  [['retry', 'cancel'], async () => (await import('./commands/retry.js')).registerRetry],
+  [['enqueue'], async () => (await import('./commands/enqueue.js')).registerEnqueue],
+  [['broadcast'], async () => (await import('./commands/broadcast.js')).registerBroadcast],
+  [['watch'], async () => (await import('./commands/watch.js')).registerWatch],
+  [['subscribers'], async () => (await import('./commands/subscribers.js')).registerSubscribers],
+  [['cleanup', 'workers'], async () => (await import('./commands/maintenance.js')).registerMaintenance],
+  [['doctor'], async () => (await import('./commands/doctor.js')).registerDoctor],
+  [['migrate'], async () => (await import('./commands/migrate.js')).registerMigrate],
+];
+
+/**
+ * Registers the command named first on the command line, or every command when none is named
+ * (--help, `help <command>`, a typo that commander answers with a suggestion).
+ */
+async function registerCommands(argv: string[]): Promise<void> {
+  const named = COMMANDS.find(([names]) => names.includes(argv[2] ?? ''));
+  const registers = await Promise.all((named ? [named] : COMMANDS).map(([, load]) => load()));
+  for (const register of registers) register(program);
+}
 
 // A reader that went away (`bqctl list | head`) is not an error worth a stack trace: stop at once,
 // as a process killed by SIGPIPE would, and say by the exit code that not everything was written.
@@ -69,7 +76,7 @@ async function exitAfterOutput(code: number): Promise<never> {
   process.exit(code);
 }
 
-program.parseAsync(process.argv).then(
+registerCommands(process.argv).then(() => program.parseAsync(process.argv)).then(
   () => exitAfterOutput(typeof process.exitCode === 'number' ? process.exitCode : EXIT_OK),
   (error) => {
     if (error instanceof CommanderError) {

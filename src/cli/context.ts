@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config/load.js';
 import { createPool, type Pool } from '../db/pool.js';
-import { startEmbeddedPostgres, type EmbeddedDatabase } from '../db/embedded.js';
+import type { EmbeddedDatabase } from '../db/embedded.js';
 import { createLogger, type Logger } from '../log.js';
 
 export interface CliContext {
@@ -24,6 +24,8 @@ export async function withDatabase<T>(config: Config, fn: (ctx: CliContext) => P
   if (!connectionString) {
     connectionString = await runningEmbeddedUrl(config.dataDir);
     if (!connectionString) {
+      // Loaded only here: most commands run against DATABASE_URL or a running daemon's server.
+      const { startEmbeddedPostgres } = await import('../db/embedded.js');
       embedded = await startEmbeddedPostgres({ dataDir: config.dataDir, port: config.embeddedPort, log });
       connectionString = embedded.connectionString;
     }

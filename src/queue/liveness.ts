@@ -5,9 +5,9 @@ import pg from 'pg';
 import { unlessAborted } from '../abort.js';
 import { backoffMs } from './listener.js';
 import { errorMessage, type Logger } from '../log.js';
+import { LOCK_NAMESPACE } from './daemon-lock.js';
 
-/** First key of every daemon's advisory lock: ASCII "bq". The second key is the daemon's own. */
-export const LOCK_NAMESPACE = 0x6271;
+export { DAEMON_HOLDS_LOCK, LOCK_NAMESPACE } from './daemon-lock.js';
 
 /**
  * A daemon's pulse: a session advisory lock held on a connection of its own. PostgreSQL releases
@@ -106,13 +106,3 @@ export class LivenessLock extends EventEmitter {
     void this.start();
   }
 }
-
-/**
- * SQL true when daemon row `d` holds its liveness lock in this database: the definition of a live
- * daemon wherever one is listed or judged.
- */
-export const DAEMON_HOLDS_LOCK = `EXISTS (
-  SELECT 1 FROM pg_locks l
-   WHERE l.locktype = 'advisory' AND l.classid = ${LOCK_NAMESPACE} AND l.objsubid = 2 AND l.granted
-     AND l.objid::bigint = d.lock_key
-     AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()))`;

@@ -1,6 +1,6 @@
 import type { Pool } from '../db/pool.js';
 import { boundedRead } from '../db/bounded-read.js';
-import { DAEMON_HOLDS_LOCK } from './liveness.js';
+import { DAEMON_HOLDS_LOCK } from './daemon-lock.js';
 
 export interface QueueCounts {
   pending: number;
