@@ -92,7 +92,8 @@ export const LEDGER_CLAIM_SQL = `
 // claim and its outcome, so ANALYZE never sees them) and re-ran the unnest for every row: 960 ms
 // for a batch of 800 at 50,000 recipients, or a bitmap heap scan of the whole broadcast
 // (~57 ms a batch at 50,000), a cost that grew with the broadcast. $5, $6: the driver (owned); no
-// row comes back when the run no longer drives the broadcast.
+// row comes back when the run no longer drives the broadcast. The batch's sent messages are also
+// added to this minute's count (sql/0009), which /statistics reads instead of the ledger.
 export const LEDGER_RECORD_SQL = `
   WITH written AS (
     UPDATE broadcast_deliveries d
@@ -109,6 +110,9 @@ export const LEDGER_RECORD_SQL = `
      WHERE d.broadcast_id = $1 AND d.chat_id = ANY ($2::bigint[]) AND d.status = 'sending'
        AND ${owned('$5', '$6')}
     RETURNING d.status, d.outcome
+  ), counted AS (
+    INSERT INTO broadcast_messages_sent (minute, messages)
+    SELECT date_trunc('minute', now()), count(*) FROM written WHERE status = 'sent' HAVING count(*) > 0
   )
   UPDATE broadcasts b
      SET sent    = b.sent    + (SELECT count(*) FROM written WHERE status = 'sent'),
