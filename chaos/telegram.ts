@@ -14,6 +14,8 @@ import { absorbFleet, dumpDatabase, emptyResult, type ScenarioResult } from './l
 import { between, seededRandom, sleep, until } from './lib/util.js';
 
 const SEND_CHAT_BASE = 3_000_000;
+/** A storm answers retry_after 1 s; past this the broadcast is stalling, not waiting (it once took 10-17 s). */
+const STORM_RESUME_MS = 6_000;
 export const ERROR_RATE = 0.3;
 export const RESET_RATE = 0.01;
 export const HANG_RATE = 0.003;
@@ -155,6 +157,15 @@ export async function telegramMisbehaves(ctx: ChaosContext): Promise<ScenarioRes
     const outside429 = api.calls.filter((c) => c.status === 429 && !inStorm(c.at)).length;
     if (busiest > rate) result.failures.push(`rate limit broken outside the storms: ${busiest} calls in one second (limit ${rate})`);
     if (outside429) result.failures.push(`${outside429} calls answered 429 by the stand-in's own ${rate}/s limit outside the storms`);
+    // A broadcast that kept claiming and handing back rows through a pause pushed the shared
+    // timeline far ahead and stalled 10-17 s after each storm; it should send again about
+    // retry_after (1 s) after the storm ends. The bound allows for a stressed machine.
+    const broadcastSends = api.calls.filter((c) => c.status === 200 && Number(c.chatId) <= recipients);
+    const lastSend = broadcastSends.reduce((last, c) => Math.max(last, c.at), 0);
+    const firstAfter = (t: number) => broadcastSends.reduce((first, c) => (c.at >= t ? Math.min(first, c.at) : first), Infinity);
+    const resumeGaps = storms.filter(([, end]) => end < lastSend).map(([, end]) => firstAfter(end) - end);
+    const slowest = Math.max(0, ...resumeGaps);
+    if (slowest > STORM_RESUME_MS) result.failures.push(`the broadcast sent again only ${Math.round(slowest)} ms after a 429 storm ended (bound ${STORM_RESUME_MS} ms)`);
 
     const valid = samples.filter((s) => s.every((v) => v !== null)) as number[][];
     const first = valid[Math.min(1, valid.length - 1)] ?? [];
@@ -167,7 +178,7 @@ export async function telegramMisbehaves(ctx: ChaosContext): Promise<ScenarioRes
     result.faults = `${fiveXX} × 502 (${ERROR_RATE * 100} %), ${resets} resets, ${hangs} hangs > 10 s, ${storms.length} 429 storms of 2 s (${api.calls.filter((c) => c.status === 429).length} × 429), over ${recipients.toLocaleString('en')} recipients + ${sends} send jobs`;
     result.notes.push(`outcomes: ${Object.entries(tally).map(([k, v]) => `${k} ${v}`).join(', ')}`);
     result.notes.push(`broadcast: ${job.status} after ${job.attempts} attempt(s): ${JSON.stringify(job.result)}`);
-    result.notes.push(`rate: busiest second outside storms ${busiest} calls (limit ${rate}); ${api.calls.length} calls in all`);
+    result.notes.push(`rate: busiest second outside storms ${busiest} calls (limit ${rate}); ${api.calls.length} calls in all; broadcast resumed ${resumeGaps.map((g) => `${(g / 1000).toFixed(1)} s`).join(', ') || '-'} after each storm`);
     result.notes.push(`RSS (MB) start → end per daemon: ${first.map((s, i) => `${s} → ${last[i]}`).join(', ')} (${valid.length} samples every 3 s; max ${Math.max(0, ...valid.flat())})`);
     if (result.failures.length) {
       await dumpDatabase(db.pool, path.join(ctx.logDir, `${db.name}.json`));

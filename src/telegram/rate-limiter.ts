@@ -123,6 +123,13 @@ export interface Reservation {
  * and per-chat timelines. Also keeps a local sliding window so that this process never bunches
  * late sends together.
  */
+/**
+ * How the limiter waits for a send slot. The default is Node's timers; tests pass one that fires
+ * late, as a starved event loop does, to prove pacing survives it.
+ */
+export type SlotSleep = (ms: number, signal?: AbortSignal) => Promise<void>;
+const timerSleep: SlotSleep = (ms, signal) => delay(ms, undefined, { signal });
+
 export class RateLimiter {
   private readonly recentStarts: number[] = [];
   private localPausedUntil = 0;
@@ -132,6 +139,7 @@ export class RateLimiter {
     private readonly pool: Pool,
     readonly botId: number,
     private readonly log: Logger,
+    private readonly sleepUntilSlot: SlotSleep = timerSleep,
   ) {}
 
   /**
@@ -197,7 +205,7 @@ export class RateLimiter {
         return true;
       }
       try {
-        await delay(at - now, undefined, { signal });
+        await this.sleepUntilSlot(at - now, signal);
       } catch {
         return false;
       }

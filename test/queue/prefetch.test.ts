@@ -2,11 +2,12 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BroadcastQueue } from '../../src/broadcast-queue.js';
 import { createTestDatabase } from '../helpers/db.js';
-import { Claimer } from '../../src/queue/claimer.js';
-import { Listener } from '../../src/queue/listener.js';
 import type { JobEvent } from '../../src/queue/worker-pool.js';
 import { insertJob } from '../helpers/telegram.js';
 import { until, waitForEvent } from '../helpers/wait.js';
+
+/** The advisory lock key that holds a claim in the database. */
+const CLAIM_GATE = 4_242_001;
 
 // With one claim at a time and no claim while every slot was busy, a prefetch buffer was only
 // refilled once it had run dry: the slots then idled for a whole round trip every buffer's worth
@@ -59,25 +60,18 @@ test('prefetch tops its buffer up while the slot is busy, before the buffer runs
 // and gave up, and no freed slot claimed after it. The new job waited for the 30 s sweep.
 test('a job inserted while a claim is in flight is claimed once a slot frees, not at the sweep', async () => {
   const db = await createTestDatabase();
-  const claim = Claimer.prototype.claim;
-  const emit = Listener.prototype.emit;
-  let holdClaim: Promise<void> | null = null;
-  let releaseClaim!: () => void;
-  let claimHeld!: () => void;
-  const held = new Promise<void>((resolve) => (claimHeld = resolve));
-  Claimer.prototype.claim = async function (this: Claimer, limit: number) {
-    const jobs = await claim.call(this, limit);
-    if (jobs.length && !holdClaim) {
-      holdClaim = new Promise<void>((resolve) => (releaseClaim = resolve));
-      claimHeld();
-      await holdClaim;
-    }
-    return jobs;
-  };
-  const notified: (() => void)[] = [];
-  Listener.prototype.emit = function (this: Listener, name: string | symbol, ...args: unknown[]) {
-    if (name === 'notification') notified.splice(0).forEach((resolve) => resolve());
-    return emit.call(this, name, ...args);
+  // The claim is held inside PostgreSQL: a trigger makes its UPDATE of the 'held' jobs wait for an
+  // advisory lock this test holds, as a slow claim statement would wait on a busy server.
+  await db.pool.query(`CREATE FUNCTION hold_claim() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_advisory_xact_lock_shared(${CLAIM_GATE}); RETURN NEW; END $$;
+                       CREATE TRIGGER hold_claim BEFORE UPDATE ON broadcast_queue_jobs FOR EACH ROW
+                         WHEN (OLD.status = 'pending' AND NEW.status = 'processing' AND NEW.job_type = 'held') EXECUTE FUNCTION hold_claim()`);
+  const gate = await db.pool.connect();
+  await gate.query('SELECT pg_advisory_lock($1)', [CLAIM_GATE]);
+  let gateOpen = false;
+  const openGate = async () => {
+    if (gateOpen) return;
+    gateOpen = true;
+    await gate.query('SELECT pg_advisory_unlock($1)', [CLAIM_GATE]);
   };
   const gates: (() => void)[] = [];
   const queue = new BroadcastQueue({
@@ -91,20 +85,21 @@ test('a job inserted while a claim is in flight is claimed once a slot frees, no
   try {
     await queue.start();
     await db.pool.query(`INSERT INTO broadcast_queue_jobs (job_type) SELECT 'held' FROM generate_series(1, 3)`);
-    await held; // the claim has its three jobs and has not returned yet
-    const notification = new Promise<void>((resolve) => notified.push(resolve));
+    // The claim has its three jobs locked and waits at the gate.
+    await until(async () => (await db.pool.query(`SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = $1 AND NOT granted`, [CLAIM_GATE])).rowCount);
+    const notification = waitForEvent(queue, 'listener:notification');
     const late = await insertJob(db, 'quick', {});
     await notification;
     const lateDone = waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === late);
-    releaseClaim(); // three of six: both slots busy, one job prefetched
+    await openGate(); // three of six: both slots busy, one job prefetched
     await until(async () => (gates.length === 2 ? true : null));
     for (const release of gates.splice(0)) release();
     await until(async () => (gates.length === 1 ? true : null));
     gates.splice(0)[0]!();
     await lateDone;
   } finally {
-    Claimer.prototype.claim = claim;
-    Listener.prototype.emit = emit;
+    await openGate();
+    gate.release();
     for (const release of gates) release();
     await queue.stop();
     await db.drop();
