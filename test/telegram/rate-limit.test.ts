@@ -37,8 +37,10 @@ test('transactional sends go ahead of a running broadcast', async () => {
     await insertJob(db, 'send', { chat_id: 999_999, message: { text: 'your code is 1234' } });
     const record: any = await api.waitFor('delivered', (d: any) => d.chatId === 999_999);
     const bulkAhead = api.delivered.filter((d) => d.chatId !== 999_999 && d.at < record.at).length - before;
-    // It waits behind at most the ~200 ms of broadcast sends already reserved, not the 100-chat backlog.
-    assert.ok(bulkAhead <= LIMIT / 2, `${bulkAhead} broadcast messages went out before the transactional one`);
+    // It waits behind the ~200 ms of broadcast sends already reserved (4 here), not the 5 s backlog.
+    // How long exactly depends on how busy the machine is (12 under a 2-core load of 17), so this
+    // only tells precedence from none; chaos/load.ts bounds send jobs' start latency during broadcasts.
+    assert.ok(bulkAhead < 50, `${bulkAhead} broadcast messages went out before the transactional one`);
     assert.is(api.tooManyRequests, 0);
   });
 });
