@@ -20,8 +20,14 @@ export function examples(command: Command, lines: string[]): Command {
   return command.addHelpText('after', `\nExamples:\n${lines.map((l) => `  ${l}`).join('\n')}`);
 }
 
+/** Programs run in-process to check arguments only (runBqctl's `database: false`). */
+export const inProcessOnly = new WeakSet<Command>();
+
 /** Loads the configuration (exit 78 on a bad value) and runs fn with a pool. */
 export async function runDb<T>(command: Command, fn: (ctx: CliContext) => Promise<T>): Promise<T> {
+  let root = command;
+  while (root.parent) root = root.parent;
+  if (inProcessOnly.has(root)) throw new Error(`bqctl ${command.name()} passed its argument checks; run in-process it opens no database`);
   const config = configFromCommand(command);
   return withDatabase(config, fn);
 }

@@ -1,4 +1,5 @@
 import { Command, CommanderError } from 'commander';
+import { inProcessOnly } from './command.js';
 import { PACKAGE_VERSION } from '../version.js';
 import { errorMessage, scrubSecrets } from '../log.js';
 import { PayloadError } from '../errors.js';
@@ -9,25 +10,12 @@ export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
 
-const program = new Command('bqctl')
-  .version(PACKAGE_VERSION)
-  .description('Operate broadcast-queued: talks to the database directly, so it works while the daemon is down.')
-  .addHelpText('after', `
-Exit codes: 0 ok, 1 failure (or the output could not be written whole, e.g. | head closed the pipe),
-2 usage error, 78 configuration error.
-Connection: DATABASE_URL, or the daemon's embedded PostgreSQL in BQ_DATA_DIR (started for the
-command if the daemon is not running). Every read command takes --json.
-
-Examples:
-  bqctl status
-  bqctl list --status failed --since 1h
-  bqctl retry --failed --type send
-  bqctl broadcast create --title 'Nov promo' --text 'Hello' --segment '{"tags_any":["vip"]}' --send
-  bqctl watch 42
-  bqctl subscribers import users.csv
-  bqctl doctor`)
-  .exitOverride()
-  .showHelpAfterError('(add --help for usage and examples)');
+/** Where a bqctl run writes, and the environment it reads. */
+export interface BqctlIo {
+  stdout(text: string): void;
+  stderr(text: string): void;
+  env: NodeJS.ProcessEnv;
+}
 
 type Register = (program: Command) => void;
 
@@ -47,48 +35,64 @@ const COMMANDS: [names: string[], load: () => Promise<Register>][] = [
   [['migrate'], async () => (await import('./commands/migrate.js')).registerMigrate],
 ];
 
+function createProgram(io: BqctlIo): Command {
+  return new Command('bqctl')
+    .version(PACKAGE_VERSION)
+    .description('Operate broadcast-queued: talks to the database directly, so it works while the daemon is down.')
+    .addHelpText('after', `
+Exit codes: 0 ok, 1 failure (or the output could not be written whole, e.g. | head closed the pipe),
+2 usage error, 78 configuration error.
+Connection: DATABASE_URL, or the daemon's embedded PostgreSQL in BQ_DATA_DIR (started for the
+command if the daemon is not running). Every read command takes --json.
+
+Examples:
+  bqctl status
+  bqctl list --status failed --since 1h
+  bqctl retry --failed --type send
+  bqctl broadcast create --title 'Nov promo' --text 'Hello' --segment '{"tags_any":["vip"]}' --send
+  bqctl watch 42
+  bqctl subscribers import users.csv
+  bqctl doctor`)
+    .exitOverride()
+    // Before the subcommands are added: each copies these settings when it is created.
+    .configureOutput({ writeOut: (text) => io.stdout(text), writeErr: (text) => io.stderr(text) })
+    .showHelpAfterError('(add --help for usage and examples)');
+}
+
 /**
  * Registers the command named first on the command line, or every command when none is named
  * (--help, `help <command>`, a typo that commander answers with a suggestion).
  */
-async function registerCommands(argv: string[]): Promise<void> {
-  const named = COMMANDS.find(([names]) => names.includes(argv[2] ?? ''));
+async function registerCommands(program: Command, argv: string[]): Promise<void> {
+  const named = COMMANDS.find(([names]) => names.includes(argv[0] ?? ''));
   const registers = await Promise.all((named ? [named] : COMMANDS).map(([, load]) => load()));
   for (const register of registers) register(program);
 }
 
-// A reader that went away (`bqctl list | head`) is not an error worth a stack trace: stop at once,
-// as a process killed by SIGPIPE would, and say by the exit code that not everything was written.
-for (const stream of [process.stdout, process.stderr]) {
-  stream.on('error', (error: NodeJS.ErrnoException) => {
-    if (error.code !== 'EPIPE' && stream === process.stdout) process.stderr.write(`error: cannot write the output: ${error.message}\n`);
-    process.exit(EXIT_FAILURE);
-  });
-}
-
 /**
- * Exits once stdout and stderr have handed everything to the kernel. process.exit() alone drops
- * what is still queued: a pipe (| jq, | wc) used to get the first 64 KiB and exit code 0.
+ * Runs bqctl with `argv` (the arguments after the program name) and resolves with its exit code.
+ * bin/bqctl runs it on the process's own streams. Tests of argument checking run it in-process
+ * with `database: false`: a command that got past its checks then fails (exit 1) instead of
+ * opening a database, and its normal output, which commands write to process.stdout, never comes.
  */
-async function exitAfterOutput(code: number): Promise<never> {
-  const flushed = (stream: NodeJS.WriteStream) => new Promise<void>((resolve) => (stream.writable ? stream.write('', () => resolve()) : resolve()));
-  await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
-  process.exit(code);
-}
-
-registerCommands(process.argv).then(() => program.parseAsync(process.argv)).then(
-  () => exitAfterOutput(typeof process.exitCode === 'number' ? process.exitCode : EXIT_OK),
-  (error) => {
+export async function runBqctl(argv: string[], io: BqctlIo, options: { database?: boolean } = {}): Promise<number> {
+  const program = createProgram(io);
+  if (options.database === false) inProcessOnly.add(program);
+  try {
+    await registerCommands(program, argv);
+    await program.parseAsync(argv, { from: 'user' });
+    return typeof process.exitCode === 'number' ? process.exitCode : EXIT_OK;
+  } catch (error) {
     if (error instanceof CommanderError) {
       // --help and --version exit through here with code 0; commander already printed the error.
-      return exitAfterOutput(error.exitCode === 0 ? EXIT_OK : EXIT_USAGE);
+      return error.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
     }
     // A bad value given on the command line (or in a file it names) is a usage error.
     const usage = error instanceof UsageError || error instanceof PayloadError;
-    process.stderr.write(`error: ${errorMessage(error)}\n`);
-    if (process.env.LOG_LEVEL === 'debug' || process.env.LOG_LEVEL === 'trace') {
-      process.stderr.write(`${scrubSecrets(error instanceof Error ? (error.stack ?? '') : '')}\n`);
+    io.stderr(`error: ${errorMessage(error)}\n`);
+    if (io.env.LOG_LEVEL === 'debug' || io.env.LOG_LEVEL === 'trace') {
+      io.stderr(`${scrubSecrets(error instanceof Error ? (error.stack ?? '') : '')}\n`);
     }
-    return exitAfterOutput(usage ? EXIT_USAGE : EXIT_FAILURE);
-  },
-);
+    return usage ? EXIT_USAGE : EXIT_FAILURE;
+  }
+}

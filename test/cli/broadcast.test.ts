@@ -4,7 +4,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { json, runBqctl } from './run-bqctl.js';
+import { bqctlInProcess, json, runBqctl } from './run-bqctl.js';
 
 async function withDb(body: (db: TestDatabase, env: Record<string, string>, dir: string) => Promise<void>): Promise<void> {
   const db = await createTestDatabase();
@@ -39,16 +39,16 @@ test('broadcast create stores a draft, or with --send a queued broadcast and its
 
     const badVariants = path.join(dir, 'bad-variants.json');
     await writeFile(badVariants, JSON.stringify([{ name: 'a', weight: 0, message: { text: 'A' } }]));
-    const rejected = await runBqctl(['broadcast', 'create', '--title', 'x', '--variants-file', badVariants], env);
+    const rejected = await bqctlInProcess(['broadcast', 'create', '--title', 'x', '--variants-file', badVariants], env);
     assert.is(rejected.code, 2);
     assert.match(rejected.stderr, /bad-variants\.json\.variants\[0\]\.weight must be a whole number/);
-    assert.is((await runBqctl(['broadcast', 'create', '--text', 'x'], env)).code, 2, '--title is required');
-    assert.is((await runBqctl(['broadcast', 'create', '--title', 'x', '--text', 'x', '--frequency-cap', '0'], env)).code, 2);
+    assert.is((await bqctlInProcess(['broadcast', 'create', '--text', 'x'], env)).code, 2, '--title is required');
+    assert.is((await bqctlInProcess(['broadcast', 'create', '--title', 'x', '--text', 'x', '--frequency-cap', '0'], env)).code, 2);
 
     const list = json(await runBqctl(['broadcast', 'list', '--json'], env));
     assert.equal(list.broadcasts.map((b: any) => b.broadcastId), [sent.broadcastId, id]);
     assert.equal(json(await runBqctl(['broadcast', 'list', '--status', 'draft', '--json'], env)).broadcasts.map((b: any) => b.broadcastId), [id]);
-    assert.is((await runBqctl(['broadcast', 'list', '--status', 'done'], env)).code, 2);
+    assert.is((await bqctlInProcess(['broadcast', 'list', '--status', 'done'], env)).code, 2);
     const shown = json(await runBqctl(['broadcast', 'show', String(id), '--json'], env));
     assert.equal([shown.broadcastId, shown.status, shown.outcomes], [id, 'draft', []]);
     assert.match((await runBqctl(['broadcast', 'show', String(id)], env)).stdout, /Nov promo — draft/);
@@ -79,7 +79,7 @@ test('broadcast pause, resume and cancel move the status and refuse what does no
     const missing = await runBqctl(['broadcast', 'cancel', '999999'], env);
     assert.is(missing.code, 1);
     assert.match(missing.stderr, /broadcast 999999 does not exist/);
-    assert.is((await runBqctl(['broadcast', 'pause', '0'], env)).code, 2);
+    assert.is((await bqctlInProcess(['broadcast', 'pause', '0'], env)).code, 2);
   });
 });
 
@@ -100,7 +100,7 @@ test('broadcast resend puts unknown or failed-by-outcome recipients back to pend
     const shown = json(await runBqctl(['broadcast', 'show', String(id), '--json'], env));
     assert.ok(shown.outcomes.some((o: any) => o.outcome === 'retries_exhausted' && o.count === 1));
 
-    assert.is((await runBqctl(['broadcast', 'resend', String(id)], env)).code, 2, 'needs --unknown or --failed-class');
+    assert.is((await bqctlInProcess(['broadcast', 'resend', String(id)], env)).code, 2, 'needs --unknown or --failed-class');
     const nothing = json(await runBqctl(['broadcast', 'resend', String(id), '--failed-class', 'chat_not_found', '--json'], env));
     assert.equal([nothing.resent, nothing.jobId], [0, null]);
     assert.is((await broadcastRow(db, id)).status, 'completed', 'nothing matched, nothing changed');

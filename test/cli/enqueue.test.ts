@@ -4,7 +4,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { json, runBqctl } from './run-bqctl.js';
+import { json, bqctlInProcess, runBqctl } from './run-bqctl.js';
 
 async function withDb(body: (db: TestDatabase, env: Record<string, string>, dir: string) => Promise<void>): Promise<void> {
   const db = await createTestDatabase();
@@ -56,22 +56,22 @@ test('enqueue validates before inserting: bad messages, chats, flags and JSON fi
       [['enqueue', 'broadcast', '--broadcast-id', 'x1'], /broadcast id must be a positive integer, got "x1"/],
     ];
     for (const [args, message] of cases) {
-      const result = await runBqctl(args, env);
+      const result = await bqctlInProcess(args, env);
       assert.is(result.code, 2, `${args.join(' ')}: ${result.stderr}`);
       assert.match(result.stderr, message, args.join(' '));
       assert.not.match(result.stderr, /\n\s+at /, 'no stack trace');
     }
     const broken = path.join(dir, 'broken.json');
     await writeFile(broken, '{"text": "hi",}');
-    const badJson = await runBqctl(['enqueue', 'send', '--chat', '1', '--json-file', broken], env);
+    const badJson = await bqctlInProcess(['enqueue', 'send', '--chat', '1', '--json-file', broken], env);
     assert.is(badJson.code, 2);
     assert.match(badJson.stderr, new RegExp(`${broken.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} is not valid JSON: .+`));
     const wrong = path.join(dir, 'wrong.json');
     await writeFile(wrong, '{"text": "hi", "disable_web_page_preview": true}');
-    const badField = await runBqctl(['enqueue', 'send', '--chat', '1', '--json-file', wrong], env);
+    const badField = await bqctlInProcess(['enqueue', 'send', '--chat', '1', '--json-file', wrong], env);
     assert.is(badField.code, 2);
     assert.match(badField.stderr, /wrong\.json has unknown field "disable_web_page_preview"; the Bot API replaced it with link_preview_options/);
-    const missing = await runBqctl(['enqueue', 'send', '--chat', '1', '--json-file', path.join(dir, 'nope.json')], env);
+    const missing = await bqctlInProcess(['enqueue', 'send', '--chat', '1', '--json-file', path.join(dir, 'nope.json')], env);
     assert.is(missing.code, 2);
     assert.match(missing.stderr, /cannot read .*nope\.json: no such file/);
     assert.is(await jobCount(db), 0);

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { json, runBqctl } from './run-bqctl.js';
+import { json, bqctlInProcess, runBqctl } from './run-bqctl.js';
 
 async function withDb(body: (db: TestDatabase, env: Record<string, string>) => Promise<void>): Promise<void> {
   const db = await createTestDatabase();
@@ -27,25 +27,25 @@ async function job(db: TestDatabase, fields: { type?: string; queue?: string; st
 }
 
 test('usage errors exit 2, bad configuration exits 78, with no stack trace', async () => {
-  const bad = await runBqctl(['show', 'abc'], { DATABASE_URL: 'postgres://127.0.0.1:1/none' });
+  const bad = await bqctlInProcess(['show', 'abc'], { DATABASE_URL: 'postgres://127.0.0.1:1/none' });
   assert.is(bad.code, 2);
   assert.is(bad.stderr.trim(), 'error: job id must be a positive integer, got "abc"');
-  const unknown = await runBqctl(['list', '--bogus']);
+  const unknown = await bqctlInProcess(['list', '--bogus']);
   assert.is(unknown.code, 2);
   assert.match(unknown.stderr, /unknown option '--bogus'/);
-  const missing = await runBqctl(['cancel']);
+  const missing = await bqctlInProcess(['cancel']);
   assert.is(missing.code, 2);
   const config = await runBqctl(['list'], { DATABASE_URL: 'not a url' });
   assert.is(config.code, 78);
   assert.match(config.stderr, /DATABASE_URL is not a valid URL/);
-  const since = await runBqctl(['list', '--since', 'yesterday'], { DATABASE_URL: 'postgres://127.0.0.1:1/none' });
+  const since = await bqctlInProcess(['list', '--since', 'yesterday'], { DATABASE_URL: 'postgres://127.0.0.1:1/none' });
   assert.is(since.code, 2);
   assert.match(since.stderr, /--since must be/);
   const down = await runBqctl(['list'], { DATABASE_URL: 'postgres://u:secretpw@127.0.0.1:1/none' });
   assert.is(down.code, 1);
   assert.not.match(down.stderr, /secretpw/);
   assert.not.match(down.stderr, /\n\s+at /, 'no stack trace');
-  const help = await runBqctl(['retry', '--help']);
+  const help = await bqctlInProcess(['retry', '--help']);
   assert.is(help.code, 0);
   assert.match(help.stdout, /Examples:/);
 });
@@ -115,8 +115,8 @@ test('retry by id and retry --failed with filters put failed jobs back to pendin
     const conflict = await runBqctl(['retry', String(done), '--json'], env);
     assert.is(conflict.code, 1);
     assert.is(json(conflict).results[0].outcome, 'conflict');
-    assert.is((await runBqctl(['retry'], env)).code, 2);
-    assert.is((await runBqctl(['retry', '1', '--failed'], env)).code, 2);
+    assert.is((await bqctlInProcess(['retry'], env)).code, 2);
+    assert.is((await bqctlInProcess(['retry', '1', '--failed'], env)).code, 2);
   });
 });
 
@@ -142,7 +142,7 @@ test('cleanup deletes finished jobs past the retention; workers and status show 
     const cleaned = await runBqctl(['cleanup', '--days', '7', '--json'], env);
     assert.is(cleaned.code, 0, cleaned.stderr);
     assert.equal(json(cleaned), { deleted: 2, days: 7 });
-    assert.is((await runBqctl(['cleanup', '--days', '0'], env)).code, 2);
+    assert.is((await bqctlInProcess(['cleanup', '--days', '0'], env)).code, 2);
     // BQ_CLEANUP_DAYS=0 keeps finished jobs (as cleanupDays: 0 does in the library): "older than 0 days" must not mean all of them.
     assert.equal(json(await runBqctl(['cleanup', '--json'], { ...env, BQ_CLEANUP_DAYS: '0' })), { deleted: 0, days: 0 });
     assert.is((await db.pool.query('SELECT count(*)::int AS n FROM broadcast_queue_jobs WHERE job_id = $1', [recent])).rows[0].n, 1);

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createTestDatabase } from '../helpers/db.js';
-import { json, runBqctl } from './run-bqctl.js';
+import { json, bqctlInProcess, runBqctl } from './run-bqctl.js';
 
 test('bqctl reads DATABASE_URL from a systemd credential and from DATABASE_URL_FILE', async () => {
   const db = await createTestDatabase();
@@ -30,7 +30,7 @@ test('bqctl reads DATABASE_URL from a systemd credential and from DATABASE_URL_F
 });
 
 test('a secret flag says in --help why the environment or a file is better, and warns when used', async () => {
-  const help = await runBqctl(['doctor', '--help']);
+  const help = await bqctlInProcess(['doctor', '--help']);
   const flat = help.stdout.replace(/\s+/g, ' ');
   assert.match(flat, /--api-token <value> .*Prefer BQ_API_TOKEN, BQ_API_TOKEN_FILE or the systemd credential BQ_API_TOKEN: a flag is visible to every user of the machine in ps/);
   assert.match(flat, /--telegram-bot-token <value> .*TELEGRAM_BOT_TOKEN_FILE/);

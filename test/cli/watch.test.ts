@@ -4,7 +4,7 @@ import type { JobEvent } from '../../src/queue/worker-pool.js';
 import { range, withTelegram } from '../helpers/telegram.js';
 import { waitForEvent } from '../helpers/wait.js';
 import { createTestDatabase } from '../helpers/db.js';
-import { json, runBqctl } from './run-bqctl.js';
+import { json, bqctlInProcess, runBqctl } from './run-bqctl.js';
 
 test('watch follows a broadcast while it runs, printing plain lines off a TTY, and exits 0 when it completes', async () => {
   await withTelegram({ queue: { rateLimit: 20 } }, async ({ db, api, queue }) => {
@@ -53,7 +53,7 @@ test('watch exits 1 for a cancelled broadcast, on --timeout, and for one that do
     const missing = await runBqctl(['watch', '999999'], env);
     assert.is(missing.code, 1);
     assert.match(missing.stderr, /broadcast 999999 does not exist/);
-    assert.is((await runBqctl(['watch', '1', '--timeout', 'soon'], env)).code, 2);
+    assert.is((await bqctlInProcess(['watch', '1', '--timeout', 'soon'], env)).code, 2);
   } finally {
     await db.drop();
   }
