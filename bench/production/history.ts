@@ -19,8 +19,8 @@
 // The databases take turns statement by statement, so that the load of a shared machine falls on
 // both alike.
 //
-//   npm run build && nice -n 10 node dist/bench/production/history.js                  (1M a day: ~40 min)
-//   npm run build && nice -n 10 node dist/bench/production/history.js --recipients 20000 --passes 60   (a quick check)
+//   npm run build && nice -n 10 node dist/bench/production/history.js       (1M a day: 46 min, ~9 GB of disk)
+//   npm run build && nice -n 10 node dist/bench/production/history.js --recipients 20000 --live 5000   (a quick check: ~1 min)
 //   options: [--days 90] [--recipients 1000000] [--retention 30] [--passes 6] [--live 20000] [--fanouts 3] [--out FILE]
 //
 // DATABASE_URL: a server where it may create databases; without it an embedded PostgreSQL (autovacuum
