@@ -197,7 +197,7 @@ async function measureHotPaths(pools: Pool[], label: string): Promise<HotPaths[]
       }
       out.ledgerClaimMs.push(claimMs);
       out.ledgerClaimed = [out.ledgerClaimed[0] + due.length, out.ledgerClaimed[1] + 1];
-      const [writeMs] = await timed(() => recordDeliveries(pool, live[j]!, due.map((d) => ({ chatId: d.chatId, status: 'sent' as const, outcome: null, messageId: d.chatId }))));
+      const [writeMs] = await timed(() => recordDeliveries(pool, live[j]!, due.map((d) => ({ chatId: d.chatId, claim: d.claim, status: 'sent' as const, outcome: null, messageId: d.chatId }))));
       out.outcomeWriteMs.push(writeMs);
     }
   }

@@ -420,14 +420,14 @@ class Drain {
    * their place at the head of the ledger (next_attempt_at unchanged), ahead of rows never tried.
    */
   private giveBack(rows: DueDelivery[], retryInMs: number): void {
-    for (const d of rows) this.pending.push({ chatId: d.chatId, status: 'pending', outcome: null, retryInMs: retryInMs > 0 ? retryInMs : null, refund: true });
+    for (const d of rows) this.pending.push({ chatId: d.chatId, claim: d.claim, status: 'pending', outcome: null, retryInMs: retryInMs > 0 ? retryInMs : null, refund: true });
   }
 
   private async sendOne(d: DueDelivery): Promise<void> {
     const message = this.messages.get(d.variant) ?? this.messages.values().next().value!;
     try {
       const sent = await this.sender.send(d.targetChatId, message, this.signal);
-      this.pending.push({ chatId: d.chatId, status: 'sent', outcome: d.targetChatId !== d.chatId ? 'migrated' : null, messageId: sent.messageId });
+      this.pending.push({ chatId: d.chatId, claim: d.claim, status: 'sent', outcome: d.targetChatId !== d.chatId ? 'migrated' : null, messageId: sent.messageId });
     } catch (error) {
       await this.recordFailure(d, error);
     }
@@ -435,7 +435,7 @@ class Drain {
 
   private async recordFailure(d: DueDelivery, error: unknown): Promise<void> {
     const c = classifyTelegramError(error);
-    const base = { chatId: d.chatId, errorCode: c.code, errorDescription: c.description.slice(0, 500) };
+    const base = { chatId: d.chatId, claim: d.claim, errorCode: c.code, errorDescription: c.description.slice(0, 500) };
     this.log.debug({ chatId: d.chatId, attempt: d.attempt, error: describeClass(c), description: c.description }, 'send failed');
     switch (c.kind) {
       case 'rate_limited':

@@ -9,6 +9,11 @@ export interface DueDelivery {
   targetChatId: number;
   variant: string | null;
   attempt: number;
+  /**
+   * The claim that marked the row 'sending': the claiming transaction's id, the row's xmin. Every
+   * outcome carries it, so that it can only land on that claim (see LEDGER_RECORD_SQL).
+   */
+  claim: string;
 }
 
 /** What became of one ledger row's send. */
@@ -24,6 +29,8 @@ export interface DeliveryRecord {
   migratedTo?: number | null;
   /** The call was not made (a pause, a halt): the attempt does not count. */
   refund?: boolean;
+  /** DueDelivery.claim of the row's claim. Required with a Driver; tools that write directly may omit it. */
+  claim?: string;
 }
 
 export interface BroadcastCounts {
@@ -82,7 +89,7 @@ export const LEDGER_CLAIM_SQL = `
             ORDER BY next_attempt_at
             LIMIT $2
               FOR UPDATE SKIP LOCKED))
-  RETURNING d.chat_id, d.migrated_to, d.variant, d.attempts`;
+  RETURNING d.chat_id, d.migrated_to, d.variant, d.attempts, d.xmin::text AS claim`;
 
 // Writes a batch of outcomes and moves the broadcast's counters by the same amounts, in one
 // statement, so the counters can never disagree with the ledger. The rows are found by primary key
@@ -94,6 +101,12 @@ export const LEDGER_CLAIM_SQL = `
 // (~57 ms a batch at 50,000), a cost that grew with the broadcast. $5, $6: the driver (owned); no
 // row comes back when the run no longer drives the broadcast. The batch's sent messages are also
 // added to this minute's count (sql/0009), which /statistics reads instead of the ledger.
+// An outcome lands only on the claim it came from (d.xmin: only a claim or an outcome writes a
+// 'sending' row, so its xmin is the claim's transaction). A write whose commit was acknowledged
+// by a connection that died first is retried; without this check the retry of a handed-back row
+// ('pending') could undo the row's next claim while that claim's call was out, and the row was
+// sent again (test/broadcast/outcome-retry.test.ts; found tracing the chat that got a message twice
+// in chaos database under --stress, seed 3101).
 export const LEDGER_RECORD_SQL = `
   WITH written AS (
     UPDATE broadcast_deliveries d
@@ -108,6 +121,7 @@ export const LEDGER_RECORD_SQL = `
                 AS o(status text, outcome text, message_id bigint, error_code int, error_description text,
                      retry_in_ms float8, migrated_to bigint, refund boolean))
      WHERE d.broadcast_id = $1 AND d.chat_id = ANY ($2::bigint[]) AND d.status = 'sending'
+       AND d.xmin::text = COALESCE($3::jsonb -> d.chat_id::text ->> 'claim', d.xmin::text)
        AND ${owned('$5', '$6')}
     RETURNING d.status, d.outcome
   ), counted AS (
@@ -137,6 +151,7 @@ export function recordParams(broadcastId: number, records: DeliveryRecord[], dri
       retry_in_ms: r.status === 'pending' && r.retryInMs !== null && r.retryInMs !== undefined ? Math.max(0, r.retryInMs) : null,
       migrated_to: r.migratedTo ?? null,
       refund: r.refund ?? false,
+      claim: r.claim ?? null,
     };
   }
   return [broadcastId, records.map((r) => r.chatId), JSON.stringify(outcomes), BLOCKED_OUTCOMES, driver?.jobId ?? null, driver?.claimedAt ?? null];
@@ -152,13 +167,15 @@ export async function claimDue(pool: Pool, target: Driver | number, limit: numbe
   const { rows } = await pool.query(LEDGER_CLAIM_SQL, [broadcastId, limit, driver?.jobId ?? null, driver?.claimedAt ?? null]);
   // Nothing claimed is also what a lost driver sees: only then is it worth a look (end of a run).
   if (rows.length === 0 && driver && !(await stillDrives(pool, driver))) throw new DriverLostError(driver);
-  return rows.map((r) => ({ chatId: r.chat_id, targetChatId: r.migrated_to ?? r.chat_id, variant: r.variant, attempt: r.attempts }));
+  return rows.map((r) => ({ chatId: r.chat_id, targetChatId: r.migrated_to ?? r.chat_id, variant: r.variant, attempt: r.attempts, claim: r.claim }));
 }
 
 /** Writes outcomes; with a Driver, writes nothing and throws DriverLostError once it lost the broadcast. */
 export async function recordDeliveries(pool: Pool, target: Driver | number, records: DeliveryRecord[]): Promise<number> {
   if (records.length === 0) return 0;
   const driver = typeof target === 'number' ? undefined : target;
+  const unclaimed = driver && records.find((r) => r.claim === undefined);
+  if (unclaimed) throw new Error(`the outcome of chat ${unclaimed.chatId} names no claim: a retried write could undo a later claim`);
   const { rows } = await pool.query(LEDGER_RECORD_SQL, recordParams(driver ? driver.broadcastId : (target as number), records, driver));
   if (!rows[0] && driver) throw new DriverLostError(driver);
   return rows[0]?.written ?? 0;

@@ -108,7 +108,7 @@ test('a ledger claim and an outcome write never wait on the history cleaner', as
     const waiting = lockWait(db, stop.signal);
     const sender = (async () => {
       const due = await claimDue(db.pool, running, 100);
-      await recordDeliveries(db.pool, running, due.map((d) => ({ chatId: d.chatId, status: 'sent' as const, outcome: null, messageId: 1 })));
+      await recordDeliveries(db.pool, running, due.map((d) => ({ chatId: d.chatId, claim: d.claim, status: 'sent' as const, outcome: null, messageId: 1 })));
       return due.length;
     })();
     assert.is(await Promise.race([sender, waiting]), 100, 'the sender waited on a lock the cleaner holds');
