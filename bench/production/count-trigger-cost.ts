@@ -35,7 +35,7 @@ async function main(): Promise<void> {
         for (;;) {
           const claimed = await claimer.claim(batch);
           if (claimed.length === 0) break;
-          await Promise.all(claimed.map((job) => recorder.record({ jobId: job.jobId, attempt: job.attempt, outcome: { kind: 'completed', result: null } })));
+          await Promise.all(claimed.map((job) => recorder.record({ jobId: job.jobId, attempt: job.attempt, claimedAt: job.claimedAt, outcome: { kind: 'completed', result: null } })));
         }
         recorder.close();
         results[mode]!.push(jobs / ((performance.now() - started) / 1000));

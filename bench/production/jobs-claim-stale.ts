@@ -44,7 +44,7 @@ async function main(): Promise<void> {
         for (;;) {
           const claimed = await claimer.claim(claimSize);
           if (claimed.length === 0) return;
-          await Promise.all(claimed.map((job) => recorder.record({ jobId: job.jobId, attempt: job.attempt, outcome: { kind: 'completed', result: null } })));
+          await Promise.all(claimed.map((job) => recorder.record({ jobId: job.jobId, attempt: job.attempt, claimedAt: job.claimedAt, outcome: { kind: 'completed', result: null } })));
           done += claimed.length;
         }
       };

@@ -13,6 +13,11 @@ export interface Job<Payload = Record<string, unknown>> {
   priority: number;
   jobKey: string | null;
   createdAt: Date;
+  /**
+   * This run's claim: the job's started_at as PostgreSQL wrote it (text keeps the microseconds).
+   * The outcome is written only while the job still carries it (queue/recorder.ts).
+   */
+  claimedAt: string;
 }
 
 // Claims due jobs in priority order. SKIP LOCKED lets several daemons claim side by side without
@@ -50,7 +55,7 @@ export const CLAIM_SQL = `
    WHERE j.job_id = ANY (ARRAY(SELECT job_id FROM picked))
   RETURNING j.job_id, j.queue, j.job_type, j.payload, j.attempts, j.max_attempts, j.priority, j.job_key,
             (extract(epoch FROM j.run_at) * 1000)::float8 AS run_at_ms,
-            (extract(epoch FROM j.created_at) * 1000)::float8 AS created_at_ms`;
+            (extract(epoch FROM j.created_at) * 1000)::float8 AS created_at_ms, j.started_at::text AS claimed_at`;
 
 // Milliseconds until the earliest pending job this daemon could run, on the database's clock; zero
 // or less when one is due already. Due jobs count: a job that became due between the claim and
@@ -116,6 +121,7 @@ export class Claimer {
       priority: row.priority,
       jobKey: row.job_key,
       createdAt: new Date(row.created_at_ms),
+      claimedAt: row.claimed_at,
     }));
   }
 

@@ -13,6 +13,8 @@ export type Outcome =
 export interface RecordedRun {
   jobId: number;
   attempt: number;
+  /** Job.claimedAt of the run. */
+  claimedAt: string;
   outcome: Outcome;
 }
 
@@ -36,7 +38,11 @@ const withoutNul = (text: string) => text.replaceAll('\u0000', '');
 const ERRORS_KEPT = 25;
 
 // One statement writes a whole batch. The ownership guard (still processing, still ours, same
-// attempt) means a stale worker whose job was rescued and re-claimed elsewhere changes nothing.
+// claim) means a stale worker whose job was rescued and re-claimed elsewhere changes nothing. The
+// claim is told by started_at, not by the attempt alone: a snooze gives its attempt back, so the
+// next claim of the job has the same attempt number, and a snooze written once, its answer lost
+// with the connection, then written again by writeUntilLanded, put that next claim's job back to
+// pending while it ran: a send job ran twice and sent twice.
 const RECORD_SQL = `
   UPDATE broadcast_queue_jobs j
      SET status      = o.status,
@@ -53,12 +59,13 @@ const RECORD_SQL = `
          locked_by   = NULL,
          finished_at = CASE WHEN o.status IN ('completed', 'failed') THEN now() ELSE NULL END,
          updated_at  = now()
-    FROM unnest($1::bigint[], $2::int[], $3::text[], $4::float8[], $5::jsonb[], $6::text[], $7::bool[])
-         AS o(job_id, attempt, status, delay_ms, result, error, refund)
+    FROM unnest($1::bigint[], $2::int[], $3::text[], $4::float8[], $5::jsonb[], $6::text[], $7::bool[], $9::timestamptz[])
+         AS o(job_id, attempt, status, delay_ms, result, error, refund, claimed_at)
    WHERE j.job_id = o.job_id
      AND j.status = 'processing'
      AND j.locked_by = $8
      AND j.attempts = o.attempt
+     AND j.started_at = o.claimed_at
   RETURNING j.job_id`;
 
 interface Pending {
@@ -121,19 +128,20 @@ export class Recorder {
   }
 
   private async write(batch: Pending[]): Promise<void> {
-    const columns = { ids: [] as number[], attempts: [] as number[], statuses: [] as string[], delays: [] as (number | null)[], results: [] as (string | null)[], errors: [] as (string | null)[], refunds: [] as boolean[] };
+    const columns = { ids: [] as number[], attempts: [] as number[], claims: [] as string[], statuses: [] as string[], delays: [] as (number | null)[], results: [] as (string | null)[], errors: [] as (string | null)[], refunds: [] as boolean[] };
     for (const item of batch) {
       const { run } = item;
       const o = storableOutcome(run.outcome);
       columns.ids.push(run.jobId);
       columns.attempts.push(run.attempt);
+      columns.claims.push(run.claimedAt);
       columns.statuses.push(o.kind === 'completed' ? 'completed' : o.kind === 'failed' ? 'failed' : 'pending');
       columns.delays.push(o.kind === 'retry' || o.kind === 'snooze' ? Math.max(0, o.delayMs) : null);
       columns.results.push(o.kind === 'completed' ? o.json : null);
       columns.errors.push(o.kind === 'completed' ? null : o.error);
       columns.refunds.push(o.kind === 'snooze');
     }
-    const params = [columns.ids, columns.attempts, columns.statuses, columns.delays, columns.results, columns.errors, columns.refunds, this.daemonId];
+    const params = [columns.ids, columns.attempts, columns.statuses, columns.delays, columns.results, columns.errors, columns.refunds, this.daemonId, columns.claims];
     let rows: { job_id: number }[];
     try {
       rows = await this.writeUntilLanded(params);

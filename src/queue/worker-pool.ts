@@ -154,7 +154,7 @@ export class WorkerPool extends EventEmitter {
     const { job } = entry;
     let recorded = false;
     try {
-      recorded = await this.recorder.record({ jobId: job.jobId, attempt: job.attempt, outcome });
+      recorded = await this.recorder.record({ jobId: job.jobId, attempt: job.attempt, claimedAt: job.claimedAt, outcome });
     } catch (error) {
       entry.log.error({ err: errorMessage(error) }, 'job outcome could not be written; the job will be rescued');
     }

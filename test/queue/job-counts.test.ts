@@ -64,7 +64,7 @@ test('finished-job counts equal COUNT(*) after claims, outcomes, retries, cancel
           : i % 10 < 9 ? { kind: 'retry', error: 'transient', delayMs: 0 }
             : { kind: 'snooze', delayMs: 0, error: null };
     const first = await claimer.claim(200);
-    await Promise.all(first.map((job, i) => recorder.record({ jobId: job.jobId, attempt: job.attempt, outcome: outcomeFor(i) })));
+    await Promise.all(first.map((job, i) => recorder.record({ jobId: job.jobId, attempt: job.attempt, claimedAt: job.claimedAt, outcome: outcomeFor(i) })));
     await assertCountsMatch(db, 'after the first outcomes');
 
     const failed = (await db.pool.query(`SELECT job_id FROM broadcast_queue_jobs WHERE status = 'failed' ORDER BY job_id LIMIT 30`)).rows.map((r) => r.job_id);
@@ -76,7 +76,7 @@ test('finished-job counts equal COUNT(*) after claims, outcomes, retries, cancel
     await assertCountsMatch(db, 'after a roll-up');
 
     const second = await claimer.claim(150);
-    await Promise.all(second.map((job, i) => recorder.record({ jobId: job.jobId, attempt: job.attempt, outcome: outcomeFor(i + 3) })));
+    await Promise.all(second.map((job, i) => recorder.record({ jobId: job.jobId, attempt: job.attempt, claimedAt: job.claimedAt, outcome: outcomeFor(i + 3) })));
     assert.is(await deleteFinishedJobs(db.pool, 1), 50, 'the cleaner deleted the two-day-old jobs');
     await db.pool.query(`DELETE FROM broadcast_queue_jobs WHERE status = 'cancelled' AND job_id % 3 = 0`);
     await db.pool.query(`UPDATE broadcast_queue_jobs SET result = '{"edited": true}' WHERE status = 'completed' AND job_id % 4 = 0`);
