@@ -43,6 +43,11 @@ const ERRORS_KEPT = 25;
 // next claim of the job has the same attempt number, and a snooze written once, its answer lost
 // with the connection, then written again by writeUntilLanded, put that next claim's job back to
 // pending while it ran: a send job ran twice and sent twice.
+// A run whose job was rescued while this daemon was alive (judged hung: stalled, starved) still
+// writes its outcome while the job is pending as the rescue left it, claimed by nobody since: it
+// is the outcome of the only run there was. A send's next attempt could only call it unknown.
+// The history then says the rescue was followed by this outcome ('after_rescue'), so that a
+// snooze (nothing was sent) is not later taken for a cut-short attempt (telegram/send-job.ts).
 const RECORD_SQL = `
   UPDATE broadcast_queue_jobs j
      SET status      = o.status,
@@ -50,10 +55,11 @@ const RECORD_SQL = `
          run_at      = CASE WHEN o.delay_ms IS NULL THEN j.run_at ELSE now() + o.delay_ms * interval '1 millisecond' END,
          result      = CASE WHEN o.status = 'completed' THEN o.result ELSE j.result END,
          last_error  = COALESCE(o.error, j.last_error),
-         errors      = CASE WHEN o.error IS NULL OR o.refund THEN j.errors
+         errors      = CASE WHEN (o.error IS NULL OR o.refund) AND j.status = 'processing' THEN j.errors
                             ELSE (SELECT COALESCE(jsonb_agg(e ORDER BY n), '[]'::jsonb) FROM (
                                     SELECT e, n FROM jsonb_array_elements(
-                                      j.errors || jsonb_build_array(jsonb_build_object('at', now(), 'attempt', j.attempts, 'error', o.error))
+                                      j.errors || jsonb_build_array(jsonb_build_object('at', now(), 'attempt', j.attempts, 'error', COALESCE(o.error, o.status))
+                                        || CASE WHEN j.status = 'pending' THEN '{"after_rescue": true}'::jsonb ELSE '{}'::jsonb END)
                                     ) WITH ORDINALITY AS t(e, n)
                                     ORDER BY n DESC LIMIT ${ERRORS_KEPT}) kept) END,
          locked_by   = NULL,
@@ -62,10 +68,11 @@ const RECORD_SQL = `
     FROM unnest($1::bigint[], $2::int[], $3::text[], $4::float8[], $5::jsonb[], $6::text[], $7::bool[], $9::timestamptz[])
          AS o(job_id, attempt, status, delay_ms, result, error, refund, claimed_at)
    WHERE j.job_id = o.job_id
-     AND j.status = 'processing'
-     AND j.locked_by = $8
      AND j.attempts = o.attempt
      AND j.started_at = o.claimed_at
+     AND ((j.status = 'processing' AND j.locked_by = $8)
+          OR (j.status = 'pending' AND j.locked_by IS NULL
+              AND j.errors -> -1 ->> 'rescued' = 'true' AND j.errors -> -1 ->> 'daemon' = $8))
   RETURNING j.job_id`;
 
 interface Pending {

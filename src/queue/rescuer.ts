@@ -17,11 +17,17 @@ export interface DaemonIdentity {
 //    were registered means another daemon declared us dead and handed our jobs back);
 // 2. when allowed, delete daemons whose liveness lock is gone (or that stopped sweeping for the
 //    hung window) and hand their jobs back — pending and due now (the update trigger wakes every
-//    daemon), or failed if that was their last attempt, so a job that kills its daemon every time
+//    daemon; a hung daemon's, one sweep later: see below), or failed if that was their last
+//    attempt, so a job that kills its daemon every time
 //    cannot loop forever; the attempt stays counted. A broadcast is the exception: it resumes
 //    from its ledger, so a rescue continues it rather than retrying it, and costs no attempt
 //    (three kills would otherwise fail a half-sent broadcast: the chaos suite found it);
 // 3. report whether a job this daemon can run is due: the fallback for a lost notification.
+// A daemon judged hung still holds its lock: it is alive, only stalled or starved (the chaos suite's
+// stressed runs declared live daemons hung). Its outcome for a rescued job still lands while no
+// other daemon has claimed the job (queue/recorder.ts), and that outcome is the truth, where a
+// second attempt of a send could only say "outcome unknown"; so its jobs come due one sweep later,
+// which gives a stalled daemon that time to report. A daemon whose lock is gone died: no wait.
 const SWEEP_SQL = `
   WITH me AS (
     INSERT INTO broadcast_queue_daemons (daemon_id, hostname, pid, queues, job_types, concurrency, version, lock_key)
@@ -38,17 +44,18 @@ const SWEEP_SQL = `
      WHERE $9::boolean AND d.daemon_id <> $1
        AND (d.lock_key NOT IN (SELECT lock_key FROM held)
             OR d.last_heartbeat_at < now() - $10::float8 * interval '1 millisecond')
-    RETURNING daemon_id
+    RETURNING daemon_id, d.lock_key IN (SELECT lock_key FROM held) AS holds_lock
   ), rescued AS (
     UPDATE broadcast_queue_jobs j
        SET status      = CASE WHEN j.attempts >= j.max_attempts AND j.job_type <> 'broadcast' THEN 'failed' ELSE 'pending' END,
            finished_at = CASE WHEN j.attempts >= j.max_attempts AND j.job_type <> 'broadcast' THEN now() ELSE NULL END,
            attempts    = CASE WHEN j.job_type = 'broadcast' THEN j.attempts - 1 ELSE j.attempts END,
-           run_at      = now(),
+           run_at      = CASE WHEN j.locked_by IN (SELECT daemon_id FROM dead WHERE holds_lock)
+                              THEN now() + $12::float8 * interval '1 millisecond' ELSE now() END,
            locked_by   = NULL,
            last_error  = 'daemon ' || j.locked_by || ' died during attempt ' || j.attempts,
            errors      = j.errors || jsonb_build_array(jsonb_build_object(
-                           'at', now(), 'attempt', j.attempts, 'rescued', true,
+                           'at', now(), 'attempt', j.attempts, 'rescued', true, 'daemon', j.locked_by,
                            'error', 'daemon ' || j.locked_by || ' died')),
            updated_at  = now()
      WHERE $9::boolean AND j.status = 'processing' AND j.locked_by <> $1
@@ -126,7 +133,7 @@ export class Rescuer extends EventEmitter {
     const { daemonId, queues, jobTypes, concurrency, version } = this.identity;
     const { rows } = await this.pool.query(SWEEP_SQL, [
       daemonId, os.hostname(), process.pid, queues, jobTypes, concurrency, version, this.liveness.lockKey,
-      this.mayRescue(), this.timing.hungAfterMs, LOCK_NAMESPACE,
+      this.mayRescue(), this.timing.hungAfterMs, LOCK_NAMESPACE, this.timing.sweepMs,
     ]);
     const { inserted, rescued, due } = rows[0];
     if (inserted && this.registered) {
