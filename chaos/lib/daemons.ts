@@ -47,7 +47,12 @@ export interface DaemonSettings {
 export const CHAOS_DAEMON_ENV = {
   BQ_HEARTBEAT_SECONDS: '0.25',
   BQ_SWEEP_SECONDS: '0.5',
-  BQ_RESCUE_AFTER_SECONDS: '2',
+  // The hung window: a daemon that keeps its lock but has not swept for this long is declared
+  // dead. No scenario hangs a daemon that way (a kill -9 drops the lock and is noticed at the next
+  // sweep), but under --stress a live daemon starved on a loaded machine missed 2 s of sweeps: 2 to
+  // 4 live daemons were declared dead per crashes run, and each takeover counted the live run's
+  // in-flight rows as unknown (seeds 3101, 3102 at load 25 on 2 cores). Production's is 120 s.
+  BQ_RESCUE_AFTER_SECONDS: '10',
   // A retriable job (a 5xx on a send job, a database error in a broadcast) is retried after 2 s,
   // not the production 60 s, so that a chaos run takes minutes, not hours.
   BQ_RETRY_BASE_SECONDS: '2',
