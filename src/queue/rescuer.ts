@@ -61,7 +61,7 @@ const SWEEP_SQL = `
      WHERE $9::boolean AND j.status = 'processing' AND j.locked_by <> $1
        AND (j.locked_by IN (SELECT daemon_id FROM dead)
             OR NOT EXISTS (SELECT 1 FROM broadcast_queue_daemons d WHERE d.daemon_id = j.locked_by))
-    RETURNING j.job_id, j.status, j.locked_by
+    RETURNING j.job_id, j.status, j.errors -> -1 ->> 'daemon' AS locked_by
   )
   SELECT (SELECT inserted FROM me) AS inserted,
          (SELECT COALESCE(json_agg(json_build_object('job_id', job_id, 'status', status, 'was_locked_by', locked_by)), '[]') FROM rescued) AS rescued,
