@@ -34,7 +34,7 @@ function outcome(d: DueDelivery, handedBack: Set<number>): DeliveryRecord {
 async function drain(db: TestDatabase, broadcastId: number, batch: number): Promise<void> {
   const handedBack = new Set<number>();
   for (let due = await claimDue(db.pool, broadcastId, batch); due.length > 0; due = await claimDue(db.pool, broadcastId, batch)) {
-    await recordDeliveries(db.pool, broadcastId, due.map((d) => outcome(d, handedBack)));
+    await recordDeliveries(db.pool, broadcastId, due.map((d) => ({ ...outcome(d, handedBack), claim: d.claim })));
   }
 }
 
@@ -76,7 +76,7 @@ test('messages sent in the last hour and 24 hours equal COUNT(*) over the ledger
     const late = await sendingBroadcast(db, 10);
     const due = await claimDue(db.pool, late, 10);
     const lost = { broadcastId: late, jobId: 1, claimedAt: new Date().toISOString() };
-    await recordDeliveries(db.pool, lost, due.map((d) => ({ chatId: d.chatId, status: 'sent', outcome: null }))).then(
+    await recordDeliveries(db.pool, lost, due.map((d) => ({ chatId: d.chatId, status: 'sent', outcome: null, claim: d.claim }))).then(
       () => assert.unreachable('a lost driver wrote outcomes'),
       (error) => assert.instance(error, DriverLostError),
     );
