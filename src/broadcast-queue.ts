@@ -22,7 +22,6 @@ import { parseChatId, parseMessage } from './telegram/message.js';
 import { validateInlineBroadcast } from './broadcast/engine.js';
 import { TelegramDelivery } from './telegram/delivery.js';
 import type { TelegramOption } from './telegram/sender.js';
-import type { SlotSleep } from './telegram/rate-limiter.js';
 import { createAdminHandler, type AdminHandler, type AdminHandlerOptions, type QueueAccess } from './http/admin.js';
 import { createMetrics, type Metrics } from './http/metrics.js';
 import { resolveQueueOptions, type QueueSettings, type ResolvedQueueSettings } from './config/options.js';
@@ -44,8 +43,6 @@ export interface BroadcastQueueOptions extends QueueSettings {
   telegram?: TelegramOption;
   /** POST a signed JSON summary to this URL when a broadcast finishes (retried through the queue). */
   webhook?: { url: string; secret?: string };
-  /** How a send waits for its rate-limit slot. Defaults to Node's timers; tests pass timers that fire late. */
-  slotSleep?: SlotSleep;
   log?: Logger;
 }
 
@@ -87,7 +84,7 @@ export class BroadcastQueue extends EventEmitter {
     this.log = options.log ?? silentLogger();
     this.handlers = { ...options.handlers };
     this.concurrency = this.settings.concurrency;
-    this.telegram = options.telegram ? new TelegramDelivery(options.telegram, { ...this.settings, webhook: options.webhook, slotSleep: options.slotSleep }, this.log) : null;
+    this.telegram = options.telegram ? new TelegramDelivery(options.telegram, { ...this.settings, webhook: options.webhook }, this.log) : null;
   }
 
   get queues(): string[] {

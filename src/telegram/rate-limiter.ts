@@ -123,13 +123,6 @@ export interface Reservation {
  * and per-chat timelines. Also keeps a local sliding window so that this process never bunches
  * late sends together.
  */
-/**
- * How the limiter waits for a send slot. The default is Node's timers; tests pass one that fires
- * late, as a starved event loop does, to prove pacing survives it.
- */
-export type SlotSleep = (ms: number, signal?: AbortSignal) => Promise<void>;
-const timerSleep: SlotSleep = (ms, signal) => delay(ms, undefined, { signal });
-
 export class RateLimiter {
   private readonly recentStarts: number[] = [];
   private localPausedUntil = 0;
@@ -139,7 +132,6 @@ export class RateLimiter {
     private readonly pool: Pool,
     readonly botId: number,
     private readonly log: Logger,
-    private readonly sleepUntilSlot: SlotSleep = timerSleep,
   ) {}
 
   /**
@@ -205,7 +197,7 @@ export class RateLimiter {
         return true;
       }
       try {
-        await this.sleepUntilSlot(at - now, signal);
+        await delay(at - now, undefined, { signal });
       } catch {
         return false;
       }
