@@ -25,6 +25,15 @@ const LOCAL_WINDOW_MS = 1_020;
  */
 export const LATE_SLOT_MS = 10;
 
+/**
+ * A clock-offset sample is trusted only from a round trip this short (or as short as the best one
+ * seen): the estimate is the trip's midpoint, so a trip a stall stretched (the query's answer read
+ * 300 ms late) moved every slot of the batch by half of that, onto other daemons' slots.
+ */
+const TRUSTED_ROUND_TRIP_MS = 10;
+/** A trusted offset is replaced by a worse sample after this long: clocks drift, slowly. */
+const OFFSET_MAX_AGE_MS = 60_000;
+
 // Reserves `count` evenly spaced send times from the bot's shared timeline. The row lock
 // serialises daemons, so their reservations never overlap; a 429 pause pushes the timeline out.
 // Only while the timeline is reserved less than $4 ms ahead: no row when it is further.
@@ -127,6 +136,8 @@ export class RateLimiter {
   private readonly recentStarts: number[] = [];
   private localPausedUntil = 0;
   private ready: Promise<void> | null = null;
+  /** Local clock minus PostgreSQL's, from the shortest recent round trip (toLocal). */
+  private offset: { ms: number; roundTripMs: number; at: number } | null = null;
 
   constructor(
     private readonly pool: Pool,
@@ -155,9 +166,22 @@ export class RateLimiter {
       await this.waitForRoom(signal);
     }
     if (row.halted) throw new HaltError(`sending is halted for this bot: ${row.halt_reason ?? 'the token was rejected (401)'}`);
-    const offset = (sentAt + receivedAt) / 2 - row.db_now_ms;
-    const first = row.first_slot_ms + offset;
+    const first = this.toLocal(row.first_slot_ms, sentAt, receivedAt, row.db_now_ms);
     return { slots: Array.from({ length: count }, (_v, i) => first + (i * spacingUs) / 1000) };
+  }
+
+  /**
+   * A PostgreSQL clock_timestamp() in local Date.now() milliseconds. The offset is the midpoint
+   * estimate of a round trip short enough to trust (TRUSTED_ROUND_TRIP_MS, or no longer than the
+   * best seen); a longer trip, which a stall may have stretched on either side, reuses it.
+   */
+  private toLocal(dbMs: number, sentAt: number, receivedAt: number, dbNowMs: number): number {
+    const roundTripMs = receivedAt - sentAt;
+    const best = this.offset;
+    if (!best || roundTripMs <= Math.max(TRUSTED_ROUND_TRIP_MS, best.roundTripMs) || receivedAt - best.at > OFFSET_MAX_AGE_MS) {
+      this.offset = { ms: (sentAt + receivedAt) / 2 - dbNowMs, roundTripMs, at: receivedAt };
+    }
+    return dbMs + this.offset!.ms;
   }
 
   /**
@@ -243,8 +267,8 @@ export class RateLimiter {
     if (chatIds.length === 0) return allowed;
     const sentAt = Date.now();
     const { rows } = await this.pool.query(PACE_SQL, [this.botId, chatIds, spacingMs]);
-    const offset = (sentAt + Date.now()) / 2 - (rows[0]?.db_now_ms ?? sentAt);
-    for (const row of rows) allowed.set(row.chat_id, { allowedAt: row.allowed_ms + offset, reservedUntil: row.reserved_until });
+    const receivedAt = Date.now();
+    for (const row of rows) allowed.set(row.chat_id, { allowedAt: this.toLocal(row.allowed_ms, sentAt, receivedAt, row.db_now_ms), reservedUntil: row.reserved_until });
     return allowed;
   }
 
@@ -273,8 +297,8 @@ export class RateLimiter {
       this.localPausedUntil = Math.max(this.localPausedUntil, Date.now() + row.paused_ms);
       return { pausedMs: Math.max(0, row.paused_ms) };
     }
-    const offset = (sentAt + Date.now()) / 2 - row.db_now_ms;
-    return { slot: row.first_slot_ms + offset, chatAllowedAt: row.allowed_ms + offset };
+    const receivedAt = Date.now();
+    return { slot: this.toLocal(row.first_slot_ms, sentAt, receivedAt, row.db_now_ms), chatAllowedAt: this.toLocal(row.allowed_ms, sentAt, receivedAt, row.db_now_ms) };
   }
 
   private ensureRow(): Promise<void> {

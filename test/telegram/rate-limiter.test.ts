@@ -23,4 +23,32 @@ test('a broadcast does not reserve its next batch while the timeline is already 
   }
 });
 
+test('a reservation whose answer a stall delayed keeps its slots where the shared timeline put them', async () => {
+  // chaos crashes under --stress: 251 calls in a second at 250/s. A slot's local time was the
+  // database's plus half the reservation's round trip; a daemon stalled while the answer waited
+  // moved its whole batch by half the stall, onto the slots the timeline gave the other daemon.
+  const db = await createTestDatabase();
+  let stallMs = 0;
+  const stalling = {
+    query: async (...args: Parameters<typeof db.pool.query>) => {
+      const result = await (db.pool.query as (...a: unknown[]) => Promise<unknown>)(...args);
+      if (stallMs) await new Promise((resolve) => setTimeout(resolve, stallMs));
+      return result;
+    },
+  };
+  try {
+    const limiter = new RateLimiter(stalling as never, 42, silentLogger());
+    await limiter.reserve(1, 100);
+    stallMs = 400;
+    const stalled = await limiter.reserve(1, 100);
+    const { rows } = await db.pool.query(`SELECT extract(epoch FROM next_slot_at) * 1000 - 10.25 AS slot_ms FROM broadcast_rate_limits WHERE bot_id = 42`);
+    // Database and daemon share this machine's clock: the slot is where PostgreSQL put it, not
+    // ~200 ms (half the stall) later.
+    const shift = stalled.slots[0]! - Number(rows[0].slot_ms);
+    assert.ok(Math.abs(shift) < 50, `the slot moved ${Math.round(shift)} ms`);
+  } finally {
+    await db.drop();
+  }
+});
+
 test.run();
