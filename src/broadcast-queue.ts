@@ -22,7 +22,8 @@ import { parseChatId, parseMessage } from './telegram/message.js';
 import { validateInlineBroadcast } from './broadcast/engine.js';
 import { TelegramDelivery } from './telegram/delivery.js';
 import type { TelegramOption } from './telegram/sender.js';
-import { createAdminHandler, type AdminHandler, type AdminHandlerOptions, type QueueAccess } from './http/admin.js';
+import { createAdminHandler, type AdminHandler, type AdminHandlerOptions } from './http/admin.js';
+import type { QueueAccess } from './http/queue-access.js';
 import { createMetrics, type Metrics } from './http/metrics.js';
 import { resolveQueueOptions, type QueueSettings, type ResolvedQueueSettings } from './config/options.js';
 import { checkSetting } from './config/validate.js';
@@ -327,19 +328,24 @@ export class BroadcastQueue extends EventEmitter {
    * in Express, or a node:http server that strips the prefix (see startAdminServer in http/admin.ts).
    */
   adminHandler(options: AdminHandlerOptions = {}): AdminHandler {
-    return createAdminHandler(this, this.adminAccess(), options);
+    return createAdminHandler(this.adminAccess(), options);
   }
 
   /** This instance's Prometheus metrics, on a registry of its own; created (and counting) from the first call. */
   metrics(): Metrics {
-    this.metricsRef ??= createMetrics(this, this.adminAccess());
+    this.metricsRef ??= createMetrics(this.adminAccess());
     return this.metricsRef;
   }
 
   /** What the admin API and metrics may see; unlike db(), it never connects. */
   private adminAccess(): QueueAccess {
     return {
+      log: this.log,
+      queues: this.queues,
       pool: () => this.poolRef,
+      status: () => this.getStatus(),
+      telegram: () => this.telegram,
+      on: (event, listener) => this.on(event, listener),
       runtime: () => ({
         running: this.parts !== null,
         listenerConnected: this.parts?.listener.connected ?? false,

@@ -18,7 +18,6 @@
 // psql shows them and as the original deployment doc's curl examples did (total_jobs, job_id …).
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { BroadcastQueue } from '../broadcast-queue.js';
 import { isLoopback } from '../config/load.js';
 import type { Pool } from '../db/pool.js';
 import { errorMessage, type Logger } from '../log.js';
@@ -28,6 +27,8 @@ import {
   type BroadcastAction, type BroadcastProgress, type JobActionResult, type JobRow, type QueueStatistics,
 } from './admin-queries.js';
 import { HttpError, requestGuard, type GuardOptions } from './guard.js';
+import type { Metrics } from './metrics.js';
+import type { QueueAccess } from './queue-access.js';
 
 /** Where startAdminServer mounts the admin API. */
 export const ADMIN_PATH = '/api/admin/queue';
@@ -51,21 +52,6 @@ export interface AdminHandlerOptions extends GuardOptions {
   log?: Logger;
 }
 
-/** What a BroadcastQueue lets its admin handler and metrics see, without ever connecting. */
-export interface QueueAccess {
-  /** The queue's pool, or null while it is not connected. Never opens one. */
-  pool(): Pool | null;
-  runtime(): QueueRuntime;
-}
-
-export interface QueueRuntime {
-  running: boolean;
-  listenerConnected: boolean;
-  paused: boolean;
-  activeJobs: number;
-  concurrency: number;
-}
-
 interface Request {
   req: IncomingMessage;
   params: string[];
@@ -85,14 +71,14 @@ interface Route {
  * The admin API for one queue. Use `queue.adminHandler(options)`, which supplies `access`.
  * `next` is accepted for Express; the handler always answers itself (JSON 404 for unknown routes).
  */
-export function createAdminHandler(queue: BroadcastQueue, access: QueueAccess, options: AdminHandlerOptions = {}): AdminHandler {
-  const log = (options.log ?? queue.log).child({ component: 'admin-api' });
+export function createAdminHandler(access: QueueAccess, options: AdminHandlerOptions = {}): AdminHandler {
+  const log = (options.log ?? access.log).child({ component: 'admin-api' });
   const guard = requestGuard(options, 'adminHandler()');
   // Without a token even /health is for local callers only; with one, /health is open to probes.
   const guardHealth = options.apiToken === undefined;
 
   const routes: Route[] = [
-    { pattern: /^\/status$/, methods: { GET: async ({ pool }) => ({ status: 200, body: await statusView(queue, pool) }) } },
+    { pattern: /^\/status$/, methods: { GET: async ({ pool }) => ({ status: 200, body: await statusView(access, pool) }) } },
     { pattern: /^\/statistics$/, methods: { GET: async ({ pool }) => ({ status: 200, body: statisticsView(await statistics(pool)) }) } },
     {
       pattern: /^\/broadcasts\/failed$/,
@@ -157,7 +143,7 @@ export function createAdminHandler(queue: BroadcastQueue, access: QueueAccess, o
     if (guardHealth) guard(req);
     if (path === '/health') {
       if (method !== 'GET') throw new HttpError(405, `${req.method} is not allowed on /health`, { allow: 'GET, HEAD' });
-      const { status, body } = await health(queue, access, log);
+      const { status, body } = await health(access, log);
       return send(res, status, body);
     }
     guard(req);
@@ -204,12 +190,13 @@ export function createAdminHandler(queue: BroadcastQueue, access: QueueAccess, o
 // ---------------------------------------------------------------------------------------------
 // Routes' views
 
-async function health(queue: BroadcastQueue, access: QueueAccess, log: Logger): Promise<Reply> {
+async function health(access: QueueAccess, log: Logger): Promise<Reply> {
   const runtime = access.runtime();
   const pool = access.pool();
   const db = pool ? await checkDatabase(pool, HEALTH_DB_TIMEOUT_MS) : { reachable: false, latencyMs: null, error: 'not connected' };
   if (!db.reachable) log.warn({ err: db.error }, 'health check: database unreachable');
-  const telegram = queue.telegram ? { botId: queue.telegram.botId, halted: queue.telegram.halted } : null;
+  const bot = access.telegram();
+  const telegram = bot ? { botId: bot.botId, halted: bot.halted } : null;
   const reasons: string[] = [];
   if (!runtime.running) reasons.push('the queue is not running');
   if (!db.reachable) reasons.push(pool ? `the database did not answer SELECT 1 within ${HEALTH_DB_TIMEOUT_MS} ms` : 'no database connection');
@@ -227,8 +214,8 @@ async function health(queue: BroadcastQueue, access: QueueAccess, log: Logger): 
   return { status: reasons.length ? 503 : 200, body };
 }
 
-async function statusView(queue: BroadcastQueue, pool: Pool) {
-  const [status, rateLimits, inProgress] = await Promise.all([queue.getStatus(), readRateLimitState(pool), broadcastsInProgress(pool)]);
+async function statusView(access: QueueAccess, pool: Pool) {
+  const [status, rateLimits, inProgress] = await Promise.all([access.status(), readRateLimitState(pool), broadcastsInProgress(pool)]);
   // The original deployment doc read totals at the top level (`jq '.pending'`, `jq '.activeJobs'`).
   const totals = { pending: 0, processing: 0, completed: 0, failed: 0, cancelled: 0 };
   for (const counts of Object.values(status.queues)) for (const key of Object.keys(totals) as (keyof typeof totals)[]) totals[key] += counts[key];
@@ -433,11 +420,18 @@ export interface AdminServer {
   close(): Promise<void>;
 }
 
+/** What startAdminServer serves: a BroadcastQueue's admin handler and metrics. */
+export interface AdminServable {
+  readonly log: Logger;
+  adminHandler(options?: AdminHandlerOptions): AdminHandler;
+  metrics(): Metrics;
+}
+
 /**
  * Serves the admin API at /api/admin/queue/* and GET /metrics at the root. Refuses a
  * non-loopback host without a token.
  */
-export async function startAdminServer(queue: BroadcastQueue, options: AdminServerOptions = {}): Promise<AdminServer> {
+export async function startAdminServer(queue: AdminServable, options: AdminServerOptions = {}): Promise<AdminServer> {
   const host = options.host ?? '127.0.0.1';
   const port = options.port ?? 3000;
   const log = (options.log ?? queue.log).child({ component: 'admin-server' });

@@ -3,12 +3,11 @@
 // Counters follow the queue's events; the job gauges are read from the database at scrape time.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { BroadcastQueue } from '../broadcast-queue.js';
 import { errorMessage } from '../log.js';
 import type { Job } from '../queue/claimer.js';
 import type { JobEvent } from '../queue/worker-pool.js';
 import { jobGauges, type JobGaugeSnapshot } from './admin-queries.js';
-import type { QueueAccess } from './admin.js';
+import type { QueueAccess } from './queue-access.js';
 
 export const METRIC_PREFIX = 'broadcast_queue_';
 /** Distinct failure reasons kept as label values; later ones count as 'other'. */
@@ -27,10 +26,10 @@ export interface Metrics {
  * The metrics of one queue. Use `queue.metrics()`, which supplies `access` and creates them once;
  * counters only see events from the moment they are created.
  */
-export function createMetrics(queue: BroadcastQueue, access: QueueAccess): Metrics {
+export function createMetrics(access: QueueAccess): Metrics {
   const registry = new Registry();
   const registers = [registry];
-  const log = queue.log.child({ component: 'metrics' });
+  const log = access.log.child({ component: 'metrics' });
   const name = (n: string) => `${METRIC_PREFIX}${n}`;
 
   // --- read at scrape time -------------------------------------------------------------------
@@ -41,7 +40,7 @@ export function createMetrics(queue: BroadcastQueue, access: QueueAccess): Metri
       const pool = access.pool();
       if (!pool) return null;
       try {
-        return await jobGauges(pool, queue.queues);
+        return await jobGauges(pool, access.queues);
       } catch (error) {
         log.warn({ err: errorMessage(error) }, 'metrics: could not read job counts');
         return null;
@@ -62,7 +61,7 @@ export function createMetrics(queue: BroadcastQueue, access: QueueAccess): Metri
       this.reset();
       if (!s) return;
       // The configured queues, plus 'other' when jobs of unconfigured ones exist: never a producer's choice.
-      const queues = new Set([...queue.queues, ...s.byState.map((r) => r.queue)]);
+      const queues = new Set([...access.queues, ...s.byState.map((r) => r.queue)]);
       for (const q of queues) for (const status of JOB_STATUSES) this.set({ queue: q, status }, 0);
       for (const r of s.byState) this.set({ queue: r.queue, status: r.status }, r.count);
     },
@@ -76,7 +75,7 @@ export function createMetrics(queue: BroadcastQueue, access: QueueAccess): Metri
       const s = await readJobs();
       this.reset();
       if (!s) return;
-      for (const q of queue.queues) this.set({ queue: q }, 0);
+      for (const q of access.queues) this.set({ queue: q }, 0);
       for (const p of s.pending) this.set({ queue: p.queue }, p.due);
     },
   });
@@ -89,7 +88,7 @@ export function createMetrics(queue: BroadcastQueue, access: QueueAccess): Metri
       const s = await readJobs();
       this.reset();
       if (!s) return;
-      for (const q of queue.queues) this.set({ queue: q }, 0);
+      for (const q of access.queues) this.set({ queue: q }, 0);
       for (const p of s.pending) this.set({ queue: p.queue }, p.oldestDueSeconds ?? 0);
     },
   });
@@ -103,8 +102,8 @@ export function createMetrics(queue: BroadcastQueue, access: QueueAccess): Metri
     },
   });
   listenerConnected.set(access.runtime().listenerConnected ? 1 : 0);
-  queue.on('listener:connected', () => listenerConnected.set(1));
-  queue.on('listener:disconnected', () => listenerConnected.set(0));
+  access.on('listener:connected', () => listenerConnected.set(1));
+  access.on('listener:disconnected', () => listenerConnected.set(0));
 
   new Gauge({
     name: name('active_jobs'),
@@ -119,13 +118,13 @@ export function createMetrics(queue: BroadcastQueue, access: QueueAccess): Metri
     help: '1 while Telegram sending is halted because the bot token was rejected (401), else 0.',
     registers,
     collect() {
-      this.set(queue.telegram?.halted ? 1 : 0);
+      this.set(access.telegram()?.halted ? 1 : 0);
     },
   });
 
   // --- from the queue's events ---------------------------------------------------------------
   const claims = new Counter({ name: name('claims_total'), help: 'Jobs claimed by this process.', registers });
-  queue.on('claimed', (count: number) => claims.inc(count));
+  access.on('claimed', (count: number) => claims.inc(count));
 
   const outcomes = new Counter({
     name: name('job_outcomes_total'),
@@ -140,7 +139,7 @@ export function createMetrics(queue: BroadcastQueue, access: QueueAccess): Metri
     registers,
   });
   const reasons = new ReasonLabels(MAX_FAILURE_REASONS);
-  queue.on('job:done', (event: JobEvent) => {
+  access.on('job:done', (event: JobEvent) => {
     const jobType = event.job.jobType;
     outcomes.inc({ job_type: jobType, outcome: event.outcome.kind });
     if (event.outcome.kind === 'failed' || event.outcome.kind === 'retry') failures.inc({ job_type: jobType, reason: reasons.label(event.outcome.error) });
@@ -153,7 +152,7 @@ export function createMetrics(queue: BroadcastQueue, access: QueueAccess): Metri
     buckets: START_LATENCY_BUCKETS,
     registers,
   });
-  queue.on('job:start', (job: Job) => {
+  access.on('job:start', (job: Job) => {
     const runnableSince = Math.max(new Date(job.createdAt).getTime(), new Date(job.runAt).getTime());
     // created_at and run_at come from the database's clock; a little skew must not go negative.
     if (Number.isFinite(runnableSince)) startLatency.observe({ job_type: job.jobType }, Math.max(0, (Date.now() - runnableSince) / 1000));
@@ -173,11 +172,11 @@ export function createMetrics(queue: BroadcastQueue, access: QueueAccess): Metri
   });
   const rateLimited = new Counter({ name: name('rate_limited_total'), help: 'HTTP 429 answers from the Bot API.', registers });
   const pausedSeconds = new Counter({ name: name('rate_limit_pause_seconds_total'), help: 'Seconds of sending pause that 429 answers asked for (retry_after).', registers });
-  queue.telegram?.on('delivery', (d: { jobType: string; outcome: string; count?: number }) => {
+  access.telegram()?.on('delivery', (d: { jobType: string; outcome: string; count?: number }) => {
     deliveries.inc({ job_type: d.jobType, outcome: d.outcome }, d.count ?? 1);
     if (d.outcome === 'sent') sent.inc(d.count ?? 1);
   });
-  queue.telegram?.on('rate-limited', (r: { retryAfterMs: number }) => {
+  access.telegram()?.on('rate-limited', (r: { retryAfterMs: number }) => {
     rateLimited.inc();
     if (Number.isFinite(r.retryAfterMs) && r.retryAfterMs > 0) pausedSeconds.inc(r.retryAfterMs / 1000);
   });
