@@ -16,6 +16,7 @@ import { Cleaner } from './queue/cleaner.js';
 import { HistoryRetention } from './broadcast/retention.js';
 import { readQueueStatus, type QueueStatus } from './queue/status.js';
 import { enqueueJob, type EnqueueOptions, type EnqueuedJob } from './queue/enqueue.js';
+import { TELEGRAM_JOB_TYPES } from './queue/jobs-store.js';
 import { PACKAGE_VERSION } from './version.js';
 import { PayloadError } from './errors.js';
 import { parseChatId, parseMessage } from './telegram/message.js';
@@ -28,8 +29,6 @@ import { createMetrics, type Metrics } from './http/metrics.js';
 import { resolveQueueOptions, type QueueSettings, type ResolvedQueueSettings } from './config/options.js';
 import { checkSetting } from './config/validate.js';
 import { ConfigError } from './errors.js';
-
-const TELEGRAM_JOB_TYPES = ['send', 'broadcast'];
 
 /** The options of createBroadcastQueue; the tunable ones, with their defaults, are in QueueSettings (config/options.ts). */
 export interface BroadcastQueueOptions extends QueueSettings {

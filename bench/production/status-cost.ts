@@ -19,7 +19,9 @@ import { openServer } from '../db.js';
 import { migrate } from '../../src/db/migrate.js';
 import { createPool, type Pool } from '../../src/db/pool.js';
 import { silentLogger } from '../../src/log.js';
-import { jobGauges, MESSAGES_SENT_SQL, statistics } from '../../src/http/admin-queries.js';
+import { jobGauges } from '../../src/queue/jobs-store.js';
+import { MESSAGES_SENT_SQL } from '../../src/broadcast/broadcasts-store.js';
+import { statistics } from '../../src/http/statistics.js';
 import { readQueueStatus } from '../../src/queue/status.js';
 
 // The reads as they were on main at 0cba422.

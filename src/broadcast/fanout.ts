@@ -22,7 +22,7 @@ export interface BroadcastRow {
   startedAt: Date | null;
 }
 
-export const FINAL_STATUSES = ['completed', 'cancelled', 'failed'];
+export { FINAL_STATUSES } from './broadcasts-store.js';
 
 export async function loadBroadcast(pool: Pool, broadcastId: number): Promise<BroadcastRow | null> {
   const { rows } = await pool.query('SELECT * FROM broadcasts WHERE broadcast_id = $1', [broadcastId]);

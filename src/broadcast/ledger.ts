@@ -1,4 +1,4 @@
-import type { Pool } from '../db/pool.js';
+import type { Pool, PoolClient } from '../db/pool.js';
 
 /** Outcomes in the 'blocked' count: the 403 class. Every other permanent failure counts as 'failed'. */
 export const BLOCKED_OUTCOMES = ['blocked', 'deactivated', 'kicked', 'chat_deleted'] as const;
@@ -241,17 +241,27 @@ export async function recoverInterrupted(pool: Pool, driver: Driver, atLeastOnce
   return rows[0].n;
 }
 
+const SKIP_PENDING_SQL = `
+  WITH r AS (UPDATE broadcast_deliveries SET status = 'skipped', outcome = $2, updated_at = now()
+              WHERE broadcast_id = $1 AND status = 'pending' AND ${owned('$3', '$4')} RETURNING 1)
+  UPDATE broadcasts SET skipped = skipped + (SELECT count(*) FROM r), updated_at = now()
+   WHERE broadcast_id = $1 AND ${owned('$3', '$4')} RETURNING (SELECT count(*) FROM r)::int AS n`;
+
+/**
+ * Marks every row not yet sent as skipped for `outcome`, counted in the broadcast's skipped. With a
+ * driver, only while it still drives the broadcast (null then: it lost it); with none (an operator's
+ * cancel while no engine runs it), unconditionally (null: no such broadcast).
+ */
+export async function skipPending(db: Pool | PoolClient, broadcastId: number, outcome: string, driver: Driver | null): Promise<number | null> {
+  const { rows } = await db.query(SKIP_PENDING_SQL, [broadcastId, outcome, driver?.jobId ?? null, driver?.claimedAt ?? null]);
+  return rows[0]?.n ?? null;
+}
+
 /** Marks every row not yet sent as skipped for `outcome` (cancelled, stopped). */
 export async function skipRemaining(pool: Pool, driver: Driver, outcome: string): Promise<number> {
-  const { rows } = await pool.query(
-    `WITH r AS (UPDATE broadcast_deliveries SET status = 'skipped', outcome = $2, updated_at = now()
-            WHERE broadcast_id = $1 AND status = 'pending' AND ${owned('$3', '$4')} RETURNING 1)
-     UPDATE broadcasts SET skipped = skipped + (SELECT count(*) FROM r), updated_at = now()
-      WHERE broadcast_id = $1 AND ${owned('$3', '$4')} RETURNING (SELECT count(*) FROM r)::int AS n`,
-    [driver.broadcastId, outcome, driver.jobId, driver.claimedAt],
-  );
-  if (!rows[0]) throw new DriverLostError(driver);
-  return rows[0].n;
+  const n = await skipPending(pool, driver.broadcastId, outcome, driver);
+  if (n === null) throw new DriverLostError(driver);
+  return n;
 }
 
 export interface Finish {

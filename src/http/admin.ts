@@ -22,10 +22,11 @@ import { isLoopback } from '../config/load.js';
 import type { Pool } from '../db/pool.js';
 import { errorMessage, type Logger } from '../log.js';
 import { readRateLimitState } from '../telegram/rate-limiter.js';
-import {
-  broadcastProgress, broadcastsInProgress, cancelJobs, checkDatabase, failedJobs, getJob, retryJobs, setBroadcastStatus, statistics,
-  type BroadcastAction, type BroadcastProgress, type JobActionResult, type JobRow, type QueueStatistics,
-} from './admin-queries.js';
+import { checkDatabase } from '../db/health.js';
+import { failedJobs, getJob, retryJobs, type JobActionResult, type JobRow } from '../queue/jobs-store.js';
+import { broadcastProgress, broadcastsInProgress, type BroadcastProgress } from '../broadcast/broadcasts-store.js';
+import { cancelJobs, setBroadcastStatus, type BroadcastAction } from '../broadcast/control.js';
+import { statistics, type QueueStatistics } from './statistics.js';
 import { HttpError, requestGuard, type GuardOptions } from './guard.js';
 import type { Metrics } from './metrics.js';
 import type { QueueAccess } from './queue-access.js';

@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { setBroadcastStatus } from '../../src/http/admin-queries.js';
+import { setBroadcastStatus } from '../../src/broadcast/control.js';
 import type { JobEvent } from '../../src/queue/worker-pool.js';
 import { createTestDatabase } from '../helpers/db.js';
 import { insertJob, jobRow, range, withTelegram } from '../helpers/telegram.js';

@@ -5,7 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import pg from 'pg';
 import { claimDue, DriverLostError, recordDeliveries, type DeliveryRecord, type DueDelivery } from '../../src/broadcast/ledger.js';
-import { statistics } from '../../src/http/admin-queries.js';
+import { statistics } from '../../src/http/statistics.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 
 /** A broadcast being sent, with `recipients` pending ledger rows (chat ids 1…recipients). */

@@ -4,7 +4,9 @@
 // equal a COUNT(*) over the table, before and after the counts are rolled up.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { cancelJobs, retryJobs, statistics } from '../../src/http/admin-queries.js';
+import { retryJobs } from '../../src/queue/jobs-store.js';
+import { cancelJobs } from '../../src/broadcast/control.js';
+import { statistics } from '../../src/http/statistics.js';
 import { silentLogger } from '../../src/log.js';
 import { Claimer } from '../../src/queue/claimer.js';
 import { deleteFinishedJobs } from '../../src/queue/cleaner.js';

@@ -4,7 +4,8 @@ import type { Command } from 'commander';
 import { audienceFromFlags, intInRange, positiveInt, UsageError } from '../args.js';
 import { broadcastJson, dbCommand, examples, n, out, runDb } from '../command.js';
 import { printJson, table } from '../format.js';
-import { broadcastColumns, LIST_BRIEF_BYTES } from '../../http/admin-queries.js';
+import { LIST_BRIEF_BYTES } from '../../queue/jobs-store.js';
+import { broadcastColumns } from '../../broadcast/broadcasts-store.js';
 import { addJobFlags, addMessageFlags, jobOptionsFromFlags, messageFromFlags, variantsFromFile, type JobFlags, type MessageFlags } from '../job-flags.js';
 import { registerBroadcastControl } from './broadcast-control.js';
 

@@ -3,7 +3,8 @@ import type { Command } from 'commander';
 import { intInRange, parseSince, positiveInt, UsageError } from '../args.js';
 import { broadcastJson, dbCommand, examples, jobJson, out, runDb } from '../command.js';
 import { printJson, table } from '../format.js';
-import { broadcastColumns, jobColumns, LIST_BRIEF_BYTES } from '../../http/admin-queries.js';
+import { jobColumns, LIST_BRIEF_BYTES } from '../../queue/jobs-store.js';
+import { broadcastColumns } from '../../broadcast/broadcasts-store.js';
 
 export const JOB_STATUSES = ['pending', 'processing', 'completed', 'failed', 'cancelled'];
 

@@ -1,10 +1,11 @@
-// bqctl retry / cancel. The state changes are the admin API's (http/admin-queries.ts); this file
+// bqctl retry / cancel. The state changes are the admin API's (queue/jobs-store.ts, broadcast/control.ts); this file
 // only selects the ids and reports. A retried job is due now, and the UPDATE trigger wakes daemons.
 import type { Command } from 'commander';
 import { parseSince, positiveInts, UsageError } from '../args.js';
 import { dbCommand, examples, n, out, runDb } from '../command.js';
 import { printJson, table } from '../format.js';
-import { cancelJobs, retryJobs, type JobActionResult } from '../../http/admin-queries.js';
+import { retryJobs, type JobActionResult } from '../../queue/jobs-store.js';
+import { cancelJobs } from '../../broadcast/control.js';
 
 interface RetryOptions { failed?: boolean; queue?: string; type?: string; error?: string; since?: string; limit: string; dryRun?: boolean; json?: boolean }
 

@@ -3,13 +3,9 @@ import { addSettingFlags, configFromCommand } from '../options.js';
 import { withDatabase } from '../context.js';
 import { readQueueStatus } from '../../queue/status.js';
 import { readRateLimitState } from '../../telegram/rate-limiter.js';
+import { broadcastsInProgress } from '../../broadcast/broadcasts-store.js';
 import { humanDuration, printJson, table } from '../format.js';
 import { examples } from '../command.js';
-
-// Broadcasts not yet final: what an operator asks about first when something seems stuck.
-const ACTIVE_BROADCASTS_SQL = `
-  SELECT broadcast_id, title, status, total, sent, failed, blocked, skipped, unknown, job_id, created_at, started_at
-    FROM broadcasts WHERE status IN ('queued', 'sending', 'paused') ORDER BY broadcast_id`;
 
 export function registerStatus(program: Command): void {
   const command = program
@@ -21,8 +17,8 @@ export function registerStatus(program: Command): void {
   command.action(async (opts: { json?: boolean }) => {
     const config = configFromCommand(command);
     await withDatabase(config, async ({ pool }) => {
-      const [status, rateLimits, active] = await Promise.all([readQueueStatus(pool, config.rescueAfterMs), readRateLimitState(pool), pool.query(ACTIVE_BROADCASTS_SQL)]);
-      const broadcasts = active.rows.map((b) => ({ broadcastId: b.broadcast_id, title: b.title, status: b.status, total: b.total, sent: b.sent, failed: b.failed, blocked: b.blocked, skipped: b.skipped, unknown: b.unknown, jobId: b.job_id, createdAt: b.created_at, startedAt: b.started_at }));
+      const [status, rateLimits, active] = await Promise.all([readQueueStatus(pool, config.rescueAfterMs), readRateLimitState(pool), broadcastsInProgress(pool)]);
+      const broadcasts = active.map((b) => ({ broadcastId: b.broadcastId, title: b.title, status: b.status, total: b.total, sent: b.sent, failed: b.failed, blocked: b.blocked, skipped: b.skipped, unknown: b.unknown, jobId: b.jobId, createdAt: b.createdAt, startedAt: b.startedAt }));
       if (opts.json) return printJson({ ...status, rateLimits, broadcasts });
       const queues = Object.entries(status.queues).map(([queue, c]) => ({ queue, ...c, oldestDue: humanDuration(c.oldestDueSeconds) }));
       const now = Date.now();

@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { positiveInt, UsageError } from '../args.js';
 import { dbCommand, examples, n, runDb } from '../command.js';
 import { humanDuration, printJson } from '../format.js';
-import { broadcastProgress, type BroadcastProgress } from '../../http/admin-queries.js';
+import { broadcastProgress, type BroadcastProgress } from '../../broadcast/broadcasts-store.js';
 
 const POLL_MS = 500;
 /** Polls the rate is measured over: the last ~5 s, so it follows changes but does not flicker. */

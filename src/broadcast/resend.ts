@@ -3,7 +3,7 @@
 // broadcast's counters move by the same amounts in the same transaction, so counters and ledger
 // never disagree; then a job is made due to drain them.
 import type { Pool } from '../db/pool.js';
-import { BLOCKED_OUTCOMES } from '../broadcast/ledger.js';
+import { BLOCKED_OUTCOMES } from './ledger.js';
 
 export interface ResendRequest {
   unknown: boolean;

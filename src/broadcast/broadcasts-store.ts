@@ -1,0 +1,128 @@
+// Every read of the broadcasts table the admin API and bqctl show, with its one row type and
+// mapper: the row with its counts, progress, send rate and ETA.
+import type { Pool, PoolClient } from '../db/pool.js';
+import { ONE_BRIEF_BYTES } from '../queue/jobs-store.js';
+
+export type BroadcastStatus = 'draft' | 'queued' | 'sending' | 'paused' | 'completed' | 'cancelled' | 'failed';
+/** A broadcast in one of these is finished: nothing more is sent for it. */
+export const FINAL_STATUSES: readonly string[] = ['completed', 'cancelled', 'failed'];
+
+// An audience of explicit chat_ids can hold 100k numbers; it is shown as a count.
+const AUDIENCE_SUMMARY = `
+  CASE WHEN jsonb_typeof(audience -> 'chat_ids') = 'array'
+       THEN (audience - 'chat_ids') || jsonb_build_object('chat_ids_count', jsonb_array_length(audience -> 'chat_ids'))
+       ELSE audience END`;
+/** The broadcasts columns with message, variants and audience bounded (chat_ids as a count). */
+export function broadcastColumns(briefBytes: number = ONE_BRIEF_BYTES): string {
+  const bytes = Math.floor(briefBytes);
+  return `broadcast_id, title, broadcast_queue_brief(message, ${bytes}) AS message, broadcast_queue_brief(variants, ${bytes}) AS variants,
+          broadcast_queue_brief(${AUDIENCE_SUMMARY}, ${bytes}) AS audience, frequency_cap, allow_paid_broadcast, status, total, sent,
+          failed, blocked, skipped, unknown, failure_reason, job_id, created_at, started_at, finished_at, updated_at`;
+}
+/** A broadcasts row with its counts and how far along it is. */
+export interface BroadcastProgress {
+  broadcastId: number;
+  title: string | null;
+  status: BroadcastStatus;
+  jobId: number | null;
+  total: number;
+  sent: number;
+  failed: number;
+  blocked: number;
+  skipped: number;
+  unknown: number;
+  /** Recipients with a final outcome: sent + failed + blocked + skipped + unknown. */
+  done: number;
+  remaining: number;
+  /** done / total, from 0 to 1; 1 for a finished broadcast with no recipients. */
+  progress: number;
+  /** Messages sent per second over the last 10 seconds. */
+  ratePerSecond: number;
+  /** remaining / ratePerSecond; null when nothing is being sent or the broadcast is final. */
+  etaSeconds: number | null;
+  failureReason: string | null;
+  allowPaidBroadcast: boolean;
+  frequencyCap: number | null;
+  createdAt: Date;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+  updatedAt: Date;
+  /** Only from broadcastProgress(): the message, variants and audience (chat_ids summarised as a count). */
+  message?: Record<string, unknown> | null;
+  variants?: unknown[] | null;
+  audience?: Record<string, unknown>;
+}
+
+const RATE_WINDOW_SECONDS = 10;
+
+/** The columns of a progress row; `$<rateParam>` is the rate window in seconds. */
+function progressColumns(rateParam: number): string {
+  return `
+    b.broadcast_id, b.title, b.status, b.job_id, b.total, b.sent, b.failed, b.blocked, b.skipped, b.unknown,
+    b.failure_reason, b.allow_paid_broadcast, b.frequency_cap, b.created_at, b.started_at, b.finished_at, b.updated_at,
+    (SELECT count(*)::int FROM broadcast_deliveries d
+      WHERE d.broadcast_id = b.broadcast_id AND d.status = 'sent'
+        AND d.sent_at > now() - $${rateParam}::float8 * interval '1 second') AS recent_sent`;
+}
+
+function progressOf(r: any): BroadcastProgress {
+  const done = r.sent + r.failed + r.blocked + r.skipped + r.unknown;
+  const final = FINAL_STATUSES.includes(r.status);
+  const remaining = Math.max(0, r.total - done);
+  const ratePerSecond = r.recent_sent / RATE_WINDOW_SECONDS;
+  return {
+    broadcastId: r.broadcast_id, title: r.title, status: r.status, jobId: r.job_id,
+    total: r.total, sent: r.sent, failed: r.failed, blocked: r.blocked, skipped: r.skipped, unknown: r.unknown,
+    done, remaining,
+    progress: r.total > 0 ? Math.min(1, done / r.total) : final ? 1 : 0,
+    ratePerSecond,
+    etaSeconds: !final && ratePerSecond > 0 ? Math.ceil(remaining / ratePerSecond) : null,
+    failureReason: r.failure_reason, allowPaidBroadcast: r.allow_paid_broadcast, frequencyCap: r.frequency_cap,
+    createdAt: r.created_at, startedAt: r.started_at, finishedAt: r.finished_at, updatedAt: r.updated_at,
+  };
+}
+
+/** One broadcast with its counts, progress, send rate over the last 10 s and ETA; null if unknown. */
+export async function broadcastProgress(pool: Pool | PoolClient, broadcastId: number): Promise<BroadcastProgress | null> {
+  const { rows } = await pool.query(
+    `SELECT ${progressColumns(2)}, broadcast_queue_brief(b.message, ${ONE_BRIEF_BYTES}) AS message,
+            broadcast_queue_brief(b.variants, ${ONE_BRIEF_BYTES}) AS variants,
+            broadcast_queue_brief(${AUDIENCE_SUMMARY}, ${ONE_BRIEF_BYTES}) AS audience
+       FROM broadcasts b WHERE b.broadcast_id = $1`,
+    [broadcastId, RATE_WINDOW_SECONDS],
+  );
+  const r = rows[0];
+  if (!r) return null;
+  return { ...progressOf(r), message: r.message, variants: r.variants, audience: r.audience };
+}
+
+// Not yet final: what an operator asks about first when something seems stuck. 'queued' is
+// included: a broadcast whose job has not started yet (a stopped daemon, a halted bot) is the one
+// most worth seeing.
+export const IN_PROGRESS_STATUSES: readonly BroadcastStatus[] = ['queued', 'sending', 'paused'];
+
+/** Broadcasts queued, being sent or paused, oldest first (at most 100). */
+export async function broadcastsInProgress(pool: Pool): Promise<BroadcastProgress[]> {
+  const { rows } = await pool.query(
+    `SELECT ${progressColumns(1)} FROM broadcasts b
+      WHERE b.status = ANY($2::text[])
+      ORDER BY b.created_at, b.broadcast_id
+      LIMIT 100`,
+    [RATE_WINDOW_SECONDS, IN_PROGRESS_STATUSES],
+  );
+  return rows.map(progressOf);
+}
+
+// Broadcast messages sent in the last hour and 24 hours, from the per-minute counts the ledger's
+// outcome writes keep (sql/0009): at most ~1,500 small rows, however big the day's broadcasts were.
+export const MESSAGES_SENT_SQL = `
+  SELECT COALESCE(sum(messages) FILTER (WHERE minute >= date_trunc('minute', now() - interval '1 hour')), 0)::int AS sent_1h,
+         COALESCE(sum(messages), 0)::int AS sent_24h
+    FROM broadcast_messages_sent
+   WHERE minute >= date_trunc('minute', now() - interval '24 hours')`;
+
+/** Broadcast messages sent in the last hour and 24 hours. */
+export async function readMessagesSent(pool: Pool | PoolClient): Promise<{ lastHour: number; last24h: number }> {
+  const { rows } = await pool.query(MESSAGES_SENT_SQL);
+  return { lastHour: rows[0].sent_1h, last24h: rows[0].sent_24h };
+}
