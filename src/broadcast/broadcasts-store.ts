@@ -4,6 +4,16 @@ import type { Pool, PoolClient } from '../db/pool.js';
 import { ONE_BRIEF_BYTES } from '../queue/jobs-store.js';
 
 export type BroadcastStatus = 'draft' | 'queued' | 'sending' | 'paused' | 'completed' | 'cancelled' | 'failed';
+/**
+ * SQL: the unfinished 'broadcast' job aliased `j` drives broadcast `broadcastId`: it is the job the
+ * broadcasts row names (`namedJobId`), or one enqueued for it that has not run yet (a job names its
+ * broadcast only once it runs). The one place that says which job drives a broadcast.
+ */
+export function drivesBroadcast(j: string, broadcastId: string, namedJobId: string): string {
+  return `(${j}.job_type = 'broadcast' AND ${j}.status IN ('pending', 'processing')
+           AND (${j}.job_id = ${namedJobId} OR ${j}.payload @> jsonb_build_object('broadcast_id', ${broadcastId}::bigint)))`;
+}
+
 /** A broadcast in one of these is finished: nothing more is sent for it. */
 export const FINAL_STATUSES: readonly string[] = ['completed', 'cancelled', 'failed'];
 

@@ -2,8 +2,8 @@
 // and cancelling the job that drives one. Each runs in one transaction.
 import type { Pool, PoolClient } from '../db/pool.js';
 import { inTransaction } from '../db/transaction.js';
-import { JOB_COLUMNS, cancelPendingJob, jobRow, type JobActionResult, type JobStatus } from '../queue/jobs-store.js';
-import { FINAL_STATUSES, broadcastProgress, type BroadcastProgress, type BroadcastStatus } from './broadcasts-store.js';
+import { cancelPendingJob, getJob, type JobActionResult, type JobStatus } from '../queue/jobs-store.js';
+import { FINAL_STATUSES, broadcastProgress, drivesBroadcast, type BroadcastProgress, type BroadcastStatus } from './broadcasts-store.js';
 import { skipPending } from './ledger.js';
 
 export type BroadcastAction = 'pause' | 'resume' | 'cancel';
@@ -19,9 +19,7 @@ const JOB_BROADCAST_ID = `
 const LOCK_BROADCAST_JOBS_SQL = `
   SELECT j.job_id, j.status
     FROM broadcast_queue_jobs j
-   WHERE j.job_type = 'broadcast' AND j.status IN ('pending', 'processing')
-     AND (j.job_id = (SELECT b.job_id FROM broadcasts b WHERE b.broadcast_id = $1)
-          OR j.payload @> jsonb_build_object('broadcast_id', $1::bigint))
+   WHERE ${drivesBroadcast('j', '$1', '(SELECT b.job_id FROM broadcasts b WHERE b.broadcast_id = $1)')}
      FOR UPDATE OF j`;
 // With no engine running it, the broadcast is final now (finished_at set here); a running engine
 // sees 'cancelled' at its next control check, skips the rest itself and sets finished_at.
@@ -73,8 +71,8 @@ export async function cancelJobs(pool: Pool, jobIds: readonly number[]): Promise
         if (isBroadcast && row.broadcast_id !== null) await cancelBroadcastIn(client, row.broadcast_id);
         results.push({ jobId, outcome: 'cancelled', job: cancelled! });
       } else if (row.status === 'processing' && isBroadcast && row.broadcast_id !== null && (await cancelBroadcastIn(client, row.broadcast_id))) {
-        const job = await client.query(`SELECT ${JOB_COLUMNS} FROM broadcast_queue_jobs WHERE job_id = $1`, [jobId]);
-        results.push({ jobId, outcome: 'broadcast_cancelled', job: jobRow(job.rows[0]), broadcastId: row.broadcast_id });
+        const job = await getJob(client, jobId);
+        results.push({ jobId, outcome: 'broadcast_cancelled', job: job!, broadcastId: row.broadcast_id });
       } else if (row.status === 'processing') {
         results.push({
           jobId, outcome: 'conflict', status: row.status,
@@ -131,12 +129,7 @@ export async function setBroadcastStatus(pool: Pool, broadcastId: number, action
   });
 }
 
-// An unfinished job that will drive the broadcast: the one it names, or one enqueued for it by SQL
-// that has not run yet (a job names its broadcast only once it runs).
-const DRIVING_JOB = `
-  SELECT j.job_id FROM broadcast_queue_jobs j
-   WHERE j.status IN ('pending', 'processing') AND j.job_type = 'broadcast'
-     AND (j.job_id = b.job_id OR j.payload @> jsonb_build_object('broadcast_id', b.broadcast_id))`;
+const DRIVING_JOB = `SELECT j.job_id FROM broadcast_queue_jobs j WHERE ${drivesBroadcast('j', 'b.broadcast_id', 'b.job_id')}`;
 
 /**
  * Resumes a paused broadcast. Only one that a job drives, or whose sending had begun (fanned out), becomes

@@ -4,6 +4,7 @@
 // never disagree; then a job is made due to drain them.
 import type { Pool } from '../db/pool.js';
 import { BLOCKED_OUTCOMES } from './ledger.js';
+import { drivesBroadcast } from './broadcasts-store.js';
 
 export interface ResendRequest {
   unknown: boolean;
@@ -46,10 +47,7 @@ const RESEND_SQL = `
 // An unfinished job already driving this broadcast: a second one would mark the first one's
 // in-flight rows as crashed ('unknown'), so it is reused instead.
 const UNFINISHED_JOB_SQL = `
-  SELECT job_id, status FROM broadcast_queue_jobs
-   WHERE status IN ('pending', 'processing') AND job_type = 'broadcast'
-     AND (job_id = $2 OR job_key = 'broadcast:' || $1 OR payload @> jsonb_build_object('broadcast_id', $1::bigint))
-   ORDER BY job_id LIMIT 1`;
+  SELECT j.job_id, j.status FROM broadcast_queue_jobs j WHERE ${drivesBroadcast('j', '$1', '$2')} ORDER BY j.job_id LIMIT 1`;
 
 export async function resendRecipients(pool: Pool, broadcastId: number, request: ResendRequest): Promise<ResendResult> {
   const client = await pool.connect();

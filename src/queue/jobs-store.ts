@@ -245,6 +245,18 @@ export async function readJobStatistics(pool: PoolClient): Promise<JobStatistics
   };
 }
 
+// Jobs per queue and status, with how many pending ones are due and the age of the oldest due one.
+// Pending and processing jobs through their partial indexes, so the cost is what is active;
+// finished jobs from the counts kept as they finish (sql/0007_job_counts.sql), not from the rows kept.
+export const JOB_COUNTS_SQL = `
+  SELECT queue, 'pending' AS status, count(*)::int AS n, count(*) FILTER (WHERE run_at <= now())::int AS due,
+         extract(epoch FROM now() - min(run_at) FILTER (WHERE run_at <= now()))::float8 AS oldest_due
+    FROM broadcast_queue_jobs WHERE status = 'pending' GROUP BY queue
+  UNION ALL
+  SELECT queue, 'processing', count(*)::int, 0, NULL FROM broadcast_queue_jobs WHERE status = 'processing' GROUP BY queue
+  UNION ALL
+  SELECT queue, status, sum(jobs)::int, 0, NULL FROM broadcast_queue_job_counts GROUP BY queue, status HAVING sum(jobs) <> 0`;
+
 export interface JobGaugeSnapshot {
   /** Jobs per queue and status (only the pairs that exist). */
   byState: { queue: string; status: JobStatus; count: number }[];
@@ -265,13 +277,7 @@ export async function jobGauges(pool: Pool, queues: readonly string[], timeoutMs
   const { rows } = await boundedRead(pool, (client) => client.query({ ...withTimeout(
     `SELECT CASE WHEN queue = ANY($1::text[]) THEN queue ELSE $2 END AS queue, status, sum(n)::int AS n, sum(due)::int AS due,
             max(oldest_due) AS oldest_due
-       FROM (SELECT queue, 'pending' AS status, count(*) AS n, count(*) FILTER (WHERE run_at <= now()) AS due,
-                    extract(epoch FROM now() - min(run_at) FILTER (WHERE run_at <= now()))::float8 AS oldest_due
-               FROM broadcast_queue_jobs WHERE status = 'pending' GROUP BY queue
-             UNION ALL
-             SELECT queue, 'processing', count(*), 0, NULL FROM broadcast_queue_jobs WHERE status = 'processing' GROUP BY queue
-             UNION ALL
-             SELECT queue, status, sum(jobs), 0, NULL FROM broadcast_queue_job_counts GROUP BY queue, status) c
+       FROM (${JOB_COUNTS_SQL}) c
       GROUP BY 1, status HAVING sum(n) <> 0 ORDER BY 1, status`,
     // The server cancels the scan at timeoutMs; this later client-side limit covers a dead connection.
     timeoutMs + 1_000,

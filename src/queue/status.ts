@@ -1,6 +1,7 @@
 import type { Pool } from '../db/pool.js';
 import { boundedRead } from '../db/bounded-read.js';
 import { DAEMON_HOLDS_LOCK } from './daemon-lock.js';
+import { JOB_COUNTS_SQL } from './jobs-store.js';
 
 export interface QueueCounts {
   pending: number;
@@ -38,16 +39,6 @@ export interface QueueStatus {
   unrunnable: UnrunnableJobs[];
 }
 
-// Pending and processing jobs through their partial indexes, so the cost is what is active;
-// finished jobs from the counts kept as they finish (sql/0007_job_counts.sql), not from the rows kept.
-const COUNTS_SQL = `
-  SELECT queue, 'pending' AS status, count(*)::int AS n,
-         extract(epoch FROM now() - min(run_at) FILTER (WHERE run_at <= now()))::float8 AS oldest_due
-    FROM broadcast_queue_jobs WHERE status = 'pending' GROUP BY queue
-  UNION ALL
-  SELECT queue, 'processing', count(*)::int, NULL FROM broadcast_queue_jobs WHERE status = 'processing' GROUP BY queue
-  UNION ALL
-  SELECT queue, status, sum(jobs)::int, NULL FROM broadcast_queue_job_counts GROUP BY queue, status HAVING sum(jobs) <> 0`;
 
 const DAEMONS_SQL = `
   SELECT d.*, (SELECT count(*)::int FROM broadcast_queue_jobs j WHERE j.status = 'processing' AND j.locked_by = d.daemon_id) AS running
@@ -73,7 +64,7 @@ const UNRUNNABLE_SQL = `
 export async function readQueueStatus(pool: Pool, hungAfterMs: number): Promise<QueueStatus> {
   // One connection runs them in turn: the timeout is set on its transaction.
   const [counts, daemons, unrunnable] = await boundedRead(pool, async (client) => [
-    await client.query(COUNTS_SQL),
+    await client.query(JOB_COUNTS_SQL),
     await client.query(DAEMONS_SQL, [hungAfterMs]),
     await client.query(UNRUNNABLE_SQL, [hungAfterMs]),
   ]);
