@@ -324,7 +324,7 @@ export class BroadcastQueue extends EventEmitter {
 
   /**
    * The admin API as a (req, res, next?) handler: `app.use('/api/admin/queue', queue.adminHandler())`
-   * in Express, or a node:http server that strips the prefix (see startAdminServer in http/admin.ts).
+   * in Express, or a node:http server that strips the prefix (see startAdminServer in http/admin-server.ts).
    */
   adminHandler(options: AdminHandlerOptions = {}): AdminHandler {
     return createAdminHandler(this.adminAccess(), options);

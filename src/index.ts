@@ -8,7 +8,8 @@ export { PermanentError, PayloadError, RetriableError, SnoozeError, HaltError, C
 export { loadConfig, type Config } from './config/load.js';
 export type { QueueSettings, ResolvedQueueSettings } from './config/options.js';
 export { migrate } from './db/migrate.js';
-export { startAdminServer, createAdminHandler, ADMIN_PATH, type AdminServer, type AdminServerOptions, type AdminHandler } from './http/admin.js';
+export { createAdminHandler, type AdminHandler } from './http/admin.js';
+export { startAdminServer, ADMIN_PATH, type AdminServer, type AdminServerOptions } from './http/admin-server.js';
 export { signWebhook, verifyWebhook, SIGNATURE_HEADER, TIMESTAMP_HEADER, DEFAULT_TOLERANCE_SECONDS } from './broadcast/webhook.js';
 
 /** The library entry point (DESIGN.md): a queue for an existing Node or Telegraf bot. */

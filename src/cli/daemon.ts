@@ -5,7 +5,7 @@ import { BroadcastQueue } from '../broadcast-queue.js';
 import { settingsFromConfig } from '../config/options.js';
 import { redactConnectionString } from '../db/pool.js';
 import { PACKAGE_VERSION } from '../version.js';
-import { startAdminServer, type AdminServer } from '../http/admin.js';
+import { startAdminServer, type AdminServer } from '../http/admin-server.js';
 
 const program = addSettingFlags(
   new Command('broadcast-queued')

@@ -7,7 +7,7 @@ import { json, runBqctl } from './run-bqctl.js';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { startAdminServer } from '../../src/http/admin.js';
+import { startAdminServer } from '../../src/http/admin-server.js';
 import { withTelegram } from '../helpers/telegram.js';
 
 test('doctor passes against a migrated database and a working bot token; the HTTP check only warns', async () => {

@@ -6,7 +6,8 @@ import http from 'node:http';
 import os from 'node:os';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import { startAdminServer, type AdminHandler } from '../../src/http/admin.js';
+import type { AdminHandler } from '../../src/http/admin.js';
+import { startAdminServer } from '../../src/http/admin-server.js';
 import { insertJob, withTelegram, type TelegramWorld } from '../helpers/telegram.js';
 
 const TOKEN = 'guard-test-token-0123456789abcdef';

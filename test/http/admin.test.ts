@@ -4,7 +4,7 @@ import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { once } from 'node:events';
-import { startAdminServer, type AdminServer } from '../../src/http/admin.js';
+import { startAdminServer, type AdminServer } from '../../src/http/admin-server.js';
 import { retryJobs, failedJobs } from '../../src/queue/jobs-store.js';
 import { cancelJobs, setBroadcastStatus } from '../../src/broadcast/control.js';
 import { broadcastProgress } from '../../src/broadcast/broadcasts-store.js';

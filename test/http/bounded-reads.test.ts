@@ -3,7 +3,7 @@
 // the bound is refused at insert with the constraint's name.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { startAdminServer } from '../../src/http/admin.js';
+import { startAdminServer } from '../../src/http/admin-server.js';
 import { withTelegram } from '../helpers/telegram.js';
 import { runBqctl, json } from '../cli/run-bqctl.js';
 

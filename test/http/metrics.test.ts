@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BroadcastQueue } from '../../src/broadcast-queue.js';
 import { PermanentError } from '../../src/errors.js';
-import { startAdminServer } from '../../src/http/admin.js';
+import { startAdminServer } from '../../src/http/admin-server.js';
 import { MAX_FAILURE_REASONS, ReasonLabels, failureReason } from '../../src/http/metrics.js';
 import type { JobEvent } from '../../src/queue/worker-pool.js';
 import { createTestDatabase } from '../helpers/db.js';
