@@ -14,6 +14,19 @@ export function drivesBroadcast(j: string, broadcastId: string, namedJobId: stri
            AND (${j}.job_id = ${namedJobId} OR ${j}.payload @> jsonb_build_object('broadcast_id', ${broadcastId}::bigint)))`;
 }
 
+/**
+ * The broadcasts row (columns as broadcastColumns(), snake_case) a broadcast job drives: the one
+ * its payload names, or the one that names the job; undefined when none.
+ */
+export async function broadcastRowOfJob(pool: Pool, jobId: number, payload: Record<string, unknown> | null): Promise<Record<string, unknown> | undefined> {
+  const named = payload?.broadcast_id;
+  const { rows } = await pool.query(
+    `SELECT ${broadcastColumns()} FROM broadcasts WHERE broadcast_id = $2 OR job_id = $1 ORDER BY broadcast_id LIMIT 1`,
+    [jobId, Number.isSafeInteger(named) ? named : null],
+  );
+  return rows[0];
+}
+
 /** A broadcast in one of these is finished: nothing more is sent for it. */
 export const FINAL_STATUSES: readonly string[] = ['completed', 'cancelled', 'failed'];
 

@@ -3,6 +3,7 @@
 // usage error exits 2 at once without starting anything.
 import type { Command } from 'commander';
 import type { Config } from '../config/load.js';
+import type { JobRow } from '../queue/jobs-store.js';
 import { addSettingFlags, configFromCommand } from './options.js';
 import { withDatabase, type CliContext } from './context.js';
 
@@ -39,27 +40,13 @@ export function out(text: string): void {
 /** 12345 → "12,345", for counts people read. */
 export const n = (value: number): string => value.toLocaleString('en-US');
 
-/** A row from broadcast_queue_jobs in the camelCase shape every --json output uses. */
-export function jobJson(r: Record<string, unknown>): Record<string, unknown> {
+/** A job in the shape (and key order) every --json output uses. */
+export function jobJson(j: JobRow): Record<string, unknown> {
   return {
-    jobId: r.job_id,
-    queue: r.queue,
-    jobType: r.job_type,
-    status: r.status,
-    priority: r.priority,
-    runAt: r.run_at,
-    attempts: r.attempts,
-    maxAttempts: r.max_attempts,
-    jobKey: r.job_key,
-    payload: r.payload,
-    lastError: r.last_error,
-    errors: r.errors,
-    result: r.result,
-    lockedBy: r.locked_by,
-    createdAt: r.created_at,
-    startedAt: r.started_at,
-    finishedAt: r.finished_at,
-    updatedAt: r.updated_at,
+    jobId: j.jobId, queue: j.queue, jobType: j.jobType, status: j.status, priority: j.priority, runAt: j.runAt,
+    attempts: j.attempts, maxAttempts: j.maxAttempts, jobKey: j.jobKey, payload: j.payload, lastError: j.lastError,
+    errors: j.errors, result: j.result, lockedBy: j.lockedBy, createdAt: j.createdAt, startedAt: j.startedAt,
+    finishedAt: j.finishedAt, updatedAt: j.updatedAt,
   };
 }
 

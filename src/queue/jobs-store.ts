@@ -67,6 +67,53 @@ export async function getJob(pool: Pool | PoolClient, jobId: number): Promise<Jo
   return rows[0] ? jobRow(rows[0]) : null;
 }
 
+export interface JobFilter {
+  statuses?: readonly string[];
+  queue?: string;
+  jobType?: string;
+  createdSince?: Date;
+}
+
+/** Jobs newest first, payloads and results over LIST_BRIEF_BYTES summarised (bqctl list). */
+export async function listJobs(pool: Pool, filter: JobFilter, limit: number, offset: number): Promise<JobRow[]> {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  const add = (sql: string, value: unknown) => where.push(sql.replace('?', `$${params.push(value)}`));
+  if (filter.statuses !== undefined) add('status = ANY(?::text[])', filter.statuses);
+  if (filter.queue !== undefined) add('queue = ?', filter.queue);
+  if (filter.jobType !== undefined) add('job_type = ?', filter.jobType);
+  if (filter.createdSince !== undefined) add('created_at >= ?', filter.createdSince);
+  // job_id is an identity, so its order is creation order and the primary key serves it.
+  const { rows } = await pool.query(
+    `SELECT ${jobColumns(LIST_BRIEF_BYTES)} FROM broadcast_queue_jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+      ORDER BY job_id DESC LIMIT ${Math.floor(limit)} OFFSET ${Math.floor(offset)}`,
+    params,
+  );
+  return rows.map(jobRow);
+}
+
+export interface FailedJobFilter {
+  queue: string | null;
+  jobType: string | null;
+  /** Part of last_error, matched case-insensitively and literally (no wildcards). */
+  errorContains: string | null;
+  finishedSince: Date | null;
+}
+
+/** The ids of failed jobs matching every given filter, oldest first (bqctl retry --all-failed). */
+export async function failedJobIds(pool: Pool, filter: FailedJobFilter, limit: number): Promise<number[]> {
+  const { rows } = await pool.query(
+    `SELECT job_id FROM broadcast_queue_jobs
+      WHERE status = 'failed'
+        AND ($1::text IS NULL OR queue = $1) AND ($2::text IS NULL OR job_type = $2)
+        AND ($3::text IS NULL OR last_error ILIKE '%' || replace(replace(replace($3, '\\', '\\\\'), '%', '\\%'), '_', '\\_') || '%')
+        AND ($4::timestamptz IS NULL OR finished_at >= $4)
+      ORDER BY job_id LIMIT $5`,
+    [filter.queue, filter.jobType, filter.errorContains, filter.finishedSince, limit],
+  );
+  return rows.map((r) => r.job_id);
+}
+
 export interface FailedJob {
   jobId: number;
   queue: string;

@@ -3,8 +3,8 @@ import type { Command } from 'commander';
 import { intInRange, parseSince, positiveInt, UsageError } from '../args.js';
 import { broadcastJson, dbCommand, examples, jobJson, out, runDb } from '../command.js';
 import { printJson, table } from '../format.js';
-import { jobColumns, LIST_BRIEF_BYTES } from '../../queue/jobs-store.js';
-import { broadcastColumns } from '../../broadcast/broadcasts-store.js';
+import { getJob, listJobs, type JobFilter } from '../../queue/jobs-store.js';
+import { broadcastRowOfJob } from '../../broadcast/broadcasts-store.js';
 
 export const JOB_STATUSES = ['pending', 'processing', 'completed', 'failed', 'cancelled'];
 
@@ -27,37 +27,30 @@ export function registerJobs(program: Command): void {
     "bqctl list --status pending --json | jq '.jobs[].jobId'",
   ]);
   list.action(async (opts: ListOptions) => {
-    const where: string[] = [];
-    const params: unknown[] = [];
-    const add = (sql: string, value: unknown) => where.push(sql.replace('?', `$${params.push(value)}`));
+    const filter: JobFilter = {};
     if (opts.status !== undefined) {
       const statuses = opts.status.split(',').map((s) => s.trim());
       const bad = statuses.filter((s) => !JOB_STATUSES.includes(s));
       if (bad.length) throw new UsageError(`--status must be one of ${JOB_STATUSES.join(', ')}, got ${JSON.stringify(bad[0])}`);
-      add('status = ANY(?::text[])', statuses);
+      filter.statuses = statuses;
     }
-    if (opts.queue !== undefined) add('queue = ?', opts.queue);
-    if (opts.type !== undefined) add('job_type = ?', opts.type);
-    if (opts.since !== undefined) add('created_at >= ?', parseSince(opts.since));
+    if (opts.queue !== undefined) filter.queue = opts.queue;
+    if (opts.type !== undefined) filter.jobType = opts.type;
+    if (opts.since !== undefined) filter.createdSince = parseSince(opts.since);
     const limit = intInRange(opts.limit, '--limit', 1, 10_000);
     const offset = intInRange(opts.offset, '--offset', 0, 1_000_000_000);
     await runDb(list, async ({ pool }) => {
-      // job_id is an identity, so its order is creation order and the primary key serves it.
-      const { rows } = await pool.query(
-        `SELECT ${jobColumns(LIST_BRIEF_BYTES)} FROM broadcast_queue_jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
-          ORDER BY job_id DESC LIMIT ${limit} OFFSET ${offset}`,
-        params,
-      );
+      const rows = await listJobs(pool, filter, limit, offset);
       if (opts.json) return printJson({ jobs: rows.map(jobJson), limit, offset });
       out(table(rows.map((r) => ({
-        id: r.job_id,
+        id: r.jobId,
         queue: r.queue,
-        type: r.job_type,
+        type: r.jobType,
         status: r.status,
-        attempts: `${r.attempts}/${r.max_attempts}`,
-        runAt: r.run_at,
-        created: r.created_at,
-        lastError: r.last_error ? oneLine(r.last_error, 60) : null,
+        attempts: `${r.attempts}/${r.maxAttempts}`,
+        runAt: r.runAt,
+        created: r.createdAt,
+        lastError: r.lastError ? oneLine(r.lastError, 60) : null,
       }))));
       if (rows.length === limit) out(`(more may follow: --offset ${offset + limit})`);
     });
@@ -72,20 +65,13 @@ export function registerJobs(program: Command): void {
   show.action(async (rawId: string, opts: { json?: boolean }) => {
     const jobId = positiveInt(rawId, 'job id');
     await runDb(show, async ({ pool }) => {
-      const { rows } = await pool.query(`SELECT ${jobColumns()} FROM broadcast_queue_jobs WHERE job_id = $1`, [jobId]);
-      const job = rows[0];
+      const job = await getJob(pool, jobId);
       if (!job) {
         process.stderr.write(`error: job ${jobId} does not exist (it may have been cleaned up)\n`);
         process.exitCode = 1;
         return;
       }
-      // A broadcast job points at its broadcast by payload (broadcast_id) or the broadcast points back.
-      const broadcast = job.job_type === 'broadcast'
-        ? (await pool.query(`SELECT ${broadcastColumns()} FROM broadcasts WHERE broadcast_id = $2 OR job_id = $1 ORDER BY broadcast_id LIMIT 1`, [
-            jobId,
-            Number.isSafeInteger(job.payload?.broadcast_id) ? job.payload.broadcast_id : null,
-          ])).rows[0]
-        : undefined;
+      const broadcast = job.jobType === 'broadcast' ? await broadcastRowOfJob(pool, job.jobId, job.payload) : undefined;
       const b = broadcast ? broadcastJson(broadcast) : undefined;
       const counts = b ? { broadcastId: b.broadcastId, title: b.title, status: b.status, total: b.total, sent: b.sent, failed: b.failed, blocked: b.blocked, skipped: b.skipped, unknown: b.unknown } : undefined;
       if (opts.json) return printJson({ ...jobJson(job), ...(counts ? { broadcast: counts } : {}) });
@@ -93,7 +79,7 @@ export function registerJobs(program: Command): void {
       const lines = Object.entries(fields)
         .filter(([k]) => k !== 'errors')
         .map(([k, v]) => `${k.padEnd(12)} ${v === null || v === undefined ? '-' : v instanceof Date ? v.toISOString() : typeof v === 'object' ? JSON.stringify(v) : String(v)}`);
-      const errors = (job.errors as { at: string; attempt: number; error: string }[]) ?? [];
+      const errors = (job.errors as { at: string; attempt: number; error: string }[] | null) ?? [];
       lines.push('', `Errors (${errors.length})`);
       lines.push(errors.length ? table(errors.map((e) => ({ attempt: e.attempt, at: e.at, error: oneLine(String(e.error), 100) }))) : '(none)');
       if (counts) lines.push('', `Broadcast ${counts.broadcastId}`, table([counts]));

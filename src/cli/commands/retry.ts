@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { parseSince, positiveInts, UsageError } from '../args.js';
 import { dbCommand, examples, n, out, runDb } from '../command.js';
 import { printJson, table } from '../format.js';
-import { retryJobs, type JobActionResult } from '../../queue/jobs-store.js';
+import { failedJobIds, retryJobs, type JobActionResult } from '../../queue/jobs-store.js';
 import { cancelJobs } from '../../broadcast/control.js';
 
 interface RetryOptions { failed?: boolean; queue?: string; type?: string; error?: string; since?: string; limit: string; dryRun?: boolean; json?: boolean }
@@ -39,16 +39,7 @@ export function registerRetry(program: Command): void {
     await runDb(retry, async ({ pool }) => {
       let targets = ids;
       if (opts.failed) {
-        const { rows } = await pool.query(
-          `SELECT job_id FROM broadcast_queue_jobs
-            WHERE status = 'failed'
-              AND ($1::text IS NULL OR queue = $1) AND ($2::text IS NULL OR job_type = $2)
-              AND ($3::text IS NULL OR last_error ILIKE '%' || replace(replace(replace($3, '\\', '\\\\'), '%', '\\%'), '_', '\\_') || '%')
-              AND ($4::timestamptz IS NULL OR finished_at >= $4)
-            ORDER BY job_id LIMIT $5`,
-          [opts.queue ?? null, opts.type ?? null, opts.error ?? null, since ?? null, limit],
-        );
-        targets = rows.map((r) => r.job_id);
+        targets = await failedJobIds(pool, { queue: opts.queue ?? null, jobType: opts.type ?? null, errorContains: opts.error ?? null, finishedSince: since ?? null }, limit);
         if (opts.dryRun) {
           if (opts.json) return printJson({ dryRun: true, jobIds: targets });
           return out(targets.length ? `would retry ${n(targets.length)} job${targets.length === 1 ? '' : 's'}: ${targets.join(' ')}` : 'no failed jobs match');
