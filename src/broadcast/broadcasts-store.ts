@@ -27,6 +27,12 @@ export async function broadcastRowOfJob(pool: Pool, jobId: number, payload: Reco
   return rows[0];
 }
 
+/** A broadcast's status; null when it does not exist. */
+export async function broadcastStatus(pool: Pool, broadcastId: number): Promise<string | null> {
+  const { rows } = await pool.query('SELECT status FROM broadcasts WHERE broadcast_id = $1', [broadcastId]);
+  return rows[0]?.status ?? null;
+}
+
 /** A broadcast in one of these is finished: nothing more is sent for it. */
 export const FINAL_STATUSES: readonly string[] = ['completed', 'cancelled', 'failed'];
 

@@ -2,6 +2,7 @@
 // and cancelling the job that drives one. Each runs in one transaction.
 import type { Pool, PoolClient } from '../db/pool.js';
 import { inTransaction } from '../db/transaction.js';
+import { enqueueJob, type EnqueueOptions, type EnqueuedJob } from '../queue/enqueue.js';
 import { cancelPendingJob, getJob, type JobActionResult, type JobStatus } from '../queue/jobs-store.js';
 import { FINAL_STATUSES, broadcastProgress, drivesBroadcast, type BroadcastProgress, type BroadcastStatus } from './broadcasts-store.js';
 import { skipPending } from './ledger.js';
@@ -161,4 +162,11 @@ async function resumeBroadcastIn(client: PoolClient, broadcastId: number): Promi
     );
   }
   return true;
+}
+
+/** Enqueues the job that sends a saved broadcast (keyed, so at most one unfinished one), and marks a draft queued. */
+export async function enqueueBroadcast(pool: Pool, broadcastId: number, options: EnqueueOptions): Promise<EnqueuedJob> {
+  const job = await enqueueJob(pool, 'broadcast', { broadcast_id: broadcastId }, { ...options, jobKey: `broadcast:${broadcastId}` });
+  await pool.query(`UPDATE broadcasts SET status = 'queued', updated_at = now() WHERE broadcast_id = $1 AND status = 'draft'`, [broadcastId]);
+  return job;
 }

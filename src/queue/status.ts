@@ -91,3 +91,22 @@ export async function readQueueStatus(pool: Pool, hungAfterMs: number): Promise<
     unrunnable: unrunnable.rows.map((r) => ({ queue: r.queue, jobType: r.job_type, count: r.n })),
   };
 }
+
+// Daemons still registered but not live (readQueueStatus decides what live means), whose rows
+// the rescuer (run by any live daemon) has not deleted yet: their 'processing' jobs are stuck
+// until a live daemon rescues them.
+const STALE_SQL = `
+  SELECT d.*, extract(epoch FROM now() - d.last_heartbeat_at)::float8 AS silent_seconds,
+         (SELECT count(*)::int FROM broadcast_queue_jobs j WHERE j.status = 'processing' AND j.locked_by = d.daemon_id) AS running
+    FROM broadcast_queue_daemons d
+   WHERE NOT (d.daemon_id = ANY($1::text[]))
+   ORDER BY d.last_heartbeat_at`;
+
+/** Registered daemons other than `liveIds`, longest silent first. */
+export async function readStaleDaemons(pool: Pool, liveIds: readonly string[]): Promise<(LiveDaemon & { silentSeconds: number })[]> {
+  const { rows } = await pool.query(STALE_SQL, [liveIds]);
+  return rows.map((d) => ({
+    daemonId: d.daemon_id, hostname: d.hostname, pid: d.pid, queues: d.queues, jobTypes: d.job_types, concurrency: d.concurrency,
+    version: d.version, startedAt: d.started_at, lastHeartbeatAt: d.last_heartbeat_at, silentSeconds: d.silent_seconds, running: d.running,
+  }));
+}

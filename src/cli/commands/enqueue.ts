@@ -6,8 +6,8 @@ import { dbCommand, examples, out, runDb } from '../command.js';
 import { printJson } from '../format.js';
 import { addJobFlags, addMessageFlags, jobOptionsFromFlags, messageFromFlags, type JobFlags, type MessageFlags } from '../job-flags.js';
 import { enqueueJob, type EnqueuedJob } from '../../queue/enqueue.js';
-import { FINAL_STATUSES } from '../../broadcast/fanout.js';
-import type { Pool } from '../../db/pool.js';
+import { FINAL_STATUSES, broadcastStatus } from '../../broadcast/broadcasts-store.js';
+import { enqueueBroadcast } from '../../broadcast/control.js';
 
 export function registerEnqueue(program: Command): void {
   const enqueue = program.command('enqueue').description('Put a job on the queue (send one message, or start a broadcast).');
@@ -54,9 +54,9 @@ export function registerEnqueue(program: Command): void {
       }
       const broadcastId = positiveInt(opts.broadcastId, 'broadcast id');
       await runDb(broadcast, async ({ pool, config }) => {
-        const { rows } = await pool.query('SELECT status FROM broadcasts WHERE broadcast_id = $1', [broadcastId]);
-        if (!rows[0]) throw new Error(`broadcast ${broadcastId} does not exist`);
-        if (FINAL_STATUSES.includes(rows[0].status)) throw new Error(`broadcast ${broadcastId} is ${rows[0].status}; use \`bqctl broadcast resend\` to send to some of its recipients again`);
+        const status = await broadcastStatus(pool, broadcastId);
+        if (status === null) throw new Error(`broadcast ${broadcastId} does not exist`);
+        if (FINAL_STATUSES.includes(status)) throw new Error(`broadcast ${broadcastId} is ${status}; use \`bqctl broadcast resend\` to send to some of its recipients again`);
         const job = await enqueueBroadcast(pool, broadcastId, { ...options, maxAttempts: options.maxAttempts ?? config.maxAttempts });
         report(job, opts.json, broadcastId);
       });
@@ -81,12 +81,6 @@ export function registerEnqueue(program: Command): void {
  * Enqueues the job that drives a stored broadcast, keyed so a broadcast has at most one unfinished
  * job, and marks a draft as queued.
  */
-export async function enqueueBroadcast(pool: Pool, broadcastId: number, options: Parameters<typeof enqueueJob>[3]): Promise<EnqueuedJob> {
-  const job = await enqueueJob(pool, 'broadcast', { broadcast_id: broadcastId }, { ...options, jobKey: `broadcast:${broadcastId}` });
-  await pool.query(`UPDATE broadcasts SET status = 'queued', updated_at = now() WHERE broadcast_id = $1 AND status = 'draft'`, [broadcastId]);
-  return job;
-}
-
 function report(job: EnqueuedJob, json: boolean | undefined, broadcastId?: number): void {
   if (json) return printJson({ jobId: job.jobId, status: job.status, existing: job.existing, ...(broadcastId ? { broadcastId } : {}) });
   // Only the id on stdout, so `id=$(bqctl enqueue …)` works; the note goes to stderr.

@@ -4,18 +4,8 @@ import { intInRange } from '../args.js';
 import { dbCommand, examples, n, out, runDb } from '../command.js';
 import { humanDuration, printJson, table } from '../format.js';
 import { deleteFinishedJobs } from '../../queue/cleaner.js';
-import { readQueueStatus } from '../../queue/status.js';
+import { readQueueStatus, readStaleDaemons } from '../../queue/status.js';
 import { DEFAULTS } from '../../config/defaults.js';
-
-// Daemons still registered but not live (readQueueStatus decides what live means), whose rows
-// the rescuer (run by any live daemon) has not deleted yet: their 'processing' jobs are stuck
-// until a live daemon rescues them.
-const STALE_SQL = `
-  SELECT d.*, extract(epoch FROM now() - d.last_heartbeat_at)::float8 AS silent_seconds,
-         (SELECT count(*)::int FROM broadcast_queue_jobs j WHERE j.status = 'processing' AND j.locked_by = d.daemon_id) AS running
-    FROM broadcast_queue_daemons d
-   WHERE NOT (d.daemon_id = ANY($1::text[]))
-   ORDER BY d.last_heartbeat_at`;
 
 export function registerMaintenance(program: Command): void {
   const cleanup = program.command('cleanup')
@@ -45,11 +35,7 @@ export function registerMaintenance(program: Command): void {
   workers.action(async (opts: { json?: boolean }) => {
     await runDb(workers, async ({ pool, config }) => {
       const status = await readQueueStatus(pool, config.rescueAfterMs);
-      const stale = await pool.query(STALE_SQL, [status.daemons.map((d) => d.daemonId)]);
-      const staleDaemons = stale.rows.map((d) => ({
-        daemonId: d.daemon_id, hostname: d.hostname, pid: d.pid, queues: d.queues, jobTypes: d.job_types, concurrency: d.concurrency,
-        version: d.version, startedAt: d.started_at, lastHeartbeatAt: d.last_heartbeat_at, silentSeconds: d.silent_seconds, running: d.running,
-      }));
+      const staleDaemons = await readStaleDaemons(pool, status.daemons.map((d) => d.daemonId));
       if (opts.json) return printJson({ live: status.daemons, stale: staleDaemons });
       const lines = [
         'Live daemons',
