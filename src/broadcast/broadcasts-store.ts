@@ -1,7 +1,7 @@
 // Every read of the broadcasts table the admin API and bqctl show, with its one row type and
 // mapper: the row with its counts, progress, send rate and ETA.
 import type { Pool, PoolClient } from '../db/pool.js';
-import { ONE_BRIEF_BYTES } from '../queue/jobs-store.js';
+import { LIST_BRIEF_BYTES, ONE_BRIEF_BYTES } from '../queue/jobs-store.js';
 
 export type BroadcastStatus = 'draft' | 'queued' | 'sending' | 'paused' | 'completed' | 'cancelled' | 'failed';
 /**
@@ -25,6 +25,62 @@ export async function broadcastRowOfJob(pool: Pool, jobId: number, payload: Reco
     [jobId, Number.isSafeInteger(named) ? named : null],
   );
   return rows[0];
+}
+
+/** Broadcasts rows (broadcastColumns(LIST_BRIEF_BYTES), snake_case), newest first; `statuses` null for all. */
+export async function listBroadcastRows(pool: Pool, statuses: readonly string[] | null, limit: number, offset: number): Promise<Record<string, unknown>[]> {
+  const { rows } = await pool.query(
+    `SELECT ${broadcastColumns(LIST_BRIEF_BYTES)} FROM broadcasts WHERE $1::text[] IS NULL OR status = ANY($1) ORDER BY broadcast_id DESC LIMIT $2 OFFSET $3`,
+    [statuses, limit, offset],
+  );
+  return rows;
+}
+
+/** One broadcasts row (broadcastColumns(), snake_case); undefined when it does not exist. */
+export async function broadcastRow(pool: Pool, broadcastId: number): Promise<Record<string, unknown> | undefined> {
+  const { rows } = await pool.query(`SELECT ${broadcastColumns()} FROM broadcasts WHERE broadcast_id = $1`, [broadcastId]);
+  return rows[0];
+}
+
+/** A broadcast's recipients by ledger status and outcome, most common first. */
+export async function deliveryOutcomes(pool: Pool, broadcastId: number): Promise<{ status: string; outcome: string | null; count: number }[]> {
+  const { rows } = await pool.query(
+    `SELECT status, outcome, count(*)::int AS count FROM broadcast_deliveries WHERE broadcast_id = $1
+      GROUP BY status, outcome ORDER BY count(*) DESC, status, outcome`,
+    [broadcastId],
+  );
+  return rows;
+}
+
+export interface NewBroadcast {
+  title: string | null | undefined;
+  message: Record<string, unknown> | undefined;
+  variants: unknown[] | undefined;
+  audience: object;
+  frequencyCap: number | null;
+  allowPaidBroadcast: boolean;
+  /** Enqueue its job too (then it is 'queued', else a 'draft'). */
+  send: { queue?: string; priority?: number; runAt?: Date | string; maxAttempts: number } | null;
+}
+
+/** Saves a broadcast and, with `send`, its keyed job, in one statement: both exist or neither. */
+export async function createBroadcast(pool: Pool, b: NewBroadcast): Promise<{ broadcastId: number; status: string; jobId: number | null }> {
+  const { rows } = await pool.query(
+    `WITH b AS (
+       INSERT INTO broadcasts (title, message, variants, audience, frequency_cap, allow_paid_broadcast, status)
+       VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $7::bool THEN 'queued' ELSE 'draft' END)
+       RETURNING broadcast_id, status),
+     j AS (
+       INSERT INTO broadcast_queue_jobs (queue, job_type, payload, priority, run_at, max_attempts, job_key)
+       SELECT COALESCE($8, 'broadcasts'), 'broadcast', jsonb_build_object('broadcast_id', b.broadcast_id),
+              COALESCE($9, 0), COALESCE($10, now()), $11, 'broadcast:' || b.broadcast_id
+         FROM b WHERE $7::bool
+       RETURNING job_id)
+     SELECT b.broadcast_id, b.status, (SELECT job_id FROM j) AS job_id FROM b`,
+    [b.title, b.message ? JSON.stringify(b.message) : null, b.variants ? JSON.stringify(b.variants) : null, JSON.stringify(b.audience), b.frequencyCap, b.allowPaidBroadcast,
+      b.send !== null, b.send?.queue ?? null, b.send?.priority ?? null, b.send?.runAt ?? null, b.send?.maxAttempts ?? null],
+  );
+  return { broadcastId: rows[0].broadcast_id, status: rows[0].status, jobId: rows[0].job_id };
 }
 
 /** A broadcast's status; null when it does not exist. */

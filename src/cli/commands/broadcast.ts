@@ -4,8 +4,7 @@ import type { Command } from 'commander';
 import { audienceFromFlags, intInRange, positiveInt, UsageError } from '../args.js';
 import { broadcastJson, dbCommand, examples, n, out, runDb } from '../command.js';
 import { printJson, table } from '../format.js';
-import { LIST_BRIEF_BYTES } from '../../queue/jobs-store.js';
-import { broadcastColumns } from '../../broadcast/broadcasts-store.js';
+import { broadcastRow, createBroadcast, deliveryOutcomes, listBroadcastRows } from '../../broadcast/broadcasts-store.js';
 import { addJobFlags, addMessageFlags, jobOptionsFromFlags, messageFromFlags, variantsFromFile, type JobFlags, type MessageFlags } from '../job-flags.js';
 import { registerBroadcastControl } from './broadcast-control.js';
 
@@ -45,28 +44,15 @@ export function registerBroadcast(program: Command): void {
     const job = jobOptionsFromFlags(opts);
     if (!opts.send && (opts.queue ?? opts.priority ?? opts.runAt ?? opts.maxAttempts) !== undefined) throw new UsageError('--queue, --priority, --run-at and --max-attempts apply with --send');
     await runDb(create, async ({ pool, config }) => {
-      // One statement: the broadcast and (with --send) its job exist together or not at all.
-      const { rows } = await pool.query(
-        `WITH b AS (
-           INSERT INTO broadcasts (title, message, variants, audience, frequency_cap, allow_paid_broadcast, status)
-           VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $7::bool THEN 'queued' ELSE 'draft' END)
-           RETURNING broadcast_id, status),
-         j AS (
-           INSERT INTO broadcast_queue_jobs (queue, job_type, payload, priority, run_at, max_attempts, job_key)
-           SELECT COALESCE($8, 'broadcasts'), 'broadcast', jsonb_build_object('broadcast_id', b.broadcast_id),
-                  COALESCE($9, 0), COALESCE($10, now()), $11, 'broadcast:' || b.broadcast_id
-             FROM b WHERE $7::bool
-           RETURNING job_id)
-         SELECT b.broadcast_id, b.status, (SELECT job_id FROM j) AS job_id FROM b`,
-        [opts.title, message ? JSON.stringify(message) : null, variants ? JSON.stringify(variants) : null, JSON.stringify(audience), cap, opts.allowPaid === true,
-          opts.send === true, job.queue ?? null, job.priority ?? null, job.runAt ?? null, job.maxAttempts ?? config.maxAttempts],
-      );
-      const r = rows[0];
-      if (opts.json) return printJson({ broadcastId: r.broadcast_id, status: r.status, jobId: r.job_id });
-      process.stderr.write(r.job_id
-        ? `broadcast ${r.broadcast_id} queued as job ${r.job_id}; follow it with: bqctl watch ${r.broadcast_id}\n`
-        : `broadcast ${r.broadcast_id} saved as a draft; send it with: bqctl enqueue broadcast --broadcast-id ${r.broadcast_id}\n`);
-      out(String(r.broadcast_id));
+      const r = await createBroadcast(pool, {
+        title: opts.title, message, variants, audience, frequencyCap: cap, allowPaidBroadcast: opts.allowPaid === true,
+        send: opts.send === true ? { queue: job.queue, priority: job.priority, runAt: job.runAt, maxAttempts: job.maxAttempts ?? config.maxAttempts } : null,
+      });
+      if (opts.json) return printJson({ broadcastId: r.broadcastId, status: r.status, jobId: r.jobId });
+      process.stderr.write(r.jobId
+        ? `broadcast ${r.broadcastId} queued as job ${r.jobId}; follow it with: bqctl watch ${r.broadcastId}\n`
+        : `broadcast ${r.broadcastId} saved as a draft; send it with: bqctl enqueue broadcast --broadcast-id ${r.broadcastId}\n`);
+      out(String(r.broadcastId));
     });
   });
 
@@ -83,10 +69,7 @@ export function registerBroadcast(program: Command): void {
     const limit = intInRange(opts.limit, '--limit', 1, 10_000);
     const offset = intInRange(opts.offset, '--offset', 0, 1_000_000_000);
     await runDb(list, async ({ pool }) => {
-      const { rows } = await pool.query(
-        `SELECT ${broadcastColumns(LIST_BRIEF_BYTES)} FROM broadcasts WHERE $1::text[] IS NULL OR status = ANY($1) ORDER BY broadcast_id DESC LIMIT $2 OFFSET $3`,
-        [statuses ?? null, limit, offset],
-      );
+      const rows = await listBroadcastRows(pool, statuses ?? null, limit, offset);
       if (opts.json) return printJson({ broadcasts: rows.map(broadcastJson), limit, offset });
       out(table(rows.map((r) => ({ id: r.broadcast_id, title: r.title, status: r.status, total: r.total, sent: r.sent, blocked: r.blocked, failed: r.failed, skipped: r.skipped, unknown: r.unknown, created: r.created_at }))));
     });
@@ -98,16 +81,12 @@ export function registerBroadcast(program: Command): void {
   show.action(async (rawId: string, opts: { json?: boolean }) => {
     const id = positiveInt(rawId, 'broadcast id');
     await runDb(show, async ({ pool }) => {
-      const { rows } = await pool.query(`SELECT ${broadcastColumns()} FROM broadcasts WHERE broadcast_id = $1`, [id]);
-      if (!rows[0]) throw new Error(`broadcast ${id} does not exist`);
+      const row = await broadcastRow(pool, id);
+      if (!row) throw new Error(`broadcast ${id} does not exist`);
       // The outcome breakdown is what `resend --failed-class` takes.
-      const outcomes = (await pool.query(
-        `SELECT status, outcome, count(*)::int AS count FROM broadcast_deliveries WHERE broadcast_id = $1
-          GROUP BY status, outcome ORDER BY count(*) DESC, status, outcome`,
-        [id],
-      )).rows;
-      if (opts.json) return printJson({ ...broadcastJson(rows[0]), outcomes });
-      const b = broadcastJson(rows[0]);
+      const outcomes = await deliveryOutcomes(pool, id);
+      if (opts.json) return printJson({ ...broadcastJson(row), outcomes });
+      const b = broadcastJson(row);
       const processed = (b.sent as number) + (b.failed as number) + (b.blocked as number) + (b.skipped as number) + (b.unknown as number);
       out([
         `broadcast ${b.broadcastId}: ${b.title ?? '(untitled)'} — ${b.status}${b.failureReason ? ` (${b.failureReason})` : ''}`,
