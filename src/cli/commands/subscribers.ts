@@ -8,6 +8,7 @@ import { dbCommand, examples, n, out, runDb } from '../command.js';
 import { printJson } from '../format.js';
 import { detectFormat, importSubscribers, ImportStoppedError, MAX_RECORD_BYTES, RejectedRowError, type ImportFormat, type ImportStats, type Rejection } from '../../broadcast/import.js';
 import { AUDIENCE_FILTERS, countAudience, parseAudience } from '../../broadcast/audience.js';
+import { inTransaction } from '../../db/transaction.js';
 
 /** Rejections kept for --json output; the rest are counted (a bad file must not fill memory). */
 const MAX_REPORTED = 1_000;
@@ -66,13 +67,9 @@ early: the message says up to which line rows were kept.`);
     await runDb(imp, async ({ pool }) => {
       let stats: ImportStats;
       if (opts.strict) {
-        const client = await pool.connect();
         try {
-          await client.query('BEGIN');
-          stats = await importSubscribers(client, input, { format: format!, strict: true, batchSize, onProgress: (s) => progress.update(s) });
-          await client.query('COMMIT');
+          stats = await inTransaction(pool, (client) => importSubscribers(client, input, { format: format!, strict: true, batchSize, onProgress: (s) => progress.update(s) }));
         } catch (error) {
-          await client.query('ROLLBACK').catch(() => undefined);
           progress.end();
           if (error instanceof RejectedRowError || error instanceof ImportStoppedError) {
             process.stderr.write(`error: ${name}: ${error.message}; nothing was imported (--strict)\n`);
@@ -80,8 +77,6 @@ early: the message says up to which line rows were kept.`);
             return;
           }
           throw error;
-        } finally {
-          client.release();
         }
       } else {
         try {
