@@ -8,11 +8,12 @@ import { fileURLToPath } from 'node:url';
 
 const srcDir = fileURLToPath(new URL('../../src/', import.meta.url));
 
-// Issue 12: telegram/delivery.ts assembles the 'send', 'broadcast' and 'webhook' job types, so
-// telegram/ imports broadcast/ while broadcast/engine.ts imports telegram/. The next step of issue
-// 12 moves that assembly one level up; until then, cycles made only of these two areas are listed
-// here, and any other cycle fails.
-const KNOWN_CYCLE_AREAS = new Set(['telegram', 'broadcast']);
+// Issue 12: telegram/delivery.ts assembles the 'send', 'broadcast' and 'webhook' job types and
+// telegram/send-job.ts updates broadcast/subscribers, so the telegram/ area imports broadcast/
+// while broadcast/engine.ts imports telegram/. No file cycle comes of it, but the two areas lean on
+// each other. The next step of issue 12 moves that assembly one level up; until then this one
+// cycle between areas is the known exception, and any other fails.
+const KNOWN_AREA_CYCLES = [['broadcast', 'telegram']];
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
@@ -77,7 +78,20 @@ export function cycles(graph: Map<string, string[]>): string[][] {
   return found;
 }
 
+/** A folder under src/ (queue, broadcast, http …), or a file directly in src/. */
 const area = (file: string) => (file.includes(path.sep) ? file.split(path.sep)[0]! : file);
+
+/** The graph between areas: an edge wherever a file of one imports a file of another. */
+function areaGraph(graph: Map<string, string[]>): Map<string, string[]> {
+  const areas = new Map<string, Set<string>>();
+  for (const [file, imports] of graph) {
+    const from = area(file);
+    const to = areas.get(from) ?? new Set<string>();
+    areas.set(from, to);
+    for (const target of imports) if (graph.has(target) && area(target) !== from) to.add(area(target));
+  }
+  return new Map([...areas].map(([a, to]) => [a, [...to].sort()]));
+}
 
 test('the cycle finder sees a cycle, including one through a type-only import', () => {
   const graph = new Map([
@@ -92,11 +106,16 @@ test('the cycle finder sees a cycle, including one through a type-only import', 
   ]);
 });
 
-test('src/ has no import cycle, apart from the telegram/broadcast one issue 12 removes next', () => {
+test('src/ has no import cycle between files', () => {
   const graph = importGraph();
   assert.ok(graph.size > 50, `read only ${graph.size} source files from ${srcDir}`);
-  const unexpected = cycles(graph).filter((component) => !component.every((file) => KNOWN_CYCLE_AREAS.has(area(file))));
-  assert.equal(unexpected, [], `import cycles in src/:\n${unexpected.map((c) => c.join(' ↔ ')).join('\n')}`);
+  const found = cycles(graph);
+  assert.equal(found, [], `import cycles in src/:\n${found.map((c) => c.join(' ↔ ')).join('\n')}`);
+});
+
+test('src/ areas import each other in one direction, apart from telegram/broadcast (issue 12)', () => {
+  const found = cycles(areaGraph(importGraph()));
+  assert.equal(found, KNOWN_AREA_CYCLES, `cycles between areas of src/:\n${found.map((c) => c.join(' ↔ ')).join('\n')}`);
 });
 
 test.run();
