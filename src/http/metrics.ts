@@ -6,7 +6,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { errorMessage } from '../log.js';
 import type { Job } from '../queue/claimer.js';
 import type { JobEvent } from '../queue/worker-pool.js';
-import { jobGauges, type JobGaugeSnapshot } from '../queue/jobs-store.js';
+import { jobGauges, type JobGaugeSnapshot } from '../queue/job-counts.js';
 import type { QueueAccess } from './queue-access.js';
 
 export const METRIC_PREFIX = 'broadcast_queue_';

@@ -2,7 +2,7 @@
 // connection under one timeout.
 import type { Pool } from '../db/pool.js';
 import { boundedRead } from '../db/bounded-read.js';
-import { readJobStatistics, type JobStatistics } from '../queue/jobs-store.js';
+import { readJobStatistics, type JobStatistics } from '../queue/job-counts.js';
 import { readMessagesSent } from '../broadcast/broadcasts-store.js';
 
 export interface QueueStatistics extends JobStatistics {

@@ -1,7 +1,7 @@
 import type { Pool } from '../db/pool.js';
 import { boundedRead } from '../db/bounded-read.js';
 import { DAEMON_HOLDS_LOCK } from './daemon-lock.js';
-import { JOB_COUNTS_SQL } from './jobs-store.js';
+import { JOB_COUNTS_SQL } from './job-counts.js';
 
 export interface QueueCounts {
   pending: number;

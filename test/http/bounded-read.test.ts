@@ -3,7 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import pg from 'pg';
-import { jobGauges } from '../../src/queue/jobs-store.js';
+import { jobGauges } from '../../src/queue/job-counts.js';
 import { createTestDatabase } from '../helpers/db.js';
 
 test('a /metrics read that overruns its time is cancelled on the server', async () => {
