@@ -3,6 +3,7 @@
 // broadcast's counters move by the same amounts in the same transaction, so counters and ledger
 // never disagree; then a job is made due to drain them.
 import type { Pool } from '../db/pool.js';
+import { inTransaction } from '../db/transaction.js';
 import { BLOCKED_OUTCOMES } from './ledger.js';
 import { drivesBroadcast } from './broadcasts-store.js';
 
@@ -50,18 +51,14 @@ const UNFINISHED_JOB_SQL = `
   SELECT j.job_id, j.status FROM broadcast_queue_jobs j WHERE ${drivesBroadcast('j', '$1', '$2')} ORDER BY j.job_id LIMIT 1`;
 
 export async function resendRecipients(pool: Pool, broadcastId: number, request: ResendRequest): Promise<ResendResult> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
+  return inTransaction(pool, async (client) => {
     const b = (await client.query('SELECT status, job_id FROM broadcasts WHERE broadcast_id = $1 FOR UPDATE', [broadcastId])).rows[0];
     if (!b) throw new Error(`broadcast ${broadcastId} does not exist`);
     const moved = (await client.query(RESEND_SQL, [broadcastId, request.unknown, request.failedClasses, BLOCKED_OUTCOMES])).rows[0];
     const resent = moved.from_unknown + moved.from_blocked + moved.from_failed;
     const result: ResendResult = { broadcastId, resent, fromUnknown: moved.from_unknown, fromFailed: moved.from_failed, fromBlocked: moved.from_blocked, status: b.status, jobId: null, existingJob: false };
-    if (resent === 0) {
-      await client.query('ROLLBACK');
-      return result;
-    }
+    // Nothing moved: the transaction changed nothing, so committing it is as good as rolling back.
+    if (resent === 0) return result;
     // A paused broadcast stays paused (resume sends them); anything else is sending again.
     const status = b.status === 'paused' ? 'paused' : 'sending';
     const existing = (await client.query(UNFINISHED_JOB_SQL, [broadcastId, b.job_id])).rows[0];
@@ -90,12 +87,6 @@ export async function resendRecipients(pool: Pool, broadcastId: number, request:
         WHERE broadcast_id = $1`,
       [broadcastId, moved.from_unknown, moved.from_blocked, moved.from_failed, status, jobId],
     );
-    await client.query('COMMIT');
     return { ...result, status, jobId };
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
+  });
 }
