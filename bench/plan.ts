@@ -1,6 +1,7 @@
 // How much each measurement does in a full run and in --quick (about two minutes in all).
 import type { Server } from './db.js';
 import type { Kind } from './peers.js';
+import { seededRandom } from '../src/testing/random.js';
 
 export interface RateCase {
   limit: number;
@@ -82,14 +83,8 @@ export function payloads(run: number, n: number): { run: number; seq: number }[]
   return Array.from({ length: n }, (_v, seq) => ({ run, seq }));
 }
 
-/** The same pseudo-random gaps for every queue and run (mulberry32). */
+/** The same pseudo-random gaps for every queue and run (seededRandom). */
 export function gaps(n: number, [lo, hi]: [number, number], seed: number): number[] {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = seededRandom(seed);
   return Array.from({ length: n }, () => lo + (hi - lo) * next());
 }

@@ -1,16 +1,7 @@
 // Small helpers shared by the chaos scenarios: a seeded random source (so a failing run can be
 // repeated with --seed), percentiles, polling a database condition, and formatting.
 
-/** mulberry32: a small seeded PRNG; the same seed gives the same kills, faults and payloads. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom } from '../../src/testing/random.js';
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 

@@ -2,6 +2,7 @@
 // mapper: the row with its counts, progress, send rate and ETA.
 import type { Pool, PoolClient } from '../db/pool.js';
 import { LIST_BRIEF_BYTES, ONE_BRIEF_BYTES } from '../queue/jobs-store.js';
+import type { BroadcastCounts } from './ledger.js';
 
 export type BroadcastStatus = 'draft' | 'queued' | 'sending' | 'paused' | 'completed' | 'cancelled' | 'failed';
 /**
@@ -105,17 +106,11 @@ export function broadcastColumns(briefBytes: number = ONE_BRIEF_BYTES): string {
           failed, blocked, skipped, unknown, failure_reason, job_id, created_at, started_at, finished_at, updated_at`;
 }
 /** A broadcasts row with its counts and how far along it is. */
-export interface BroadcastProgress {
+export interface BroadcastProgress extends BroadcastCounts {
   broadcastId: number;
   title: string | null;
   status: BroadcastStatus;
   jobId: number | null;
-  total: number;
-  sent: number;
-  failed: number;
-  blocked: number;
-  skipped: number;
-  unknown: number;
   /** Recipients with a final outcome: sent + failed + blocked + skipped + unknown. */
   done: number;
   remaining: number;

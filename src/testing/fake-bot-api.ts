@@ -6,6 +6,7 @@ import { EventEmitter } from 'node:events';
 import http, { STATUS_CODES } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { seededRandom } from './random.js';
 
 export type ChatState = 'blocked' | 'deactivated' | 'kicked' | 'chat_deleted' | 'not_found';
 export type ChatId = number | string;
@@ -60,16 +61,6 @@ interface ChatInfo { arrivals: number[]; lastId: number; delivered: number; stat
 type Outcome = { fault: 'hang' | 'reset' } | { status: number; payload: unknown; parameters?: Record<string, number> };
 const fail = (status: number, description: string, parameters?: Record<string, number>): Outcome => ({ status, payload: description, parameters });
 const fail5xx = (status: number): Outcome => fail(status, STATUS_CODES[status] ?? 'Internal Server Error');
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // Wording mirrors what the real server answers for malformed HTML.
 function htmlError(text: string): string | null {
@@ -156,7 +147,7 @@ export class FakeBotApi extends EventEmitter {
       perChatPerSecond: opts.perChatPerSecond ?? Infinity, groupPerMinute: opts.groupPerMinute ?? Infinity,
       latencyMs: opts.latencyMs ?? 0, host: opts.host ?? '127.0.0.1', port: opts.port ?? 0,
     };
-    this.rand = opts.seed === undefined ? Math.random : mulberry32(opts.seed);
+    this.rand = opts.seed === undefined ? Math.random : seededRandom(opts.seed);
   }
 
   async start(): Promise<string> {
@@ -197,7 +188,7 @@ export class FakeBotApi extends EventEmitter {
   flaky(chatId: ChatId, failures: number, status = 500): void { Object.assign(this.chat(chatId), { failures, failStatus: status }); }
   setFaults({ seed, ...rest }: FaultOptions): void {
     this.faults = { ...this.faults, ...rest };
-    if (seed !== undefined) this.rand = mulberry32(seed);
+    if (seed !== undefined) this.rand = seededRandom(seed);
   }
   setToken(token: string): void { this.token = token; }
   deliveredCount(chatId: ChatId): number { return this.chats.get(String(chatId))?.delivered ?? 0; }
