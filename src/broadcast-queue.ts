@@ -23,6 +23,7 @@ import { parseChatId, parseMessage } from './telegram/message.js';
 import { validateInlineBroadcast } from './broadcast/engine.js';
 import { TelegramDelivery } from './telegram/delivery.js';
 import type { TelegramOption } from './telegram/sender.js';
+import type { Sleep } from './telegram/rate-limiter.js';
 import { createAdminHandler, type AdminHandler, type AdminHandlerOptions } from './http/admin.js';
 import type { QueueAccess } from './http/queue-access.js';
 import { createMetrics, type Metrics } from './http/metrics.js';
@@ -44,6 +45,8 @@ export interface BroadcastQueueOptions extends QueueSettings {
   /** POST a signed JSON summary to this URL when a broadcast finishes (retried through the queue). */
   webhook?: { url: string; secret?: string };
   log?: Logger;
+  /** How the Telegram send path waits for slots and pauses. A seam for tests that make every wait 100–500 ms late; defaults to timers. */
+  sleep?: Sleep;
 }
 
 export interface BroadcastQueueStatus extends QueueStatus {
@@ -84,7 +87,7 @@ export class BroadcastQueue extends EventEmitter {
     this.log = options.log ?? silentLogger();
     this.handlers = { ...options.handlers };
     this.concurrency = this.settings.concurrency;
-    this.telegram = options.telegram ? new TelegramDelivery(options.telegram, { ...this.settings, webhook: options.webhook }, this.log) : null;
+    this.telegram = options.telegram ? new TelegramDelivery(options.telegram, { ...this.settings, webhook: options.webhook, sleep: options.sleep }, this.log) : null;
   }
 
   get queues(): string[] {

@@ -41,10 +41,6 @@ const PAUSED_RECHECK_MS = 60_000;
 const PAUSED = 'broadcast paused';
 /** The next batch is claimed and reserved this long before the current one's last slot. */
 const PREPARE_AHEAD_MS = 50;
-/** Late slots dropped in a row before one is taken anyway (nextSlot). */
-const MAX_DROPPED_IN_A_ROW = 3;
-/** How late a slot taken that way may be. */
-const TAKE_LATE_SLOT_MS = 50;
 /**
  * How late a held group turn may still be used. Turns are GROUP_CHAT_SPACING_MS apart, so sends
  * within 500 ms of their turns (or 50 ms before) still put at most 20 in any minute.
@@ -52,6 +48,11 @@ const TAKE_LATE_SLOT_MS = 50;
 const GROUP_TURN_LATE_MS = 500;
 /** Sends still awaiting Telegram's answer; a hung API cannot pile up more than this. */
 const MAX_IN_FLIGHT = 256;
+
+/** Rows claimed together and the send times reserved for them (slots null: the reservation failed, see error). */
+type Batch = { due: DueDelivery[]; slots: number[] | null; reservedUntil?: string; error?: unknown };
+/** Send times in use: each send starts from startFrom[i], and no later than slots[i] + LATE_SLOT_MS. */
+type Slots = { slots: number[]; startFrom: number[]; reservedUntil: string };
 
 type Stop = { kind: 'paused' } | { kind: 'cancelled' } | { kind: 'content'; reason: string } | { kind: 'halted'; reason: string } | { kind: 'aborted' };
 
@@ -190,13 +191,13 @@ function withPaid(message: OutgoingMessage, paid: boolean): OutgoingMessage {
 class Drain {
   private readonly pending: DeliveryRecord[] = [];
   /** The next batch, claimed and reserved ahead (PREPARE_AHEAD_MS). */
-  private ahead: Promise<{ due: DueDelivery[]; slots: number[] | null; error?: unknown }> | null = null;
+  private ahead: Promise<Batch> | null = null;
   private readonly inFlight = new Set<Promise<void>>();
   private readonly contentErrors = new Map<string, number>();
+  /** Set when the batch being sent had to catch up on missed slots (sendBatch). */
+  private caughtUp = false;
   /** Group turns (paceGroups) reserved for rows not yet sent, by target chat. */
   private readonly groupTurns = new Map<number, ChatReservation>();
-  /** Slots dropped as late since the last one used (nextSlot). */
-  private droppedInARow = 0;
   private stop: Stop | null = null;
   /** Set once a write found that another run drives the broadcast now. */
   private lost: DriverLostError | null = null;
@@ -239,7 +240,7 @@ class Drain {
         // hand the rows back, and each turn would burn a batch of the shared timeline for nothing.
         const pausedMs = this.limiter.pausedUntil - Date.now();
         if (pausedMs > 0) {
-          await sleep(Math.min(pausedMs, CONTROL_CHECK_MS), this.halting);
+          await this.limiter.sleep(Math.min(pausedMs, CONTROL_CHECK_MS), this.halting);
           continue;
         }
         const batch = this.ahead ? await this.ahead : await this.prepare(batchSize);
@@ -252,14 +253,19 @@ class Drain {
         // Claim and reserve the next batch while this one's last sends go out, so that its first
         // slot follows this one's last instead of a claim and a reservation later (each gap is
         // budget lost: 96 % of the limit at best without this, on a quiet machine).
-        const lead = setTimeout(() => {
+        const lead = new AbortController();
+        this.caughtUp = false;
+        void this.limiter.sleep(Math.max(0, (batch.due.length / this.rate) * 1000 - PREPARE_AHEAD_MS), lead.signal).then(() => {
+          // A batch that had to catch up runs late: a batch reserved after it now would take the
+          // timeline's end from it, and its next catch-up could only hand its rows back.
+          if (lead.signal.aborted || this.caughtUp) return;
           this.ahead = this.prepare(batchSize);
           this.ahead.catch(() => undefined); // awaited by the next turn, or the finally below
-        }, Math.max(0, (batch.due.length / this.rate) * 1000 - PREPARE_AHEAD_MS));
+        });
         try {
           await this.sendBatch(batch);
         } finally {
-          clearTimeout(lead);
+          lead.abort();
         }
       }
       await Promise.all(this.inFlight);
@@ -287,7 +293,7 @@ class Drain {
     await this.flush();
     const dueIn = await nextDueInMs(this.pool, this.driver.broadcastId);
     if (dueIn === null) return false;
-    await sleep(Math.min(dueIn, CONTROL_CHECK_MS), this.stopping);
+    await this.limiter.sleep(Math.min(dueIn, CONTROL_CHECK_MS), this.stopping);
     return true;
   }
 
@@ -304,7 +310,7 @@ class Drain {
    * Claims up to `size` due rows and reserves their send times. The wait for room on the shared
    * timeline comes first, so that rows are marked 'sending' only once their sends are near.
    */
-  private async prepare(size: number): Promise<{ due: DueDelivery[]; slots: number[] | null; error?: unknown }> {
+  private async prepare(size: number): Promise<Batch> {
     try {
       await this.limiter.waitForRoom(this.halting);
     } catch (error) {
@@ -319,14 +325,15 @@ class Drain {
     }
     if (due.length === 0) return { due, slots: [] };
     try {
-      return { due, slots: (await this.limiter.reserve(due.length, this.rate, this.halting)).slots };
+      const reservation = await this.limiter.reserve(due.length, this.rate, this.halting);
+      return { due, slots: reservation.slots, reservedUntil: reservation.reservedUntil };
     } catch (error) {
       return { due, slots: null, error };
     }
   }
 
-  private async sendBatch({ due, slots, error }: { due: DueDelivery[]; slots: number[] | null; error?: unknown }): Promise<void> {
-    if (!slots) {
+  private async sendBatch({ due, slots: reserved, reservedUntil, error }: Batch): Promise<void> {
+    if (!reserved) {
       this.giveBack(due, 0);
       if (error instanceof HaltError) this.stop = { kind: 'halted', reason: error.message };
       else if (error instanceof DriverLostError) throw error;
@@ -335,9 +342,13 @@ class Drain {
       return;
     }
     await this.paceGroups(due);
-    let next = 0; // the first slot not yet used or missed
+    // The slots in use: the batch's own, or those of a catch-up once the process ran late.
+    let reservation: Slots = { slots: reserved, startFrom: reserved, reservedUntil: reservedUntil! };
+    let next = 0; // the first slot not yet used
+    let sentSinceCatchUp = true;
     for (let i = 0; i < due.length; i++) {
       const delivery = due[i]!;
+      const { slots } = reservation;
       const allowedAt = delivery.targetChatId < 0 ? this.groupTurns.get(delivery.targetChatId)?.allowedAt ?? 0 : 0;
       if (next < slots.length && allowedAt > slots[next]! + 50) {
         // The row keeps the group's turn it holds and comes back for it.
@@ -350,20 +361,50 @@ class Drain {
       // After a content error, send one at a time until it is clear whether the message itself
       // is bad: a broken message should cost a few calls, not a whole batch.
       if (this.contentErrors.size > 0) await Promise.all(this.inFlight);
-      const slot = await this.nextSlot(slots, next);
-      if (slot.kind === 'stopped') {
+      const slot = await this.nextSlot(reservation, next);
+      if (slot === 'stopped') {
         // A pause (429) or a stop began after the reservation: this call is not made.
         this.giveBack(due.slice(i), Math.max(0, this.limiter.pausedUntil - Date.now()));
         return;
       }
-      if (slot.kind === 'none') {
+      if (slot === 'late') {
+        // The process ran late (timers firing late, a stall): the slots left are missed, and used
+        // now they would crowd the sends reserved after them. Send what the timeline allows now
+        // and take fresh slots for the rest; dropping them and reserving anew stopped sending
+        // altogether on a machine whose timers all fire late. Another catch-up only after a send.
+        const caught = sentSinceCatchUp ? await this.catchUp(due.length - i, { reservedUntil: reservation.reservedUntil, unused: slots.length - next }) : null;
+        if (!caught || caught.slots.length === 0) {
+          this.giveBack(due.slice(i), Math.max(0, this.limiter.pausedUntil - Date.now()));
+          return;
+        }
+        reservation = caught;
+        this.caughtUp = true;
+        next = 0;
+        sentSinceCatchUp = false;
+        i--;
+        continue;
+      }
+      if (slot === 'none') {
         this.giveBack(due.slice(i), 0);
         return;
       }
-      next = slot.index + 1;
+      next++;
+      sentSinceCatchUp = true;
       this.groupTurns.delete(delivery.targetChatId);
       const call = this.sendOne(delivery).finally(() => this.inFlight.delete(call));
       this.inFlight.add(call);
+    }
+  }
+
+  /** Slots for the rows left, the first ones now (RateLimiter.catchUp); null when none may leave now or the ask failed. */
+  private async catchUp(count: number, reservation: { reservedUntil: string; unused: number }): Promise<Slots | null> {
+    try {
+      const caught = await this.limiter.catchUp(count, this.rate, reservation);
+      return 'pausedMs' in caught ? null : caught;
+    } catch (error) {
+      if (error instanceof HaltError) this.stop ??= { kind: 'halted', reason: error.message };
+      else this.log.warn({ err: errorMessage(error) }, 'could not catch up on missed send slots; the rows go back to the ledger');
+      return null;
     }
   }
 
@@ -390,29 +431,16 @@ class Drain {
   }
 
   /**
-   * The first of `slots` from `from` on that this process can still keep. A slot missed by more
-   * than LATE_SLOT_MS (a GC pause, a starved CPU) is dropped rather than used late: catching up
-   * would send the missed calls in a burst, and the shared timeline has already given the next
-   * slots to other sends, so the bot would exceed its limit over the following second.
+   * Waits for the send time at `index` and says whether it was kept. 'late' when the slot was missed by more
+   * than LATE_SLOT_MS (a GC pause, a starved CPU): the shared timeline gave the slots after it to
+   * other sends, so sending late would put more than the limit into the next second.
    */
-  private async nextSlot(slots: number[], from: number): Promise<{ kind: 'ok'; index: number } | { kind: 'none' } | { kind: 'stopped' }> {
-    for (let j = from; j < slots.length; j++) {
-      // A machine whose timers always fire a little late would drop every slot and never send:
-      // after a few drops in a row, one slot late by less than TAKE_LATE_SLOT_MS is taken. A
-      // stall's slots are later than that and stay dropped, so catching up is still no burst.
-      const takeLate = this.droppedInARow >= MAX_DROPPED_IN_A_ROW && slots[j]! >= Date.now() - TAKE_LATE_SLOT_MS;
-      if (slots[j]! < Date.now() - LATE_SLOT_MS && !takeLate) {
-        this.droppedInARow++;
-        continue;
-      }
-      if (this.stop || !(await this.limiter.waitForSlot(slots[j]!, this.rate, this.halting))) return { kind: 'stopped' };
-      if (Date.now() - slots[j]! <= (takeLate ? TAKE_LATE_SLOT_MS : LATE_SLOT_MS)) {
-        this.droppedInARow = 0;
-        return { kind: 'ok', index: j };
-      }
-      this.droppedInARow++;
-    }
-    return { kind: 'none' };
+  private async nextSlot({ slots, startFrom }: Slots, index: number): Promise<'ok' | 'late' | 'none' | 'stopped'> {
+    const slot = slots[index];
+    if (slot === undefined) return 'none';
+    if (slot < Date.now() - LATE_SLOT_MS) return 'late';
+    if (this.stop || !(await this.limiter.waitForSlot(startFrom[index]!, this.rate, this.halting))) return 'stopped';
+    return Date.now() - slot <= LATE_SLOT_MS ? 'ok' : 'late';
   }
 
   /**
@@ -525,18 +553,6 @@ class Drain {
     });
     return this.flushing;
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-  });
 }
 
 /** The label a recorded row gets in metrics: its final status, blocked apart, or 'retry'. */

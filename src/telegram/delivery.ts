@@ -4,7 +4,7 @@ import { errorMessage, type Logger } from '../log.js';
 import type { JobHandler } from '../queue/worker-pool.js';
 import { BroadcastEngine } from '../broadcast/engine.js';
 import { classifyTelegramError } from './classify.js';
-import { RateLimiter } from './rate-limiter.js';
+import { RateLimiter, type Sleep } from './rate-limiter.js';
 import { SendJob } from './send-job.js';
 import { deliverWebhook, type WebhookSettings } from '../broadcast/webhook.js';
 import { TelegramSender, type TelegramOption } from './sender.js';
@@ -18,6 +18,8 @@ export interface DeliverySettings {
   delivery: 'at-most-once' | 'at-least-once';
   /** POST a signed summary here when a broadcast finishes. */
   webhook?: WebhookSettings;
+  /** How the send path waits (see Sleep): tests make every wait late, as a busy machine does. */
+  sleep?: Sleep;
 }
 
 /** While halted by a 401, the token is re-checked with getMe this often. */
@@ -52,7 +54,7 @@ export class TelegramDelivery extends EventEmitter {
   }
 
   handlers(pool: Pool): Record<string, JobHandler> {
-    this.limiter = new RateLimiter(pool, this.sender.botId, this.log);
+    this.limiter = new RateLimiter(pool, this.sender.botId, this.log, this.settings.sleep);
     const common = { rateLimit: this.settings.rateLimit, paidRateLimit: this.settings.paidRateLimit, atLeastOnce: this.settings.delivery === 'at-least-once', webhooks: Boolean(this.settings.webhook) };
     const webhook = this.settings.webhook;
     const send = new SendJob(pool, this.sender, this.limiter, common, this);

@@ -21,9 +21,20 @@ const LOCAL_WINDOW_MS = 1_020;
  * A send may start at most this long after its slot. A later one (the process stalled: GC, a busy
  * machine) would land among the slots after it, which the shared timeline gave to other sends —
  * other daemons' too, which the local guard cannot see — and a second would hold more than the
- * limit. A caller whose waitForSlot returned later than this reserves a new slot instead.
+ * limit. Evenly spaced slots each used up to this late put at most (1 s + LATE_SLOT_MS) / spacing
+ * + 1 sends in a second: 247 at 250/s, leaving SPACING_MARGIN's rest for the trip to the wire.
+ * A caller whose slot is missed catches up instead (catchUp), or reserves a new one.
  */
 export const LATE_SLOT_MS = 10;
+
+/**
+ * How the send path waits: for slots, room on the timeline, pauses. Resolves (never rejects) when
+ * the time has passed or the signal aborted; callers look at the signal. A seam on purpose: tests
+ * make every wait 100–500 ms late, which is what a busy machine does to timers.
+ */
+export type Sleep = (ms: number, signal?: AbortSignal) => Promise<void>;
+
+export const timerSleep: Sleep = (ms, signal) => delay(Math.max(0, ms), undefined, { signal }).catch(() => undefined);
 
 /**
  * A clock-offset sample is trusted only from a round trip this short (or as short as the best one
@@ -44,8 +55,38 @@ const RESERVE_SQL = `
          updated_at = now()
    WHERE bot_id = $1 AND next_slot_at <= clock_timestamp() + $4::float8 * interval '1 millisecond'
   RETURNING extract(epoch FROM next_slot_at) * 1000 - $2::float8 * $3::float8 / 1000 AS first_slot_ms,
+            next_slot_at::text AS reserved_until,
             (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS db_now_ms,
             halted_at IS NOT NULL AS halted, halt_reason`;
+
+// A caller whose slots were missed (it ran late) sends now instead, as far as the timeline allows.
+// Its unused slots go back first ($5 of them at the end of the reservation that ended at $4, while
+// nobody reserved after it). Then k of its $2 sends may leave at once: one if the timeline is free
+// now, and k >= 2 only if it lay unused for k spacings before now; the other $2 - k get the evenly
+// spaced slots that follow k spacings after now. A burst of k so flanked by 2k spacings holds no
+// second to more than evenly spaced sends would (see catchUp). k = 0 when the timeline is reserved
+// past now, or a pause or a halt is on: nothing reserved then.
+const CATCH_UP_SQL = `
+  WITH cur AS (
+    SELECT CASE WHEN next_slot_at = $4::timestamptz THEN next_slot_at - $5::float8 * $3::float8 * interval '1 microsecond'
+                ELSE next_slot_at END AS head,
+           clock_timestamp() AS now,
+           COALESCE(paused_until > clock_timestamp(), false) AS paused,
+           (extract(epoch FROM paused_until - clock_timestamp()) * 1000)::float8 AS paused_ms,
+           halted_at IS NOT NULL AS halted, halt_reason
+      FROM broadcast_rate_limits WHERE bot_id = $1 FOR UPDATE
+  ), take AS (
+    SELECT CASE WHEN paused OR halted OR head > now THEN 0
+                ELSE LEAST($2::int, GREATEST(1, floor((extract(epoch FROM now - head) * 1000000)::float8 / $3::float8)::int)) END AS k
+      FROM cur
+  )
+  UPDATE broadcast_rate_limits r
+     SET next_slot_at = CASE WHEN take.k > 0 THEN cur.now + $2::float8 * $3::float8 * interval '1 microsecond' ELSE cur.head END,
+         updated_at = now()
+    FROM cur, take
+   WHERE r.bot_id = $1
+  RETURNING take.k, (extract(epoch FROM cur.now) * 1000)::float8 AS db_now_ms, r.next_slot_at::text AS reserved_until,
+            cur.paused, cur.paused_ms, cur.halted, cur.halt_reason`;
 
 // How far ahead of now the timeline is already reserved, and whether sending is halted.
 const AHEAD_SQL = `
@@ -97,9 +138,10 @@ const RESERVE_FOR_CHAT_SQL = `
                           + $2::float8 * interval '1 microsecond',
            updated_at = now()
      WHERE bot_id = $1 AND NOT EXISTS (SELECT 1 FROM state WHERE paused OR halted)
-    RETURNING extract(epoch FROM next_slot_at) * 1000 - $2::float8 / 1000 AS first_slot_ms
+    RETURNING extract(epoch FROM next_slot_at) * 1000 - $2::float8 / 1000 AS first_slot_ms, next_slot_at::text AS reserved_until
   )
-  SELECT (SELECT allowed_ms FROM pace) AS allowed_ms, (SELECT first_slot_ms FROM slot) AS first_slot_ms, state.*
+  SELECT (SELECT allowed_ms FROM pace) AS allowed_ms, (SELECT first_slot_ms FROM slot) AS first_slot_ms,
+         (SELECT reserved_until FROM slot) AS reserved_until, state.*
     FROM state`;
 
 /**
@@ -124,7 +166,15 @@ export interface ChatReservation {
 export interface Reservation {
   /** Local Date.now() milliseconds at which each send may start, ascending. */
   slots: number[];
+  /** The shared timeline's end after this reservation, as PostgreSQL wrote it (catchUp gives unused slots back). */
+  reservedUntil: string;
 }
+
+/**
+ * What catchUp gives: slots like a Reservation's, of which the first k may start at once, from
+ * `startFrom` (still no later than their slot, as every send); or the pause that stops them all.
+ */
+export type CatchUp = { slots: number[]; startFrom: number[]; reservedUntil: string } | { pausedMs: number };
 
 /**
  * The bot's send budget shared through PostgreSQL by every daemon: a global timeline of evenly
@@ -143,6 +193,7 @@ export class RateLimiter {
     private readonly pool: Pool,
     readonly botId: number,
     private readonly log: Logger,
+    readonly sleep: Sleep = timerSleep,
   ) {}
 
   /**
@@ -167,7 +218,38 @@ export class RateLimiter {
     }
     if (row.halted) throw new HaltError(`sending is halted for this bot: ${row.halt_reason ?? 'the token was rejected (401)'}`);
     const first = this.toLocal(row.first_slot_ms, sentAt, receivedAt, row.db_now_ms);
-    return { slots: Array.from({ length: count }, (_v, i) => first + (i * spacingUs) / 1000) };
+    return { slots: Array.from({ length: count }, (_v, i) => first + (i * spacingUs) / 1000), reservedUntil: row.reserved_until };
+  }
+
+  /**
+   * For a caller that missed its slots (its timer fired late, the process stalled): slots for
+   * `count` sends, the first k of them now (all at once), the rest evenly spaced after; none when
+   * nothing may leave now. `unused` slots at the end of `reservation` are given back first. Dropping late slots instead stopped sending altogether on a machine whose timers all
+   * fire 100–500 ms late; sending them late would put them among slots given to other sends.
+   *
+   * Why a burst of k at once keeps every second within the limit: k >= 2 is granted only when the
+   * timeline lay unused for k spacings before now, and the burst's own slots fill the k spacings
+   * after it. A burst send starts between now and its slot (issuing k calls takes time too, and
+   * the check against its slot is the usual LATE_SLOT_MS), so a second that holds part of the burst
+   * holds at most as many sends as it would have with every send on its slot, give or take one
+   * (checked in test/broadcast/late-timers.test.ts by counting arrivals).
+   */
+  async catchUp(count: number, ratePerSecond: number, reservation: { reservedUntil: string; unused: number } | null): Promise<CatchUp> {
+    await this.ensureRow();
+    const spacingUs = (1_000_000 / ratePerSecond) * SPACING_MARGIN;
+    const sentAt = Date.now();
+    const { rows } = await this.pool.query(CATCH_UP_SQL, [this.botId, count, spacingUs, reservation?.reservedUntil ?? null, reservation?.unused ?? 0]);
+    const receivedAt = Date.now();
+    const row = rows[0];
+    if (row.halted) throw new HaltError(`sending is halted for this bot: ${row.halt_reason ?? 'the token was rejected (401)'}`);
+    if (row.paused) {
+      this.localPausedUntil = Math.max(this.localPausedUntil, Date.now() + row.paused_ms);
+      return { pausedMs: Math.max(0, row.paused_ms) };
+    }
+    if (row.k === 0) return { slots: [], startFrom: [], reservedUntil: row.reserved_until };
+    const now = this.toLocal(row.db_now_ms, sentAt, receivedAt, row.db_now_ms);
+    const slots = Array.from({ length: count }, (_v, i) => now + (i * spacingUs) / 1000);
+    return { slots, startFrom: slots.map((slot, i) => (i < row.k ? now : slot)), reservedUntil: row.reserved_until };
   }
 
   /**
@@ -198,7 +280,7 @@ export class RateLimiter {
       if (ahead?.halted) throw new HaltError(`sending is halted for this bot: ${ahead.halt_reason ?? 'the token was rejected (401)'}`);
       const waitMs = Number(ahead?.ahead_ms ?? 0) - MAX_AHEAD_MS;
       if (waitMs <= 0) return;
-      await delay(waitMs, undefined, { signal });
+      await this.sleep(waitMs, signal);
     }
   }
 
@@ -220,11 +302,7 @@ export class RateLimiter {
         if (this.recentStarts.length > 2_000) this.recentStarts.splice(0, this.recentStarts.length - 1_000);
         return true;
       }
-      try {
-        await delay(at - now, undefined, { signal });
-      } catch {
-        return false;
-      }
+      await this.sleep(at - now, signal);
     }
   }
 
@@ -285,7 +363,7 @@ export class RateLimiter {
    * For one message to one chat (a 'send' job): the chat's next allowed time and one global slot,
    * in a single statement — one commit on the latency path instead of two.
    */
-  async reserveForChat(chatId: number, spacingMs: number, ratePerSecond: number): Promise<{ slot: number; chatAllowedAt: number } | { pausedMs: number }> {
+  async reserveForChat(chatId: number, spacingMs: number, ratePerSecond: number): Promise<{ slot: number; reservedUntil: string; chatAllowedAt: number } | { pausedMs: number }> {
     await this.ensureRow();
     const spacingUs = (1_000_000 / ratePerSecond) * SPACING_MARGIN;
     const sentAt = Date.now();
@@ -298,7 +376,11 @@ export class RateLimiter {
       return { pausedMs: Math.max(0, row.paused_ms) };
     }
     const receivedAt = Date.now();
-    return { slot: this.toLocal(row.first_slot_ms, sentAt, receivedAt, row.db_now_ms), chatAllowedAt: this.toLocal(row.allowed_ms, sentAt, receivedAt, row.db_now_ms) };
+    return {
+      slot: this.toLocal(row.first_slot_ms, sentAt, receivedAt, row.db_now_ms),
+      reservedUntil: row.reserved_until,
+      chatAllowedAt: this.toLocal(row.allowed_ms, sentAt, receivedAt, row.db_now_ms),
+    };
   }
 
   private ensureRow(): Promise<void> {

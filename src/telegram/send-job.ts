@@ -1,5 +1,4 @@
 import type { EventEmitter } from 'node:events';
-import { setTimeout as delay } from 'node:timers/promises';
 import { anySignal } from '../abort.js';
 import type { Pool } from '../db/pool.js';
 import { HaltError, PayloadError, PermanentError, RetriableError, SnoozeError } from '../errors.js';
@@ -98,21 +97,30 @@ export class SendJob {
       if ('pausedMs' in turn) throw new SnoozeError(turn.pausedMs, 'sending is paused after a 429');
       const chatWait = turn.chatAllowedAt - Date.now();
       if (chatWait > MAX_INLINE_WAIT_MS) throw new SnoozeError(chatWait, `chat ${target} is pacing (about one message a second, 20 a minute to groups)`);
-      let at = turn.slot;
-      if (turn.chatAllowedAt > at) {
+      let slot = { at: turn.slot, reservedUntil: turn.reservedUntil };
+      const reserveOne = async () => {
+        const r = await this.limiter.reserve(1, rate, waiting.signal);
+        return { at: r.slots[0]!, reservedUntil: r.reservedUntil };
+      };
+      if (turn.chatAllowedAt > slot.at) {
         // The chat's turn comes after the global slot, which by then belongs to others' sends:
         // wait for the chat, then take a global slot of that moment.
-        await delay(Math.max(0, turn.chatAllowedAt - Date.now()), undefined, { signal: waiting.signal });
-        at = (await this.limiter.reserve(1, rate, waiting.signal)).slots[0]!;
+        await this.limiter.sleep(turn.chatAllowedAt - Date.now(), waiting.signal);
+        waiting.signal.throwIfAborted();
+        slot = await reserveOne();
       }
       for (;;) {
-        if (!(await this.limiter.waitForSlot(at, rate, waiting.signal))) {
+        if (!(await this.limiter.waitForSlot(slot.at, rate, waiting.signal))) {
           if (waiting.signal.aborted) break;
           throw paused();
         }
-        if (Date.now() - at <= LATE_SLOT_MS) return;
-        // The process stalled past the slot: sending now would crowd later slots. Take a new one.
-        at = (await this.limiter.reserve(1, rate, waiting.signal)).slots[0]!;
+        if (Date.now() - slot.at <= LATE_SLOT_MS) return;
+        // The process ran late past the slot: sending now would crowd the slots after it. Send now
+        // if the timeline allows it (catchUp); a new slot instead would be missed the same way
+        // on a machine whose timers all fire late, and the message would never leave.
+        const caught = await this.limiter.catchUp(1, rate, { reservedUntil: slot.reservedUntil, unused: 1 });
+        if ('pausedMs' in caught) throw new SnoozeError(caught.pausedMs, 'sending is paused after a 429');
+        slot = caught.slots.length ? { at: caught.slots[0]!, reservedUntil: caught.reservedUntil } : await reserveOne();
       }
     } catch (error) {
       if (!waiting.signal.aborted) throw error;
