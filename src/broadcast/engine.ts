@@ -344,7 +344,8 @@ class Drain {
     await this.paceGroups(due);
     // The slots in use: the batch's own, or those of a catch-up once the process ran late.
     let reservation: Slots = { slots: reserved, startFrom: reserved, reservedUntil: reservedUntil! };
-    let next = 0; // the first slot not yet used
+    let next = 0; // the first slot not yet used or missed
+    let unusedFrom = 0; // the slots from here on are unused: missed or still to come
     let sentSinceCatchUp = true;
     for (let i = 0; i < due.length; i++) {
       const delivery = due[i]!;
@@ -368,11 +369,19 @@ class Drain {
         return;
       }
       if (slot === 'late') {
-        // The process ran late (timers firing late, a stall): the slots left are missed, and used
-        // now they would crowd the sends reserved after them. Send what the timeline allows now
-        // and take fresh slots for the rest; dropping them and reserving anew stopped sending
-        // altogether on a machine whose timers all fire late. Another catch-up only after a send.
-        const caught = sentSinceCatchUp ? await this.catchUp(due.length - i, { reservedUntil: reservation.reservedUntil, unused: slots.length - next }) : null;
+        // The process ran late (timers firing late, a stall): a missed slot used now would crowd
+        // the sends reserved after it. While a later slot of the batch can still be kept, the
+        // missed ones are skipped.
+        const reachable = slots.findIndex((at, j) => j > next && at >= Date.now() - LATE_SLOT_MS);
+        if (reachable > 0) {
+          next = reachable;
+          i--;
+          continue;
+        }
+        // Every slot left is missed. Send what the timeline allows now and take fresh slots for
+        // the rest: handing the rows back for new slots, which a machine whose timers all fire
+        // late missed again, stopped sending altogether. Another catch-up only after a send.
+        const caught = sentSinceCatchUp ? await this.catchUp(due.length - i, { reservedUntil: reservation.reservedUntil, unused: slots.length - unusedFrom }) : null;
         if (!caught || caught.slots.length === 0) {
           this.giveBack(due.slice(i), Math.max(0, this.limiter.pausedUntil - Date.now()));
           return;
@@ -380,6 +389,7 @@ class Drain {
         reservation = caught;
         this.caughtUp = true;
         next = 0;
+        unusedFrom = 0;
         sentSinceCatchUp = false;
         i--;
         continue;
@@ -388,7 +398,7 @@ class Drain {
         this.giveBack(due.slice(i), 0);
         return;
       }
-      next++;
+      unusedFrom = ++next;
       sentSinceCatchUp = true;
       this.groupTurns.delete(delivery.targetChatId);
       const call = this.sendOne(delivery).finally(() => this.inFlight.delete(call));

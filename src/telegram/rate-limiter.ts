@@ -65,7 +65,9 @@ const RESERVE_SQL = `
 // now, and k >= 2 only if it lay unused for k spacings before now; the other $2 - k get the evenly
 // spaced slots that follow k spacings after now. A burst of k so flanked by 2k spacings holds no
 // second to more than evenly spaced sends would (see catchUp). k = 0 when the timeline is reserved
-// past now, or a pause or a halt is on: nothing reserved then.
+// past now (other sends were reserved after the caller's): the $2 sends then get the slots at the
+// timeline's end like RESERVE_SQL's, while it is reserved less than $6 ms ahead. Nothing is
+// reserved while a pause or a halt is on.
 const CATCH_UP_SQL = `
   WITH cur AS (
     SELECT CASE WHEN next_slot_at = $4::timestamptz THEN next_slot_at - $5::float8 * $3::float8 * interval '1 microsecond'
@@ -77,15 +79,18 @@ const CATCH_UP_SQL = `
       FROM broadcast_rate_limits WHERE bot_id = $1 FOR UPDATE
   ), take AS (
     SELECT CASE WHEN paused OR halted OR head > now THEN 0
-                ELSE LEAST($2::int, GREATEST(1, floor((extract(epoch FROM now - head) * 1000000)::float8 / $3::float8)::int)) END AS k
+                ELSE LEAST($2::int, GREATEST(1, floor((extract(epoch FROM now - head) * 1000000)::float8 / $3::float8)::int)) END AS k,
+           CASE WHEN paused OR halted OR head > now + $6::float8 * interval '1 millisecond' THEN NULL
+                ELSE GREATEST(head, now) END AS first_slot
       FROM cur
   )
   UPDATE broadcast_rate_limits r
-     SET next_slot_at = CASE WHEN take.k > 0 THEN cur.now + $2::float8 * $3::float8 * interval '1 microsecond' ELSE cur.head END,
+     SET next_slot_at = COALESCE(take.first_slot + $2::float8 * $3::float8 * interval '1 microsecond', cur.head),
          updated_at = now()
     FROM cur, take
    WHERE r.bot_id = $1
-  RETURNING take.k, (extract(epoch FROM cur.now) * 1000)::float8 AS db_now_ms, r.next_slot_at::text AS reserved_until,
+  RETURNING take.k, (extract(epoch FROM take.first_slot) * 1000)::float8 AS first_slot_ms,
+            (extract(epoch FROM cur.now) * 1000)::float8 AS db_now_ms, r.next_slot_at::text AS reserved_until,
             cur.paused, cur.paused_ms, cur.halted, cur.halt_reason`;
 
 // How far ahead of now the timeline is already reserved, and whether sending is halted.
@@ -223,8 +228,9 @@ export class RateLimiter {
 
   /**
    * For a caller that missed its slots (its timer fired late, the process stalled): slots for
-   * `count` sends, the first k of them now (all at once), the rest evenly spaced after; none when
-   * nothing may leave now. `unused` slots at the end of `reservation` are given back first. Dropping late slots instead stopped sending altogether on a machine whose timers all
+   * `count` sends, the first k of them now (all at once), the rest evenly spaced after; or, when
+   * sends reserved after the caller's hold the timeline past now, the slots at its end (none when
+   * that is more than MAX_AHEAD_MS ahead). `unused` slots at the end of `reservation` go back first. Dropping late slots instead stopped sending altogether on a machine whose timers all
    * fire 100–500 ms late; sending them late would put them among slots given to other sends.
    *
    * Why a burst of k at once keeps every second within the limit: k >= 2 is granted only when the
@@ -238,7 +244,7 @@ export class RateLimiter {
     await this.ensureRow();
     const spacingUs = (1_000_000 / ratePerSecond) * SPACING_MARGIN;
     const sentAt = Date.now();
-    const { rows } = await this.pool.query(CATCH_UP_SQL, [this.botId, count, spacingUs, reservation?.reservedUntil ?? null, reservation?.unused ?? 0]);
+    const { rows } = await this.pool.query(CATCH_UP_SQL, [this.botId, count, spacingUs, reservation?.reservedUntil ?? null, reservation?.unused ?? 0, MAX_AHEAD_MS]);
     const receivedAt = Date.now();
     const row = rows[0];
     if (row.halted) throw new HaltError(`sending is halted for this bot: ${row.halt_reason ?? 'the token was rejected (401)'}`);
@@ -246,10 +252,10 @@ export class RateLimiter {
       this.localPausedUntil = Math.max(this.localPausedUntil, Date.now() + row.paused_ms);
       return { pausedMs: Math.max(0, row.paused_ms) };
     }
-    if (row.k === 0) return { slots: [], startFrom: [], reservedUntil: row.reserved_until };
-    const now = this.toLocal(row.db_now_ms, sentAt, receivedAt, row.db_now_ms);
-    const slots = Array.from({ length: count }, (_v, i) => now + (i * spacingUs) / 1000);
-    return { slots, startFrom: slots.map((slot, i) => (i < row.k ? now : slot)), reservedUntil: row.reserved_until };
+    if (row.first_slot_ms === null) return { slots: [], startFrom: [], reservedUntil: row.reserved_until };
+    const first = this.toLocal(row.first_slot_ms, sentAt, receivedAt, row.db_now_ms);
+    const slots = Array.from({ length: count }, (_v, i) => first + (i * spacingUs) / 1000);
+    return { slots, startFrom: slots.map((slot, i) => (i < row.k ? first : slot)), reservedUntil: row.reserved_until };
   }
 
   /**

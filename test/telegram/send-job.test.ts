@@ -31,10 +31,12 @@ test('a send job whose process stalled past its slot takes a new slot instead of
     const stalled = Date.now() - 1_000; // the slot passed a second ago while the process was busy
     const limiter = {
       pausedUntil: 0,
-      reserveForChat: async () => ({ slot: stalled, chatAllowedAt: 0 }),
+      reserveForChat: async () => ({ slot: stalled, reservedUntil: 'stalled', chatAllowedAt: 0 }),
+      // Other sends were reserved after the missed slot, far ahead: nothing may leave at once.
+      catchUp: async () => ({ slots: [], startFrom: [], reservedUntil: 'theirs' }),
       reserve: async () => {
         reserved.push(Date.now());
-        return { slots: [Date.now()] };
+        return { slots: [Date.now()], reservedUntil: 'fresh' };
       },
       waitForSlot: async () => true,
     };
