@@ -449,7 +449,11 @@ class Drain {
     const slot = slots[index];
     if (slot === undefined) return 'none';
     if (slot < Date.now() - LATE_SLOT_MS) return 'late';
-    if (this.stop || !(await this.limiter.waitForSlot(startFrom[index]!, this.rate, this.halting))) return 'stopped';
+    if (this.stop || this.halting.aborted) return 'stopped';
+    // A send whose start has come leaves without a wait: this is what makes a catch-up progress,
+    // its first send starting now even when every wait of the process returns late.
+    if (startFrom[index]! <= Date.now() && this.limiter.startNow(this.rate)) return 'ok';
+    if (!(await this.limiter.waitForSlot(startFrom[index]!, this.rate, this.halting))) return 'stopped';
     return Date.now() - slot <= LATE_SLOT_MS ? 'ok' : 'late';
   }
 

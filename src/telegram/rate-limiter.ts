@@ -300,16 +300,37 @@ export class RateLimiter {
       if (signal?.aborted) return false;
       const now = Date.now();
       if (now < this.localPausedUntil) return false;
-      const limit = Math.max(1, Math.floor(ratePerSecond));
-      const windowStart = this.recentStarts.length >= limit ? this.recentStarts[this.recentStarts.length - limit]! + LOCAL_WINDOW_MS : 0;
-      const at = Math.max(slot, windowStart);
+      const at = Math.max(slot, this.localWindowStart(ratePerSecond));
       if (at <= now) {
-        this.recentStarts.push(now);
-        if (this.recentStarts.length > 2_000) this.recentStarts.splice(0, this.recentStarts.length - 1_000);
+        this.recordStart(now);
         return true;
       }
       await this.sleep(at - now, signal);
     }
+  }
+
+  /**
+   * For a send whose start time has already come: records the start and says true, without any
+   * wait, when no pause is on and the local guard allows it now; false otherwise (the caller then
+   * waits in waitForSlot). On a starved event loop even a zero-length wait comes back late, so a
+   * catch-up whose first send went through one missed it every time and never sent.
+   */
+  startNow(ratePerSecond: number): boolean {
+    const now = Date.now();
+    if (now < this.localPausedUntil || this.localWindowStart(ratePerSecond) > now) return false;
+    this.recordStart(now);
+    return true;
+  }
+
+  /** When this process may start its next send: once fewer than `rate` started in the last LOCAL_WINDOW_MS. */
+  private localWindowStart(ratePerSecond: number): number {
+    const limit = Math.max(1, Math.floor(ratePerSecond));
+    return this.recentStarts.length >= limit ? this.recentStarts[this.recentStarts.length - limit]! + LOCAL_WINDOW_MS : 0;
+  }
+
+  private recordStart(at: number): void {
+    this.recentStarts.push(at);
+    if (this.recentStarts.length > 2_000) this.recentStarts.splice(0, this.recentStarts.length - 1_000);
   }
 
   get pausedUntil(): number {

@@ -110,6 +110,8 @@ export class SendJob {
         slot = await reserveOne();
       }
       for (;;) {
+        // A slot already come is taken without a wait (see RateLimiter.startNow).
+        if (!waiting.signal.aborted && slot.at <= Date.now() && slot.at >= Date.now() - LATE_SLOT_MS && this.limiter.startNow(rate)) return;
         if (!(await this.limiter.waitForSlot(slot.at, rate, waiting.signal))) {
           if (waiting.signal.aborted) break;
           throw paused();

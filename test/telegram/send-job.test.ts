@@ -39,6 +39,7 @@ test('a send job whose process stalled past its slot takes a new slot instead of
         return { slots: [Date.now()], reservedUntil: 'fresh' };
       },
       waitForSlot: async () => true,
+      startNow: () => true,
     };
     const sender = new TelegramSender({ token: TEST_TOKEN, apiRoot });
     const job = new SendJob(null as never, sender, limiter as never, { rateLimit: 1000, paidRateLimit: 1000, atLeastOnce: false }, new EventEmitter());
