@@ -12,8 +12,9 @@ import { Scheduler } from './queue/scheduler.js';
 import { Listener } from './queue/listener.js';
 import { Rescuer } from './queue/rescuer.js';
 import { LivenessLock } from './queue/liveness.js';
-import { Cleaner } from './queue/cleaner.js';
-import { HistoryRetention } from './broadcast/retention.js';
+import { finishedJobsCleanup } from './queue/cleaner.js';
+import { Maintenance } from './queue/maintenance.js';
+import { historyRetention } from './broadcast/retention.js';
 import { readQueueStatus, type QueueStatus } from './queue/status.js';
 import { enqueueJob, type EnqueueOptions, type EnqueuedJob } from './queue/enqueue.js';
 import { TELEGRAM_JOB_TYPES } from './queue/jobs-store.js';
@@ -71,7 +72,7 @@ export class BroadcastQueue extends EventEmitter {
   private embeddedDb: EmbeddedDatabase | null = null;
   private poolRef: Pool | null = null;
   private claimPool: Pool | null = null;
-  private parts: { listener: Listener; scheduler: Scheduler; workers: WorkerPool; recorder: Recorder; rescuer: Rescuer; liveness: LivenessLock; cleaner: Cleaner | null; retention: HistoryRetention | null } | null = null;
+  private parts: { listener: Listener; scheduler: Scheduler; workers: WorkerPool; recorder: Recorder; rescuer: Rescuer; liveness: LivenessLock; maintenance: Maintenance } | null = null;
   private starting: Promise<void> | null = null;
   /** Aborted by stop(): a start() still retrying against an unreachable database gives up at once. */
   private startAbort: AbortController | null = null;
@@ -172,8 +173,7 @@ export class BroadcastQueue extends EventEmitter {
     const rescuer = new Rescuer(pool, { daemonId: this.daemonId, queues: this.queues, jobTypes: this.jobTypes.filter((t) => !halted(t)), concurrency: this.concurrency, version: PACKAGE_VERSION }, liveness, { sweepMs: this.settings.sweepMs, hungAfterMs: this.settings.rescueAfterMs }, log);
     // 0 days turns each off (config/validate.ts), in the daemon as in the library.
     const { cleanupDays, ledgerRetentionDays } = this.settings;
-    const cleaner = cleanupDays > 0 ? new Cleaner(pool, cleanupDays, log) : null;
-    const retention = ledgerRetentionDays > 0 ? new HistoryRetention(pool, ledgerRetentionDays, log) : null;
+    const maintenance = new Maintenance([finishedJobsCleanup(pool, cleanupDays), historyRetention(pool, ledgerRetentionDays)], log);
 
     const served = new Set(this.queues);
     listener.on('notification', (queue: string) => {
@@ -220,10 +220,9 @@ export class BroadcastQueue extends EventEmitter {
       await liveness.stop();
       throw error;
     }
-    this.parts = { listener, scheduler, workers, recorder, rescuer, liveness, cleaner, retention };
+    this.parts = { listener, scheduler, workers, recorder, rescuer, liveness, maintenance };
     scheduler.start();
-    cleaner?.start();
-    retention?.start();
+    maintenance.start();
     // Aborted by stop(), which then stops the parts above as after any start.
     await listener.start(signal);
     log.info({ queues: this.queues, jobTypes: this.jobTypes, concurrency: this.concurrency }, 'queue started');
@@ -246,13 +245,12 @@ export class BroadcastQueue extends EventEmitter {
       // end. What is left unwritten stays 'processing' and is rescued like a crash.
       const giveUp = setTimeout(() => parts.recorder.close(), timeoutMs + 2_000);
       await parts.scheduler.stop();
-      parts.cleaner?.stop();
-      const retentionStopped = parts.retention?.stop();
+      const maintenanceStopped = parts.maintenance.stop();
       await parts.workers.drain(timeoutMs);
       await parts.recorder.drain();
       clearTimeout(giveUp);
       parts.recorder.close();
-      await retentionStopped;
+      await maintenanceStopped;
       await parts.rescuer.stop();
       await parts.liveness.stop();
       await parts.listener.stop();

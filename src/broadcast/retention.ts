@@ -14,7 +14,7 @@
 //    otherwise choose a sequential scan, and the cost would be the table's, not the batch's.
 import type { Pool, PoolClient } from '../db/pool.js';
 import { inTransaction } from '../db/transaction.js';
-import { errorMessage, type Logger } from '../log.js';
+import type { MaintenanceTask } from '../queue/maintenance.js';
 
 /** Ledger rows deleted per statement: about 20–60 ms of work, a few MB of WAL. */
 export const RETENTION_BATCH = 5_000;
@@ -101,46 +101,15 @@ export async function deleteOldBroadcasts(pool: Pool, days: number, options: Ret
   }
 }
 
-/** Runs the retention at start and then on an interval (hourly by default). */
-export class HistoryRetention {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<RetentionResult> | null = null;
-  private readonly stopping = new AbortController();
-
-  constructor(
-    private readonly pool: Pool,
-    private readonly days: number,
-    private readonly log: Logger,
-    private readonly intervalMs = 3_600_000,
-  ) {}
-
-  start(): void {
-    void this.run();
-    this.timer = setInterval(() => void this.run(), this.intervalMs);
-    this.timer.unref();
-  }
-
-  async stop(): Promise<void> {
-    clearInterval(this.timer);
-    this.stopping.abort();
-    await this.running?.catch(() => undefined);
-  }
-
-  run(): Promise<RetentionResult> {
-    // One run at a time: an hourly tick during a long first run would only contend with it.
-    this.running ??= this.runOnce().finally(() => (this.running = null));
-    return this.running;
-  }
-
-  private async runOnce(): Promise<RetentionResult> {
-    try {
-      const result = await deleteOldBroadcasts(this.pool, this.days, { signal: this.stopping.signal });
-      if (result.broadcasts || result.deliveries) this.log.info({ ...result, retentionDays: this.days }, 'old broadcasts and their ledger deleted');
-      return result;
-    } catch (error) {
-      // A lock wait refused (55P03) or a pool shut down: the next run goes on from where this stopped.
-      this.log.warn({ err: errorMessage(error) }, 'broadcast history cleanup failed');
-      return { broadcasts: 0, deliveries: 0 };
-    }
-  }
+/** The maintenance task for finished broadcasts older than `days` (ledgerRetentionDays) and their ledger rows. */
+export function historyRetention(pool: Pool, days: number): MaintenanceTask {
+  return {
+    name: 'broadcast history cleanup',
+    days,
+    async run(signal) {
+      const result = await deleteOldBroadcasts(pool, days, { signal });
+      if (!result.broadcasts && !result.deliveries) return [];
+      return [{ level: 'info', fields: { ...result, retentionDays: days }, message: 'old broadcasts and their ledger deleted' }];
+    },
+  };
 }

@@ -1,5 +1,5 @@
 import type { Pool } from '../db/pool.js';
-import { errorMessage, type Logger } from '../log.js';
+import type { MaintenanceReport, MaintenanceTask } from './maintenance.js';
 
 // Small batches keep each DELETE short, so it never holds locks or bloats WAL in one burst.
 const BATCH = 1_000;
@@ -21,56 +21,38 @@ const PACING_SQL = `
       WHERE next_allowed_at < now() - interval '1 minute'
       LIMIT ${BATCH})`;
 
-async function deleteInBatches(pool: Pool, sql: string, params: unknown[]): Promise<number> {
+async function deleteInBatches(pool: Pool, sql: string, params: unknown[], signal?: AbortSignal): Promise<number> {
   let total = 0;
   for (;;) {
     const { rowCount } = await pool.query(sql, params);
     total += rowCount ?? 0;
-    if ((rowCount ?? 0) < BATCH) return total;
+    if ((rowCount ?? 0) < BATCH || signal?.aborted) return total;
   }
 }
 
 /** Deletes per-chat pacing rows no send can need any more; returns how many. */
-export function deleteStalePacing(pool: Pool): Promise<number> {
-  return deleteInBatches(pool, PACING_SQL, []);
+export function deleteStalePacing(pool: Pool, signal?: AbortSignal): Promise<number> {
+  return deleteInBatches(pool, PACING_SQL, [], signal);
 }
 
-/** Deletes finished jobs older than the retention; returns how many. */
-export function deleteFinishedJobs(pool: Pool, olderThanDays: number): Promise<number> {
-  return deleteInBatches(pool, CLEAN_SQL, [olderThanDays]);
+/** Deletes finished jobs older than the retention; returns how many. Stops between batches once `signal` aborts. */
+export function deleteFinishedJobs(pool: Pool, olderThanDays: number, signal?: AbortSignal): Promise<number> {
+  return deleteInBatches(pool, CLEAN_SQL, [olderThanDays], signal);
 }
 
-/** Runs the cleaner at start and then on an interval (hourly by default). */
-export class Cleaner {
-  private timer: NodeJS.Timeout | undefined;
-
-  constructor(
-    private readonly pool: Pool,
-    private readonly retentionDays: number,
-    private readonly log: Logger,
-    private readonly intervalMs = 3_600_000,
-  ) {}
-
-  start(): void {
-    void this.run();
-    this.timer = setInterval(() => void this.run(), this.intervalMs);
-    this.timer.unref();
-  }
-
-  stop(): void {
-    clearInterval(this.timer);
-  }
-
-  async run(): Promise<number> {
-    try {
-      const deleted = await deleteFinishedJobs(this.pool, this.retentionDays);
-      if (deleted) this.log.info({ deleted, retentionDays: this.retentionDays }, 'old finished jobs deleted');
-      const pacing = await deleteStalePacing(this.pool);
-      if (pacing) this.log.debug({ deleted: pacing }, 'stale per-chat pacing rows deleted');
-      return deleted;
-    } catch (error) {
-      this.log.warn({ err: errorMessage(error) }, 'cleanup failed');
-      return 0;
-    }
-  }
+/** The maintenance task for finished jobs older than `retentionDays` (cleanupDays), and stale pacing rows with them. */
+export function finishedJobsCleanup(pool: Pool, retentionDays: number): MaintenanceTask {
+  return {
+    name: 'cleanup',
+    days: retentionDays,
+    async run(signal) {
+      const reports: MaintenanceReport[] = [];
+      const deleted = await deleteFinishedJobs(pool, retentionDays, signal);
+      if (deleted) reports.push({ level: 'info', fields: { deleted, retentionDays }, message: 'old finished jobs deleted' });
+      if (signal.aborted) return reports;
+      const pacing = await deleteStalePacing(pool, signal);
+      if (pacing) reports.push({ level: 'debug', fields: { deleted: pacing }, message: 'stale per-chat pacing rows deleted' });
+      return reports;
+    },
+  };
 }

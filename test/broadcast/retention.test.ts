@@ -2,7 +2,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { claimDue, recordDeliveries } from '../../src/broadcast/ledger.js';
-import { deleteLedgerBatch, deleteOldBroadcasts, HistoryRetention } from '../../src/broadcast/retention.js';
+import { deleteLedgerBatch, deleteOldBroadcasts, historyRetention } from '../../src/broadcast/retention.js';
+import { Maintenance } from '../../src/queue/maintenance.js';
 import { silentLogger } from '../../src/log.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 
@@ -72,7 +73,8 @@ test('old finished broadcasts go with their ledger; recent, running and still-dr
 
     // The daemon's hourly run is the same work.
     const again = await seed(db, { status: 'completed', finishedAgo: '2 days', rows: 5 });
-    assert.equal(await new HistoryRetention(db.pool, 1, silentLogger()).run(), { broadcasts: 1, deliveries: 5 });
+    const reports = await new Maintenance([historyRetention(db.pool, 1)], silentLogger()).runOnce();
+    assert.equal(reports.map((r) => r.fields), [{ broadcasts: 1, deliveries: 5, retentionDays: 1 }]);
     assert.is(await exists(db, again), false);
   } finally {
     await db.drop();

@@ -1,6 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Cleaner } from '../../src/queue/cleaner.js';
+import { finishedJobsCleanup } from '../../src/queue/cleaner.js';
+import { Maintenance } from '../../src/queue/maintenance.js';
 import { silentLogger } from '../../src/log.js';
 import { createTestDatabase } from '../helpers/db.js';
 
@@ -10,8 +11,7 @@ test('the cleaner deletes per-chat pacing rows nobody can need any more', async 
     await db.pool.query(`INSERT INTO broadcast_chat_pacing (bot_id, chat_id, next_allowed_at)
                          SELECT 1, g, now() - interval '2 minutes' FROM generate_series(1, 2500) g
                          UNION ALL SELECT 1, 9999, now() + interval '1 second'`);
-    const cleaner = new Cleaner(db.pool as never, 7, silentLogger());
-    await cleaner.run();
+    await new Maintenance([finishedJobsCleanup(db.pool, 7)], silentLogger()).runOnce();
     const { rows } = await db.pool.query('SELECT chat_id FROM broadcast_chat_pacing');
     assert.equal(rows, [{ chat_id: 9999 }]);
   } finally {
