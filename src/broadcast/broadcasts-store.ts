@@ -64,6 +64,38 @@ export interface NewBroadcast {
   send: { queue?: string; priority?: number; runAt?: Date | string; maxAttempts: number } | null;
 }
 
+/** The key of the job that drives broadcast `broadcastId`: at most one unfinished one per broadcast. */
+export function broadcastJobKey(broadcastId: number): string {
+  return `broadcast:${broadcastId}`;
+}
+
+/** broadcastJobKey() in SQL, for `id`, an SQL expression. */
+export function broadcastJobKeySql(id: string): string {
+  return `'broadcast:' || ${id}`;
+}
+
+/** SQL expressions for the columns of a broadcast's job; left out, the table's defaults. */
+export interface BroadcastJobColumns {
+  queue: string;
+  priority?: string;
+  runAt?: string;
+  maxAttempts?: string;
+  /** FROM/WHERE for the SELECT, when `id` reads a row of the caller's statement or the insert is conditional. */
+  from?: string;
+}
+
+/**
+ * The insert of the keyed job that drives broadcast `id` (an SQL expression of the caller's
+ * statement), without its RETURNING: while one is unfinished, it inserts nothing.
+ */
+export function insertBroadcastJob(id: string, job: BroadcastJobColumns): string {
+  return `INSERT INTO broadcast_queue_jobs (queue, job_type, payload, priority, run_at, max_attempts, job_key)
+       SELECT ${job.queue}, 'broadcast', jsonb_build_object('broadcast_id', ${id}::bigint),
+              ${job.priority ?? '0'}, ${job.runAt ?? 'now()'}, ${job.maxAttempts ?? '3'}, ${broadcastJobKeySql(id)}
+         ${job.from ?? ''}
+       ON CONFLICT (job_key) WHERE job_key IS NOT NULL AND status IN ('pending', 'processing') DO NOTHING`;
+}
+
 /** Saves a broadcast and, with `send`, its keyed job, in one statement: both exist or neither. */
 export async function createBroadcast(pool: Pool, b: NewBroadcast): Promise<{ broadcastId: number; status: string; jobId: number | null }> {
   const { rows } = await pool.query(
@@ -72,10 +104,7 @@ export async function createBroadcast(pool: Pool, b: NewBroadcast): Promise<{ br
        VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $7::bool THEN 'queued' ELSE 'draft' END)
        RETURNING broadcast_id, status),
      j AS (
-       INSERT INTO broadcast_queue_jobs (queue, job_type, payload, priority, run_at, max_attempts, job_key)
-       SELECT COALESCE($8, 'broadcasts'), 'broadcast', jsonb_build_object('broadcast_id', b.broadcast_id),
-              COALESCE($9, 0), COALESCE($10, now()), $11, 'broadcast:' || b.broadcast_id
-         FROM b WHERE $7::bool
+       ${insertBroadcastJob('b.broadcast_id', { queue: `COALESCE($8, 'broadcasts')`, priority: 'COALESCE($9, 0)', runAt: 'COALESCE($10, now())', maxAttempts: '$11', from: 'FROM b WHERE $7::bool' })}
        RETURNING job_id)
      SELECT b.broadcast_id, b.status, (SELECT job_id FROM j) AS job_id FROM b`,
     [b.title, b.message ? JSON.stringify(b.message) : null, b.variants ? JSON.stringify(b.variants) : null, JSON.stringify(b.audience), b.frequencyCap, b.allowPaidBroadcast,

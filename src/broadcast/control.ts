@@ -4,7 +4,7 @@ import type { Pool, PoolClient } from '../db/pool.js';
 import { inTransaction } from '../db/transaction.js';
 import { enqueueJob, type EnqueueOptions, type EnqueuedJob } from '../queue/enqueue.js';
 import { cancelPendingJob, getJob, type JobActionResult, type JobStatus } from '../queue/jobs-store.js';
-import { FINAL_STATUSES, broadcastProgress, drivesBroadcast, type BroadcastProgress, type BroadcastStatus } from './broadcasts-store.js';
+import { FINAL_STATUSES, broadcastJobKey, broadcastProgress, drivesBroadcast, insertBroadcastJob, type BroadcastProgress, type BroadcastStatus } from './broadcasts-store.js';
 import { skipPending } from './ledger.js';
 
 export type BroadcastAction = 'pause' | 'resume' | 'cancel';
@@ -152,10 +152,7 @@ async function resumeBroadcastIn(client: PoolClient, broadcastId: number): Promi
   if (b.status === 'sending' && !b.driven) {
     await client.query(
       `WITH j AS (
-         INSERT INTO broadcast_queue_jobs (queue, job_type, payload, job_key)
-         VALUES (COALESCE((SELECT queue FROM broadcast_queue_jobs WHERE job_id = $2), 'broadcasts'), 'broadcast',
-                 jsonb_build_object('broadcast_id', $1::bigint), 'broadcast:' || $1)
-         ON CONFLICT (job_key) WHERE job_key IS NOT NULL AND status IN ('pending', 'processing') DO NOTHING
+         ${insertBroadcastJob('$1', { queue: `COALESCE((SELECT queue FROM broadcast_queue_jobs WHERE job_id = $2), 'broadcasts')` })}
          RETURNING job_id)
        UPDATE broadcasts SET job_id = j.job_id FROM j WHERE broadcast_id = $1`,
       [broadcastId, b.job_id],
@@ -166,7 +163,7 @@ async function resumeBroadcastIn(client: PoolClient, broadcastId: number): Promi
 
 /** Enqueues the job that sends a saved broadcast (keyed, so at most one unfinished one), and marks a draft queued. */
 export async function enqueueBroadcast(pool: Pool, broadcastId: number, options: EnqueueOptions): Promise<EnqueuedJob> {
-  const job = await enqueueJob(pool, 'broadcast', { broadcast_id: broadcastId }, { ...options, jobKey: `broadcast:${broadcastId}` });
+  const job = await enqueueJob(pool, 'broadcast', { broadcast_id: broadcastId }, { ...options, jobKey: broadcastJobKey(broadcastId) });
   await pool.query(`UPDATE broadcasts SET status = 'queued', updated_at = now() WHERE broadcast_id = $1 AND status = 'draft'`, [broadcastId]);
   return job;
 }

@@ -5,7 +5,7 @@
 import type { Pool } from '../db/pool.js';
 import { inTransaction } from '../db/transaction.js';
 import { BLOCKED_OUTCOMES } from './ledger.js';
-import { drivesBroadcast } from './broadcasts-store.js';
+import { broadcastJobKeySql, drivesBroadcast, insertBroadcastJob } from './broadcasts-store.js';
 
 export interface ResendRequest {
   unknown: boolean;
@@ -70,14 +70,11 @@ export async function resendRecipients(pool: Pool, broadcastId: number, request:
       if (existing.status === 'pending' && status === 'sending') await client.query(`UPDATE broadcast_queue_jobs SET run_at = now(), updated_at = now() WHERE job_id = $1 AND run_at > now()`, [jobId]);
     } else {
       const inserted = await client.query(
-        `INSERT INTO broadcast_queue_jobs (queue, job_type, payload, job_key, max_attempts)
-         VALUES (COALESCE((SELECT queue FROM broadcast_queue_jobs WHERE job_id = $2), 'broadcasts'), 'broadcast',
-                 jsonb_build_object('broadcast_id', $1::bigint), 'broadcast:' || $1, $3)
-         ON CONFLICT (job_key) WHERE job_key IS NOT NULL AND status IN ('pending', 'processing') DO NOTHING
+        `${insertBroadcastJob('$1', { queue: `COALESCE((SELECT queue FROM broadcast_queue_jobs WHERE job_id = $2), 'broadcasts')`, maxAttempts: '$3' })}
          RETURNING job_id`,
         [broadcastId, b.job_id, request.maxAttempts],
       );
-      jobId = inserted.rows[0]?.job_id ?? (await client.query(`SELECT job_id FROM broadcast_queue_jobs WHERE job_key = 'broadcast:' || $1 AND status IN ('pending', 'processing')`, [broadcastId])).rows[0].job_id;
+      jobId = inserted.rows[0]?.job_id ?? (await client.query(`SELECT job_id FROM broadcast_queue_jobs WHERE job_key = ${broadcastJobKeySql('$1')} AND status IN ('pending', 'processing')`, [broadcastId])).rows[0].job_id;
     }
     // job_id follows the new job, so resuming a paused broadcast wakes the right one (trigger).
     await client.query(
