@@ -230,8 +230,9 @@ export class RateLimiter {
    * For a caller that missed its slots (its timer fired late, the process stalled): slots for
    * `count` sends, the first k of them now (all at once), the rest evenly spaced after; or, when
    * sends reserved after the caller's hold the timeline past now, the slots at its end (none when
-   * that is more than MAX_AHEAD_MS ahead). `unused` slots at the end of `reservation` go back first. Dropping late slots instead stopped sending altogether on a machine whose timers all
-   * fire 100–500 ms late; sending them late would put them among slots given to other sends.
+   * that is more than MAX_AHEAD_MS ahead). `unused` slots at the end of `reservation` go back first.
+   * Dropping late slots instead stopped sending altogether on a machine whose timers all fire
+   * 100–500 ms late; sending them late would put them among slots given to other sends.
    *
    * Why a burst of k at once keeps every second within the limit: k >= 2 is granted only when the
    * timeline lay unused for k spacings before now, and the burst's own slots fill the k spacings
