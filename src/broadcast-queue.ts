@@ -22,7 +22,7 @@ import { PACKAGE_VERSION } from './version.js';
 import { PayloadError } from './errors.js';
 import { parseChatId, parseMessage } from './telegram/message.js';
 import { validateInlineBroadcast } from './broadcast/engine.js';
-import { TelegramDelivery } from './telegram/delivery.js';
+import { TelegramDelivery } from './jobs/delivery.js';
 import type { TelegramOption } from './telegram/sender.js';
 import type { Sleep } from './telegram/rate-limiter.js';
 import { createAdminHandler, type AdminHandler, type AdminHandlerOptions } from './http/admin.js';

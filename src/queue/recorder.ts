@@ -47,7 +47,7 @@ const ERRORS_KEPT = 25;
 // writes its outcome while the job is pending as the rescue left it, claimed by nobody since: it
 // is the outcome of the only run there was. A send's next attempt could only call it unknown.
 // The history then says the rescue was followed by this outcome ('after_rescue'), so that a
-// snooze (nothing was sent) is not later taken for a cut-short attempt (telegram/send-job.ts).
+// snooze (nothing was sent) is not later taken for a cut-short attempt (jobs/send-job.ts).
 const RECORD_SQL = `
   UPDATE broadcast_queue_jobs j
      SET status      = o.status,

@@ -3,11 +3,11 @@ import type { Pool } from '../db/pool.js';
 import { errorMessage, type Logger } from '../log.js';
 import type { JobHandler } from '../queue/worker-pool.js';
 import { BroadcastEngine } from '../broadcast/engine.js';
-import { classifyTelegramError } from './classify.js';
-import { RateLimiter, type Sleep } from './rate-limiter.js';
+import { classifyTelegramError } from '../telegram/classify.js';
+import { RateLimiter, type Sleep } from '../telegram/rate-limiter.js';
 import { SendJob } from './send-job.js';
 import { deliverWebhook, type WebhookSettings } from '../broadcast/webhook.js';
-import { TelegramSender, type TelegramOption } from './sender.js';
+import { TelegramSender, type TelegramOption } from '../telegram/sender.js';
 
 /** Resolved settings (defaults from config/defaults.ts, filled in by the queue). */
 export interface DeliverySettings {

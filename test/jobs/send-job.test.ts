@@ -2,7 +2,7 @@
 import { EventEmitter } from 'node:events';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { SendJob } from '../../src/telegram/send-job.js';
+import { SendJob } from '../../src/jobs/send-job.js';
 import { TelegramSender } from '../../src/telegram/sender.js';
 import { silentLogger } from '../../src/log.js';
 import { FakeBotApi } from '../../src/testing/index.js';

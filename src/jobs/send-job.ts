@@ -5,10 +5,10 @@ import { HaltError, PayloadError, PermanentError, RetriableError, SnoozeError } 
 import type { Job } from '../queue/claimer.js';
 import type { HandlerContext } from '../queue/worker-pool.js';
 import { markUnreachable, recordMigration } from '../broadcast/subscribers.js';
-import { classifyTelegramError, describeClass, mayHaveBeenDelivered } from './classify.js';
-import { parseChatId, parseMessage } from './message.js';
-import { GROUP_CHAT_SPACING_MS, LATE_SLOT_MS, PRIVATE_CHAT_SPACING_MS, type RateLimiter } from './rate-limiter.js';
-import type { TelegramSender } from './sender.js';
+import { classifyTelegramError, describeClass, mayHaveBeenDelivered } from '../telegram/classify.js';
+import { parseChatId, parseMessage } from '../telegram/message.js';
+import { GROUP_CHAT_SPACING_MS, LATE_SLOT_MS, PRIVATE_CHAT_SPACING_MS, type RateLimiter } from '../telegram/rate-limiter.js';
+import type { TelegramSender } from '../telegram/sender.js';
 
 export interface SendJobSettings {
   rateLimit: number;
