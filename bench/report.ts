@@ -9,6 +9,7 @@ import type { ThroughputResults } from './measure/throughput.js';
 import { CONFIGS, PEERS, settingsOf, type ConfigId } from './peers.js';
 import type { Plan } from './plan.js';
 import { cell, num, ratio, summarize } from './stats.js';
+import { SPACING_MARGIN } from '../src/telegram/rate-limiter.js';
 
 export interface Results {
   command: string;
@@ -173,7 +174,9 @@ export function targets(r: Results): Target[] {
     for (const { case: c, runs } of r.broadcast.rate) {
       const share = Math.min(...runs.map((x) => x.share));
       const tooMany = runs.reduce((a, x) => a + x.tooMany, 0);
-      out.push({ name: `${c.limit}/s with ${c.daemons} daemon(s): ≥ 97 % of the limit, 0 × 429`, measured: `worst run ${num(share * 100)} %, ${tooMany} × 429`, met: share >= 0.97 && tooMany === 0 });
+      // The limiter paces at limit ÷ SPACING_MARGIN; a gap between batches shows as a share below it.
+      const paced = 0.99 / SPACING_MARGIN;
+      out.push({ name: `${c.limit}/s with ${c.daemons} daemon(s): ≥ ${num(paced * 100)} % of the limit (99 % of the paced rate), 0 × 429`, measured: `worst run ${num(share * 100)} %, ${tooMany} × 429`, met: share >= paced && tooMany === 0 });
     }
     for (const { case: c, runs } of r.broadcast.rate.filter((x) => x.case.limit >= 1000)) {
       const rss = Math.max(...runs.map((x) => x.rssMb));
