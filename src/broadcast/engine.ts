@@ -1,7 +1,7 @@
 import type { EventEmitter } from 'node:events';
 import { anySignal } from '../abort.js';
 import type { Pool } from '../db/pool.js';
-import { HaltError, PayloadError, PermanentError, SnoozeError } from '../errors.js';
+import { HaltError, PayloadError, PermanentError, SnoozeError, DriverLostError } from '../errors.js';
 import { errorMessage, type Logger } from '../log.js';
 import type { Job } from '../queue/claimer.js';
 import type { HandlerContext } from '../queue/worker-pool.js';
@@ -10,7 +10,7 @@ import { parseMessage, type OutgoingMessage } from '../telegram/message.js';
 import { GROUP_CHAT_SPACING_MS, LATE_SLOT_MS, type ChatReservation, type RateLimiter } from '../telegram/rate-limiter.js';
 import type { TelegramSender } from '../telegram/sender.js';
 import { FINAL_STATUSES, createInlineBroadcast, fanOut, loadBroadcast, validateContent, type BroadcastRow } from './fanout.js';
-import { BLOCKED_OUTCOMES, DriverLostError, claimDue, countDeliveries, finishBroadcast, nextDueInMs, recordDeliveries, recoverInterrupted, skipRemaining, takeOver, type DeliveryRecord, type Driver, type DueDelivery } from './ledger.js';
+import { BLOCKED_OUTCOMES, claimDue, countDeliveries, finishBroadcast, nextDueInMs, recordDeliveries, recoverInterrupted, skipRemaining, takeOver, type DeliveryRecord, type Driver, type DueDelivery } from './ledger.js';
 import { markUnreachable, recordMigration } from './subscribers.js';
 import { parseAudience } from './audience.js';
 

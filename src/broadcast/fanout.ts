@@ -1,8 +1,8 @@
 import type { Pool } from '../db/pool.js';
-import { PayloadError } from '../errors.js';
+import { PayloadError, DriverLostError } from '../errors.js';
 import { parseMessage } from '../telegram/message.js';
 import { buildAudienceQuery } from './audience.js';
-import { DriverLostError, type Driver } from './ledger.js';
+import { type Driver } from './ledger.js';
 
 export interface Variant {
   name: string;

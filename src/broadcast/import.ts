@@ -7,7 +7,7 @@
 // the refusal too is a rejection with a line number, not the end of the import.
 import type { Readable } from 'node:stream';
 import type { Pool, PoolClient } from '../db/pool.js';
-import { PayloadError } from '../errors.js';
+import { PayloadError, RejectedRowError, type Rejection } from '../errors.js';
 import { describeValue, parseChatId } from '../telegram/message.js';
 import { csvRecords, jsonLines, MAX_RECORD_BYTES } from './import-read.js';
 
@@ -25,7 +25,7 @@ export interface SubscriberRecord {
   attributes?: Record<string, unknown>;
 }
 
-export interface Rejection { line: number; reason: string }
+export type { Rejection };
 
 export interface ImportStats {
   /** Records read (a CSV header and blank lines are not records): always imported + rejected. */
@@ -43,14 +43,6 @@ export interface ImportOptions {
   batchSize?: number;
   onReject?: (rejection: Rejection) => void;
   onProgress?: (stats: ImportStats) => void;
-}
-
-/** In strict mode, the first bad row ends the import with this. */
-export class RejectedRowError extends Error {
-  override name = 'RejectedRowError';
-  constructor(readonly rejection: Rejection) {
-    super(`line ${rejection.line}: ${rejection.reason}`);
-  }
 }
 
 /**

@@ -1,4 +1,5 @@
 import type { Pool, PoolClient } from '../db/pool.js';
+import { DriverLostError } from '../errors.js';
 
 /** Outcomes in the 'blocked' count: the 403 class. Every other permanent failure counts as 'failed'. */
 export const BLOCKED_OUTCOMES = ['blocked', 'deactivated', 'kicked', 'chat_deleted'] as const;
@@ -50,14 +51,6 @@ export interface Driver {
   broadcastId: number;
   jobId: number;
   claimedAt: string;
-}
-
-/** This run no longer drives the broadcast: another run took it over after this one was rescued. */
-export class DriverLostError extends Error {
-  override name = 'DriverLostError';
-  constructor(driver: Driver) {
-    super(`job ${driver.jobId} no longer drives broadcast ${driver.broadcastId}: its run was rescued and another took over`);
-  }
 }
 
 // True while the run named by the job and claim parameters still drives broadcast $1 (sql/0005),

@@ -2,13 +2,9 @@
 // "error: …" on stderr and exit 2, the same code commander uses for its own usage errors: a script
 // can tell "you called me wrong" (2) from "the operation failed" (1).
 import { readFile } from 'node:fs/promises';
-import { PayloadError } from '../errors.js';
+import { PayloadError, UsageError } from '../errors.js';
 import { parseAudience, type AudienceSpec } from '../broadcast/audience.js';
 import { parseChatId } from '../telegram/message.js';
-
-export class UsageError extends Error {
-  override name = 'UsageError';
-}
 
 /** A positive integer id (job, broadcast); `what` names it in the message. */
 export function positiveInt(raw: string, what: string): number {

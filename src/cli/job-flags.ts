@@ -7,7 +7,8 @@ import { DEFAULTS } from '../config/defaults.js';
 import type { EnqueueOptions } from '../queue/enqueue.js';
 import { validateContent, type Variant } from '../broadcast/fanout.js';
 import { parseMessage } from '../telegram/message.js';
-import { asUsage, intInRange, parseRunAt, readJsonFile, UsageError } from './args.js';
+import { asUsage, intInRange, parseRunAt, readJsonFile } from './args.js';
+import { UsageError } from '../errors.js';
 
 export interface MessageFlags { text?: string; parseMode?: string; jsonFile?: string; messageFile?: string }
 export interface JobFlags { queue?: string; priority?: string; runAt?: string; maxAttempts?: string }

@@ -2,8 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { inProcessOnly } from './command.js';
 import { PACKAGE_VERSION } from '../version.js';
 import { errorMessage, scrubSecrets } from '../log.js';
-import { PayloadError } from '../errors.js';
-import { UsageError } from './args.js';
+import { PayloadError, UsageError } from '../errors.js';
 
 // Exit codes a script can rely on.
 export const EXIT_OK = 0;

@@ -21,13 +21,14 @@ import { errorMessage, type Logger } from '../log.js';
 import { getJob, failedJobs, retryJobs } from '../queue/jobs-store.js';
 import { broadcastProgress } from '../broadcast/broadcasts-store.js';
 import { cancelJobs, setBroadcastStatus, type BroadcastAction } from '../broadcast/control.js';
-import { HttpError, requestGuard, type GuardOptions } from './guard.js';
+import { requestGuard, type GuardOptions } from './guard.js';
 import type { Pool } from '../db/pool.js';
 import type { QueueAccess } from './queue-access.js';
 import { parseId, parseLimit, readJsonBody, splitUrl, truncate } from './request.js';
 import { send } from './response.js';
 import { statistics } from './statistics.js';
 import { broadcastView, failedJobView, health, jobActionReply, jobView, statisticsView, statusView, type Reply } from './views.js';
+import { HttpError } from '../errors.js';
 
 export type AdminHandler = (req: IncomingMessage, res: ServerResponse, next?: (error?: unknown) => void) => void;
 

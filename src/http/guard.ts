@@ -8,17 +8,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { isLoopback } from '../config/load.js';
-
-/** A response decided before the route ran (bad input, refused caller); never logged as a server error. */
-export class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(message);
-  }
-}
+import { HttpError } from '../errors.js';
 
 export interface GuardOptions {
   /** Bearer token every request must carry. */

@@ -1,6 +1,6 @@
 // Reading an admin API request: its path and query, ids, limits and the optional JSON body.
 import type { IncomingMessage } from 'node:http';
-import { HttpError } from './guard.js';
+import { HttpError } from '../errors.js';
 
 /** POST bodies are optional and small; anything larger is refused with 413. */
 export const MAX_BODY_BYTES = 64 * 1024;

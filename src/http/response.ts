@@ -1,6 +1,6 @@
 // Writing an admin API answer: JSON, never cached, cut where a stored value nests too deep.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { HttpError } from './guard.js';
+import { HttpError } from '../errors.js';
 
 export function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   if (res.headersSent) {

@@ -6,9 +6,10 @@ import type { Logger } from '../log.js';
 import type { FailedJob, JobActionResult, JobRow } from '../queue/jobs-store.js';
 import { broadcastsInProgress, type BroadcastProgress } from '../broadcast/broadcasts-store.js';
 import { readRateLimitState } from '../telegram/rate-limiter.js';
-import { HttpError } from './guard.js';
+
 import type { QueueAccess } from './queue-access.js';
 import type { QueueStatistics } from './statistics.js';
+import { HttpError } from '../errors.js';
 
 /** /health gives the database this long to answer SELECT 1. */
 const HEALTH_DB_TIMEOUT_MS = 2_000;

@@ -4,6 +4,7 @@ import https from 'node:https';
 import type { Socket } from 'node:net';
 import { Telegram } from 'telegraf';
 import { deadline } from '../abort.js';
+import { NotSentError } from '../errors.js';
 import type { OutgoingMessage } from './message.js';
 
 /** What createBroadcastQueue accepts as `telegram`: a token, or the bot the user already has. */
@@ -33,15 +34,6 @@ export const MAX_SOCKETS = 128;
  * for a free slot here instead (TelegramSender.send), before the call's deadline starts.
  */
 const AGENT_SLACK = 32;
-
-/** The error of a call that failed before its request reached a connected socket: nothing was sent. */
-export class NotSentError extends Error {
-  readonly code = 'ERR_NOT_SENT';
-  constructor(override readonly cause: unknown) {
-    super(`not sent: ${cause instanceof Error ? cause.message : String(cause)}`);
-    this.name = 'NotSentError';
-  }
-}
 
 /**
  * One Bot API call's clock. The per-call deadline counts from the moment the request is on a

@@ -3,9 +3,9 @@
 import { Readable } from 'node:stream';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { importSubscribers, ImportStoppedError, MAX_RECORD_BYTES, RejectedRowError, type ImportFormat, type Rejection } from '../../src/broadcast/import.js';
+import { importSubscribers, ImportStoppedError, MAX_RECORD_BYTES, type ImportFormat, type Rejection } from '../../src/broadcast/import.js';
 import { csvFields } from '../../src/broadcast/import-read.js';
-import { PayloadError } from '../../src/errors.js';
+import { PayloadError, RejectedRowError } from '../../src/errors.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 
 async function withDb(body: (db: TestDatabase) => Promise<void>): Promise<void> {

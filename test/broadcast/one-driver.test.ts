@@ -1,11 +1,12 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import pg from 'pg';
-import { DriverLostError, finishBroadcast } from '../../src/broadcast/ledger.js';
+import { finishBroadcast } from '../../src/broadcast/ledger.js';
 import type { JobEvent } from '../../src/queue/worker-pool.js';
 import { createTestDatabase } from '../helpers/db.js';
 import { jobRow, range, withTelegram } from '../helpers/telegram.js';
 import { collectEvents, until, waitForEvent } from '../helpers/wait.js';
+import { DriverLostError } from '../../src/errors.js';
 
 // Only keeps a broken run from hanging the suite; nothing asserts on time.
 const SAFETY_MS = 180_000;

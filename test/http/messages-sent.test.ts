@@ -4,9 +4,10 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import pg from 'pg';
-import { claimDue, DriverLostError, recordDeliveries, type DeliveryRecord, type DueDelivery } from '../../src/broadcast/ledger.js';
+import { claimDue, recordDeliveries, type DeliveryRecord, type DueDelivery } from '../../src/broadcast/ledger.js';
 import { statistics } from '../../src/http/statistics.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { DriverLostError } from '../../src/errors.js';
 
 /** A broadcast being sent, with `recipients` pending ledger rows (chat ids 1…recipients). */
 async function sendingBroadcast(db: TestDatabase, recipients: number): Promise<number> {

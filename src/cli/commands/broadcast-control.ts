@@ -1,11 +1,12 @@
 // bqctl broadcast pause / resume / cancel / resend. The status changes are the admin API's own
 // (broadcast/control.ts), so bqctl and the API can never disagree about what "pause" means.
 import type { Command } from 'commander';
-import { intInRange, positiveInt, UsageError } from '../args.js';
+import { intInRange, positiveInt } from '../args.js';
 import { dbCommand, examples, n, out, runDb } from '../command.js';
 import { printJson } from '../format.js';
 import { resendRecipients } from '../../broadcast/resend.js';
 import { setBroadcastStatus, type BroadcastAction } from '../../broadcast/control.js';
+import { UsageError } from '../../errors.js';
 
 const ACTIONS: { action: BroadcastAction; doc: string; example: string }[] = [
   { action: 'pause', doc: 'Pause a broadcast (draft, queued or sending); the daemon stops within about half a second.', example: 'bqctl broadcast pause 42' },

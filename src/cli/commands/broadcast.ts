@@ -1,12 +1,13 @@
 // bqctl broadcast create / list / show. Control (pause, resume, cancel) and resend live in
 // broadcast-control.ts; both register under the same `broadcast` command.
 import type { Command } from 'commander';
-import { audienceFromFlags, intInRange, positiveInt, UsageError } from '../args.js';
+import { audienceFromFlags, intInRange, positiveInt } from '../args.js';
 import { broadcastJson, dbCommand, examples, n, out, runDb } from '../command.js';
 import { printJson, table } from '../format.js';
 import { broadcastRow, createBroadcast, deliveryOutcomes, listBroadcastRows } from '../../broadcast/broadcasts-store.js';
 import { addJobFlags, addMessageFlags, jobOptionsFromFlags, messageFromFlags, variantsFromFile, type JobFlags, type MessageFlags } from '../job-flags.js';
 import { registerBroadcastControl } from './broadcast-control.js';
+import { UsageError } from '../../errors.js';
 
 export const BROADCAST_STATUSES = ['draft', 'queued', 'sending', 'paused', 'completed', 'cancelled', 'failed'];
 

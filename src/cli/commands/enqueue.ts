@@ -1,13 +1,14 @@
 // bqctl enqueue send / broadcast: the same INSERT any service can do from SQL, with the payload
 // checked first so a typo fails here, not as a failed job later.
 import type { Command } from 'commander';
-import { audienceFromFlags, parseChatList, positiveInt, UsageError } from '../args.js';
+import { audienceFromFlags, parseChatList, positiveInt } from '../args.js';
 import { dbCommand, examples, out, runDb } from '../command.js';
 import { printJson } from '../format.js';
 import { addJobFlags, addMessageFlags, jobOptionsFromFlags, messageFromFlags, type JobFlags, type MessageFlags } from '../job-flags.js';
 import { enqueueJob, type EnqueuedJob } from '../../queue/enqueue.js';
 import { FINAL_STATUSES, broadcastStatus } from '../../broadcast/broadcasts-store.js';
 import { enqueueBroadcast } from '../../broadcast/control.js';
+import { UsageError } from '../../errors.js';
 
 export function registerEnqueue(program: Command): void {
   const enqueue = program.command('enqueue').description('Put a job on the queue (send one message, or start a broadcast).');

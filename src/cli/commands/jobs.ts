@@ -1,10 +1,11 @@
 // bqctl list / show: reading jobs. Filters become SQL parameters, never SQL text.
 import type { Command } from 'commander';
-import { intInRange, parseSince, positiveInt, UsageError } from '../args.js';
+import { intInRange, parseSince, positiveInt } from '../args.js';
 import { broadcastJson, dbCommand, examples, jobJson, out, runDb } from '../command.js';
 import { printJson, table } from '../format.js';
 import { getJob, listJobs, type JobFilter } from '../../queue/jobs-store.js';
 import { broadcastRowOfJob } from '../../broadcast/broadcasts-store.js';
+import { UsageError } from '../../errors.js';
 
 export const JOB_STATUSES = ['pending', 'processing', 'completed', 'failed', 'cancelled'];
 

@@ -1,11 +1,12 @@
 // bqctl retry / cancel. The state changes are the admin API's (queue/jobs-store.ts, broadcast/control.ts); this file
 // only selects the ids and reports. A retried job is due now, and the UPDATE trigger wakes daemons.
 import type { Command } from 'commander';
-import { parseSince, positiveInts, UsageError } from '../args.js';
+import { parseSince, positiveInts } from '../args.js';
 import { dbCommand, examples, n, out, runDb } from '../command.js';
 import { printJson, table } from '../format.js';
 import { failedJobIds, retryJobs, type JobActionResult } from '../../queue/jobs-store.js';
 import { cancelJobs } from '../../broadcast/control.js';
+import { UsageError } from '../../errors.js';
 
 interface RetryOptions { failed?: boolean; queue?: string; type?: string; error?: string; since?: string; limit: string; dryRun?: boolean; json?: boolean }
 

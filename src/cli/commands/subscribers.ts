@@ -3,12 +3,13 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import type { Command } from 'commander';
-import { asUsage, parseJsonArg, UsageError } from '../args.js';
+import { asUsage, parseJsonArg } from '../args.js';
 import { dbCommand, examples, n, out, runDb } from '../command.js';
 import { printJson } from '../format.js';
-import { detectFormat, importSubscribers, ImportStoppedError, MAX_RECORD_BYTES, RejectedRowError, type ImportFormat, type ImportStats, type Rejection } from '../../broadcast/import.js';
+import { detectFormat, importSubscribers, ImportStoppedError, MAX_RECORD_BYTES, type ImportFormat, type ImportStats, type Rejection } from '../../broadcast/import.js';
 import { AUDIENCE_FILTERS, countAudience, parseAudience } from '../../broadcast/audience.js';
 import { inTransaction } from '../../db/transaction.js';
+import { UsageError, RejectedRowError } from '../../errors.js';
 
 /** Rejections kept for --json output; the rest are counted (a bad file must not fill memory). */
 const MAX_REPORTED = 1_000;

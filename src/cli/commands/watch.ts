@@ -1,10 +1,11 @@
 // bqctl watch <broadcast_id>: follows a broadcast until it is final. The broadcasts row is read
 // every 500 ms; that is a screen refresh, not a correctness wait, so polling is fine here.
 import type { Command } from 'commander';
-import { positiveInt, UsageError } from '../args.js';
+import { positiveInt } from '../args.js';
 import { dbCommand, examples, n, runDb } from '../command.js';
 import { humanDuration, printJson } from '../format.js';
 import { broadcastProgress, type BroadcastProgress } from '../../broadcast/broadcasts-store.js';
+import { UsageError } from '../../errors.js';
 
 const POLL_MS = 500;
 /** Polls the rate is measured over: the last ~5 s, so it follows changes but does not flicker. */
