@@ -28,7 +28,10 @@ import type { Sleep } from './telegram/rate-limiter.js';
 import { createAdminHandler, type AdminHandler, type AdminHandlerOptions } from './http/admin.js';
 import type { QueueAccess } from './http/queue-access.js';
 import { createMetrics, type Metrics } from './http/metrics.js';
-import { resolveQueueOptions, type QueueSettings, type ResolvedQueueSettings } from './config/options.js';
+import { resolveCaptureOptions, resolveQueueOptions, type CaptureOptions, type QueueSettings, type ResolvedCaptureOptions, type ResolvedQueueSettings } from './config/options.js';
+import { SubscriberCapture, type RecordedUpdate, type Update } from './engagement/capture.js';
+import { captureMiddleware } from './engagement/telegraf.js';
+import type { Context, MiddlewareFn } from 'telegraf';
 import { checkSetting } from './config/validate.js';
 import { ConfigError } from './errors.js';
 
@@ -45,6 +48,8 @@ export interface BroadcastQueueOptions extends QueueSettings {
   telegram?: TelegramOption;
   /** POST a signed JSON summary to this URL when a broadcast finishes (retried through the queue). */
   webhook?: { url: string; secret?: string };
+  /** How queue.telegraf() and queue.recordUpdate() keep the subscriber list: opt-out and opt-in commands and replies. */
+  capture?: CaptureOptions;
   log?: Logger;
   /** How the Telegram send path waits for slots and pauses. A seam for tests that make every wait 100–500 ms late; defaults to timers. */
   sleep?: Sleep;
@@ -80,11 +85,14 @@ export class BroadcastQueue extends EventEmitter {
   readonly telegram: TelegramDelivery | null;
   /** The options as this queue runs with them: checked, each default filled in from DEFAULTS. */
   readonly settings: ResolvedQueueSettings;
+  private readonly captureSettings: ResolvedCaptureOptions;
+  private captureRef: SubscriberCapture | null = null;
 
   /** Throws a ConfigError naming every impossible option, with the words the daemon uses at start-up. */
   constructor(private readonly options: BroadcastQueueOptions = {}) {
     super();
     this.settings = resolveQueueOptions(options);
+    this.captureSettings = resolveCaptureOptions(options.capture);
     this.log = options.log ?? silentLogger();
     this.handlers = { ...options.handlers };
     this.concurrency = this.settings.concurrency;
@@ -259,6 +267,9 @@ export class BroadcastQueue extends EventEmitter {
     }
     await this.claimPool?.end();
     this.claimPool = null;
+    // What the bot's updates said until now is written before the pool closes.
+    if (this.captureRef && this.poolRef) await this.captureRef.close();
+    this.captureRef = null;
     await this.poolRef?.end();
     this.poolRef = null;
     await this.embeddedDb?.stop();
@@ -318,6 +329,36 @@ export class BroadcastQueue extends EventEmitter {
       jobTypes: this.jobTypes,
       telegram: this.telegram ? { botId: this.telegram.botId, halted: this.telegram.halted } : null,
     };
+  }
+
+  // --- the subscriber list kept from the bot's updates (src/engagement) --------------------------
+
+  private capture(): SubscriberCapture {
+    this.captureRef ??= new SubscriberCapture(() => this.db(), this.captureSettings, this.log);
+    return this.captureRef;
+  }
+
+  /**
+   * Telegraf middleware, `bot.use(queue.telegraf())`: keeps broadcast_subscribers current from every
+   * update (first seen, language, last active, blocked or not), handles the opt-out and opt-in
+   * commands, and hands each update on to the bot's own handlers.
+   */
+  telegraf(): MiddlewareFn<Context> {
+    return captureMiddleware(this.capture(), this.log);
+  }
+
+  /**
+   * The same for any other framework or a raw webhook: records one Bot API update (written
+   * coalesced, in the background) and says whether it was an opt-out or opt-in and what to reply.
+   */
+  recordUpdate(update: Record<string, unknown>): RecordedUpdate {
+    if (update === null || typeof update !== 'object' || Array.isArray(update)) throw new PayloadError(`recordUpdate needs a Bot API update object, got ${update === null ? 'null' : typeof update}`);
+    return this.capture().record(update as Update);
+  }
+
+  /** Writes the recorded updates now instead of at the next flush (tests, or before a planned exit). */
+  async flushUpdates(): Promise<void> {
+    await this.captureRef?.flush();
   }
 
   // --- admin API and metrics (src/http) ---------------------------------------------------------

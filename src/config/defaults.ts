@@ -30,6 +30,16 @@ export const DEFAULTS = Object.freeze({
   httpPort: 3000,
   embeddedPort: 0,
   logLevel: 'info',
+  /** The subscriber capture (queue.telegraf(), queue.recordUpdate()): see CaptureOptions in config/options.ts. */
+  capture: Object.freeze({
+    optOutCommands: Object.freeze(['stop']) as readonly string[],
+    optInCommands: Object.freeze(['start']) as readonly string[],
+    optOutReply: 'You will no longer receive broadcasts from this bot. Send /start to receive them again.' as string | null,
+    /** None: the bot's own /start handler answers. */
+    optInReply: null as string | null,
+    /** Minute precision is all last_active_at needs; a second bounds what a crash can lose. */
+    flushMs: 1_000,
+  }),
 });
 
 /**

@@ -45,6 +45,58 @@ export interface QueueSettings {
   ledgerRetentionDays?: number;
 }
 
+/** How queue.telegraf() and queue.recordUpdate() keep broadcast_subscribers (src/engagement/capture.ts). */
+export interface CaptureOptions {
+  /** Commands (with or without the slash) that opt a private chat out of every later broadcast. Defaults to ['stop']. */
+  optOutCommands?: string[];
+  /** Commands that opt it back in. Defaults to ['start']. */
+  optInCommands?: string[];
+  /** The middleware's answer to an opt-out; null answers nothing. Defaults to a sentence saying how to come back. */
+  optOutReply?: string | null;
+  /** The middleware's answer to an opt-in; null answers nothing. Defaults to null (the bot's own /start answers). */
+  optInReply?: string | null;
+  /** How often recorded updates are written, coalesced, in one transaction. Defaults to 1 000 ms. */
+  flushMs?: number;
+}
+
+export type ResolvedCaptureOptions = { readonly [K in keyof CaptureOptions]-?: K extends 'optOutReply' | 'optInReply' ? string | null : K extends 'flushMs' ? number : readonly string[] };
+
+const COMMAND = /^\/?[A-Za-z0-9_]{1,32}$/;
+
+/** The capture options checked and completed from DEFAULTS.capture; throws one ConfigError naming every problem. */
+export function resolveCaptureOptions(options: CaptureOptions = {}): ResolvedCaptureOptions {
+  const problems: string[] = [];
+  const commands = (name: string, value: unknown): void => {
+    if (value === undefined) return;
+    if (!Array.isArray(value) || !value.every((c) => typeof c === 'string' && COMMAND.test(c))) problems.push(`capture.${name} must be a list of bot commands (1-32 letters, digits or _, an optional leading /), got ${JSON.stringify(value)}`);
+  };
+  const reply = (name: string, value: unknown): void => {
+    if (value === undefined || value === null) return;
+    if (typeof value !== 'string' || value.trim() === '' || value.length > 4096) problems.push(`capture.${name} must be null or a text of 1 to 4096 characters, got ${typeof value === 'string' ? `${value.length} characters` : typeof value}`);
+  };
+  commands('optOutCommands', options.optOutCommands);
+  commands('optInCommands', options.optInCommands);
+  reply('optOutReply', options.optOutReply);
+  reply('optInReply', options.optInReply);
+  if (options.flushMs !== undefined) {
+    const problem = checkSetting('captureFlushMs', options.flushMs, 'ms');
+    if (problem) problems.push(`capture.flushMs ${problem}`);
+  }
+  const strip = (list: string[]) => list.map((c) => c.replace(/^\//, '').toLowerCase());
+  const optOut = strip(options.optOutCommands ?? [...DEFAULTS.capture.optOutCommands]);
+  const optIn = strip(options.optInCommands ?? [...DEFAULTS.capture.optInCommands]);
+  const both = optOut.filter((c) => optIn.includes(c));
+  if (both.length) problems.push(`capture: /${both.join(', /')} cannot both opt out and opt in`);
+  if (problems.length) throw new ConfigError(problems);
+  return {
+    optOutCommands: optOut,
+    optInCommands: optIn,
+    optOutReply: options.optOutReply === undefined ? DEFAULTS.capture.optOutReply : options.optOutReply,
+    optInReply: options.optInReply === undefined ? DEFAULTS.capture.optInReply : options.optInReply,
+    flushMs: options.flushMs ?? DEFAULTS.capture.flushMs,
+  };
+}
+
 /** Every setting with its default filled in: what a queue actually runs with. */
 export type ResolvedQueueSettings = { readonly [K in keyof QueueSettings]-?: K extends 'queues' ? readonly string[] : NonNullable<QueueSettings[K]> };
 

@@ -72,6 +72,8 @@ export const RULES = {
   cleanupDays: whole(0, 3650),
   ledgerRetentionDays: whole(0, 3650),
   httpPort: whole(-1, 65535),
+  // Longer than a minute would lose last_active_at's minute precision in the database.
+  captureFlushMs: duration(10, 60_000),
   embeddedPort: whole(0, 65535),
   logLevel: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   telegramBotToken: (value) => (typeof value === 'string' && BOT_TOKEN.test(value) ? undefined : 'does not look like a bot token (digits, a colon, then at least 20 letters, digits, _ or -)'),
