@@ -1,9 +1,11 @@
 // Scenario 1, crashes: two daemons share a broadcast (and a trickle of 'send' jobs) while random
 // kill -9s hit either of them, each restarted at once. At-most-once means: nobody receives the
 // message twice, and the unknown outcomes are at most what was in flight at the kills (read from
-// the ledger right after each kill). The broadcast completes and no job is left processing.
+// the ledger while the daemon is frozen, just before each kill). The broadcast completes and no
+// job is left processing.
 import type { ChaosContext } from './lib/context.js';
 import { CHAOS_TOKEN, deliveriesByChat, startStandIn } from './lib/context.js';
+import { backendsSettled } from './lib/backends.js';
 import { Fleet, type DaemonSlot } from './lib/daemons.js';
 import { absorbFleet, dumpDatabase, emptyResult, type ScenarioResult } from './lib/report.js';
 import path from 'node:path';
@@ -61,8 +63,12 @@ export async function crashes(ctx: ChaosContext): Promise<ScenarioResult> {
       const holding = holder ? fleet.byDaemonId(holder) : undefined;
       const target: DaemonSlot = holding && random() < 0.6 ? holding : pick(random, daemons);
       const daemonId = target.daemonId;
-      await target.kill9();
-      // Right after the kill, before any rescue: what the dead daemon had in flight.
+      // What the daemon has in flight when it dies, read while it is frozen: read after the kill,
+      // the other daemon's rescue (as soon as the dead connection is noticed) had sometimes already
+      // turned those rows 'unknown', and the bound counted fewer than the kill left.
+      target.freeze();
+      const pid = target.pid!;
+      if (!(await backendsSettled(db.pool, pid))) ctx.say(`  kill ${k}: ${target.name} still had a statement running 5 s after the freeze; counting anyway`);
       const inFlight = await db.pool.query(
         `SELECT (SELECT count(*) FROM broadcast_deliveries d JOIN broadcast_queue_jobs j ON j.job_id = $2
                   JOIN broadcasts b ON b.broadcast_id = d.broadcast_id AND b.job_id = j.job_id
@@ -75,6 +81,7 @@ export async function crashes(ctx: ChaosContext): Promise<ScenarioResult> {
       ledgerInFlight += r.ledger;
       sendsInFlight += r.sends;
       if (r.held) killsWhileHolding++;
+      await target.kill9();
       ctx.say(`  kill ${k}/${kills}: ${target.name}${r.held ? ' (held the broadcast)' : ''}, ${r.ledger} ledger rows sending, ${r.sends} send jobs processing`);
       await target.start();
     }

@@ -63,6 +63,8 @@ export const CHAOS_DAEMON_ENV = {
 
 /** Every daemon process this run has running, so an interrupted run can kill them all. */
 export const liveChildren = new Set<ChildProcess>();
+/** Daemons a scenario froze (SIGSTOP) to read their state before a kill: --stress leaves them alone. */
+export const frozenChildren = new Set<ChildProcess>();
 
 export class DaemonSlot {
   private child: ChildProcess | null = null;
@@ -140,6 +142,7 @@ export class DaemonSlot {
     this.exitedPromise = new Promise((resolve) => {
       child.on('exit', (code, signal) => {
         liveChildren.delete(child);
+        frozenChildren.delete(child);
         this.logFile.write(`--- exit code ${code} signal ${signal} at ${new Date().toISOString()}\n`);
         if (!this.expectingExit) {
           this.incidents.push({ daemon: this.name, kind: 'crash', detail: `pid ${child.pid} exited unexpectedly (code ${code}, signal ${signal}); last lines:\n    ${this.recent.slice(-8).join('\n    ')}` });
@@ -194,6 +197,16 @@ export class DaemonSlot {
   private remember(text: string): void {
     this.recent.push(text.slice(0, 400));
     if (this.recent.length > 60) this.recent.shift();
+  }
+
+  /**
+   * SIGSTOP, held until kill9: the daemon can change nothing more, so what it had in flight can be
+   * read before a rescue (by the other daemon, as soon as the connection drops) changes it.
+   */
+  freeze(): void {
+    if (!this.running) return;
+    frozenChildren.add(this.child!);
+    this.child!.kill('SIGSTOP');
   }
 
   /** kill -9; resolves once the process is gone. */

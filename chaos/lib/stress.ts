@@ -4,7 +4,7 @@
 // looks like from inside: every timer fires late, sockets fill up, leases age.
 import { spawn, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
-import { liveChildren } from './daemons.js';
+import { frozenChildren, liveChildren } from './daemons.js';
 import { between, pick, seededRandom } from './util.js';
 
 export interface StressOptions {
@@ -54,7 +54,7 @@ export class Stress {
     const next = () => {
       if (!this.running) return;
       this.timer = setTimeout(() => {
-        const daemons = [...liveChildren].filter((c) => c.exitCode === null && c.signalCode === null && !this.stopped.has(c));
+        const daemons = [...liveChildren].filter((c) => c.exitCode === null && c.signalCode === null && !this.stopped.has(c) && !frozenChildren.has(c));
         if (daemons.length) this.stall(pick(random, daemons), Math.round(between(random, minStall, maxStall)));
         next();
       }, between(random, minGap, maxGap));
@@ -73,6 +73,8 @@ export class Stress {
 
   private resume(child: ChildProcess): void {
     if (!this.stopped.delete(child)) return;
+    // A scenario froze it meanwhile to read its state before a kill: it must stay stopped.
+    if (frozenChildren.has(child)) return;
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGCONT');
   }
 
