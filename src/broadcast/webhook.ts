@@ -1,14 +1,13 @@
-// The 'webhook' job: a signed POST that tells a receiver a broadcast finished. The signature is
-// only worth something if the daemon alone decides what gets signed, so the job carries nothing
-// but a broadcast id: the body is built here from the broadcasts row, and only for the job that
-// finished the broadcast recorded (broadcasts.webhook_job_id, set in the same statement).
+// What the 'webhook' job (jobs/webhook-job.ts) signs and sends: a signed POST that tells a receiver
+// a broadcast finished. The signature is only worth something if the daemon alone decides what
+// gets signed, so the job carries nothing but a broadcast id: the body is built here from the
+// broadcasts row, and only for the job that finished the broadcast recorded
+// (broadcasts.webhook_job_id, set in the same statement).
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
-import { PermanentError, RetriableError } from '../errors.js';
-import { deadline } from '../abort.js';
+import { PermanentError } from '../errors.js';
 import type { Pool } from '../db/pool.js';
 import type { Job } from '../queue/claimer.js';
-import type { HandlerContext } from '../queue/worker-pool.js';
 import { countDeliveries } from './ledger.js';
 
 export interface WebhookSettings {
@@ -21,7 +20,6 @@ export const SIGNATURE_HEADER = 'x-broadcast-queued-signature';
 export const TIMESTAMP_HEADER = 'x-broadcast-queued-timestamp';
 /** verifyWebhook's default replay window: a signature older (or newer) than this is refused. */
 export const DEFAULT_TOLERANCE_SECONDS = 300;
-const TIMEOUT_MS = 10_000;
 
 /** The signature of a body sent at `timestamp` (seconds): hex HMAC-SHA256 of "timestamp.body". */
 export function signWebhook(secret: string, timestamp: number, body: string): string {
@@ -69,32 +67,4 @@ export async function webhookBody(pool: Pool, job: Job): Promise<string> {
   if (!rows[0]) throw new PermanentError(`webhook job ${job.jobId} is not the one the daemon enqueued for finished broadcast ${id}; nothing was signed or sent`);
   const counts = await countDeliveries(pool, id as number);
   return JSON.stringify({ ...rows[0].body, variants: counts.variants ?? null });
-}
-
-/** POSTs the finished broadcast's summary. Retried with the job backoff; redirects are refused. */
-export async function deliverWebhook(pool: Pool, settings: WebhookSettings, job: Job, ctx: HandlerContext): Promise<unknown> {
-  const body = await webhookBody(pool, job);
-  const timestamp = Math.floor(Date.now() / 1000);
-  const headers: Record<string, string> = { 'content-type': 'application/json', 'user-agent': 'broadcast-queued', [TIMESTAMP_HEADER]: String(timestamp) };
-  if (settings.secret) headers[SIGNATURE_HEADER] = signWebhook(settings.secret, timestamp, body);
-  let response: Response;
-  const limit = deadline(TIMEOUT_MS, ctx.signal);
-  try {
-    // A followed 307 would re-POST the signed body to wherever the Location points.
-    response = await fetch(settings.url, { method: 'POST', headers, body, signal: limit.signal, redirect: 'manual' });
-    await response.body?.cancel().catch(() => undefined);
-  } catch (error) {
-    throw new RetriableError(`webhook POST failed: ${(error as Error).message}`);
-  } finally {
-    limit.done();
-  }
-  if (response.ok) return { status: response.status };
-  if (response.status >= 300 && response.status < 400) {
-    const location = (response.headers.get('location') ?? '(none)').slice(0, 200);
-    throw new PermanentError(`webhook answered ${response.status} redirecting to ${location}; redirects are not followed (they would send the signed body elsewhere): set BQ_WEBHOOK_URL to the final address`);
-  }
-  const problem = `webhook answered ${response.status} ${response.statusText}`;
-  // A 4xx other than timeout and throttling will not get better by itself.
-  if (response.status >= 400 && response.status < 500 && response.status !== 408 && response.status !== 429) throw new PermanentError(problem);
-  throw new RetriableError(problem);
 }

@@ -6,7 +6,8 @@ import { BroadcastEngine } from '../broadcast/engine.js';
 import { classifyTelegramError } from '../telegram/classify.js';
 import { RateLimiter, type Sleep } from '../telegram/rate-limiter.js';
 import { SendJob } from './send-job.js';
-import { deliverWebhook, type WebhookSettings } from '../broadcast/webhook.js';
+import type { WebhookSettings } from '../broadcast/webhook.js';
+import { deliverWebhook } from './webhook-job.js';
 import { TelegramSender, type TelegramOption } from '../telegram/sender.js';
 
 /** Resolved settings (defaults from config/defaults.ts, filled in by the queue). */
