@@ -25,6 +25,7 @@ import { validateInlineBroadcast } from './broadcast/engine.js';
 import { TelegramDelivery } from './jobs/delivery.js';
 import type { TelegramOption } from './telegram/sender.js';
 import type { Sleep } from './telegram/rate-limiter.js';
+import { createDashboardHandler, type DashboardHandler, type DashboardOptions } from './http/dashboard/handler.js';
 import { createAdminHandler, type AdminHandler, type AdminHandlerOptions } from './http/admin.js';
 import type { QueueAccess } from './http/queue-access.js';
 import { createMetrics, type Metrics } from './http/metrics.js';
@@ -370,6 +371,14 @@ export class BroadcastQueue extends EventEmitter {
    */
   adminHandler(options: AdminHandlerOptions = {}): AdminHandler {
     return createAdminHandler(this.adminAccess(), options);
+  }
+
+  /**
+   * The web dashboard as a (req, res, next?) handler: `app.use('/dashboard', queue.dashboardHandler({
+   * apiToken, basePath: '/dashboard' }))`; startAdminServer serves it at / (http/dashboard/handler.ts).
+   */
+  dashboardHandler(options: DashboardOptions = {}): DashboardHandler {
+    return createDashboardHandler(this.adminAccess(), options);
   }
 
   /** This instance's Prometheus metrics, on a registry of its own; created (and counting) from the first call. */

@@ -9,6 +9,7 @@ export { loadConfig, type Config } from './config/load.js';
 export type { QueueSettings, ResolvedQueueSettings } from './config/options.js';
 export { migrate } from './db/migrate.js';
 export { createAdminHandler, type AdminHandler } from './http/admin.js';
+export { createDashboardHandler, type DashboardHandler, type DashboardOptions } from './http/dashboard/handler.js';
 export { startAdminServer, ADMIN_PATH, type AdminServer, type AdminServerOptions } from './http/admin-server.js';
 export { signWebhook, verifyWebhook, SIGNATURE_HEADER, TIMESTAMP_HEADER, DEFAULT_TOLERANCE_SECONDS } from './broadcast/webhook.js';
 

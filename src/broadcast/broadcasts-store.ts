@@ -235,3 +235,37 @@ export async function readMessagesSent(pool: Pool | PoolClient): Promise<{ lastH
   const { rows } = await pool.query(MESSAGES_SENT_SQL);
   return { lastHour: rows[0].sent_1h, last24h: rows[0].sent_24h };
 }
+
+/**
+ * Broadcast messages sent per `bucketMinutes` over the last `hours`: [bucket start in epoch
+ * seconds, messages], oldest first, empty buckets as zeros; from the per-minute counts (sql/0009).
+ */
+export async function messagesSentSeries(pool: Pool | PoolClient, hours: number, bucketMinutes: number): Promise<[number, number][]> {
+  const { rows } = await pool.query(
+    `WITH buckets AS (
+       SELECT generate_series(date_bin($2::float8 * interval '1 minute', now() - $1::float8 * interval '1 hour', 'epoch'),
+                              now(), $2::float8 * interval '1 minute') AS t),
+     m AS (
+       SELECT date_bin($2::float8 * interval '1 minute', minute, 'epoch') AS t, sum(messages) AS messages
+         FROM broadcast_messages_sent WHERE minute >= now() - $1::float8 * interval '1 hour' - $2::float8 * interval '1 minute'
+        GROUP BY 1)
+     SELECT extract(epoch FROM b.t)::float8 AS t, COALESCE(m.messages, 0)::float8 AS messages
+       FROM buckets b LEFT JOIN m USING (t) ORDER BY b.t`,
+    [hours, bucketMinutes],
+  );
+  return rows.map((r) => [r.t, r.messages]);
+}
+
+/**
+ * One page of broadcasts with their progress, newest first, by key (broadcast_id < before);
+ * `statuses` null for all.
+ */
+export async function listBroadcasts(pool: Pool, statuses: readonly string[] | null, before: number | null, limit: number): Promise<BroadcastProgress[]> {
+  const { rows } = await pool.query(
+    `SELECT ${progressColumns(1)} FROM broadcasts b
+      WHERE ($2::text[] IS NULL OR b.status = ANY($2)) AND ($3::bigint IS NULL OR b.broadcast_id < $3)
+      ORDER BY b.broadcast_id DESC LIMIT $4`,
+    [RATE_WINDOW_SECONDS, statuses, before, Math.floor(limit)],
+  );
+  return rows.map(progressOf);
+}

@@ -74,8 +74,9 @@ async function main(): Promise<void> {
   if (config.httpPort >= 0) queue.metrics();
   await queue.start();
   if (config.httpPort >= 0 && !stopping) {
-    admin = await startAdminServer(queue, { host: config.httpHost, port: config.httpPort, apiToken: config.apiToken, log });
-    log.info({ url: admin.url, api: `${admin.url}/api/admin/queue`, metrics: `${admin.url}/metrics`, auth: config.apiToken ? 'bearer token' : 'none (loopback only)' }, 'admin API listening');
+    const dashboard = config.dashboard ? { readOnlyToken: config.dashboardReadOnlyToken } : false;
+    admin = await startAdminServer(queue, { host: config.httpHost, port: config.httpPort, apiToken: config.apiToken, dashboard, log });
+    log.info({ url: admin.url, api: `${admin.url}/api/admin/queue`, metrics: `${admin.url}/metrics`, dashboard: config.dashboard ? `${admin.url}/` : 'off', auth: config.apiToken ? 'bearer token' : 'none (loopback only)' }, 'admin API listening');
   }
   if (queue.embedded) {
     process.stderr.write(`broadcast-queued: embedded PostgreSQL at ${queue.embedded.dataDir}; connect with:\n  ${queue.embedded.psqlHint}\n`);

@@ -10,6 +10,10 @@ export function addSettingFlags(command: Command, keys?: (keyof Config)[]): Comm
       command.addOption(new Option('--no-migrate', `Do not apply pending migrations at start (env ${setting.env}=false).`));
       continue;
     }
+    if (setting.key === 'dashboard') {
+      command.addOption(new Option('--no-dashboard', `Do not serve the web dashboard at / of the admin server (env ${setting.env}=false).`));
+      continue;
+    }
     const why = setting.secret ? ` Prefer ${setting.env}, ${setting.env}_FILE or the systemd credential ${setting.env}: a flag is visible to every user of the machine in ps.` : '';
     const option = new Option(`${setting.flag} <value>`, `${setting.doc}${why} [env ${setting.env}]`);
     command.addOption(option);
@@ -27,6 +31,7 @@ export function configFromCommand(command: Command, env: NodeJS.ProcessEnv = pro
     if (typeof value === 'string') flags[setting.key] = value;
   }
   if (opts.migrate === false) flags.migrate = 'false';
+  if (opts.dashboard === false) flags.dashboard = 'false';
   for (const setting of SETTINGS) {
     if (setting.secret && flags[setting.key] !== undefined) {
       process.stderr.write(`${command.name()}: warning: ${setting.flag} is visible to every user of this machine in ps; use ${setting.env}, ${setting.env}_FILE or the systemd credential ${setting.env} instead\n`);

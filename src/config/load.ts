@@ -21,6 +21,8 @@ export interface Config {
   httpHost: string;
   httpPort: number;
   apiToken: string | undefined;
+  dashboard: boolean;
+  dashboardReadOnlyToken: string | undefined;
   webhookUrl: string | undefined;
   webhookSecret: string | undefined;
   cleanupDays: number;
@@ -120,6 +122,16 @@ const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[
 
 const inSeconds = (ms: number) => ms / 1000;
 
+/** A token typed into a login form or sent in an Authorization header. */
+function httpToken(raw: string | undefined): Parsed<string | undefined> {
+  const value = optionalString(raw);
+  if (!value.ok || value.value === undefined) return value;
+  if (value.value.length < 16) return bad('must be at least 16 characters');
+  // It travels in an Authorization header: a space or a non-ASCII character makes every request 401.
+  if (!/^[\x21-\x7e]+$/.test(value.value)) return bad('must be printable ASCII without spaces (it is sent in an Authorization header, where a space or a non-ASCII character cannot match)');
+  return value;
+}
+
 export const SETTINGS: Setting[] = [
   { key: 'databaseUrl', env: 'DATABASE_URL', flag: '--database-url', secret: true, doc: 'PostgreSQL connection string. Defaults to an embedded PostgreSQL in the data directory.', parse: postgresUrl },
   { key: 'listenDatabaseUrl', env: 'BQ_LISTEN_DATABASE_URL', flag: '--listen-database-url', secret: true, doc: 'Direct connection (not through PgBouncer) for LISTEN, the liveness lock and claims, when DATABASE_URL goes through PgBouncer. Defaults to DATABASE_URL.', parse: postgresUrl },
@@ -148,14 +160,9 @@ export const SETTINGS: Setting[] = [
     return isIP(host) || HOST_NAME.test(host) ? ok(host) : bad(`must be an IP address or a host name, without a port or scheme, got "${host}"`);
   } },
   { key: 'httpPort', env: 'BQ_HTTP_PORT', flag: '--http-port', doc: `Admin API port; -1 turns the server off, 0 picks a free port. Defaults to ${DEFAULTS.httpPort}.`, parse: integer('httpPort') },
-  { key: 'apiToken', env: 'BQ_API_TOKEN', flag: '--api-token', secret: true, doc: 'Bearer token for the admin API and /metrics. Defaults to none (loopback only).', parse: (raw) => {
-    const value = optionalString(raw);
-    if (!value.ok || value.value === undefined) return value;
-    if (value.value.length < 16) return bad('must be at least 16 characters');
-    // It travels in an Authorization header: a space or a non-ASCII character makes every request 401.
-    if (!/^[\x21-\x7e]+$/.test(value.value)) return bad('must be printable ASCII without spaces (it is sent in an Authorization header, where a space or a non-ASCII character cannot match)');
-    return value;
-  } },
+  { key: 'apiToken', env: 'BQ_API_TOKEN', flag: '--api-token', secret: true, doc: 'Bearer token for the admin API and /metrics, and the dashboard\'s admin login. Defaults to none (loopback only).', parse: httpToken },
+  { key: 'dashboard', env: 'BQ_DASHBOARD', flag: '--dashboard', doc: 'Serve the web dashboard at / of the admin server (--no-dashboard to turn it off). Defaults to true.', parse: boolean(true) },
+  { key: 'dashboardReadOnlyToken', env: 'BQ_DASHBOARD_READONLY_TOKEN', flag: '--dashboard-readonly-token', secret: true, doc: 'A second dashboard login that shows everything and changes nothing. Defaults to none.', parse: httpToken },
   { key: 'webhookUrl', env: 'BQ_WEBHOOK_URL', flag: '--webhook-url', doc: 'URL that receives a signed POST when a broadcast finishes. Defaults to none.', parse: optionalHttpUrl('webhookUrl') },
   { key: 'webhookSecret', env: 'BQ_WEBHOOK_SECRET', flag: '--webhook-secret', secret: true, doc: 'HMAC-SHA256 key for webhook signatures; required with BQ_WEBHOOK_URL.', parse: optionalString },
   { key: 'cleanupDays', env: 'BQ_CLEANUP_DAYS', flag: '--cleanup-days', doc: `Finished jobs older than this many days are deleted; 0 keeps them forever. Defaults to ${DEFAULTS.cleanupDays}.`, parse: integer('cleanupDays') },
@@ -236,6 +243,7 @@ export function loadConfig(env: Record<string, string | undefined>, flags: Parti
     result.rescueAfterMs ??= rescueAfterMsFor(result.sweepMs);
     problems.push(...crossProblems(result, (key) => SETTINGS.find((setting) => setting.key === key)!.env, 'seconds'));
     if (!result.apiToken && result.httpPort >= 0 && !isLoopback(result.httpHost)) problems.push(`BQ_HTTP_HOST ${result.httpHost} is not a loopback address, so BQ_API_TOKEN must be set`);
+    if (result.dashboardReadOnlyToken && result.dashboardReadOnlyToken === result.apiToken) problems.push('BQ_DASHBOARD_READONLY_TOKEN is the same as BQ_API_TOKEN: the read-only login must have a token of its own');
     // A key of its own: signing with the admin token would hand every receiver the admin API.
     if (result.webhookUrl && !result.webhookSecret) problems.push('BQ_WEBHOOK_URL is set, so BQ_WEBHOOK_SECRET must be set too (a key of its own: the receiver needs it to check signatures, and the admin token would let it operate the queue)');
     // Notifications are per database: LISTEN elsewhere than the jobs are inserted would never wake.

@@ -1,10 +1,12 @@
-// The standalone server: the admin API at /api/admin/queue/* and GET /metrics at the root, on
-// node:http with request timeouts, refusing a non-loopback host without a token.
+// The standalone server: the admin API at /api/admin/queue/*, GET /metrics, and the web dashboard
+// at every other path (unless turned off), on node:http with request timeouts, refusing a
+// non-loopback host without a token.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { isLoopback } from '../config/load.js';
 import { errorMessage, type Logger } from '../log.js';
 import type { AdminHandler, AdminHandlerOptions } from './admin.js';
+import type { DashboardHandler, DashboardOptions } from './dashboard/handler.js';
 import { requestGuard, type GuardOptions } from './guard.js';
 import type { Metrics } from './metrics.js';
 import { guardedBy, send } from './response.js';
@@ -27,6 +29,11 @@ export interface AdminServerOptions {
   headersTimeoutMs?: number;
   /** An idle kept-alive connection is closed after this. Defaults to 5 000 ms. */
   keepAliveTimeoutMs?: number;
+  /**
+   * The web dashboard at / (http/dashboard/): false turns it off; readOnlyToken adds a token that
+   * logs in to look without changing anything. Defaults to on, with apiToken as its admin login.
+   */
+  dashboard?: false | { readOnlyToken?: string };
 }
 
 export interface AdminServer {
@@ -37,10 +44,11 @@ export interface AdminServer {
   close(): Promise<void>;
 }
 
-/** What startAdminServer serves: a BroadcastQueue's admin handler and metrics. */
+/** What startAdminServer serves: a BroadcastQueue's admin handler, dashboard and metrics. */
 export interface AdminServable {
   readonly log: Logger;
   adminHandler(options?: AdminHandlerOptions): AdminHandler;
+  dashboardHandler(options?: DashboardOptions): DashboardHandler;
   metrics(): Metrics;
 }
 
@@ -61,6 +69,7 @@ export async function startAdminServer(queue: AdminServable, options: AdminServe
   const access: GuardOptions = options.apiToken !== undefined ? { apiToken: options.apiToken } : { allowUnauthenticated: true };
   const admin = queue.adminHandler({ ...access, log: options.log });
   const metrics = queue.metrics();
+  const dashboard = options.dashboard === false ? null : queue.dashboardHandler({ ...access, readOnlyToken: options.dashboard?.readOnlyToken, log: options.log });
   const guard = guardedBy(requestGuard(access, 'startAdminServer()'));
 
   const server = http.createServer(
@@ -86,7 +95,9 @@ export async function startAdminServer(queue: AdminServable, options: AdminServe
           if (!guard(req, res)) return;
           return metrics.handler(req, res);
         }
-        send(res, 404, { error: `no such route; the admin API is under ${ADMIN_PATH}/ and metrics at /metrics` });
+        // /api/… stays JSON for API clients that took a wrong turn; the rest is the dashboard's.
+        if (dashboard && path !== '/api' && !path.startsWith('/api/')) return dashboard(req, res);
+        send(res, 404, { error: `no such route; the admin API is under ${ADMIN_PATH}/ and metrics at /metrics (the dashboard is turned off)` });
       } catch (error) {
         log.error({ err: errorMessage(error) }, 'admin server request failed');
         send(res, 500, { error: 'internal server error; the daemon log has the details' });
@@ -110,6 +121,7 @@ export async function startAdminServer(queue: AdminServable, options: AdminServe
     server,
     close() {
       closing ??= new Promise<void>((resolve) => {
+        dashboard?.closeStreams();
         const force = setTimeout(() => server.closeAllConnections(), 3_000);
         force.unref();
         server.close(() => {

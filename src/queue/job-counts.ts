@@ -121,3 +121,28 @@ export async function jobGauges(pool: Pool, queues: readonly string[], timeoutMs
     pending: rows.filter((r: any) => r.status === 'pending').map((r: any) => ({ queue: r.queue, due: r.due, oldestDueSeconds: r.oldest_due === null ? null : Math.max(0, r.oldest_due) })),
   };
 }
+
+/** Jobs finished per bucket: [bucket start in epoch seconds, completed, failed]. */
+export type ThroughputPoint = [number, number, number];
+
+/**
+ * Completed and failed jobs per `bucketMinutes` over the last `hours`, oldest first, from the
+ * per-minute finish counts (kept 25 hours), so the cost is the minutes, not the jobs. Empty buckets
+ * are there with zeros: a chart's gap means no data, not no work.
+ */
+export async function jobThroughput(pool: Pool | PoolClient, hours: number, bucketMinutes: number): Promise<ThroughputPoint[]> {
+  const { rows } = await pool.query(
+    `WITH buckets AS (
+       SELECT generate_series(date_bin($2::float8 * interval '1 minute', now() - $1::float8 * interval '1 hour', 'epoch'),
+                              now(), $2::float8 * interval '1 minute') AS t),
+     f AS (
+       SELECT date_bin($2::float8 * interval '1 minute', minute, 'epoch') AS t,
+              sum(jobs) FILTER (WHERE status = 'completed') AS completed, sum(jobs) FILTER (WHERE status = 'failed') AS failed
+         FROM broadcast_queue_job_finishes WHERE minute >= now() - $1::float8 * interval '1 hour' - $2::float8 * interval '1 minute'
+        GROUP BY 1)
+     SELECT extract(epoch FROM b.t)::float8 AS t, COALESCE(f.completed, 0)::float8 AS completed, COALESCE(f.failed, 0)::float8 AS failed
+       FROM buckets b LEFT JOIN f USING (t) ORDER BY b.t`,
+    [hours, bucketMinutes],
+  );
+  return rows.map((r) => [r.t, r.completed, r.failed]);
+}

@@ -216,3 +216,65 @@ export async function cancelPendingJob(client: PoolClient, jobId: number): Promi
   );
   return rows[0] ? jobRow(rows[0]) : null;
 }
+
+export interface JobSearch {
+  statuses?: readonly JobStatus[];
+  queue?: string;
+  jobType?: string;
+  createdFrom?: Date;
+  createdTo?: Date;
+  /** Part of the payload (as JSON text) or of last_error, case-insensitive and literal. */
+  text?: string;
+  /** Only jobs with a smaller id (the previous page's last id); none for the newest. */
+  before?: number;
+}
+
+export interface JobSearchPage {
+  jobs: JobRow[];
+  /** Where the next page starts (its `before`); null when nothing older is left to search. */
+  nextBefore: number | null;
+  /** The oldest id this page looked at: with few matches, a page ends at its window, not at `limit`. */
+  searchedDownTo: number | null;
+}
+
+/** Ids one page of a filter over finished jobs looks through at most (bench/production/dashboard-pages.ts). */
+export const SEARCH_WINDOW_IDS = 20_000;
+const ACTIVE_STATUSES: readonly string[] = ['pending', 'processing'];
+
+/**
+ * One page of jobs, newest first, by key (job_id < before), never by OFFSET. A filter that matches
+ * one finished job in a million would otherwise walk the whole table for one page; so a page over
+ * finished jobs looks through at most SEARCH_WINDOW_IDS ids and says where it stopped, and the next
+ * page goes on from there. Pending and processing jobs are few and indexed: those pages need no window.
+ */
+export async function searchJobs(pool: Pool, search: JobSearch, limit: number): Promise<JobSearchPage> {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  const add = (sql: string, value: unknown) => where.push(sql.replaceAll('?', `$${params.push(value)}`));
+  const activeOnly = search.statuses !== undefined && search.statuses.length > 0 && search.statuses.every((s) => ACTIVE_STATUSES.includes(s));
+  let windowFloor: number | null = null;
+  if (!activeOnly) {
+    const top = search.before ?? Number((await pool.query('SELECT COALESCE(max(job_id), 0) + 1 AS top FROM broadcast_queue_jobs')).rows[0].top);
+    const bottom = Number((await pool.query('SELECT COALESCE(min(job_id), 0) AS bottom FROM broadcast_queue_jobs')).rows[0].bottom);
+    windowFloor = Math.max(bottom, top - SEARCH_WINDOW_IDS);
+    add('job_id >= ?', windowFloor);
+    if (windowFloor <= bottom) windowFloor = null; // the window reaches the oldest job
+  }
+  if (search.before !== undefined) add('job_id < ?', search.before);
+  if (search.statuses?.length) add('status = ANY(?::text[])', search.statuses);
+  if (search.queue !== undefined) add('queue = ?', search.queue);
+  if (search.jobType !== undefined) add('job_type = ?', search.jobType);
+  if (search.createdFrom !== undefined) add('created_at >= ?', search.createdFrom);
+  if (search.createdTo !== undefined) add('created_at < ?', search.createdTo);
+  if (search.text !== undefined) {
+    add(`(payload::text ILIKE ? OR last_error ILIKE ?)`, `%${search.text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+  }
+  const { rows } = await pool.query(
+    `SELECT ${jobColumns(LIST_BRIEF_BYTES)} FROM broadcast_queue_jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+      ORDER BY job_id DESC LIMIT ${Math.floor(limit) + 1}`,
+    params,
+  );
+  const jobs = rows.slice(0, limit).map(jobRow);
+  if (rows.length > limit) return { jobs, nextBefore: jobs[jobs.length - 1]!.jobId, searchedDownTo: jobs[jobs.length - 1]!.jobId };
+  return { jobs, nextBefore: windowFloor, searchedDownTo: windowFloor };
+}

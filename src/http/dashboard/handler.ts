@@ -1,0 +1,239 @@
+// The web dashboard: a plain node:http (req, res, next?) handler like adminHandler(), served by
+// startAdminServer at / and mountable in an existing app (`app.use('/dashboard', handler)` with
+// basePath '/dashboard'). Who may look and who may change anything:
+//   - with tokens: the login page takes the admin token (everything) or the read-only one (look
+//     only), and hands out a session cookie (HttpOnly, SameSite=Strict); every POST must carry the
+//     session's CSRF token;
+//   - with no token (allowUnauthenticated): local callers only, by the admin API's own guard
+//     (guard.ts), still with a session and its CSRF token.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { errorMessage, type Logger } from '../../log.js';
+import { getJob, searchJobs, type JobSearch, type JobStatus } from '../../queue/jobs-store.js';
+import { broadcastProgress, listBroadcasts } from '../../broadcast/broadcasts-store.js';
+import { countDeliveries } from '../../broadcast/ledger.js';
+import { migrationState } from '../../db/migrate.js';
+import { readRateLimitState } from '../../telegram/rate-limiter.js';
+import type { Pool } from '../../db/pool.js';
+import { HttpError } from '../../errors.js';
+import { requestGuard, type RequestGuard } from '../guard.js';
+import type { QueueAccess } from '../queue-access.js';
+import { parseId, splitUrl, truncate } from '../request.js';
+import { health } from '../views.js';
+import { runAction } from './actions.js';
+import { sendAsset } from './assets.js';
+import type { PageContext } from './layout.js';
+import { LiveStreams } from './live.js';
+import { readOverview } from './overview-data.js';
+import { broadcastLive, broadcastPage, broadcastsPage, BROADCAST_STATUSES } from './pages/broadcasts.js';
+import { healthPage, type HealthData } from './pages/health.js';
+import { jobPage, jobsPage, JOB_STATES, type JobFilterForm } from './pages/jobs.js';
+import { loginPage } from './pages/login.js';
+import { overviewPage } from './pages/overview.js';
+import { errorPage, overviewLive } from './pages/misc.js';
+import { readForm, redirect, sendHtml } from './respond.js';
+import { clearedCookie, sameSecret, sessionCookie, SessionStore, type Role, type Session } from './session.js';
+
+export interface DashboardOptions {
+  /** The admin token (BQ_API_TOKEN): logs in with every right. */
+  apiToken?: string;
+  /** A token that shows everything and changes nothing (BQ_DASHBOARD_READONLY_TOKEN). */
+  readOnlyToken?: string;
+  /** With neither token: answer local callers only, as the admin API does without a token. Never implied. */
+  allowUnauthenticated?: boolean;
+  /** The path it is mounted at, for its links and cookie, e.g. '/dashboard'. Defaults to '' (the root). */
+  basePath?: string;
+  /** Mark the session cookie Secure (serve it behind HTTPS). Defaults to false. */
+  secureCookie?: boolean;
+  /** Defaults to the queue's logger. */
+  log?: Logger;
+}
+
+export type DashboardHandler = ((req: IncomingMessage, res: ServerResponse, next?: (error?: unknown) => void) => void) & {
+  /** Ends the live streams, so that a closing server need not wait for open tabs. */
+  closeStreams(): void;
+};
+
+const PAGE_SIZE = 50;
+
+export function createDashboardHandler(access: QueueAccess, options: DashboardOptions = {}): DashboardHandler {
+  const log = (options.log ?? access.log).child({ component: 'dashboard' });
+  const base = (options.basePath ?? '').replace(/\/+$/, '');
+  if (base !== '' && !/^\/[\w\-/.]*$/.test(base)) throw new Error(`basePath must be a path such as /dashboard, got ${JSON.stringify(options.basePath)}`);
+  const tokens: [string, Role][] = [];
+  if (options.apiToken !== undefined) tokens.push([checkedToken(options.apiToken, 'apiToken'), 'admin']);
+  if (options.readOnlyToken !== undefined) tokens.push([checkedToken(options.readOnlyToken, 'readOnlyToken'), 'read']);
+  if (options.apiToken !== undefined && options.apiToken === options.readOnlyToken) throw new Error('readOnlyToken must differ from apiToken: one token cannot be both read-only and not');
+  // No token: the admin API's own local-callers-only guard, on every request.
+  const localOnly: RequestGuard | null = tokens.length ? null : requestGuard({ allowUnauthenticated: options.allowUnauthenticated }, 'the dashboard');
+  const sessions = new SessionStore();
+  const live = new LiveStreams(log);
+  const cookiePath = base || '/';
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const { path, query } = splitUrl(req.url);
+    const method = req.method === 'HEAD' ? 'GET' : (req.method ?? 'GET');
+    if (method !== 'GET' && method !== 'POST') throw new HttpError(405, `${truncate(req.method ?? '', 20)} is not allowed; the dashboard uses GET and POST`, { allow: 'GET, HEAD, POST' });
+    localOnly?.(req);
+    if (path.startsWith('/assets/') && method === 'GET') {
+      if (!sendAsset(res, path.slice('/assets/'.length))) throw new HttpError(404, 'no such asset');
+      return;
+    }
+    if (path === '/login') return login(req, res, method);
+
+    let session = sessions.fromRequest(req);
+    const headers: Record<string, string> = {};
+    if (!session && localOnly) {
+      session = sessions.create('admin');
+      headers['set-cookie'] = sessionCookie(session, cookiePath, options.secureCookie === true);
+    }
+    if (!session) {
+      if (method === 'GET' && !path.startsWith('/events/')) return redirect(res, `${base}/login`);
+      throw new HttpError(401, 'log in first: the session is missing or has expired');
+    }
+    if (method === 'POST') return post(req, res, session, path);
+
+    const pool = access.pool();
+    if (!pool) throw new HttpError(503, 'the queue is not running (no database connection)');
+    const ctx: PageContext = { base, session, notice: session.flash };
+    session.flash = undefined;
+    const page = await render(ctx, path, query, pool, res);
+    if (page) sendHtml(res, 200, page, headers);
+  }
+
+  async function render(ctx: PageContext, path: string, query: URLSearchParams, pool: Pool, res: ServerResponse) {
+    if (path === '/') return overviewPage(ctx, await readOverview(access, pool));
+    if (path === '/jobs') {
+      const form = jobFilterForm(query);
+      const search = jobSearch(form, query.get('before'));
+      return jobsPage(ctx, form, search, await searchJobs(pool, search, PAGE_SIZE));
+    }
+    let m = /^\/jobs\/([^/]+)$/.exec(path);
+    if (m) {
+      const id = parseId(m[1]!, 'job');
+      const job = await getJob(pool, id);
+      if (!job) throw new HttpError(404, `job ${id} does not exist`);
+      return jobPage(ctx, job);
+    }
+    if (path === '/broadcasts') {
+      const status = query.get('status') || null;
+      if (status !== null && !(BROADCAST_STATUSES as readonly string[]).includes(status)) throw new HttpError(400, `status must be one of ${BROADCAST_STATUSES.join(', ')}`);
+      const before = query.get('before') ? parseId(query.get('before')!, 'broadcast') : null;
+      const rows = await listBroadcasts(pool, status ? [status] : null, before, PAGE_SIZE + 1);
+      return broadcastsPage(ctx, rows.slice(0, PAGE_SIZE), status, rows.length > PAGE_SIZE ? rows[PAGE_SIZE - 1]!.broadcastId : null);
+    }
+    m = /^\/broadcasts\/([^/]+)$/.exec(path);
+    if (m) {
+      const id = parseId(m[1]!, 'broadcast');
+      const b = await broadcastProgress(pool, id);
+      if (!b) throw new HttpError(404, `broadcast ${id} does not exist`);
+      // Per-variant counts read the broadcast's ledger rows; only A/B broadcasts have them.
+      const variants = b.variants ? ((await countDeliveries(pool, id)).variants ?? null) : null;
+      return broadcastPage(ctx, b, variants);
+    }
+    if (path === '/health') {
+      const [h, migrations, rateLimits] = await Promise.all([health(access, log), migrationState(pool).catch(() => null), readRateLimitState(pool)]);
+      return healthPage(ctx, { health: h.body as HealthData['health'], migrations, rateLimits });
+    }
+    if (path === '/events/overview') {
+      live.start(res, 2_000, async () => overviewLive(await readOverview(access, pool)));
+      return null;
+    }
+    m = /^\/events\/broadcasts\/([^/]+)$/.exec(path);
+    if (m) {
+      const id = parseId(m[1]!, 'broadcast');
+      live.start(res, 1_000, async () => {
+        const b = await broadcastProgress(pool, id);
+        return b ? { status: b.status, values: broadcastLive(b) } : null;
+      });
+      return null;
+    }
+    throw new HttpError(404, 'no such page');
+  }
+
+  async function login(req: IncomingMessage, res: ServerResponse, method: string): Promise<void> {
+    if (localOnly) return redirect(res, `${base}/`);
+    if (method === 'GET') return sendHtml(res, 200, loginPage(base, null));
+    // A login form posted from another site would log the operator into the attacker's session.
+    if (req.headers['sec-fetch-site'] === 'cross-site' || (req.headers.origin !== undefined && !sameOriginAs(req))) throw new HttpError(403, 'the login form must be sent from this dashboard');
+    const given = (await readForm(req)).get('token') ?? '';
+    const match = tokens.find(([token]) => sameSecret(given, token));
+    if (!match) {
+      log.warn({ reason: given ? 'wrong token' : 'no token' }, 'dashboard login refused');
+      return sendHtml(res, 401, loginPage(base, 'That token is not accepted.'));
+    }
+    const session = sessions.create(match[1]);
+    log.info({ role: match[1] }, 'dashboard login');
+    redirect(res, `${base}/`, { 'set-cookie': sessionCookie(session, cookiePath, options.secureCookie === true) });
+  }
+
+  async function post(req: IncomingMessage, res: ServerResponse, session: Session, path: string): Promise<void> {
+    const form = await readForm(req);
+    const csrf = String(req.headers['x-csrf-token'] ?? form.get('_csrf') ?? '');
+    if (!csrf || !sameSecret(csrf, session.csrf)) throw new HttpError(403, 'the form has no valid CSRF token; reload the page and try again');
+    if (path === '/logout') {
+      sessions.end(session);
+      return redirect(res, `${base}/${localOnly ? '' : 'login'}`, { 'set-cookie': clearedCookie(cookiePath) });
+    }
+    if (session.role !== 'admin') throw new HttpError(403, 'this session is read-only (logged in with the read-only token): it cannot change anything');
+    const pool = access.pool();
+    if (!pool) throw new HttpError(503, 'the queue is not running (no database connection)');
+    const outcome = await runAction(pool, path);
+    if (!outcome) throw new HttpError(404, 'no such action');
+    log.info({ action: path, outcome: outcome.notice.kind }, 'dashboard action');
+    session.flash = outcome.notice;
+    redirect(res, `${base}${outcome.back}`);
+  }
+
+  const handler = ((req, res, _next) => {
+    handle(req, res).catch((error: unknown) => {
+      const status = error instanceof HttpError ? error.status : 500;
+      const message = error instanceof HttpError ? error.message : 'internal server error; the daemon log has the details';
+      if (status >= 500 || status === 403) log.warn({ method: req.method, url: req.url, status, reason: error instanceof HttpError ? error.message : errorMessage(error) }, 'dashboard request refused or failed');
+      if (res.headersSent) return void res.end();
+      sendHtml(res, status, errorPage(base, status, message), error instanceof HttpError ? error.headers : {});
+      if (status === 413) req.resume();
+    });
+  }) as DashboardHandler;
+  handler.closeStreams = () => live.closeAll();
+  return handler;
+}
+
+function checkedToken(token: string, name: string): string {
+  if (typeof token !== 'string' || token.trim() === '') throw new Error(`${name} must be a non-empty string`);
+  return token;
+}
+
+function sameOriginAs(req: IncomingMessage): boolean {
+  try {
+    return new URL(req.headers.origin!).host === req.headers.host;
+  } catch {
+    return false;
+  }
+}
+
+function jobFilterForm(query: URLSearchParams): JobFilterForm {
+  const get = (k: string) => (query.get(k) ?? '').trim();
+  return { state: get('state'), type: get('type'), queue: get('queue'), from: get('from'), to: get('to'), q: get('q') };
+}
+
+function jobSearch(form: JobFilterForm, before: string | null): JobSearch {
+  if (form.state && !(JOB_STATES as readonly string[]).includes(form.state)) throw new HttpError(400, `state must be one of ${JOB_STATES.join(', ')}`);
+  const time = (value: string, name: string) => {
+    if (!value) return undefined;
+    // datetime-local has no zone: it is read as UTC, as every time on these pages is shown.
+    const d = new Date(/Z|[+-]\d\d:?\d\d$/.test(value) ? value : `${value}Z`);
+    if (Number.isNaN(d.getTime())) throw new HttpError(400, `${name} must be a date and time such as 2026-12-03T14:00, got ${JSON.stringify(truncate(value, 40))}`);
+    return d;
+  };
+  if (form.q.length > 200) throw new HttpError(400, 'the text to search for is longer than 200 characters');
+  return {
+    ...(form.state ? { statuses: [form.state as JobStatus] } : {}),
+    ...(form.type ? { jobType: form.type } : {}),
+    ...(form.queue ? { queue: form.queue } : {}),
+    ...(form.from ? { createdFrom: time(form.from, 'created from') } : {}),
+    ...(form.to ? { createdTo: time(form.to, 'created before') } : {}),
+    ...(form.q ? { text: form.q } : {}),
+    ...(before ? { before: parseId(before, 'job') } : {}),
+  };
+}
+

@@ -1,0 +1,47 @@
+// The jobs list with its filters (paged by key; see searchJobs) and one job's page with its
+// payload, result, error history and the retry / cancel actions.
+import type { JobRow, JobSearch, JobSearchPage } from '../../../queue/jobs-store.js';
+import { html, json, when, type Html } from '../html.js';
+import { actionButton, badge, page, type PageContext } from '../layout.js';
+
+export const JOB_STATES = ['pending', 'processing', 'completed', 'failed', 'cancelled'] as const;
+
+/** The filter as the form sent it, to fill the form again and build the next page's link. */
+export interface JobFilterForm {
+  state: string;
+  type: string;
+  queue: string;
+  from: string;
+  to: string;
+  q: string;
+}
+
+export function jobsPage(ctx: PageContext, form: JobFilterForm, search: JobSearch, result: JobSearchPage): Html {
+  const next = result.nextBefore === null ? null : `${ctx.base}/jobs?${new URLSearchParams({ ...Object.fromEntries(Object.entries(form).filter(([, v]) => v !== '')), before: String(result.nextBefore) }).toString()}`;
+  const input = (name: keyof JobFilterForm, label: string, type = 'text') => html`<label>${label} <input type="${type}" name="${name}" value="${form[name]}"></label>`;
+  return page(ctx, 'Jobs', '/jobs', html`
+<form method="get" class="filters" id="job-filters"><label>state <select name="state"><option value="">any</option>
+${JOB_STATES.map((s) => html`<option${s === form.state ? html` selected` : ''}>${s}</option>`)}</select></label>
+${input('type', 'type')}${input('queue', 'queue')}${input('from', 'created from', 'datetime-local')}${input('to', 'created before', 'datetime-local')}${input('q', 'payload or error contains', 'search')}
+<button>Filter</button> <a href="${ctx.base}/jobs">clear</a></form>
+<table class="grid jobs"><thead><tr><th>id</th><th>queue</th><th>type</th><th>state</th><th>attempts</th><th>created</th><th>last error</th></tr></thead><tbody>
+${result.jobs.length ? result.jobs.map((j) => html`<tr><td><a href="${ctx.base}/jobs/${j.jobId}">${j.jobId}</a></td><td>${j.queue}</td><td>${j.jobType}</td><td>${badge(j.status)}</td>
+<td class="num">${j.attempts} / ${j.maxAttempts}</td><td>${when(j.createdAt)}</td><td class="error-text">${j.lastError ?? ''}</td></tr>`)
+    : html`<tr><td colspan="7">No job matches${search.before !== undefined ? html` below id ${search.before}` : ''}${result.searchedDownTo !== null ? html` down to id ${result.searchedDownTo}` : ''}.</td></tr>`}
+</tbody></table>
+${next ? html`<p><a class="more" href="${next}">${result.jobs.length ? 'Older →' : `Search older (below id ${result.nextBefore})`}</a>
+${result.jobs.length === 0 || result.searchedDownTo === result.nextBefore ? html`<span class="muted"> each page looks through at most 20,000 ids, so a rare match may need a few pages</span>` : ''}</p>` : ''}`);
+}
+
+export function jobPage(ctx: PageContext, j: JobRow): Html {
+  const id = j.jobId;
+  return page(ctx, `Job ${id}`, '/jobs', html`
+<p>${badge(j.status)} · ${j.jobType} in ${j.queue} · attempt ${j.attempts} of ${j.maxAttempts} · priority ${j.priority}</p>
+<div class="actions">${j.status === 'failed' || j.status === 'cancelled' ? actionButton(ctx, `/jobs/${id}/retry`, 'Retry', `Retry job ${id}? It becomes pending, due now, with one more attempt.`) : ''}
+${j.status === 'pending' || (j.status === 'processing' && j.jobType === 'broadcast') ? actionButton(ctx, `/jobs/${id}/cancel`, 'Cancel', `Cancel job ${id}?`, true) : ''}</div>
+<dl class="facts"><dt>created</dt><dd>${when(j.createdAt)}</dd><dt>run at</dt><dd>${when(j.runAt)}</dd><dt>started</dt><dd>${when(j.startedAt)}</dd>
+<dt>finished</dt><dd>${when(j.finishedAt)}</dd><dt>key</dt><dd>${j.jobKey ?? '—'}</dd><dt>locked by</dt><dd>${j.lockedBy ?? '—'}</dd></dl>
+${j.lastError ? html`<h2>Last error</h2><pre class="error-text">${j.lastError}</pre>` : ''}
+<section class="two"><div><h2>Payload</h2><pre>${json(j.payload)}</pre></div><div><h2>Result</h2><pre>${json(j.result)}</pre></div></section>
+<h2>Error history</h2>${Array.isArray(j.errors) && j.errors.length ? html`<ol class="errors">${j.errors.map((e) => html`<li><pre>${json(e)}</pre></li>`)}</ol>` : html`<p class="muted">None.</p>`}`);
+}
