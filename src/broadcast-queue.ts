@@ -24,7 +24,7 @@ import { parseChatId, parseMessage } from './telegram/message.js';
 import { validateInlineBroadcast } from './broadcast/engine.js';
 import { TelegramDelivery } from './jobs/delivery.js';
 import type { TelegramOption } from './telegram/sender.js';
-import type { Sleep } from './telegram/rate-limiter.js';
+import type { Sleep } from './time.js';
 import { createDashboardHandler, type DashboardHandler, type DashboardOptions } from './http/dashboard/handler.js';
 import { createAdminHandler, type AdminHandler, type AdminHandlerOptions } from './http/admin.js';
 import type { QueueAccess } from './http/queue-access.js';

@@ -3,6 +3,7 @@ import { anySignal } from '../abort.js';
 import type { Pool } from '../db/pool.js';
 import { DriverLostError, HaltError } from '../errors.js';
 import { errorMessage, type Logger } from '../log.js';
+import { cappedBackoffMs, sleep } from '../time.js';
 import { classifyTelegramError, describeClass, mayHaveBeenDelivered } from '../telegram/classify.js';
 import type { OutgoingMessage } from '../telegram/message.js';
 import { GROUP_CHAT_SPACING_MS, LATE_SLOT_MS, type ChatReservation, type RateLimiter } from '../telegram/rate-limiter.js';
@@ -393,7 +394,7 @@ export class Drain {
       if (this.pending.length === 0) return;
       if (this.lost) throw this.lost;
       if (attempt >= 20) throw new Error(`could not write ${this.pending.length} delivery outcomes; the rows stay 'sending'`);
-      await new Promise((resolve) => setTimeout(resolve, Math.min(5_000, 100 * 2 ** attempt)));
+      await sleep(cappedBackoffMs(attempt, 100, 5_000));
     }
   }
 

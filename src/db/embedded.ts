@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import type { Logger } from '../log.js';
+import { sleep } from '../time.js';
 
 export interface EmbeddedDatabase {
   connectionString: string;
@@ -322,7 +323,7 @@ async function stopOrphanedPostmaster(pgData: string, log: Logger): Promise<void
   const deadline = Date.now() + 30_000;
   while (isAlive(pid)) {
     if (Date.now() > deadline) throw new Error(`PostgreSQL pid ${pid} still holds ${pgData} after 30 s; stop it and retry`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await sleep(100);
   }
 }
 

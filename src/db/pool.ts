@@ -1,5 +1,6 @@
 import pg from 'pg';
 import type { Logger } from '../log.js';
+import { cappedBackoffMs } from '../time.js';
 
 export type Pool = pg.Pool;
 export type PoolClient = pg.PoolClient;
@@ -92,4 +93,15 @@ export function isTransientDatabaseError(error: unknown): boolean {
   // the database going away. isDatabaseUnavailable cannot take these codes: it also judges
   // handlers' errors, where a reset comes from the Bot API. Here every error is a statement's.
   return isDatabaseUnavailable(error) || (typeof code === 'string' && (/^(40|55)/.test(code) || code === '57014' || SOCKET_CODES.has(code)));
+}
+
+/**
+ * The wait before try `attempt` (1, 2, …) of a connection or a write while the database is away,
+ * ms: 200, 400, 800, then 1,000 for as long as it takes. A try is one cheap connection or
+ * statement; waits growing to 4-10 s meant work resumed up to 5.7 s after the database came back
+ * (the chaos suite's table), which is what the daemon is for. The listener, the liveness lock and
+ * the recorder all wait this way.
+ */
+export function databaseRetryWaitMs(attempt: number): number {
+  return cappedBackoffMs(attempt, 100, 1_000);
 }

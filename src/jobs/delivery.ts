@@ -4,11 +4,12 @@ import { errorMessage, type Logger } from '../log.js';
 import type { JobHandler } from '../queue/worker-pool.js';
 import { BroadcastEngine } from '../broadcast/engine.js';
 import { classifyTelegramError } from '../telegram/classify.js';
-import { RateLimiter, type Sleep } from '../telegram/rate-limiter.js';
+import { RateLimiter } from '../telegram/rate-limiter.js';
 import { SendJob } from './send-job.js';
 import type { WebhookSettings } from '../broadcast/webhook.js';
 import { deliverWebhook } from './webhook-job.js';
 import { TelegramSender, type TelegramOption } from '../telegram/sender.js';
+import type { Sleep } from '../time.js';
 
 /** Resolved settings (defaults from config/defaults.ts, filled in by the queue). */
 export interface DeliverySettings {
@@ -24,7 +25,7 @@ export interface DeliverySettings {
 }
 
 /** While halted by a 401, the token is re-checked with getMe this often. */
-const HALT_RECHECK_MS = 30_000;
+const TOKEN_RECHECK_MS = 30_000;
 
 /**
  * Telegram delivery for one bot: the 'send' and 'broadcast' handlers, and the halt state a 401
@@ -94,7 +95,7 @@ export class TelegramDelivery extends EventEmitter {
     this.log.fatal({ reason }, 'SENDING HALTED: Telegram rejected the bot token; jobs stay pending until it is fixed');
     this.emit('halted', reason);
     void this.limiter?.halt(reason).catch(() => undefined);
-    this.recheck = setInterval(() => void this.checkToken(), HALT_RECHECK_MS);
+    this.recheck = setInterval(() => void this.checkToken(), TOKEN_RECHECK_MS);
     this.recheck.unref();
   }
 

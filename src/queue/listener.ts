@@ -1,8 +1,9 @@
 import { EventEmitter } from 'node:events';
-import { setTimeout as sleep } from 'node:timers/promises';
 import pgListen, { type Subscriber } from 'pg-listen';
 import { unlessAborted } from '../abort.js';
+import { databaseRetryWaitMs } from '../db/pool.js';
 import { errorMessage, type Logger } from '../log.js';
+import { sleep } from '../time.js';
 
 // pg-listen is CommonJS with an ES-style default export.
 const createSubscriber = pgListen.default;
@@ -56,9 +57,9 @@ export class Listener extends EventEmitter {
         // at start is retried here with a fresh subscriber.
         await subscriber.close().catch(() => undefined);
         signal?.throwIfAborted();
-        const waitMs = backoffMs(attempt);
+        const waitMs = databaseRetryWaitMs(attempt);
         this.log.warn({ err: errorMessage(error), attempt, waitMs }, 'listener could not connect; retrying');
-        await sleep(waitMs, undefined, { signal }).catch(() => undefined);
+        await sleep(waitMs, signal);
       }
     }
   }
@@ -71,7 +72,7 @@ export class Listener extends EventEmitter {
         // outage; 0 disables the timeout, so it retries forever with the backoff below.
         retryTimeout: 0,
         retryLimit: Infinity,
-        retryInterval: backoffMs,
+        retryInterval: databaseRetryWaitMs,
         paranoidChecking: this.checkIntervalMs,
         parse: (payload: string) => payload,
       },
@@ -107,14 +108,3 @@ export class Listener extends EventEmitter {
     await this.subscriber?.close().catch(() => undefined);
   }
 }
-
-/**
- * Reconnect waits, ms: 200, 400, 800, then 1,000 for as long as it takes. A reconnect attempt is
- * one cheap connection; growing to 4-10 s meant work resumed up to 5.7 s after the database came
- * back (the chaos suite's table), which is what the daemon is for.
- */
-export function backoffMs(attempt: number): number {
-  return Math.min(MAX_RECONNECT_WAIT_MS, 100 * 2 ** Math.min(attempt, 4));
-}
-
-const MAX_RECONNECT_WAIT_MS = 1_000;

@@ -1,10 +1,10 @@
 import { EventEmitter } from 'node:events';
 import { randomInt } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { unlessAborted } from '../abort.js';
-import { backoffMs } from './listener.js';
+import { databaseRetryWaitMs } from '../db/pool.js';
 import { errorMessage, type Logger } from '../log.js';
+import { sleep } from '../time.js';
 import { LOCK_NAMESPACE } from './daemon-lock.js';
 
 export { DAEMON_HOLDS_LOCK, LOCK_NAMESPACE } from './daemon-lock.js';
@@ -53,9 +53,9 @@ export class LivenessLock extends EventEmitter {
         return;
       } catch (error) {
         signal?.throwIfAborted();
-        const waitMs = backoffMs(attempt);
+        const waitMs = databaseRetryWaitMs(attempt);
         this.log.warn({ err: errorMessage(error), attempt, waitMs }, 'liveness lock not acquired; retrying');
-        await sleep(waitMs, undefined, { signal }).catch(() => undefined);
+        await sleep(waitMs, signal);
       }
     }
   }

@@ -2,6 +2,7 @@
 // what its retention no longer keeps, in turn, once at start and then an interval after the last
 // pass ended, so a slow pass (a first run over a year of history) can never overlap the next.
 import { errorMessage, type Logger } from '../log.js';
+import { sleep } from '../time.js';
 
 /** A line for the log about what a pass did. */
 export interface MaintenanceReport {
@@ -55,7 +56,7 @@ export class Maintenance {
     const signal = this.stopping.signal;
     while (!signal.aborted) {
       await this.runOnce();
-      await pause(this.intervalMs, signal);
+      await sleep(this.intervalMs, signal, { unref: true });
     }
   }
 
@@ -75,19 +76,4 @@ export class Maintenance {
     }
     return reports;
   }
-}
-
-/** Resolves after `ms` or as soon as `signal` aborts; the timer never keeps the process alive. */
-function pause(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    timer.unref();
-    signal.addEventListener('abort', done, { once: true });
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-  });
 }

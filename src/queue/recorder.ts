@@ -1,6 +1,6 @@
-import { isTransientDatabaseError, type Pool } from '../db/pool.js';
-import { setTimeout as delay } from 'node:timers/promises';
+import { databaseRetryWaitMs, isTransientDatabaseError, type Pool } from '../db/pool.js';
 import { errorMessage, type Logger } from '../log.js';
+import { sleep } from '../time.js';
 
 /** What became of one run of a job. */
 export type Outcome =
@@ -198,9 +198,9 @@ export class Recorder {
         // would fail forever.
         if (!isTransientDatabaseError(error) || (this.closed && attempt >= 3)) throw error;
         // At most a second, like the listener's reconnect: outcomes land soon after the database is back.
-        const waitMs = Math.min(1_000, 100 * 2 ** Math.min(attempt, 6));
+        const waitMs = databaseRetryWaitMs(attempt);
         this.log.warn({ err: errorMessage(error), attempt, waitMs }, 'writing job outcomes failed; retrying');
-        await delay(waitMs);
+        await sleep(waitMs);
       }
     }
   }

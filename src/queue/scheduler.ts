@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { errorMessage, type Logger } from '../log.js';
+import { cappedBackoffMs } from '../time.js';
 import type { Claimer, Job } from './claimer.js';
 import type { WorkerPool } from './worker-pool.js';
 
@@ -210,7 +211,7 @@ export class Scheduler extends EventEmitter {
     // another claimer held its row. Claim again at once; if it keeps showing up (a row locked by
     // a long transaction elsewhere), back off to at most a second instead of spinning.
     this.dueButUnclaimed++;
-    this.armRunAtTimer(this.dueButUnclaimed === 1 ? 0 : Math.min(MAX_DUE_RECHECK_MS, 10 * 2 ** (this.dueButUnclaimed - 2)));
+    this.armRunAtTimer(this.dueButUnclaimed === 1 ? 0 : cappedBackoffMs(this.dueButUnclaimed - 2, 10, MAX_DUE_RECHECK_MS));
   }
 
   private armRunAtTimer(delayMs: number): void {

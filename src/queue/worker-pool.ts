@@ -1,7 +1,7 @@
 import { EventEmitter, setMaxListeners } from 'node:events';
 import { HaltError, PermanentError, SnoozeError } from '../errors.js';
 import { errorMessage, type Logger } from '../log.js';
-import { retryDelayMs, type BackoffPolicy } from './backoff.js';
+import { retryDelayMs, type BackoffPolicy } from '../time.js';
 import { isDatabaseUnavailable } from '../db/pool.js';
 import type { Job } from './claimer.js';
 import type { Outcome, Recorder } from './recorder.js';
@@ -33,8 +33,8 @@ const DATABASE_RETRY_MS = 5_000;
 /** Outcomes that may wait for their batched write while their slots already run new jobs. */
 const MAX_UNRECORDED = 1_000;
 
-// A halted job type (say, a revoked bot token) is retried this often until a person fixes it.
-const HALT_RECHECK_MS = 60_000;
+/** A job that threw HaltError (say, a revoked bot token) is snoozed this long, again and again, until a person fixes the cause. */
+const HALTED_JOB_SNOOZE_MS = 60_000;
 
 /**
  * One job in a slot. Its abort controller and child logger are made on first use: most jobs never
@@ -204,7 +204,7 @@ export class WorkerPool extends EventEmitter {
     if (error instanceof SnoozeError) return { kind: 'snooze', delayMs: error.delayMs, error: message };
     if (error instanceof HaltError) {
       this.emit('halt', { jobType: job.jobType, reason: message });
-      return { kind: 'snooze', delayMs: HALT_RECHECK_MS, error: message };
+      return { kind: 'snooze', delayMs: HALTED_JOB_SNOOZE_MS, error: message };
     }
     // Before the interruption check: a send cut off mid-call says "outcome unknown" this way,
     // and handing it back would send it again.

@@ -7,7 +7,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { BroadcastQueue } from '../../src/broadcast-queue.js';
 import { startEmbeddedPostgres } from '../../src/db/embedded.js';
 import { silentLogger } from '../../src/log.js';
-import { backoffMs } from '../../src/queue/listener.js';
+import { databaseRetryWaitMs } from '../../src/db/pool.js';
 import type { JobEvent } from '../../src/queue/worker-pool.js';
 import { createTestDatabase } from '../helpers/db.js';
 import { waitForEvent } from '../helpers/wait.js';
@@ -67,7 +67,7 @@ test('a PostgreSQL outage longer than pg-listen\'s 3 s default: the daemon recon
 test('the reconnect wait never grows past a second, and never gives up', () => {
   // It grew to 10 s: after an outage, work resumed up to 5.7 s after the database was back.
   for (let attempt = 1; attempt <= 10_000; attempt++) {
-    const waitMs = backoffMs(attempt);
+    const waitMs = databaseRetryWaitMs(attempt);
     assert.ok(waitMs > 0 && waitMs <= 1_000, `attempt ${attempt}: ${waitMs} ms`);
   }
 });

@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { BroadcastQueue, type BroadcastQueueOptions } from '../../src/broadcast-queue.js';
 import { PayloadError, PermanentError, SnoozeError } from '../../src/errors.js';
 import type { JobEvent } from '../../src/queue/worker-pool.js';
-import { retryDelayMs } from '../../src/queue/backoff.js';
+import { retryDelayMs } from '../../src/time.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { waitForEvent } from '../helpers/wait.js';
 

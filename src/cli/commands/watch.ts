@@ -6,6 +6,7 @@ import { dbCommand, examples, n, runDb } from '../command.js';
 import { humanDuration, printJson } from '../format.js';
 import { broadcastProgress, type BroadcastProgress } from '../../broadcast/broadcasts-store.js';
 import { UsageError } from '../../errors.js';
+import { sleep } from '../../time.js';
 
 const POLL_MS = 500;
 /** Polls the rate is measured over: the last ~5 s, so it follows changes but does not flicker. */
@@ -68,7 +69,7 @@ export function registerWatch(program: Command): void {
             process.exitCode = 1;
             return;
           }
-          await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+          await sleep(POLL_MS);
         }
       } finally {
         process.off('SIGINT', onSigint);
