@@ -29,9 +29,12 @@ import { createDashboardHandler, type DashboardHandler, type DashboardOptions } 
 import { createAdminHandler, type AdminHandler, type AdminHandlerOptions } from './http/admin.js';
 import type { QueueAccess } from './http/queue-access.js';
 import { createMetrics, type Metrics } from './http/metrics.js';
-import { resolveCaptureOptions, resolveQueueOptions, type CaptureOptions, type QueueSettings, type ResolvedCaptureOptions, type ResolvedQueueSettings } from './config/options.js';
+import { checkTrackingOptions, resolveCaptureOptions, resolveQueueOptions, type TrackingOptions, type CaptureOptions, type QueueSettings, type ResolvedCaptureOptions, type ResolvedQueueSettings } from './config/options.js';
 import { SubscriberCapture, type RecordedUpdate, type Update } from './engagement/capture.js';
 import { captureMiddleware } from './engagement/telegraf.js';
+import { Tracking } from './engagement/tracking.js';
+import { createRedirectHandler, type RedirectHandler } from './engagement/redirect-server.js';
+import { DEFAULTS } from './config/defaults.js';
 import type { Context, MiddlewareFn } from 'telegraf';
 import { checkSetting } from './config/validate.js';
 import { ConfigError } from './errors.js';
@@ -51,6 +54,8 @@ export interface BroadcastQueueOptions extends QueueSettings {
   webhook?: { url: string; secret?: string };
   /** How queue.telegraf() and queue.recordUpdate() keep the subscriber list: opt-out and opt-in commands and replies. */
   capture?: CaptureOptions;
+  /** Tracked links and buttons for track: true broadcasts: the redirect listener's public URL and the tokens' key. */
+  tracking?: TrackingOptions;
   log?: Logger;
   /** How the Telegram send path waits for slots and pauses. A seam for tests that make every wait 100–500 ms late; defaults to timers. */
   sleep?: Sleep;
@@ -88,16 +93,20 @@ export class BroadcastQueue extends EventEmitter {
   readonly settings: ResolvedQueueSettings;
   private readonly captureSettings: ResolvedCaptureOptions;
   private captureRef: SubscriberCapture | null = null;
+  /** Tracked links and buttons; null when the tracking option is absent. */
+  readonly tracking: Tracking | null;
 
   /** Throws a ConfigError naming every impossible option, with the words the daemon uses at start-up. */
   constructor(private readonly options: BroadcastQueueOptions = {}) {
     super();
     this.settings = resolveQueueOptions(options);
     this.captureSettings = resolveCaptureOptions(options.capture);
+    const tracking = checkTrackingOptions(options.tracking);
     this.log = options.log ?? silentLogger();
+    this.tracking = tracking ? new Tracking(() => this.db(), { ...tracking, flushMs: DEFAULTS.clickFlushMs }, this.log) : null;
     this.handlers = { ...options.handlers };
     this.concurrency = this.settings.concurrency;
-    this.telegram = options.telegram ? new TelegramDelivery(options.telegram, { ...this.settings, webhook: options.webhook, sleep: options.sleep }, this.log) : null;
+    this.telegram = options.telegram ? new TelegramDelivery(options.telegram, { ...this.settings, webhook: options.webhook, sleep: options.sleep, tracking: this.tracking }, this.log) : null;
   }
 
   get queues(): string[] {
@@ -270,6 +279,7 @@ export class BroadcastQueue extends EventEmitter {
     this.claimPool = null;
     // What the bot's updates said until now is written before the pool closes.
     if (this.captureRef && this.poolRef) await this.captureRef.close();
+    if (this.poolRef) await this.tracking?.flush();
     this.captureRef = null;
     await this.poolRef?.end();
     this.poolRef = null;
@@ -345,7 +355,7 @@ export class BroadcastQueue extends EventEmitter {
    * commands, and hands each update on to the bot's own handlers.
    */
   telegraf(): MiddlewareFn<Context> {
-    return captureMiddleware(this.capture(), this.log);
+    return captureMiddleware(this.capture(), this.tracking, this.log);
   }
 
   /**
@@ -357,9 +367,19 @@ export class BroadcastQueue extends EventEmitter {
     return this.capture().record(update as Update);
   }
 
+  /**
+   * The public redirect listener's handler (GET /r/<token> → 302), for a node:http server of its
+   * own: it must not share a server with the admin API. The daemon runs it on BQ_PUBLIC_HOST:BQ_PUBLIC_PORT.
+   */
+  redirectHandler(): RedirectHandler {
+    if (!this.tracking) throw new ConfigError(['redirectHandler() needs the tracking option (publicUrl and linkSecret)']);
+    return createRedirectHandler(this.tracking, this.log);
+  }
+
   /** Writes the recorded updates now instead of at the next flush (tests, or before a planned exit). */
   async flushUpdates(): Promise<void> {
     await this.captureRef?.flush();
+    await this.tracking?.flush();
   }
 
   // --- admin API and metrics (src/http) ---------------------------------------------------------

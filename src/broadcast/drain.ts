@@ -29,6 +29,9 @@ const GROUP_TURN_LATE_MS = 500;
 /** Sends still awaiting Telegram's answer; a hung API cannot pile up more than this. */
 const MAX_IN_FLIGHT = 256;
 
+/** One recipient's copy of a message (tracked links), or null to send every recipient the same. */
+export type Personalize = ((message: OutgoingMessage, chatId: number) => OutgoingMessage) | null;
+
 /** Rows claimed together and the send times reserved for them (slots null: the reservation failed, see error). */
 type Batch = { due: DueDelivery[]; slots: number[] | null; reservedUntil?: string; error?: unknown };
 /** Send times in use: each send starts from startFrom[i], and no later than slots[i] + LATE_SLOT_MS. */
@@ -42,6 +45,7 @@ export type Stop = { kind: 'paused' } | { kind: 'cancelled' } | { kind: 'content
  * FLUSH_EVERY_MS. It ends with a Stop (or null: every row final), which engine.ts turns into the
  * broadcast's state.
  */
+
 export class Drain {
   private readonly pending: DeliveryRecord[] = [];
   /** The next batch, claimed and reserved ahead (PREPARE_AHEAD_MS). */
@@ -74,6 +78,7 @@ export class Drain {
     private readonly stopping: AbortSignal,
     private readonly log: Logger,
     private readonly events: EventEmitter,
+    private readonly personal: Personalize = null,
   ) {
     const halting = anySignal(signal, stopping);
     this.halting = halting.signal;
@@ -320,7 +325,8 @@ export class Drain {
   }
 
   private async sendOne(d: DueDelivery): Promise<void> {
-    const message = this.messages.get(d.variant) ?? this.messages.values().next().value!;
+    const shared = this.messages.get(d.variant) ?? this.messages.values().next().value!;
+    const message = this.personal ? this.personal(shared, d.chatId) : shared;
     try {
       const sent = await this.sender.send(d.targetChatId, message, this.signal);
       this.pending.push({ chatId: d.chatId, claim: d.claim, status: 'sent', outcome: d.targetChatId !== d.chatId ? 'migrated' : null, messageId: sent.messageId });

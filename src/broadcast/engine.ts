@@ -7,7 +7,7 @@ import type { HandlerContext } from '../queue/worker-pool.js';
 import { parseMessage, type OutgoingMessage } from '../telegram/message.js';
 import type { RateLimiter } from '../telegram/rate-limiter.js';
 import type { TelegramSender } from '../telegram/sender.js';
-import { CONTENT_ERRORS_TO_STOP, Drain, type Stop } from './drain.js';
+import { CONTENT_ERRORS_TO_STOP, Drain, type Personalize, type Stop } from './drain.js';
 import { FINAL_STATUSES, createInlineBroadcast, fanOut, loadBroadcast, validateContent, type BroadcastRow } from './fanout.js';
 import { countDeliveries, finishBroadcast, recoverInterrupted, skipRemaining, takeOver, type Driver } from './ledger.js';
 import { parseAudience } from './audience.js';
@@ -18,6 +18,8 @@ export interface EngineSettings {
   atLeastOnce: boolean;
   /** Enqueue a 'webhook' job when a broadcast finishes. */
   webhooks?: boolean;
+  /** Rewrites each recipient's copy of a track: true broadcast (engagement/tracking.ts); without it such a broadcast fails. */
+  tracking?: { personalizer(broadcastId: number, messages: Record<string, unknown>[]): (params: Record<string, unknown>, chatId: number) => Record<string, unknown> } | null;
 }
 
 /**
@@ -96,6 +98,7 @@ export class BroadcastEngine {
     // A broken message fails the job, and (as its driver) this run closes the broadcast.
     validateContent(broadcast);
     const messages = this.messagesOf(broadcast);
+    const personal = this.personalizerOf(broadcast, messages);
     const recovered = await recoverInterrupted(this.pool, driver, this.settings.atLeastOnce);
     if (recovered) log.warn({ broadcastId, rows: recovered, atLeastOnce: this.settings.atLeastOnce }, 'recipients whose send a crash interrupted');
     const fanned = await fanOut(this.pool, broadcast, driver);
@@ -106,7 +109,7 @@ export class BroadcastEngine {
     else await this.pool.query(`UPDATE broadcasts SET status = 'sending', updated_at = now() WHERE broadcast_id = $1 AND status IN ('draft', 'queued')`, [broadcastId]);
 
     const rate = broadcast.allowPaidBroadcast ? this.settings.paidRateLimit : this.settings.rateLimit;
-    const stop = await new Drain(this.pool, this.sender, this.limiter, driver, messages, rate, this.settings.atLeastOnce, signal, stopping, log, this.events).run();
+    const stop = await new Drain(this.pool, this.sender, this.limiter, driver, messages, rate, this.settings.atLeastOnce, signal, stopping, log, this.events, personal).run();
     return this.finish(driver, job.queue, stop, log);
   }
 
@@ -126,6 +129,13 @@ export class BroadcastEngine {
     if (b.variants?.length) for (const v of b.variants) messages.set(v.name, withPaid(parseMessage(v.message), b.allowPaidBroadcast));
     else messages.set(null, withPaid(parseMessage(b.message), b.allowPaidBroadcast));
     return messages;
+  }
+
+  private personalizerOf(b: BroadcastRow, messages: Map<string | null, OutgoingMessage>): Personalize {
+    if (!b.track) return null;
+    if (!this.settings.tracking) throw new PayloadError('track: true needs tracked links set up: BQ_PUBLIC_URL and BQ_LINK_SECRET for the daemon, the tracking option for the library');
+    const rewrite = this.settings.tracking.personalizer(b.broadcastId, [...messages.values()].map((m) => m.params));
+    return (message, chatId) => ({ method: message.method, params: rewrite(message.params, chatId) });
   }
 
   private async finish(driver: Driver, queue: string, stop: Stop | null, log: Logger): Promise<unknown> {
@@ -155,6 +165,7 @@ export function validateInlineBroadcast(p: Record<string, unknown>): void {
   parseAudience(p.chat_ids !== undefined ? { ...(p.audience as object | undefined), chat_ids: p.chat_ids } : p.audience, p.chat_ids !== undefined ? 'payload' : 'payload.audience');
   if (p.frequency_cap !== undefined && (!Number.isInteger(p.frequency_cap) || (p.frequency_cap as number) < 1)) throw new PayloadError(`payload.frequency_cap must be a positive integer, got ${JSON.stringify(p.frequency_cap)}`);
   if (p.allow_paid_broadcast !== undefined && typeof p.allow_paid_broadcast !== 'boolean') throw new PayloadError('payload.allow_paid_broadcast must be true or false');
+  if (p.track !== undefined && typeof p.track !== 'boolean') throw new PayloadError('payload.track must be true or false');
 }
 
 function withPaid(message: OutgoingMessage, paid: boolean): OutgoingMessage {

@@ -18,6 +18,8 @@ export interface BroadcastRow {
   audience: Record<string, unknown>;
   frequencyCap: number | null;
   allowPaidBroadcast: boolean;
+  /** Tracked links and buttons (engagement/). */
+  track: boolean;
   status: string;
   startedAt: Date | null;
 }
@@ -28,7 +30,7 @@ export async function loadBroadcast(pool: Pool, broadcastId: number): Promise<Br
   const { rows } = await pool.query('SELECT * FROM broadcasts WHERE broadcast_id = $1', [broadcastId]);
   const r = rows[0];
   if (!r) return null;
-  return { broadcastId: r.broadcast_id, title: r.title, message: r.message, variants: r.variants, audience: r.audience, frequencyCap: r.frequency_cap, allowPaidBroadcast: r.allow_paid_broadcast, status: r.status, startedAt: r.started_at };
+  return { broadcastId: r.broadcast_id, title: r.title, message: r.message, variants: r.variants, audience: r.audience, frequencyCap: r.frequency_cap, allowPaidBroadcast: r.allow_paid_broadcast, track: r.track === true, status: r.status, startedAt: r.started_at };
 }
 
 /** Checks what a broadcast will send before the first call; a bad message fails the job at once. */
@@ -59,14 +61,14 @@ export async function createInlineBroadcast(pool: Pool, jobId: number, payload: 
   const audience = payload.chat_ids !== undefined ? { ...(payload.audience as object | undefined), chat_ids: payload.chat_ids } : (payload.audience ?? {});
   const { rows } = await pool.query(
     `WITH b AS (
-       INSERT INTO broadcasts (title, message, variants, audience, frequency_cap, allow_paid_broadcast, status, job_id)
-       VALUES ($2, $3, $4, $5, $6, COALESCE($7, false), 'queued', $1)
+       INSERT INTO broadcasts (title, message, variants, audience, frequency_cap, allow_paid_broadcast, track, status, job_id)
+       VALUES ($2, $3, $4, $5, $6, COALESCE($7, false), COALESCE($8, false), 'queued', $1)
        RETURNING broadcast_id)
      UPDATE broadcast_queue_jobs j
         SET payload = jsonb_build_object('broadcast_id', b.broadcast_id, 'inline', true), updated_at = now()
        FROM b WHERE j.job_id = $1 AND j.status = 'processing'
      RETURNING b.broadcast_id`,
-    [jobId, payload.title ?? null, payload.message ?? null, payload.variants ? JSON.stringify(payload.variants) : null, JSON.stringify(audience), payload.frequency_cap ?? null, payload.allow_paid_broadcast ?? null],
+    [jobId, payload.title ?? null, payload.message ?? null, payload.variants ? JSON.stringify(payload.variants) : null, JSON.stringify(audience), payload.frequency_cap ?? null, payload.allow_paid_broadcast ?? null, payload.track ?? null],
   );
   if (!rows[0]) throw new Error(`job ${jobId} is no longer held by this daemon`);
   return rows[0].broadcast_id;

@@ -6,6 +6,7 @@ import { settingsFromConfig } from '../config/options.js';
 import { redactConnectionString } from '../db/pool.js';
 import { PACKAGE_VERSION } from '../version.js';
 import { startAdminServer, type AdminServer } from '../http/admin-server.js';
+import { startRedirectServer, type RedirectServer } from '../engagement/redirect-server.js';
 
 const program = addSettingFlags(
   new Command('broadcast-queued')
@@ -31,6 +32,7 @@ const queue = new BroadcastQueue({
   embedded: config.databaseUrl ? undefined : { dataDir: config.dataDir, port: config.embeddedPort },
   telegram: config.telegramBotToken ? { token: config.telegramBotToken, apiRoot: config.telegramApiRoot } : undefined,
   webhook: config.webhookUrl && config.webhookSecret ? { url: config.webhookUrl, secret: config.webhookSecret } : undefined,
+  tracking: config.publicUrl && config.linkSecret ? { publicUrl: config.publicUrl, linkSecret: config.linkSecret } : undefined,
   log,
 });
 
@@ -38,6 +40,7 @@ const queue = new BroadcastQueue({
 const SHUTDOWN_GRACE_MS = 5_000;
 
 let admin: AdminServer | null = null;
+let redirects: RedirectServer | null = null;
 let stopping: Promise<void> | null = null;
 function shutdown(signal: string): void {
   if (stopping) {
@@ -46,7 +49,10 @@ function shutdown(signal: string): void {
   }
   log.info({ signal, timeoutMs: config.shutdownTimeoutMs }, 'shutting down');
   // The admin server goes first, so no request reaches a queue that is stopping.
-  const adminClosed = admin ? admin.close().catch((error) => log.warn({ err: errorMessage(error) }, 'admin server did not close cleanly')) : Promise.resolve();
+  const adminClosed = Promise.all([
+    admin?.close().catch((error) => log.warn({ err: errorMessage(error) }, 'admin server did not close cleanly')),
+    redirects?.close(),
+  ]);
   // stop() gives running jobs the shutdown timeout and caps every write after it; this is the
   // last word, so that no state (a start still retrying, a hung connection) outlives SIGTERM.
   setTimeout(() => {
@@ -77,6 +83,10 @@ async function main(): Promise<void> {
     const dashboard = config.dashboard ? { readOnlyToken: config.dashboardReadOnlyToken } : false;
     admin = await startAdminServer(queue, { host: config.httpHost, port: config.httpPort, apiToken: config.apiToken, dashboard, log });
     log.info({ url: admin.url, api: `${admin.url}/api/admin/queue`, metrics: `${admin.url}/metrics`, dashboard: config.dashboard ? `${admin.url}/` : 'off', auth: config.apiToken ? 'bearer token' : 'none (loopback only)' }, 'admin API listening');
+  }
+  if (queue.tracking && config.publicPort >= 0 && !stopping) {
+    redirects = await startRedirectServer(queue.redirectHandler(), config.publicHost, config.publicPort);
+    log.info({ host: config.publicHost, port: redirects.port, publicUrl: config.publicUrl }, 'tracked-link redirect listener listening');
   }
   if (queue.embedded) {
     process.stderr.write(`broadcast-queued: embedded PostgreSQL at ${queue.embedded.dataDir}; connect with:\n  ${queue.embedded.psqlHint}\n`);

@@ -29,6 +29,11 @@ export const DEFAULTS = Object.freeze({
   httpHost: '127.0.0.1',
   httpPort: 3000,
   embeddedPort: 0,
+  /** The public redirect listener of tracked links: loopback until said otherwise (a proxy in front). */
+  publicHost: '127.0.0.1',
+  publicPort: 3001,
+  /** Clicks and presses are written together this often. */
+  clickFlushMs: 250,
   logLevel: 'info',
   /** The subscriber capture (queue.telegraf(), queue.recordUpdate()): see CaptureOptions in config/options.ts. */
   capture: Object.freeze({

@@ -25,6 +25,10 @@ export interface Config {
   dashboardReadOnlyToken: string | undefined;
   webhookUrl: string | undefined;
   webhookSecret: string | undefined;
+  publicHost: string;
+  publicPort: number;
+  publicUrl: string | undefined;
+  linkSecret: string | undefined;
   cleanupDays: number;
   ledgerRetentionDays: number;
   logLevel: string;
@@ -132,6 +136,12 @@ function httpToken(raw: string | undefined): Parsed<string | undefined> {
   return value;
 }
 
+function host(raw: string | undefined, fallback: string): Parsed<string> {
+  const value = (raw ?? '').trim() || fallback;
+  // "127.0.0.1:3000" or "http://…" would only fail when the server tries to listen.
+  return isIP(value) || HOST_NAME.test(value) ? ok(value) : bad(`must be an IP address or a host name, without a port or scheme, got "${value}"`);
+}
+
 export const SETTINGS: Setting[] = [
   { key: 'databaseUrl', env: 'DATABASE_URL', flag: '--database-url', secret: true, doc: 'PostgreSQL connection string. Defaults to an embedded PostgreSQL in the data directory.', parse: postgresUrl },
   { key: 'listenDatabaseUrl', env: 'BQ_LISTEN_DATABASE_URL', flag: '--listen-database-url', secret: true, doc: 'Direct connection (not through PgBouncer) for LISTEN, the liveness lock and claims, when DATABASE_URL goes through PgBouncer. Defaults to DATABASE_URL.', parse: postgresUrl },
@@ -154,15 +164,18 @@ export const SETTINGS: Setting[] = [
   { key: 'rateLimit', env: 'BQ_RATE_LIMIT', flag: '--rate-limit', doc: `Messages per second per bot, shared by every daemon. Defaults to ${DEFAULTS.rateLimit}.`, parse: integer('rateLimit') },
   { key: 'paidRateLimit', env: 'BQ_PAID_RATE_LIMIT', flag: '--paid-rate-limit', doc: `Messages per second for broadcasts with allow_paid_broadcast. Defaults to ${DEFAULTS.paidRateLimit}.`, parse: integer('paidRateLimit') },
   { key: 'delivery', env: 'BQ_DELIVERY', flag: '--delivery', doc: `at-most-once (never resend a send whose outcome a crash hid) or at-least-once. Defaults to ${DEFAULTS.delivery}.`, parse: oneOf('delivery') },
-  { key: 'httpHost', env: 'BQ_HTTP_HOST', flag: '--http-host', doc: `Admin API address. Defaults to ${DEFAULTS.httpHost}.`, parse: (raw) => {
-    const host = (raw ?? '').trim() || DEFAULTS.httpHost;
-    // "127.0.0.1:3000" or "http://…" would only fail when the server tries to listen.
-    return isIP(host) || HOST_NAME.test(host) ? ok(host) : bad(`must be an IP address or a host name, without a port or scheme, got "${host}"`);
-  } },
+  { key: 'httpHost', env: 'BQ_HTTP_HOST', flag: '--http-host', doc: `Admin API address. Defaults to ${DEFAULTS.httpHost}.`, parse: (raw) => host(raw, DEFAULTS.httpHost) },
   { key: 'httpPort', env: 'BQ_HTTP_PORT', flag: '--http-port', doc: `Admin API port; -1 turns the server off, 0 picks a free port. Defaults to ${DEFAULTS.httpPort}.`, parse: integer('httpPort') },
   { key: 'apiToken', env: 'BQ_API_TOKEN', flag: '--api-token', secret: true, doc: 'Bearer token for the admin API and /metrics, and the dashboard\'s admin login. Defaults to none (loopback only).', parse: httpToken },
   { key: 'dashboard', env: 'BQ_DASHBOARD', flag: '--dashboard', doc: 'Serve the web dashboard at / of the admin server (--no-dashboard to turn it off). Defaults to true.', parse: boolean(true) },
   { key: 'dashboardReadOnlyToken', env: 'BQ_DASHBOARD_READONLY_TOKEN', flag: '--dashboard-readonly-token', secret: true, doc: 'A second dashboard login that shows everything and changes nothing. Defaults to none.', parse: httpToken },
+  { key: 'publicHost', env: 'BQ_PUBLIC_HOST', flag: '--public-host', doc: `Address of the public redirect listener of tracked links (GET /r/<token>, nothing else). Defaults to ${DEFAULTS.publicHost}.`, parse: (raw) => host(raw, DEFAULTS.publicHost) },
+  { key: 'publicPort', env: 'BQ_PUBLIC_PORT', flag: '--public-port', doc: `Port of the redirect listener; -1 turns it off, 0 picks a free port. It runs only with BQ_PUBLIC_URL and BQ_LINK_SECRET. Defaults to ${DEFAULTS.publicPort}.`, parse: integer('publicPort') },
+  { key: 'publicUrl', env: 'BQ_PUBLIC_URL', flag: '--public-url', doc: 'Where recipients reach the redirect listener (e.g. https://t.example.com, usually a proxy in front of it); tracked links are <url>/r/<token>. Defaults to none (track: true broadcasts fail).', parse: optionalHttpUrl('publicUrl') },
+  { key: 'linkSecret', env: 'BQ_LINK_SECRET', flag: '--link-secret', secret: true, doc: 'Key of the tracked-link tokens, at least 32 characters, of its own; changing it breaks the links already sent. Required with BQ_PUBLIC_URL.', parse: (raw) => {
+    const value = optionalString(raw);
+    return value.ok && value.value !== undefined ? ruled('linkSecret', value.value) : value;
+  } },
   { key: 'webhookUrl', env: 'BQ_WEBHOOK_URL', flag: '--webhook-url', doc: 'URL that receives a signed POST when a broadcast finishes. Defaults to none.', parse: optionalHttpUrl('webhookUrl') },
   { key: 'webhookSecret', env: 'BQ_WEBHOOK_SECRET', flag: '--webhook-secret', secret: true, doc: 'HMAC-SHA256 key for webhook signatures; required with BQ_WEBHOOK_URL.', parse: optionalString },
   { key: 'cleanupDays', env: 'BQ_CLEANUP_DAYS', flag: '--cleanup-days', doc: `Finished jobs older than this many days are deleted; 0 keeps them forever. Defaults to ${DEFAULTS.cleanupDays}.`, parse: integer('cleanupDays') },
@@ -246,6 +259,10 @@ export function loadConfig(env: Record<string, string | undefined>, flags: Parti
     if (result.dashboardReadOnlyToken && result.dashboardReadOnlyToken === result.apiToken) problems.push('BQ_DASHBOARD_READONLY_TOKEN is the same as BQ_API_TOKEN: the read-only login must have a token of its own');
     // A key of its own: signing with the admin token would hand every receiver the admin API.
     if (result.webhookUrl && !result.webhookSecret) problems.push('BQ_WEBHOOK_URL is set, so BQ_WEBHOOK_SECRET must be set too (a key of its own: the receiver needs it to check signatures, and the admin token would let it operate the queue)');
+    // A link needs both: where it points and the key that makes its token.
+    if (result.publicUrl && !result.linkSecret) problems.push('BQ_PUBLIC_URL is set, so BQ_LINK_SECRET must be set too (a key of its own for the tracked-link tokens)');
+    if (result.linkSecret && !result.publicUrl) problems.push('BQ_LINK_SECRET is set but BQ_PUBLIC_URL is not: tracked links need the address recipients reach the redirect listener at');
+    if (result.publicUrl && result.publicPort >= 0 && result.httpPort >= 0 && result.publicPort === result.httpPort && result.publicPort > 0) problems.push(`BQ_PUBLIC_PORT and BQ_HTTP_PORT are both ${result.publicPort}: the public redirect listener must not share the admin API's`);
     // Notifications are per database: LISTEN elsewhere than the jobs are inserted would never wake.
     if (result.listenDatabaseUrl && !result.databaseUrl) problems.push('BQ_LISTEN_DATABASE_URL is set but DATABASE_URL is not: the embedded PostgreSQL would hold the jobs and the listener would wait on another database');
     if (result.httpPort > 0 && result.httpPort === result.embeddedPort && !result.databaseUrl) problems.push(`BQ_HTTP_PORT and BQ_EMBEDDED_PORT are both ${result.httpPort}: the admin API and the embedded PostgreSQL cannot share a port`);

@@ -97,6 +97,26 @@ export function resolveCaptureOptions(options: CaptureOptions = {}): ResolvedCap
   };
 }
 
+/** Tracked links and buttons (track: true broadcasts); both fields are needed. */
+export interface TrackingOptions {
+  /** The public address of the redirect listener, e.g. https://t.example.com; links are <publicUrl>/r/<token>. */
+  publicUrl: string;
+  /** The key of the link tokens, at least 32 characters, of its own (not the admin token). */
+  linkSecret: string;
+}
+
+/** The tracking options checked; throws one ConfigError naming every problem, secrets never echoed. */
+export function checkTrackingOptions(options: TrackingOptions | undefined): TrackingOptions | null {
+  if (options === undefined) return null;
+  const problems: string[] = [];
+  for (const [name, key] of [['publicUrl', 'publicUrl'], ['linkSecret', 'linkSecret']] as const) {
+    const problem = checkSetting(key, options[name], 'ms');
+    if (problem) problems.push(`tracking.${name} ${problem}`);
+  }
+  if (problems.length) throw new ConfigError(problems);
+  return { publicUrl: options.publicUrl.trim().replace(/\/+$/, ''), linkSecret: options.linkSecret };
+}
+
 /** Every setting with its default filled in: what a queue actually runs with. */
 export type ResolvedQueueSettings = { readonly [K in keyof QueueSettings]-?: K extends 'queues' ? readonly string[] : NonNullable<QueueSettings[K]> };
 

@@ -72,6 +72,16 @@ export const RULES = {
   cleanupDays: whole(0, 3650),
   ledgerRetentionDays: whole(0, 3650),
   httpPort: whole(-1, 65535),
+  publicPort: whole(-1, 65535),
+  publicUrl: (value) => {
+    const { problem, url } = httpUrl(value);
+    if (problem) return problem;
+    // Links are built as <publicUrl>/r/<token>: a query or fragment would land in the middle.
+    if (url!.username || url!.password || url!.search || url!.hash) return 'must be a plain base URL without a user name, password, query or fragment (links are built as <url>/r/<token>)';
+    return undefined;
+  },
+  // 32 characters at least: the key of every tracked link's token (engagement/token.ts). Never echoed.
+  linkSecret: (value) => (typeof value === 'string' && value.length >= 32 ? undefined : `must be at least 32 characters, got ${typeof value === 'string' ? value.length : 'nothing'}`),
   // Longer than a minute would lose last_active_at's minute precision in the database.
   captureFlushMs: duration(10, 60_000),
   embeddedPort: whole(0, 65535),

@@ -111,3 +111,11 @@ export async function insertEvents(db: Pick<Pool, 'query'>, events: EngagementEv
   if (events.length === 0) return;
   await db.query(INSERT_EVENTS_SQL, [events.map((e) => e.broadcastId), events.map((e) => e.chatId), events.map((e) => e.kind), events.map((e) => e.linkIndex), events.map((e) => e.at)]);
 }
+
+/** What a tracked broadcast sends (its message, or each variant's), for the redirect listener; null if it is gone or not tracked. */
+export async function loadTrackedMessages(pool: Pool, broadcastId: number): Promise<Record<string, unknown>[] | null> {
+  const { rows } = await pool.query('SELECT message, variants FROM broadcasts WHERE broadcast_id = $1 AND track', [broadcastId]);
+  const r = rows[0];
+  if (!r) return null;
+  return Array.isArray(r.variants) && r.variants.length ? r.variants.map((v: { message: Record<string, unknown> }) => v.message) : [r.message];
+}

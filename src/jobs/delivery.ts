@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { Pool } from '../db/pool.js';
 import { errorMessage, type Logger } from '../log.js';
 import type { JobHandler } from '../queue/worker-pool.js';
-import { BroadcastEngine } from '../broadcast/engine.js';
+import { BroadcastEngine, type EngineSettings } from '../broadcast/engine.js';
 import { classifyTelegramError } from '../telegram/classify.js';
 import { RateLimiter } from '../telegram/rate-limiter.js';
 import { SendJob } from './send-job.js';
@@ -22,6 +22,8 @@ export interface DeliverySettings {
   webhook?: WebhookSettings;
   /** How the send path waits (see Sleep): tests make every wait late, as a busy machine does. */
   sleep?: Sleep;
+  /** Tracked links and buttons (engagement/tracking.ts); without it a track: true broadcast fails. */
+  tracking?: EngineSettings['tracking'];
 }
 
 /** While halted by a 401, the token is re-checked with getMe this often. */
@@ -57,7 +59,7 @@ export class TelegramDelivery extends EventEmitter {
 
   handlers(pool: Pool): Record<string, JobHandler> {
     this.limiter = new RateLimiter(pool, this.sender.botId, this.log, this.settings.sleep);
-    const common = { rateLimit: this.settings.rateLimit, paidRateLimit: this.settings.paidRateLimit, atLeastOnce: this.settings.delivery === 'at-least-once', webhooks: Boolean(this.settings.webhook) };
+    const common = { rateLimit: this.settings.rateLimit, paidRateLimit: this.settings.paidRateLimit, atLeastOnce: this.settings.delivery === 'at-least-once', webhooks: Boolean(this.settings.webhook), tracking: this.settings.tracking ?? null };
     const webhook = this.settings.webhook;
     const send = new SendJob(pool, this.sender, this.limiter, common, this);
     const broadcast = new BroadcastEngine(pool, this.sender, this.limiter, common, this);

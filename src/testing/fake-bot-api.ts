@@ -254,7 +254,7 @@ export class FakeBotApi extends EventEmitter {
   private decide(token: string, method: string, verb: string, chatId: ChatId | undefined, body: Record<string, unknown>,
     at: number, draw: number, overGlobal: boolean, overChat: number | null): Outcome {
     if (token !== this.token) return fail(401, 'Unauthorized');
-    if (!(Object.hasOwn(SEND_METHODS, method) && verb === 'POST') && method !== 'getMe') return fail(404, 'Not Found');
+    if (!(Object.hasOwn(SEND_METHODS, method) && verb === 'POST') && method !== 'getMe' && method !== 'answerCallbackQuery') return fail(404, 'Not Found');
     const { retryAfterSeconds: retry } = this.o;
     const f = this.faults;
     if (f.storm || overGlobal) return fail(429, `Too Many Requests: retry after ${retry}`, { retry_after: retry });
@@ -262,6 +262,8 @@ export class FakeBotApi extends EventEmitter {
     if (draw < f.hangRate + f.resetRate) return { fault: 'reset' };
     if (draw < f.hangRate + f.resetRate + f.errorRate) return fail5xx(f.errorStatus);
     if (method === 'getMe') return { status: 200, payload: BOT_USER };
+    // Tracked callback buttons are answered by the middleware; the call is recorded like any other.
+    if (method === 'answerCallbackQuery') return typeof body.callback_query_id === 'string' && body.callback_query_id ? { status: 200, payload: true } : fail(400, 'Bad Request: query is too old and response timeout expired or query ID is invalid');
     if (chatId === undefined) return fail(400, 'Bad Request: chat_id is empty');
     if (overChat !== null) return fail(429, `Too Many Requests: retry after ${overChat}`, { retry_after: overChat });
     const chat = this.chat(chatId);

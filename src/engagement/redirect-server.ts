@@ -1,0 +1,66 @@
+// The public redirect listener: GET /r/<token> answers 302 to the link the token stands for and
+// records the click. It is the one part of the daemon meant to face the internet, so it runs on a
+// listener of its own (BQ_PUBLIC_HOST, BQ_PUBLIC_PORT) that serves nothing else: no admin route,
+// no metrics, no health, and the same plain 404 for every other path and every bad, forged or
+// expired token, with nothing recorded.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { errorMessage, type Logger } from '../log.js';
+import type { Tracking } from './tracking.js';
+
+export type RedirectHandler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
+
+const PATH = /^\/r\/([A-Za-z0-9_-]{1,64})$/;
+// No caching, so each follow reaches the listener and counts; no referrer, so the target does not
+// learn the token; no indexing of the redirect pages.
+const COMMON = { 'cache-control': 'no-store', 'referrer-policy': 'no-referrer', 'x-robots-tag': 'noindex', 'x-content-type-options': 'nosniff' };
+
+function plain(res: http.ServerResponse, status: number, text: string): void {
+  res.writeHead(status, { ...COMMON, 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(text) }).end(text);
+}
+
+export function createRedirectHandler(tracking: Tracking, log: Logger): RedirectHandler {
+  return (req, res) => {
+    const path = (req.url ?? '').split('?', 1)[0]!;
+    const match = PATH.exec(path);
+    if (!match || (req.method !== 'GET' && req.method !== 'HEAD')) return plain(res, 404, 'Not found\n');
+    tracking.click(match[1]!).then(
+      (url) => {
+        if (url === null) return plain(res, 404, 'Not found\n');
+        res.writeHead(302, { ...COMMON, location: url, 'content-length': 0 }).end();
+      },
+      (error: unknown) => {
+        // The token is not logged: it names a recipient.
+        log.warn({ err: errorMessage(error) }, 'tracked link not resolved: database unavailable');
+        plain(res, 503, 'Service unavailable, try again\n');
+      },
+    );
+  };
+}
+
+export interface RedirectServer {
+  port: number;
+  close(): Promise<void>;
+}
+
+export async function startRedirectServer(handler: RedirectHandler, host: string, port: number): Promise<RedirectServer> {
+  const server = http.createServer(handler);
+  // Small requests, many clients: a slow client must not hold a socket for long.
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 10_000;
+  server.keepAliveTimeout = 5_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () => new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    }),
+  };
+}
