@@ -119,6 +119,11 @@ export async function broadcastStatus(pool: Pool, broadcastId: number): Promise<
   return rows[0]?.status ?? null;
 }
 
+/** A draft or queued broadcast is being sent now (its audience was fanned out before). */
+export async function markSending(pool: Pool, broadcastId: number): Promise<void> {
+  await pool.query(`UPDATE broadcasts SET status = 'sending', updated_at = now() WHERE broadcast_id = $1 AND status IN ('draft', 'queued')`, [broadcastId]);
+}
+
 /** A broadcast in one of these is finished: nothing more is sent for it. */
 export const FINAL_STATUSES: readonly string[] = ['completed', 'cancelled', 'failed'];
 

@@ -10,6 +10,7 @@ import { GROUP_CHAT_SPACING_MS, LATE_SLOT_MS, type ChatReservation, type RateLim
 import type { TelegramSender } from '../telegram/sender.js';
 import { BLOCKED_OUTCOMES, claimDue, nextDueInMs, recordDeliveries, type DeliveryRecord, type Driver, type DueDelivery } from './ledger.js';
 import { markUnreachable, recordMigration } from './subscribers.js';
+import { broadcastStatus } from './broadcasts-store.js';
 
 /** A recipient's transient failures (5xx, network) are retried 1, 2, 4, 8 s later, then failed. */
 const RECIPIENT_RETRIES = 4;
@@ -159,8 +160,7 @@ export class Drain {
   private async checkControl(): Promise<void> {
     if (Date.now() - this.lastControlCheck < CONTROL_CHECK_MS) return;
     this.lastControlCheck = Date.now();
-    const { rows } = await this.pool.query('SELECT status FROM broadcasts WHERE broadcast_id = $1', [this.driver.broadcastId]);
-    const status = rows[0]?.status;
+    const status = await broadcastStatus(this.pool, this.driver.broadcastId);
     if (status === 'paused') this.stop = { kind: 'paused' };
     else if (status === 'cancelled') this.stop = { kind: 'cancelled' };
   }

@@ -9,8 +9,9 @@ import type { RateLimiter } from '../telegram/rate-limiter.js';
 import type { TelegramSender } from '../telegram/sender.js';
 import { CONTENT_ERRORS_TO_STOP, Drain, type Personalize, type Stop } from './drain.js';
 import { FINAL_STATUSES, createInlineBroadcast, fanOut, loadBroadcast, validateContent, type BroadcastRow } from './fanout.js';
-import { countDeliveries, finishBroadcast, recoverInterrupted, skipRemaining, takeOver, type Driver } from './ledger.js';
+import { countDeliveries, failBroadcast, finishBroadcast, recoverInterrupted, skipRemaining, takeOver, type Driver } from './ledger.js';
 import { parseAudience } from './audience.js';
+import { markSending } from './broadcasts-store.js';
 
 export interface EngineSettings {
   rateLimit: number;
@@ -72,13 +73,7 @@ export class BroadcastEngine {
     await recoverInterrupted(this.pool, driver, false);
     await skipRemaining(this.pool, driver, 'stopped');
     const counts = await countDeliveries(this.pool, broadcastId);
-    await this.pool.query(
-      `UPDATE broadcasts SET status = 'failed', failure_reason = $2, finished_at = now(), updated_at = now(),
-              total = $3, sent = $4, failed = $5, blocked = $6, skipped = $7, unknown = $8
-        WHERE broadcast_id = $1 AND status NOT IN ('completed', 'cancelled', 'failed')
-          AND driver_job_id = $9 AND driver_claimed_at = $10::timestamptz`,
-      [broadcastId, reason.slice(0, 1000), counts.total, counts.sent, counts.failed, counts.blocked, counts.skipped, counts.unknown, driver.jobId, driver.claimedAt],
-    );
+    await failBroadcast(this.pool, driver, reason, counts);
     log.warn({ broadcastId, reason, ...counts }, 'broadcast failed');
   }
 
@@ -106,7 +101,7 @@ export class BroadcastEngine {
       log.info({ broadcastId, ...fanned }, 'audience fanned out into the ledger');
       if (fanned.skipped) this.events.emit('delivery', { jobType: 'broadcast', outcome: 'skipped', count: fanned.skipped });
     }
-    else await this.pool.query(`UPDATE broadcasts SET status = 'sending', updated_at = now() WHERE broadcast_id = $1 AND status IN ('draft', 'queued')`, [broadcastId]);
+    else await markSending(this.pool, broadcastId);
 
     const rate = broadcast.allowPaidBroadcast ? this.settings.paidRateLimit : this.settings.rateLimit;
     const stop = await new Drain(this.pool, this.sender, this.limiter, driver, messages, rate, this.settings.atLeastOnce, signal, stopping, log, this.events, personal).run();

@@ -292,6 +292,17 @@ export async function finishBroadcast(pool: Pool, driver: Driver, f: Finish): Pr
   if (rowCount === 0) throw new DriverLostError(driver);
 }
 
+/** Fails a broadcast that is not final yet, with its counts, as long as `driver` still drives it. */
+export async function failBroadcast(pool: Pool, driver: Driver, reason: string, counts: BroadcastCounts): Promise<void> {
+  await pool.query(
+    `UPDATE broadcasts SET status = 'failed', failure_reason = $2, finished_at = now(), updated_at = now(),
+            total = $3, sent = $4, failed = $5, blocked = $6, skipped = $7, unknown = $8
+      WHERE broadcast_id = $1 AND status NOT IN ('completed', 'cancelled', 'failed')
+        AND driver_job_id = $9 AND driver_claimed_at = $10::timestamptz`,
+    [driver.broadcastId, reason.slice(0, 1000), counts.total, counts.sent, counts.failed, counts.blocked, counts.skipped, counts.unknown, driver.jobId, driver.claimedAt],
+  );
+}
+
 /** Milliseconds until the next pending row is due (0: now), or null when none is pending. */
 export async function nextDueInMs(pool: Pool, broadcastId: number): Promise<number | null> {
   const { rows } = await pool.query(

@@ -4,6 +4,7 @@ import type { Pool } from '../db/pool.js';
 import { HaltError, PayloadError, PermanentError, RetriableError, SnoozeError } from '../errors.js';
 import type { Job } from '../queue/claimer.js';
 import type { HandlerContext } from '../queue/worker-pool.js';
+import { lastAttemptWasRescued } from '../queue/jobs-store.js';
 import { markUnreachable, recordMigration } from '../broadcast/subscribers.js';
 import { classifyTelegramError, describeClass, mayHaveBeenDelivered } from '../telegram/classify.js';
 import { parseChatId, parseMessage } from '../telegram/message.js';
@@ -37,7 +38,7 @@ export class SendJob {
     const chatId = parseChatId(job.payload.chat_id, 'payload.chat_id');
     const message = parseMessage(job.payload.message, 'payload.message');
     const paid = job.payload.allow_paid_broadcast === true || message.params.allow_paid_broadcast === true;
-    if (job.attempt > 1 && !this.settings.atLeastOnce && (await this.lastAttemptWasCutShort(job.jobId))) {
+    if (job.attempt > 1 && !this.settings.atLeastOnce && (await lastAttemptWasRescued(this.pool, job.jobId))) {
       throw new PermanentError(`outcome unknown: the daemon died during an earlier attempt and the message may have been sent; not resent in at-most-once mode (BQ_DELIVERY=at-least-once resends)`);
     }
     let target = chatId;
@@ -131,12 +132,6 @@ export class SendJob {
     }
     // Only the abort gets here: the shutdown (or a lost job) came before the call.
     throw new SnoozeError(0, 'interrupted by shutdown before the message was sent');
-  }
-
-  /** True when the previous attempt ended in a rescue: the daemon died, perhaps mid-call. */
-  private async lastAttemptWasCutShort(jobId: number): Promise<boolean> {
-    const { rows } = await this.pool.query(`SELECT errors -> -1 -> 'rescued' = 'true'::jsonb AS rescued FROM broadcast_queue_jobs WHERE job_id = $1`, [jobId]);
-    return rows[0]?.rescued === true;
   }
 }
 

@@ -65,6 +65,12 @@ export async function getJob(pool: Pool | PoolClient, jobId: number): Promise<Jo
   return rows[0] ? jobRow(rows[0]) : null;
 }
 
+/** True when the job's last attempt ended in a rescue: its daemon died, perhaps mid-call. */
+export async function lastAttemptWasRescued(pool: Pool, jobId: number): Promise<boolean> {
+  const { rows } = await pool.query(`SELECT errors -> -1 -> 'rescued' = 'true'::jsonb AS rescued FROM broadcast_queue_jobs WHERE job_id = $1`, [jobId]);
+  return rows[0]?.rescued === true;
+}
+
 export interface JobFilter {
   statuses?: readonly string[];
   queue?: string;

@@ -2,12 +2,12 @@
 // each with the fix. A failed check makes the exit code 1; a warning does not.
 import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
-import pg from 'pg';
 import { dbCommand, examples, out, runDb } from '../command.js';
 import { printJson } from '../format.js';
 import type { CliContext } from '../context.js';
 import { errorMessage } from '../../log.js';
 import { migrationState } from '../../db/migrate.js';
+import { notifyRoundTripMs, serverIdentity, triggerStates } from '../../db/health.js';
 import { TelegramSender } from '../../telegram/sender.js';
 import { readRateLimitState } from '../../telegram/rate-limiter.js';
 
@@ -65,8 +65,8 @@ async function checkDatabase({ pool }: CliContext): Promise<Check> {
   const name = 'database reachable';
   const started = Date.now();
   try {
-    const { rows } = await pool.query(`SELECT current_setting('server_version') AS version, current_database() AS db`);
-    return { name, status: 'ok', detail: `PostgreSQL ${rows[0].version}, database ${rows[0].db} (${Date.now() - started} ms)` };
+    const server = await serverIdentity(pool);
+    return { name, status: 'ok', detail: `PostgreSQL ${server.version}, database ${server.database} (${Date.now() - started} ms)` };
   } catch (error) {
     return { name, status: 'fail', detail: errorMessage(error), hint: 'check DATABASE_URL (host, port, user, password, database) and that PostgreSQL is running' };
   }
@@ -80,12 +80,7 @@ async function checkMigrations({ pool }: CliContext): Promise<Omit<Check, 'name'
 }
 
 async function checkTriggers({ pool }: CliContext): Promise<Omit<Check, 'name'>> {
-  const { rows } = await pool.query(
-    `SELECT tgname, tgenabled <> 'D' AS enabled FROM pg_trigger
-      WHERE tgrelid = to_regclass('broadcast_queue_jobs') AND tgname = ANY($1::text[])`,
-    [TRIGGERS],
-  );
-  const found = new Map(rows.map((r) => [r.tgname as string, r.enabled as boolean]));
+  const found = await triggerStates(pool, 'broadcast_queue_jobs', TRIGGERS);
   const missing = TRIGGERS.filter((t) => !found.has(t));
   const disabled = TRIGGERS.filter((t) => found.get(t) === false);
   if (missing.length) return { status: 'fail', detail: `missing: ${missing.join(', ')}; daemons wake only on the fallback sweep`, hint: 'run bqctl migrate; if the schema is current, a trigger was dropped by hand: restore it from sql/0001_jobs.sql' };
@@ -95,31 +90,13 @@ async function checkTriggers({ pool }: CliContext): Promise<Omit<Check, 'name'>>
 
 /** LISTEN on a connection of its own (the LISTEN URL, as the daemon uses), NOTIFY from the pool. */
 async function checkNotify({ pool, config, connectionString }: CliContext): Promise<Omit<Check, 'name'>> {
-  const listener = new pg.Client({ connectionString: config.listenDatabaseUrl ?? connectionString, application_name: 'bqctl-doctor' });
-  listener.on('error', () => undefined);
   // A payload that is no queue's name, so live daemons ignore it.
   const token = `bqctl-doctor:${randomBytes(6).toString('hex')}`;
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    await listener.connect();
-    await listener.query('LISTEN broadcast_queue');
-    const heard = new Promise<number>((resolve, reject) => {
-      const sent = Date.now();
-      listener.on('notification', (msg) => {
-        if (msg.channel === 'broadcast_queue' && msg.payload === token) resolve(Date.now() - sent);
-      });
-      timer = setTimeout(() => reject(new Error(`no notification within ${NOTIFY_TIMEOUT_MS / 1000} s`)), NOTIFY_TIMEOUT_MS);
-    });
-    await pool.query(`SELECT pg_notify('broadcast_queue', $1)`, [token]);
-    const ms = await heard.catch((error: Error) => error);
-    if (ms instanceof Error) {
-      return { status: 'fail', detail: ms.message, hint: 'LISTEN does not work through PgBouncer in transaction mode: set BQ_LISTEN_DATABASE_URL to a direct connection' };
-    }
-    return { status: 'ok', detail: `delivered in ${ms} ms` };
-  } finally {
-    clearTimeout(timer);
-    await listener.end().catch(() => undefined);
+  const ms = await notifyRoundTripMs(pool, config.listenDatabaseUrl ?? connectionString, 'broadcast_queue', token, NOTIFY_TIMEOUT_MS, 'bqctl-doctor');
+  if (ms === null) {
+    return { status: 'fail', detail: `no notification within ${NOTIFY_TIMEOUT_MS / 1000} s`, hint: 'LISTEN does not work through PgBouncer in transaction mode: set BQ_LISTEN_DATABASE_URL to a direct connection' };
   }
+  return { status: 'ok', detail: `delivered in ${ms} ms` };
 }
 
 async function checkToken({ config }: CliContext): Promise<Omit<Check, 'name'>> {
