@@ -31,7 +31,7 @@
         body: new URLSearchParams(new FormData(form)).toString(),
         credentials: 'same-origin',
       });
-      if (res.redirected || res.ok) location.assign(res.url);
+      if (res.ok) location.assign((await res.json()).location);
       else document.documentElement.innerHTML = await res.text();
     } catch (error) {
       window.alert(`The request failed: ${error}`);

@@ -30,7 +30,7 @@ import { jobPage, jobsPage, JOB_STATES, type JobFilterForm } from './pages/jobs.
 import { loginPage } from './pages/login.js';
 import { overviewPage } from './pages/overview.js';
 import { errorPage, overviewLive } from './pages/misc.js';
-import { readForm, redirect, sendHtml } from './respond.js';
+import { readForm, redirect, SECURITY_HEADERS, sendHtml } from './respond.js';
 import { clearedCookie, sameSecret, sessionCookie, SessionStore, type Role, type Session } from './session.js';
 
 export interface DashboardOptions {
@@ -79,6 +79,7 @@ export function createDashboardHandler(access: QueueAccess, options: DashboardOp
       return;
     }
     if (path === '/login') return login(req, res, method);
+    if (path === '/favicon.ico') return void res.writeHead(204, SECURITY_HEADERS).end();
 
     let session = sessions.fromRequest(req);
     const headers: Record<string, string> = {};
@@ -172,7 +173,7 @@ export function createDashboardHandler(access: QueueAccess, options: DashboardOp
     if (!csrf || !sameSecret(csrf, session.csrf)) throw new HttpError(403, 'the form has no valid CSRF token; reload the page and try again');
     if (path === '/logout') {
       sessions.end(session);
-      return redirect(res, `${base}/${localOnly ? '' : 'login'}`, { 'set-cookie': clearedCookie(cookiePath) });
+      return afterPost(req, res, `${base}/${localOnly ? '' : 'login'}`, { 'set-cookie': clearedCookie(cookiePath) });
     }
     if (session.role !== 'admin') throw new HttpError(403, 'this session is read-only (logged in with the read-only token): it cannot change anything');
     const pool = access.pool();
@@ -181,7 +182,7 @@ export function createDashboardHandler(access: QueueAccess, options: DashboardOp
     if (!outcome) throw new HttpError(404, 'no such action');
     log.info({ action: path, outcome: outcome.notice.kind }, 'dashboard action');
     session.flash = outcome.notice;
-    redirect(res, `${base}${outcome.back}`);
+    afterPost(req, res, `${base}${outcome.back}`);
   }
 
   const handler = ((req, res, _next) => {
@@ -196,6 +197,17 @@ export function createDashboardHandler(access: QueueAccess, options: DashboardOp
   }) as DashboardHandler;
   handler.closeStreams = () => live.closeAll();
   return handler;
+}
+
+/**
+ * Where to go after a POST: a 303 for a plain form; the page's script (X-Requested-With) gets the
+ * place to go instead, since a fetch that followed the redirect would use up the notice shown once.
+ */
+function afterPost(req: IncomingMessage, res: ServerResponse, location: string, headers: Record<string, string> = {}): void {
+  if (req.headers['x-requested-with'] === undefined) return redirect(res, location, headers);
+  const body = JSON.stringify({ location });
+  res.writeHead(200, { ...SECURITY_HEADERS, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), ...headers });
+  res.end(body);
 }
 
 function checkedToken(token: string, name: string): string {

@@ -17,7 +17,8 @@ export const SECURITY_HEADERS: Record<string, string> = {
   'content-security-policy': CONTENT_SECURITY_POLICY,
   'x-content-type-options': 'nosniff',
   'x-frame-options': 'DENY',
-  'referrer-policy': 'no-referrer',
+  // Not no-referrer: with it Chromium sends Origin: null on form posts, and the login checks Origin.
+  'referrer-policy': 'same-origin',
   'cache-control': 'no-store',
 };
 

@@ -24,6 +24,9 @@ ${rows.length ? rows.map((b) => html`<tr><td><a href="${ctx.base}/broadcasts/${b
 ${next !== null ? html`<p><a class="more" href="${ctx.base}/broadcasts?${new URLSearchParams({ ...(status ? { status } : {}), before: String(next) }).toString()}">Older →</a></p>` : ''}`);
 }
 
+/** A paused broadcast has no ETA, whatever it sent in the last seconds. */
+const eta = (b: BroadcastProgress) => (b.status === 'paused' ? null : b.etaSeconds);
+
 const COUNTS: (keyof BroadcastCounts)[] = ['total', 'sent', 'failed', 'blocked', 'skipped', 'unknown'];
 
 export function broadcastPage(ctx: PageContext, b: BroadcastProgress, variants: Record<string, BroadcastCounts> | null): Html {
@@ -37,7 +40,7 @@ ${b.unknown > 0 ? actionButton(ctx, `/broadcasts/${id}/resend-unknown`, `Resend 
 <section class="live-broadcast" data-broadcast="${id}">
 <p>${live('status', b.status)} · started ${when(b.startedAt)} · finished ${live('finished', when(b.finishedAt))}</p>
 <div class="big-progress">${progressBar(b)}</div>
-<dl class="stats"><div><dt>rate</dt><dd>${live('rate', `${b.ratePerSecond.toFixed(1)}/s`)}</dd></div><div><dt>ETA</dt><dd>${live('eta', duration(b.etaSeconds))}</dd></div>
+<dl class="stats"><div><dt>rate</dt><dd>${live('rate', `${b.ratePerSecond.toFixed(1)}/s`)}</dd></div><div><dt>ETA</dt><dd>${live('eta', duration(eta(b)))}</dd></div>
 <div><dt>done</dt><dd>${live('done', count(b.done))}</dd></div><div><dt>remaining</dt><dd>${live('remaining', count(b.remaining))}</dd></div>
 ${COUNTS.map((k) => html`<div><dt>${k}</dt><dd>${live(k, count(b[k]))}</dd></div>`)}</dl>
 ${b.failureReason ? html`<p class="error">${b.failureReason}</p>` : ''}
@@ -54,7 +57,7 @@ export function broadcastLive(b: BroadcastProgress): Record<string, string | num
   const id = b.broadcastId;
   const out: Record<string, string | number> = {
     [`b:${id}:progress`]: b.progress, [`b:${id}:pct`]: `${(b.progress * 100).toFixed(1)}%`, [`b:${id}:status`]: b.status,
-    [`b:${id}:rate`]: `${b.ratePerSecond.toFixed(1)}/s`, [`b:${id}:eta`]: duration(b.etaSeconds), [`b:${id}:done`]: count(b.done),
+    [`b:${id}:rate`]: `${b.ratePerSecond.toFixed(1)}/s`, [`b:${id}:eta`]: duration(eta(b)), [`b:${id}:done`]: count(b.done),
     [`b:${id}:remaining`]: count(b.remaining), [`b:${id}:finished`]: when(b.finishedAt),
   };
   for (const k of COUNTS) out[`b:${id}:${k}`] = count(b[k]);

@@ -22,7 +22,7 @@ export function jobsPage(ctx: PageContext, form: JobFilterForm, search: JobSearc
   return page(ctx, 'Jobs', '/jobs', html`
 <form method="get" class="filters" id="job-filters"><label>state <select name="state"><option value="">any</option>
 ${JOB_STATES.map((s) => html`<option${s === form.state ? html` selected` : ''}>${s}</option>`)}</select></label>
-${input('type', 'type')}${input('queue', 'queue')}${input('from', 'created from', 'datetime-local')}${input('to', 'created before', 'datetime-local')}${input('q', 'payload or error contains', 'search')}
+${input('type', 'type')}${input('queue', 'queue')}${input('from', 'created from (UTC)', 'datetime-local')}${input('to', 'created before (UTC)', 'datetime-local')}${input('q', 'payload or error contains', 'search')}
 <button>Filter</button> <a href="${ctx.base}/jobs">clear</a></form>
 <table class="grid jobs"><thead><tr><th>id</th><th>queue</th><th>type</th><th>state</th><th>attempts</th><th>created</th><th>last error</th></tr></thead><tbody>
 ${result.jobs.length ? result.jobs.map((j) => html`<tr><td><a href="${ctx.base}/jobs/${j.jobId}">${j.jobId}</a></td><td>${j.queue}</td><td>${j.jobType}</td><td>${badge(j.status)}</td>

@@ -1,0 +1,136 @@
+/// <reference lib="dom" />
+// The dashboard in a real browser: Debian's chromium driven by playwright-core through the main
+// flows. Screenshots go to $BQ_SCREENSHOTS_DIR when set (`BQ_SCREENSHOTS_DIR=docs npm test` renews
+// the README's), else to a temporary directory. Without chromium every test here is skipped, saying so.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { existsSync, mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { startAdminServer, type AdminServer } from '../../src/http/admin-server.js';
+import { withTelegram, jobRow, insertJob, range, type TelegramWorld } from '../helpers/telegram.js';
+import { until } from '../helpers/wait.js';
+import { ADMIN_TOKEN, insertFinishedJob, READ_TOKEN } from './helpers.js';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));
+const shots = process.env.BQ_SCREENSHOTS_DIR ? path.resolve(process.env.BQ_SCREENSHOTS_DIR) : mkdtempSync(path.join(os.tmpdir(), 'bq-dashboard-shots-'));
+const it = CHROMIUM ? test : test.skip;
+if (!CHROMIUM) console.warn('dashboard browser tests SKIPPED: no chromium found (apt-get install chromium, or set CHROMIUM_PATH); .ci/run installs it');
+
+async function withBrowser(world: TelegramWorld, body: (server: AdminServer, open: (token: string) => Promise<Page>) => Promise<void>) {
+  const server = await startAdminServer(world.queue, { host: '127.0.0.1', port: 0, apiToken: ADMIN_TOKEN, dashboard: { readOnlyToken: READ_TOKEN } });
+  let browser: Browser | null = null;
+  try {
+    // --no-sandbox: CI runs as root, where chromium's sandbox cannot start.
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
+    const b = browser;
+    const open = async (token: string) => {
+      const context = await b.newContext({ viewport: { width: 1280, height: 900 } });
+      const page = await context.newPage();
+      const problems: string[] = [];
+      page.on('console', (m) => { if (m.type() === 'error') problems.push(m.text()); });
+      page.on('pageerror', (e) => problems.push(String(e)));
+      // Every confirmation is accepted: the operator said yes.
+      page.on('dialog', (d) => void d.accept());
+      (page as Page & { problems?: string[] }).problems = problems;
+      await page.goto(`${server.url}/`);
+      assert.is(new URL(page.url()).pathname, '/login');
+      await page.fill('#token', token);
+      await Promise.all([page.waitForURL(`${server.url}/`), page.click('#login button')]);
+      return page;
+    };
+    await body(server, open);
+  } finally {
+    await browser?.close();
+    await server.close();
+  }
+}
+
+const problemsOf = (page: Page) => (page as Page & { problems?: string[] }).problems ?? [];
+
+it('log in, watch a broadcast progress live, pause and resume it', async () => {
+  await withTelegram({ queue: { rateLimit: 25 } }, async (world) => {
+    await withBrowser(world, async (server, open) => {
+      const page = await open(ADMIN_TOKEN);
+      const jobId = await insertJob(world.db, 'broadcast', { message: { text: 'live' }, chat_ids: range(1, 600) });
+      const broadcastId = await until(async () => (await world.db.pool.query('SELECT broadcast_id FROM broadcasts WHERE job_id = $1', [jobId])).rows[0]?.broadcast_id as number | undefined, 10_000, 'the broadcast row');
+      // The overview lists it once its live stream sees it (the page reloads when the set changes).
+      await page.waitForSelector(`a[href="/broadcasts/${broadcastId}"]`, { timeout: 10_000 });
+      await page.waitForFunction(() => (document.querySelector('#chart-hour canvas') as HTMLCanvasElement | null) !== null);
+      await page.screenshot({ path: path.join(shots, 'dashboard-overview.png'), fullPage: true });
+
+      await page.goto(`${server.url}/broadcasts/${broadcastId}`);
+      const sel = `[data-live="b:${broadcastId}:done"]`;
+      const first = Number((await page.textContent(sel))!.replace(/,/g, ''));
+      // Live: the count grows on the page without a reload.
+      await page.waitForFunction(([s, n]) => Number(document.querySelector(s as string)!.textContent!.replace(/,/g, '')) > (n as number) + 20, [sel, first] as const, { timeout: 15_000 });
+      await page.screenshot({ path: path.join(shots, 'dashboard-broadcast.png'), fullPage: true });
+
+      await Promise.all([page.waitForURL(`${server.url}/broadcasts/${broadcastId}`), page.click('form[action$="/pause"] button')]);
+      await page.waitForSelector('.notice.done');
+      assert.match((await page.textContent('.notice'))!, 'paused');
+      assert.is((await world.db.pool.query('SELECT status FROM broadcasts WHERE broadcast_id = $1', [broadcastId])).rows[0].status, 'paused');
+      await page.screenshot({ path: path.join(shots, 'dashboard-broadcast-paused.png'), fullPage: true });
+
+      await Promise.all([page.waitForURL(`${server.url}/broadcasts/${broadcastId}`), page.click('form[action$="/resume"] button')]);
+      await page.waitForSelector('.notice.done');
+      assert.is((await world.db.pool.query('SELECT status FROM broadcasts WHERE broadcast_id = $1', [broadcastId])).rows[0].status, 'sending');
+      assert.equal(problemsOf(page), [], 'no script error or CSP violation on the pages');
+    });
+  });
+});
+
+it('retry a failed job, filter jobs; a CSRF-less POST is refused', async () => {
+  await withTelegram({}, async (world) => {
+    const failed = await insertFinishedJob(world.db, 'failed', { order: 'needle-4711' }, 'upstream said <no>');
+    for (let i = 0; i < 5; i++) await insertFinishedJob(world.db, 'completed', { order: `hay-${i}` });
+    await withBrowser(world, async (server, open) => {
+      const page = await open(ADMIN_TOKEN);
+      await page.goto(`${server.url}/jobs`);
+      await page.selectOption('select[name="state"]', 'failed');
+      await page.fill('input[name="q"]', 'needle');
+      await Promise.all([page.waitForURL(/\/jobs\?/), page.click('#job-filters button')]);
+      const ids = await page.$$eval('table.jobs tbody tr td:first-child a', (as) => as.map((a) => a.textContent));
+      assert.equal(ids, [String(failed)]);
+      assert.match((await page.textContent('table.jobs'))!, 'upstream said <no>');
+      await page.screenshot({ path: path.join(shots, 'dashboard-jobs.png'), fullPage: true });
+
+      // A POST without the CSRF token, from the logged-in page itself, changes nothing.
+      const refused = await page.evaluate(async (id) => (await fetch(`/jobs/${id}/retry`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: '' })).status, failed);
+      assert.is(refused, 403);
+      problemsOf(page).length = 0; // the console's note of that 403 was asked for
+      assert.is((await jobRow(world.db, failed)).status, 'failed');
+
+      await page.click(`a[href="/jobs/${failed}"]`);
+      await Promise.all([page.waitForURL(`${server.url}/jobs/${failed}`), page.click('form[action$="/retry"] button')]);
+      await page.waitForSelector('.notice.done');
+      assert.is((await jobRow(world.db, failed)).status, 'pending');
+      await page.screenshot({ path: path.join(shots, 'dashboard-job.png'), fullPage: true });
+      assert.equal(problemsOf(page), []);
+    });
+  });
+});
+
+it('a read-only login sees the pages but no button, and cannot change anything', async () => {
+  await withTelegram({}, async (world) => {
+    const failed = await insertFinishedJob(world.db, 'failed', { n: 1 }, 'boom');
+    await withBrowser(world, async (server, open) => {
+      const page = await open(READ_TOKEN);
+      assert.match((await page.textContent('header .who'))!, 'read-only');
+      await page.goto(`${server.url}/jobs/${failed}`);
+      assert.is(await page.$('form[action$="/retry"]'), null);
+      // With the page's own CSRF token: still refused, the session is read-only.
+      const status = await page.evaluate(async (id) => {
+        const csrf = document.querySelector('meta[name="bq-csrf"]')!.getAttribute('content')!;
+        return (await fetch(`/jobs/${id}/retry`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-csrf-token': csrf }, body: '' })).status;
+      }, failed);
+      assert.is(status, 403);
+      assert.is((await jobRow(world.db, failed)).status, 'failed');
+      await page.goto(`${server.url}/health`);
+      await page.screenshot({ path: path.join(shots, 'dashboard-health.png'), fullPage: true });
+    });
+  });
+});
+
+test.run();
