@@ -1,7 +1,7 @@
 import { BroadcastQueue, type BroadcastQueueOptions } from './broadcast-queue.js';
 
 export { BroadcastQueue, type BroadcastQueueOptions, type BroadcastQueueStatus } from './broadcast-queue.js';
-export type { Job } from './queue/claimer.js';
+export type { Job, DependencyResult } from './queue/claimer.js';
 export type { JobHandler, HandlerContext, JobEvent } from './queue/worker-pool.js';
 export type { EnqueueOptions, EnqueuedJob } from './queue/enqueue.js';
 export { PermanentError, PayloadError, RetriableError, SnoozeError, HaltError, ConfigError } from './errors.js';

@@ -66,7 +66,7 @@ export async function cancelJobs(pool: Pool, jobIds: readonly number[]): Promise
         continue;
       }
       const isBroadcast = row.job_type === 'broadcast';
-      if (row.status === 'pending') {
+      if (row.status === 'pending' || row.status === 'waiting') {
         const cancelled = await cancelPendingJob(client, jobId);
         // A paused broadcast's job waits as pending: its broadcast must not stay 'paused' forever.
         if (isBroadcast && row.broadcast_id !== null) await cancelBroadcastIn(client, row.broadcast_id);
@@ -80,7 +80,7 @@ export async function cancelJobs(pool: Pool, jobIds: readonly number[]): Promise
           error: isBroadcast ? `job ${jobId} is running and its broadcast is already finishing` : `job ${jobId} is running; cancel its broadcast instead, or wait for it to finish`,
         });
       } else {
-        results.push({ jobId, outcome: 'conflict', status: row.status, error: `job ${jobId} is ${row.status}; only pending jobs (and running broadcasts) can be cancelled` });
+        results.push({ jobId, outcome: 'conflict', status: row.status, error: `job ${jobId} is ${row.status}; only pending or waiting jobs (and running broadcasts) can be cancelled` });
       }
     }
     return results;

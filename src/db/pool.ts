@@ -8,6 +8,10 @@ export type PoolClient = pg.PoolClient;
 // bigint columns (job_id, chat_id) come back as numbers: every id we handle fits in 2^53, and a
 // string-typed id leaking into JSON results or arithmetic is a worse bug than the range limit.
 pg.types.setTypeParser(pg.types.builtins.INT8, (value: string) => Number(value));
+// bigint[] (depends_on) the same way, element by element; 1016 is int8[]'s type oid.
+const INT8_ARRAY_OID = 1016 as unknown as typeof pg.types.builtins.INT8;
+const parseInt8ArrayText = pg.types.getTypeParser(INT8_ARRAY_OID, 'text') as (value: string) => (string | null)[];
+pg.types.setTypeParser(INT8_ARRAY_OID, (value: string) => parseInt8ArrayText(value).map((v) => (v === null ? null : Number(v))));
 
 export interface PoolOptions {
   connectionString: string;

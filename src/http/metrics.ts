@@ -12,7 +12,7 @@ import type { QueueAccess } from './queue-access.js';
 export const METRIC_PREFIX = 'broadcast_queue_';
 /** Distinct failure reasons kept as label values; later ones count as 'other'. */
 export const MAX_FAILURE_REASONS = 50;
-const JOB_STATUSES = ['pending', 'processing', 'completed', 'failed', 'cancelled'] as const;
+const JOB_STATUSES = ['waiting', 'pending', 'processing', 'completed', 'failed', 'cancelled'] as const;
 // Insert (or due) to start, in seconds: 1 ms … 60 s.
 const START_LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 

@@ -43,7 +43,7 @@ export async function health(access: QueueAccess, log: Logger): Promise<Reply> {
 export async function statusView(access: QueueAccess, pool: Pool) {
   const [status, rateLimits, inProgress] = await Promise.all([access.status(), readRateLimitState(pool), broadcastsInProgress(pool)]);
   // The original deployment doc read totals at the top level (`jq '.pending'`, `jq '.activeJobs'`).
-  const totals = { pending: 0, processing: 0, completed: 0, failed: 0, cancelled: 0 };
+  const totals = { waiting: 0, pending: 0, processing: 0, completed: 0, failed: 0, cancelled: 0 };
   for (const counts of Object.values(status.queues)) for (const key of Object.keys(totals) as (keyof typeof totals)[]) totals[key] += counts[key];
   return { ...totals, ...status, rateLimits, broadcastsInProgress: inProgress };
 }
@@ -69,7 +69,8 @@ export function jobView(j: JobRow) {
     job_id: j.jobId, queue: j.queue, job_type: j.jobType, payload: j.payload, priority: j.priority, run_at: j.runAt,
     max_attempts: j.maxAttempts, job_key: j.jobKey, status: j.status, attempts: j.attempts, last_error: j.lastError,
     errors: j.errors, result: j.result, locked_by: j.lockedBy, created_at: j.createdAt, started_at: j.startedAt,
-    finished_at: j.finishedAt, updated_at: j.updatedAt,
+    finished_at: j.finishedAt, updated_at: j.updatedAt, depends_on: j.dependsOn, on_dependency_failure: j.onDependencyFailure,
+    open_dependencies: j.openDependencies,
   };
 }
 

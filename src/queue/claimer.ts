@@ -18,6 +18,20 @@ export interface Job<Payload = Record<string, unknown>> {
    * The outcome is written only while the job still carries it (queue/recorder.ts).
    */
   claimedAt: string;
+  /**
+   * The jobs named in depends_on, in that order, with what each returned: every one has finished
+   * when this job runs (completed, or failed/cancelled for a job that opted to run anyway with
+   * on_dependency_failure = 'run'). Empty for a job without dependencies. A dependency deleted by
+   * the cleanup (BQ_CLEANUP_DAYS after it finished) is left out.
+   */
+  dependencies: readonly DependencyResult[];
+}
+
+export interface DependencyResult {
+  jobId: number;
+  jobType: string;
+  status: string;
+  result: unknown;
 }
 
 // Claims due jobs in priority order. SKIP LOCKED lets several daemons claim side by side without
@@ -32,6 +46,10 @@ export interface Job<Payload = Record<string, unknown>> {
 // burst for every claim (0.3× the rate). The UPDATE finds the picked rows by primary key through
 // an array: joined to the CTE, PostgreSQL hashed the whole table instead (a seq scan of every kept
 // job, 4.8 of 7.5 ms for a 250-job claim among 20k rows).
+// The results of a job's dependencies (Job.dependencies) come back with it, in the same statement:
+// a second query after the claim could fail and leave claimed jobs nobody runs. Only the RETURNING
+// list reads them, so which rows are picked, and how, is unchanged; the CASE keeps the subquery
+// from running for a job without dependencies.
 export const CLAIM_SQL = `
   WITH picked AS (
     SELECT due.job_id
@@ -54,6 +72,10 @@ export const CLAIM_SQL = `
          started_at = now(), finished_at = NULL, updated_at = now()
    WHERE j.job_id = ANY (ARRAY(SELECT job_id FROM picked))
   RETURNING j.job_id, j.queue, j.job_type, j.payload, j.attempts, j.max_attempts, j.priority, j.job_key,
+            CASE WHEN j.depends_on IS NOT NULL THEN (
+              SELECT jsonb_agg(jsonb_build_object('jobId', d.job_id, 'jobType', d.job_type, 'status', d.status, 'result', d.result)
+                               ORDER BY array_position(j.depends_on, d.job_id))
+                FROM broadcast_queue_jobs d WHERE d.job_id = ANY (j.depends_on)) END AS dependencies,
             (extract(epoch FROM j.run_at) * 1000)::float8 AS run_at_ms,
             (extract(epoch FROM j.created_at) * 1000)::float8 AS created_at_ms, j.started_at::text AS claimed_at`;
 
@@ -122,6 +144,7 @@ export class Claimer {
       jobKey: row.job_key,
       createdAt: new Date(row.created_at_ms),
       claimedAt: row.claimed_at,
+      dependencies: row.dependencies ?? [],
     }));
   }
 

@@ -21,7 +21,7 @@ export interface JobStatistics {
   retriedJobs: number;
 }
 
-const emptyByStatus = (): Record<JobStatus, number> => ({ pending: 0, processing: 0, completed: 0, failed: 0, cancelled: 0 });
+const emptyByStatus = (): Record<JobStatus, number> => ({ waiting: 0, pending: 0, processing: 0, completed: 0, failed: 0, cancelled: 0 });
 
 /**
  * Totals over every job. Active jobs through the partial indexes; finished ones from the counts
@@ -34,6 +34,8 @@ export async function readJobStatistics(pool: PoolClient): Promise<JobStatistics
   const [byType, recent, retried] = [
     await pool.query(
       `SELECT job_type, 'pending' AS status, count(*)::int AS n FROM broadcast_queue_jobs WHERE status = 'pending' GROUP BY job_type
+       UNION ALL
+       SELECT job_type, 'waiting', count(*)::int FROM broadcast_queue_jobs WHERE status = 'waiting' GROUP BY job_type
        UNION ALL
        SELECT job_type, 'processing', count(*)::int FROM broadcast_queue_jobs WHERE status = 'processing' GROUP BY job_type
        UNION ALL
@@ -88,6 +90,8 @@ export const JOB_COUNTS_SQL = `
     FROM broadcast_queue_jobs WHERE status = 'pending' GROUP BY queue
   UNION ALL
   SELECT queue, 'processing', count(*)::int, 0, NULL FROM broadcast_queue_jobs WHERE status = 'processing' GROUP BY queue
+  UNION ALL
+  SELECT queue, 'waiting', count(*)::int, 0, NULL FROM broadcast_queue_jobs WHERE status = 'waiting' GROUP BY queue
   UNION ALL
   SELECT queue, status, sum(jobs)::int, 0, NULL FROM broadcast_queue_job_counts GROUP BY queue, status HAVING sum(jobs) <> 0`;
 

@@ -3,7 +3,11 @@
 // camelCase keys (Dates stay Dates, bigints are numbers: see db/pool.ts).
 import type { Pool, PoolClient } from '../db/pool.js';
 
-export type JobStatus = 'pending' | 'processing' | 'completed' | 'failed' | 'cancelled';
+/** 'waiting': some job named in depends_on has not finished yet (sql/0010_job_dependencies.sql). */
+export type JobStatus = 'waiting' | 'pending' | 'processing' | 'completed' | 'failed' | 'cancelled';
+
+/** Every status, in the order a job moves through them. */
+export const JOB_STATUSES: readonly JobStatus[] = ['waiting', 'pending', 'processing', 'completed', 'failed', 'cancelled'];
 
 /** The job types the Telegram side of the daemon runs (halted together; /broadcasts/failed lists only these). */
 export const TELEGRAM_JOB_TYPES: readonly string[] = ['broadcast', 'send'];
@@ -30,6 +34,12 @@ export interface JobRow {
   startedAt: Date | null;
   finishedAt: Date | null;
   updatedAt: Date;
+  /** The jobs that must complete before this one runs (null: none). */
+  dependsOn: number[] | null;
+  /** What a failed or cancelled dependency does to this job: cancel it (the default) or let it run. */
+  onDependencyFailure: 'cancel' | 'run';
+  /** Of dependsOn, the jobs that have not finished yet: why a 'waiting' job waits. */
+  openDependencies: number[] | null;
 }
 // Reads are bounded by what a reader can use, not by what a producer stored: a payload may hold a
 // million chat ids (20 MB), and eight of them read whole once took the daemon from 97 MB to 1 GB
@@ -47,7 +57,8 @@ export function jobColumns(briefBytes: number = ONE_BRIEF_BYTES): string {
   const bytes = Math.floor(briefBytes);
   return `job_id, queue, job_type, broadcast_queue_brief(payload, ${bytes}) AS payload, priority, run_at, max_attempts, job_key,
           status, attempts, left(last_error, ${ERROR_CHARS}) AS last_error, errors, broadcast_queue_brief(result, ${bytes}) AS result,
-          locked_by, created_at, started_at, finished_at, updated_at`;
+          locked_by, created_at, started_at, finished_at, updated_at, depends_on, on_dependency_failure,
+          broadcast_queue_open_dependencies(depends_on) AS open_dependencies`;
 }
 export const JOB_COLUMNS = jobColumns();
 
@@ -56,7 +67,8 @@ export function jobRow(r: any): JobRow {
     jobId: r.job_id, queue: r.queue, jobType: r.job_type, payload: r.payload, priority: r.priority, runAt: r.run_at,
     maxAttempts: r.max_attempts, jobKey: r.job_key, status: r.status, attempts: r.attempts, lastError: r.last_error,
     errors: r.errors, result: r.result, lockedBy: r.locked_by, createdAt: r.created_at, startedAt: r.started_at,
-    finishedAt: r.finished_at, updatedAt: r.updated_at,
+    finishedAt: r.finished_at, updatedAt: r.updated_at, dependsOn: r.depends_on, onDependencyFailure: r.on_dependency_failure,
+    openDependencies: r.open_dependencies,
   };
 }
 
@@ -213,11 +225,14 @@ function isUniqueViolation(error: unknown): boolean {
   return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === '23505';
 }
 
-/** A pending job becomes cancelled; null when it is not pending (any more). */
+/**
+ * A pending or waiting job becomes cancelled; null when it is neither (any more). Its dependents
+ * are cancelled with it unless they opted out (sql/0010_job_dependencies.sql).
+ */
 export async function cancelPendingJob(client: PoolClient, jobId: number): Promise<JobRow | null> {
   const { rows } = await client.query(
     `UPDATE broadcast_queue_jobs SET status = 'cancelled', finished_at = now(), locked_by = NULL, updated_at = now()
-      WHERE job_id = $1 AND status = 'pending' RETURNING ${JOB_COLUMNS}`,
+      WHERE job_id = $1 AND status IN ('pending', 'waiting') RETURNING ${JOB_COLUMNS}`,
     [jobId],
   );
   return rows[0] ? jobRow(rows[0]) : null;

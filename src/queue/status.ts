@@ -4,6 +4,8 @@ import { DAEMON_HOLDS_LOCK } from './daemon-lock.js';
 import { JOB_COUNTS_SQL } from './job-counts.js';
 
 export interface QueueCounts {
+  /** Jobs whose dependencies have not all finished (QueueStatus.waitingOn says on which). */
+  waiting: number;
   pending: number;
   processing: number;
   completed: number;
@@ -32,12 +34,30 @@ export interface UnrunnableJobs {
   count: number;
 }
 
+/** A job held back by its dependencies. */
+export interface WaitingJob {
+  jobId: number;
+  queue: string;
+  jobType: string;
+  /** The jobs it names in depends_on that have not finished yet. */
+  openDependencies: number[];
+}
+
 export interface QueueStatus {
   queues: Record<string, QueueCounts>;
   daemons: LiveDaemon[];
   /** Pending jobs that no live daemon works: a queue or job type nobody is configured for. */
   unrunnable: UnrunnableJobs[];
+  /** The oldest WAITING_SHOWN waiting jobs and what each waits for (queues[q].waiting counts them all). */
+  waitingOn: WaitingJob[];
 }
+
+/** Waiting jobs listed by readQueueStatus; the counts cover the rest. */
+export const WAITING_SHOWN = 20;
+
+const WAITING_SQL = `
+  SELECT job_id, queue, job_type, broadcast_queue_open_dependencies(depends_on) AS open_dependencies
+    FROM broadcast_queue_jobs WHERE status = 'waiting' ORDER BY job_id LIMIT ${WAITING_SHOWN}`;
 
 
 const DAEMONS_SQL = `
@@ -63,14 +83,15 @@ const UNRUNNABLE_SQL = `
  */
 export async function readQueueStatus(pool: Pool, hungAfterMs: number): Promise<QueueStatus> {
   // One connection runs them in turn: the timeout is set on its transaction.
-  const [counts, daemons, unrunnable] = await boundedRead(pool, async (client) => [
+  const [counts, daemons, unrunnable, waiting] = await boundedRead(pool, async (client) => [
     await client.query(JOB_COUNTS_SQL),
     await client.query(DAEMONS_SQL, [hungAfterMs]),
     await client.query(UNRUNNABLE_SQL, [hungAfterMs]),
+    await client.query(WAITING_SQL),
   ]);
   const queues: Record<string, QueueCounts> = {};
   for (const row of counts.rows) {
-    const q = (queues[row.queue] ??= { pending: 0, processing: 0, completed: 0, failed: 0, cancelled: 0, oldestDueSeconds: null });
+    const q = (queues[row.queue] ??= { waiting: 0, pending: 0, processing: 0, completed: 0, failed: 0, cancelled: 0, oldestDueSeconds: null });
     q[row.status as 'pending'] = row.n;
     if (row.oldest_due !== null) q.oldestDueSeconds = Math.max(0, row.oldest_due);
   }
@@ -89,6 +110,7 @@ export async function readQueueStatus(pool: Pool, hungAfterMs: number): Promise<
       running: d.running,
     })),
     unrunnable: unrunnable.rows.map((r) => ({ queue: r.queue, jobType: r.job_type, count: r.n })),
+    waitingOn: waiting.rows.map((r) => ({ jobId: r.job_id, queue: r.queue, jobType: r.job_type, openDependencies: r.open_dependencies })),
   };
 }
 

@@ -134,7 +134,7 @@ test('status, statistics, failed jobs and a job row show what ran', async () => 
       assert.is(stats.status, 200);
       assert.is(stats.body.total_jobs, 3);
       assert.equal([stats.body.completed, stats.body.failed, stats.body.pending, stats.body.processing, stats.body.cancelled], [2, 1, 0, 0, 0]);
-      assert.equal(stats.body.by_job_type.send, { total: 2, pending: 0, processing: 0, completed: 1, failed: 1, cancelled: 0 });
+      assert.equal(stats.body.by_job_type.send, { total: 2, waiting: 0, pending: 0, processing: 0, completed: 1, failed: 1, cancelled: 0 });
       assert.is(stats.body.by_job_type.broadcast.completed, 1);
       assert.equal([stats.body.completed_last_hour, stats.body.completed_last_24h, stats.body.failed_last_hour, stats.body.failed_last_24h], [2, 2, 1, 1]);
       assert.type(stats.body.average_duration_seconds_last_hour, 'number');
@@ -315,7 +315,7 @@ test('cancel: a pending job is cancelled, a running one is refused, and retry br
         assert.type(cancelled.body.job.finished_at, 'string');
         const twice = await api('POST', `/jobs/${later}/cancel`);
         assert.is(twice.status, 409);
-        assert.match(twice.body.error, /is cancelled; only pending jobs/);
+        assert.match(twice.body.error, /is cancelled; only pending or waiting jobs/);
 
         const running = await api('POST', `/jobs/${slow}/cancel`);
         assert.is(running.status, 409);

@@ -3,11 +3,11 @@ import type { Command } from 'commander';
 import { intInRange, parseSince, positiveInt } from '../args.js';
 import { broadcastJson, dbCommand, examples, jobJson, out, runDb } from '../command.js';
 import { printJson, table } from '../format.js';
-import { getJob, listJobs, type JobFilter } from '../../queue/jobs-store.js';
+import { getJob, listJobs, JOB_STATUSES as STATUSES, type JobFilter } from '../../queue/jobs-store.js';
 import { broadcastRowOfJob } from '../../broadcast/broadcasts-store.js';
 import { UsageError } from '../../errors.js';
 
-export const JOB_STATUSES = ['pending', 'processing', 'completed', 'failed', 'cancelled'];
+export const JOB_STATUSES: readonly string[] = STATUSES;
 
 interface ListOptions { status?: string; queue?: string; type?: string; since?: string; limit: string; offset: string; json?: boolean }
 

@@ -24,11 +24,14 @@ export function registerStatus(program: Command): void {
       const now = Date.now();
       const out = [
         'Queues',
-        table(queues, ['queue', 'pending', 'processing', 'completed', 'failed', 'cancelled', 'oldestDue']),
+        table(queues, ['queue', 'waiting', 'pending', 'processing', 'completed', 'failed', 'cancelled', 'oldestDue']),
         '',
         'Daemons',
         table(status.daemons.map((d) => ({ daemon: d.daemonId, jobTypes: d.jobTypes.join(','), running: d.running, concurrency: d.concurrency, lastHeartbeat: `${humanDuration((now - d.lastHeartbeatAt.getTime()) / 1000)} ago` }))),
       ];
+      if (status.waitingOn.length) {
+        out.push('', 'Jobs waiting on dependencies (oldest first)', table(status.waitingOn.map((w) => ({ job: w.jobId, queue: w.queue, jobType: w.jobType, waitsFor: w.openDependencies.join(', ') }))));
+      }
       if (status.unrunnable.length) out.push('', 'Pending jobs no live daemon runs', table(status.unrunnable.map((u) => ({ ...u }))));
       out.push('', 'Rate limit', table(rateLimits.map((r) => ({
         bot: r.botId,
