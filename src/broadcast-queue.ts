@@ -184,7 +184,7 @@ export class BroadcastQueue extends EventEmitter {
       maxWaitMs: 1_000,
       // Handed back unstarted: pending, due now, the attempt given back.
       handBack: async (jobs) => {
-        await Promise.all(jobs.map((job) => recorder.record({ jobId: job.jobId, attempt: job.attempt, claimedAt: job.claimedAt, outcome: { kind: 'snooze', delayMs: 0, error: null } })));
+        await Promise.all(jobs.map((job) => recorder.record({ jobId: job.jobId, attempt: job.attempt, claimedAt: job.claimedAt, outcome: { kind: 'snooze', delayMs: 0, error: null, reason: null } })));
       },
     });
     const listener = new Listener(this.options.listenConnectionString ?? this.connectionString!, log);

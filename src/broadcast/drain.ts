@@ -1,10 +1,11 @@
 import type { EventEmitter } from 'node:events';
 import { anySignal } from '../abort.js';
 import type { Pool } from '../db/pool.js';
-import { DriverLostError, HaltError } from '../errors.js';
+import { DriverLostError, HaltError, type ReasonCode } from '../errors.js';
 import { errorMessage, type Logger } from '../log.js';
 import { cappedBackoffMs, sleep } from '../time.js';
 import { classifyTelegramError, describeClass, mayHaveBeenDelivered } from '../telegram/classify.js';
+import { decide } from '../telegram/decision.js';
 import type { OutgoingMessage } from '../telegram/message.js';
 import { GROUP_CHAT_SPACING_MS, LATE_SLOT_MS, type ChatReservation, type RateLimiter } from '../telegram/rate-limiter.js';
 import type { TelegramSender } from '../telegram/sender.js';
@@ -38,7 +39,7 @@ type Batch = { due: DueDelivery[]; slots: number[] | null; reservedUntil?: strin
 /** Send times in use: each send starts from startFrom[i], and no later than slots[i] + LATE_SLOT_MS. */
 type Slots = { slots: number[]; startFrom: number[]; reservedUntil: string };
 
-export type Stop = { kind: 'paused' } | { kind: 'cancelled' } | { kind: 'content'; reason: string } | { kind: 'halted'; reason: string } | { kind: 'aborted' };
+export type Stop = { kind: 'paused' } | { kind: 'cancelled' } | { kind: 'content'; reason: string } | { kind: 'halted'; reason: string; code: ReasonCode } | { kind: 'aborted' };
 
 /**
  * One run over the ledger of one broadcast, the 'broadcast' job's pacing loop: claim due rows in
@@ -194,7 +195,7 @@ export class Drain {
   private async sendBatch({ due, slots: reserved, reservedUntil, error }: Batch): Promise<void> {
     if (!reserved) {
       this.giveBack(due, 0);
-      if (error instanceof HaltError) this.stop = { kind: 'halted', reason: error.message };
+      if (error instanceof HaltError) this.stop = { kind: 'halted', reason: error.message, code: error.reason };
       else if (error instanceof DriverLostError) throw error;
       // A shutdown or a lost lease cut the wait short: the loop stops on its next turn.
       else if (!this.halting.aborted) throw error;
@@ -271,7 +272,7 @@ export class Drain {
       const caught = await this.limiter.catchUp(count, this.rate, reservation);
       return 'pausedMs' in caught ? null : caught;
     } catch (error) {
-      if (error instanceof HaltError) this.stop ??= { kind: 'halted', reason: error.message };
+      if (error instanceof HaltError) this.stop ??= { kind: 'halted', reason: error.message, code: error.reason };
       else this.log.warn({ err: errorMessage(error) }, 'could not catch up on missed send slots; the rows go back to the ledger');
       return null;
     }
@@ -337,57 +338,58 @@ export class Drain {
 
   private async recordFailure(d: DueDelivery, error: unknown): Promise<void> {
     const c = classifyTelegramError(error);
-    const base = { chatId: d.chatId, claim: d.claim, errorCode: c.code, errorDescription: c.description.slice(0, 500) };
-    this.log.debug({ chatId: d.chatId, attempt: d.attempt, error: describeClass(c), description: c.description }, 'send failed');
-    switch (c.kind) {
-      case 'rate_limited':
-        this.pending.push({ ...base, status: 'pending', outcome: null, retryInMs: c.retryAfterMs, refund: true });
-        this.events.emit('rate-limited', { retryAfterMs: c.retryAfterMs });
-        await this.limiter.pause(c.retryAfterMs, c.description).catch((e) => this.log.warn({ err: errorMessage(e) }, 'could not share the pause'));
+    const decision = decide(c, this.atLeastOnce);
+    const { reason } = decision;
+    const base = { chatId: d.chatId, claim: d.claim, errorCode: c.code, errorDescription: c.description.slice(0, 500), errorReason: reason };
+    this.log.debug({ chatId: d.chatId, attempt: d.attempt, error: describeClass(c), reason, description: c.description }, 'send failed');
+    if ((decision.action === 'retry' || decision.action === 'unknown') && this.signal.aborted) {
+      // Our own shutdown cut the call short. Never sent (it waited for a connection): it goes
+      // back to the ledger. Otherwise whether it arrived is unknown, so the row stays
+      // 'sending' and the next run counts it as unknown (or resends it, at-least-once).
+      if (!mayHaveBeenDelivered(c)) this.giveBack([d], 0);
+      return;
+    }
+    switch (decision.action) {
+      case 'pause':
+        this.pending.push({ ...base, status: 'pending', outcome: null, retryInMs: decision.retryAfterMs, refund: true });
+        this.events.emit('rate-limited', { retryAfterMs: decision.retryAfterMs });
+        await this.limiter.pause(decision.retryAfterMs, c.description).catch((e) => this.log.warn({ err: errorMessage(e) }, 'could not share the pause'));
         return;
-      case 'transient':
-        if (this.signal.aborted) {
-          // Our own shutdown cut the call short. Never sent (it waited for a connection): it goes
-          // back to the ledger. Otherwise whether it arrived is unknown, so the row stays
-          // 'sending' and the next run counts it as unknown (or resends it, at-least-once).
-          if (!mayHaveBeenDelivered(c)) this.giveBack([d], 0);
-          return;
-        }
-        if (!this.atLeastOnce && mayHaveBeenDelivered(c)) {
-          // A timeout or a reset may come after Telegram accepted the message: resending could
-          // deliver it twice, so at-most-once records the outcome as unknown.
-          this.pending.push({ ...base, status: 'unknown', outcome: describeClass(c) });
-          return;
-        }
+      case 'unknown':
+        // At-most-once: the message may have arrived, so the row's outcome is unknown, not retried.
+        this.pending.push({ ...base, status: 'unknown', outcome: describeClass(c) });
+        return;
+      case 'retry':
         if (d.attempt <= RECIPIENT_RETRIES) this.pending.push({ ...base, status: 'pending', outcome: null, retryInMs: 1000 * 2 ** (d.attempt - 1) });
         else this.pending.push({ ...base, status: 'failed', outcome: 'retries_exhausted' });
         return;
-      case 'migrated':
-        this.pending.push({ ...base, status: 'pending', outcome: null, retryInMs: 0, migratedTo: c.newChatId, refund: true });
+      case 'follow':
+        this.pending.push({ ...base, status: 'pending', outcome: null, retryInMs: 0, migratedTo: decision.newChatId, refund: true });
         // The outcome is already queued; the subscriber row is bookkeeping, and a rejection here
         // would escape the call promise as an unhandled rejection.
-        await recordMigration(this.pool, d.targetChatId, c.newChatId).catch((e) => this.log.warn({ err: errorMessage(e) }, 'could not move the subscriber to its new chat id'));
+        await recordMigration(this.pool, d.targetChatId, decision.newChatId).catch((e) => this.log.warn({ err: errorMessage(e) }, 'could not move the subscriber to its new chat id'));
         return;
-      case 'recipient_gone':
-      case 'chat_not_found': {
+      case 'unreachable': {
         const outcome = describeClass(c);
         this.pending.push({ ...base, status: 'failed', outcome });
         await markUnreachable(this.pool, [{ chatId: d.targetChatId, reason: outcome }]).catch((e) => this.log.warn({ err: errorMessage(e) }, 'could not mark the subscriber unreachable'));
         return;
       }
-      case 'unauthorized':
+      case 'halt':
         this.pending.push({ ...base, status: 'pending', outcome: null, retryInMs: 0, refund: true });
-        this.stop ??= { kind: 'halted', reason: 'Telegram rejected the bot token (401 Unauthorized); fix TELEGRAM_BOT_TOKEN' };
+        this.stop ??= { kind: 'halted', reason: 'Telegram rejected the bot token (401 Unauthorized); fix TELEGRAM_BOT_TOKEN', code: reason };
         await this.limiter.halt('401 Unauthorized').catch(() => undefined);
         return;
-      case 'content': {
+      case 'reject': {
         this.pending.push({ ...base, status: 'failed', outcome: describeClass(c) });
-        const seen = (this.contentErrors.get(c.reason) ?? 0) + 1;
-        this.contentErrors.set(c.reason, seen);
+        // Identical content errors are told apart by the classifier's finer reason.
+        const key = c.kind === 'content' ? c.reason : describeClass(c);
+        const seen = (this.contentErrors.get(key) ?? 0) + 1;
+        this.contentErrors.set(key, seen);
         if (seen >= CONTENT_ERRORS_TO_STOP) this.stop ??= { kind: 'content', reason: c.description };
         return;
       }
-      case 'permanent':
+      case 'fail':
         this.pending.push({ ...base, status: 'failed', outcome: describeClass(c) });
         return;
     }
@@ -411,7 +413,7 @@ export class Drain {
       const batch = this.pending.splice(0, this.pending.length);
       try {
         await recordDeliveries(this.pool, this.driver, batch);
-        for (const r of batch) this.events.emit('delivery', { jobType: 'broadcast', outcome: deliveryOutcome(r) });
+        for (const r of batch) this.events.emit('delivery', { jobType: 'broadcast', outcome: deliveryOutcome(r), ...(r.errorReason ? { reason: r.errorReason } : {}) });
       } catch (error) {
         if (error instanceof DriverLostError) {
           // The rows belong to the run that took over; its recovery counted them as unknown.

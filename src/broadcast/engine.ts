@@ -55,7 +55,7 @@ export class BroadcastEngine {
     } catch (error) {
       // Another run took the broadcast over (this one was rescued while alive): nothing of ours
       // may be written any more. Should the job still be ours, its next run ends cleanly.
-      if (error instanceof DriverLostError) throw new SnoozeError(1_000, error.message);
+      if (error instanceof DriverLostError) throw new SnoozeError(1_000, error.message, { reason: 'interrupted' });
       // The job's last attempt failed: close the broadcast too, so it does not stay 'sending'
       // with rows that nobody will ever send.
       const last = error instanceof PermanentError || (job.attempt >= job.maxAttempts && !(error instanceof SnoozeError) && !(error instanceof HaltError));
@@ -135,9 +135,9 @@ export class BroadcastEngine {
 
   private async finish(driver: Driver, queue: string, stop: Stop | null, log: Logger): Promise<unknown> {
     const { broadcastId } = driver;
-    if (stop?.kind === 'aborted') throw new SnoozeError(0, 'broadcast interrupted by shutdown; it resumes from the ledger');
-    if (stop?.kind === 'halted') throw new HaltError(stop.reason);
-    if (stop?.kind === 'paused') throw new SnoozeError(PAUSED_RECHECK_MS, PAUSED);
+    if (stop?.kind === 'aborted') throw new SnoozeError(0, 'broadcast interrupted by shutdown; it resumes from the ledger', { reason: 'interrupted' });
+    if (stop?.kind === 'halted') throw new HaltError(stop.reason, { reason: stop.code });
+    if (stop?.kind === 'paused') throw new SnoozeError(PAUSED_RECHECK_MS, PAUSED, { reason: 'paused' });
     if (stop?.kind === 'cancelled') await skipRemaining(this.pool, driver, 'cancelled');
     if (stop?.kind === 'content') await skipRemaining(this.pool, driver, 'stopped');
     const counts = await countDeliveries(this.pool, broadcastId);
@@ -147,7 +147,7 @@ export class BroadcastEngine {
     await finishBroadcast(this.pool, driver, { status, reason, counts, queue, webhook: this.settings.webhooks === true });
     log.info({ broadcastId, status, ...counts }, 'broadcast finished');
     this.events.emit('broadcast:finished', { broadcastId, status, failureReason: reason, counts });
-    if (reason) throw new PermanentError(`broadcast ${broadcastId} ${reason}`);
+    if (reason) throw new PermanentError(`broadcast ${broadcastId} ${reason}`, { reason: 'content' });
     return { broadcast_id: broadcastId, status, ...counts };
   }
 }

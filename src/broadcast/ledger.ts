@@ -1,5 +1,5 @@
 import type { Pool, PoolClient } from '../db/pool.js';
-import { DriverLostError } from '../errors.js';
+import { DriverLostError, type ReasonCode } from '../errors.js';
 
 /** Outcomes in the 'blocked' count: the 403 class. Every other permanent failure counts as 'failed'. */
 export const BLOCKED_OUTCOMES = ['blocked', 'deactivated', 'kicked', 'chat_deleted'] as const;
@@ -23,8 +23,11 @@ export interface DeliveryRecord {
   status: 'pending' | 'sent' | 'failed' | 'skipped' | 'unknown';
   outcome: string | null;
   messageId?: number | null;
+  /** Telegram's HTTP status (the error_code column). */
   errorCode?: number | null;
   errorDescription?: string | null;
+  /** Why the send failed, as a reason code (the error_reason column). */
+  errorReason?: ReasonCode | null;
   /** For 'pending': try again in this many ms. */
   retryInMs?: number | null;
   migratedTo?: number | null;
@@ -103,8 +106,8 @@ export const LEDGER_CLAIM_SQL = `
 export const LEDGER_RECORD_SQL = `
   WITH written AS (
     UPDATE broadcast_deliveries d
-       SET (status, outcome, message_id, error_code, error_description, next_attempt_at, attempts, migrated_to, sent_at, updated_at) =
-           (SELECT o.status, o.outcome, COALESCE(o.message_id, d.message_id), o.error_code, o.error_description,
+       SET (status, outcome, message_id, error_code, error_description, error_reason, next_attempt_at, attempts, migrated_to, sent_at, updated_at) =
+           (SELECT o.status, o.outcome, COALESCE(o.message_id, d.message_id), o.error_code, o.error_description, o.error_reason,
                    CASE WHEN o.retry_in_ms IS NULL THEN d.next_attempt_at ELSE now() + o.retry_in_ms * interval '1 millisecond' END,
                    CASE WHEN o.refund THEN d.attempts - 1 ELSE d.attempts END,
                    COALESCE(o.migrated_to, d.migrated_to),
@@ -112,7 +115,7 @@ export const LEDGER_RECORD_SQL = `
                    now()
               FROM jsonb_to_record($3::jsonb -> d.chat_id::text)
                 AS o(status text, outcome text, message_id bigint, error_code int, error_description text,
-                     retry_in_ms float8, migrated_to bigint, refund boolean))
+                     error_reason text, retry_in_ms float8, migrated_to bigint, refund boolean))
      WHERE d.broadcast_id = $1 AND d.chat_id = ANY ($2::bigint[]) AND d.status = 'sending'
        AND d.xmin::text = COALESCE($3::jsonb -> d.chat_id::text ->> 'claim', d.xmin::text)
        AND ${owned('$5', '$6')}
@@ -141,6 +144,7 @@ export function recordParams(broadcastId: number, records: DeliveryRecord[], dri
       message_id: r.messageId ?? null,
       error_code: r.errorCode ?? null,
       error_description: r.errorDescription ?? null,
+      error_reason: r.errorReason ?? null,
       retry_in_ms: r.status === 'pending' && r.retryInMs !== null && r.retryInMs !== undefined ? Math.max(0, r.retryInMs) : null,
       migrated_to: r.migratedTo ?? null,
       refund: r.refund ?? false,

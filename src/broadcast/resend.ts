@@ -37,7 +37,7 @@ const RESEND_SQL = `
   u AS (
     UPDATE broadcast_deliveries d
        SET status = 'pending', attempts = 0, next_attempt_at = now(), outcome = NULL,
-           error_code = NULL, error_description = NULL, updated_at = now()
+           error_code = NULL, error_description = NULL, error_reason = NULL, updated_at = now()
       FROM t WHERE d.broadcast_id = $1 AND d.chat_id = t.chat_id
     RETURNING t.status AS old_status, COALESCE(t.outcome, '') = ANY($4::text[]) AS was_blocked)
   SELECT count(*) FILTER (WHERE old_status = 'unknown')::int AS from_unknown,

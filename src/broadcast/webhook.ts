@@ -62,9 +62,9 @@ const BODY_SQL = `
 /** Builds the body of a webhook job; a job the daemon did not enqueue is a PermanentError. */
 export async function webhookBody(pool: Pool, job: Job): Promise<string> {
   const id = job.payload.broadcast_id;
-  if (!Number.isSafeInteger(id) || (id as number) <= 0) throw new PermanentError(`webhook job ${job.jobId} names no broadcast_id; webhook jobs are enqueued by the daemon when a broadcast finishes, not by hand`);
+  if (!Number.isSafeInteger(id) || (id as number) <= 0) throw new PermanentError(`webhook job ${job.jobId} names no broadcast_id; webhook jobs are enqueued by the daemon when a broadcast finishes, not by hand`, { reason: 'invalid_payload' });
   const { rows } = await pool.query(BODY_SQL, [id, job.jobId]);
-  if (!rows[0]) throw new PermanentError(`webhook job ${job.jobId} is not the one the daemon enqueued for finished broadcast ${id}; nothing was signed or sent`);
+  if (!rows[0]) throw new PermanentError(`webhook job ${job.jobId} is not the one the daemon enqueued for finished broadcast ${id}; nothing was signed or sent`, { reason: 'invalid_payload' });
   const counts = await countDeliveries(pool, id as number);
   return JSON.stringify({ ...rows[0].body, variants: counts.variants ?? null });
 }

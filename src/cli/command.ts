@@ -45,6 +45,7 @@ export function jobJson(j: JobRow): Record<string, unknown> {
   return {
     jobId: j.jobId, queue: j.queue, jobType: j.jobType, status: j.status, priority: j.priority, runAt: j.runAt,
     attempts: j.attempts, maxAttempts: j.maxAttempts, jobKey: j.jobKey, payload: j.payload, lastError: j.lastError,
+    lastErrorReason: j.lastErrorReason,
     errors: j.errors, result: j.result, lockedBy: j.lockedBy, createdAt: j.createdAt, startedAt: j.startedAt,
     finishedAt: j.finishedAt, updatedAt: j.updatedAt, dependsOn: j.dependsOn, onDependencyFailure: j.onDependencyFailure,
     openDependencies: j.openDependencies,

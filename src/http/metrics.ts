@@ -3,6 +3,7 @@
 // Counters follow the queue's events; the job gauges are read from the database at scrape time.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { REASON_CODES, type ReasonCode } from '../errors.js';
 import { errorMessage } from '../log.js';
 import type { Job } from '../queue/claimer.js';
 import type { JobEvent } from '../queue/worker-pool.js';
@@ -10,8 +11,6 @@ import { jobGauges, type JobGaugeSnapshot } from '../queue/job-counts.js';
 import type { QueueAccess } from './queue-access.js';
 
 export const METRIC_PREFIX = 'broadcast_queue_';
-/** Distinct failure reasons kept as label values; later ones count as 'other'. */
-export const MAX_FAILURE_REASONS = 50;
 const JOB_STATUSES = ['waiting', 'pending', 'processing', 'completed', 'failed', 'cancelled'] as const;
 // Insert (or due) to start, in seconds: 1 ms … 60 s.
 const START_LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
@@ -134,15 +133,14 @@ export function createMetrics(access: QueueAccess): Metrics {
   });
   const failures = new Counter({
     name: name('job_failures_total'),
-    help: `Job runs that ended in an error (outcome failed or retry) by job_type and reason; at most ${MAX_FAILURE_REASONS} reasons, then "other".`,
+    help: `Job runs that ended in an error (outcome failed or retry) by job_type and reason code (${REASON_CODES.join(', ')}).`,
     labelNames: ['job_type', 'reason'],
     registers,
   });
-  const reasons = new ReasonLabels(MAX_FAILURE_REASONS);
   access.on('job:done', (event: JobEvent) => {
     const jobType = event.job.jobType;
     outcomes.inc({ job_type: jobType, outcome: event.outcome.kind });
-    if (event.outcome.kind === 'failed' || event.outcome.kind === 'retry') failures.inc({ job_type: jobType, reason: reasons.label(event.outcome.error) });
+    if (event.outcome.kind === 'failed' || event.outcome.kind === 'retry') failures.inc({ job_type: jobType, reason: event.outcome.reason });
   });
 
   const startLatency = new Histogram({
@@ -172,9 +170,16 @@ export function createMetrics(access: QueueAccess): Metrics {
   });
   const rateLimited = new Counter({ name: name('rate_limited_total'), help: 'HTTP 429 answers from the Bot API.', registers });
   const pausedSeconds = new Counter({ name: name('rate_limit_pause_seconds_total'), help: 'Seconds of sending pause that 429 answers asked for (retry_after).', registers });
-  access.telegram()?.on('delivery', (d: { jobType: string; outcome: string; count?: number }) => {
+  const deliveryErrors = new Counter({
+    name: name('delivery_errors_total'),
+    help: 'Failed Bot API sends by job_type (send, broadcast) and reason code (rate_limited, server_error, network, timeout, blocked, chat_not_found, migrated, content, bad_request, unauthorized, outcome_unknown); every failed call counts, retried or not.',
+    labelNames: ['job_type', 'reason'],
+    registers,
+  });
+  access.telegram()?.on('delivery', (d: { jobType: string; outcome: string; count?: number; reason?: ReasonCode }) => {
     deliveries.inc({ job_type: d.jobType, outcome: d.outcome }, d.count ?? 1);
     if (d.outcome === 'sent') sent.inc(d.count ?? 1);
+    if (d.reason) deliveryErrors.inc({ job_type: d.jobType, reason: d.reason }, d.count ?? 1);
   });
   access.telegram()?.on('rate-limited', (r: { retryAfterMs: number }) => {
     rateLimited.inc();
@@ -204,44 +209,4 @@ export function createMetrics(access: QueueAccess): Metrics {
       );
     },
   };
-}
-
-// Labels the error classifier gives Telegram failures (telegram/classify.ts describeClass), as a
-// job's error starts with them ("blocked: Forbidden: bot was blocked by the user") or quotes them
-// in parentheses ("outcome unknown (transient:timeout): …").
-const TELEGRAM_LABEL = /(?:^|\()((?:blocked|deactivated|kicked|chat_deleted|chat_not_found|rate_limited|unauthorized|migrated)|(?:transient|content|permanent):[A-Za-z0-9_ '.-]{1,60}?)(?=[:)]|$)/;
-
-/**
- * A bounded label for a job's error: the Telegram class when there is one, else the first 40
- * characters with numbers and quoted values blanked, so that "chat 123 …" and "chat 456 …" match.
- */
-export function failureReason(error: string | null | undefined): string {
-  if (!error) return 'unknown';
-  const telegram = TELEGRAM_LABEL.exec(error)?.[1];
-  if (telegram) return telegram.trim();
-  if (/^Telegram refused the message/.test(error)) return 'content';
-  const normal = error
-    .replace(/"[^"]*"|'[^']*'/g, '"…"')
-    .replace(/\d+(\.\d+)?/g, 'N')
-    .replace(/\s+/g, ' ')
-    .trim()
-    .toLowerCase()
-    .slice(0, 40)
-    .trim();
-  return normal || 'unknown';
-}
-
-/** Hands out failureReason labels, at most `max` distinct ones; after that, 'other'. */
-export class ReasonLabels {
-  private readonly seen = new Set<string>();
-
-  constructor(private readonly max: number) {}
-
-  label(error: string | null | undefined): string {
-    const reason = failureReason(error);
-    if (this.seen.has(reason)) return reason;
-    if (this.seen.size >= this.max) return 'other';
-    this.seen.add(reason);
-    return reason;
-  }
 }

@@ -17,7 +17,7 @@ export interface TelegramView {
   readonly botId: number;
   /** Why sending is halted (a rejected token), or null. */
   readonly halted: string | null;
-  /** 'delivery' ({ jobType, outcome, count? }) and 'rate-limited' ({ retryAfterMs }). */
+  /** 'delivery' ({ jobType, outcome, count?, reason? }) and 'rate-limited' ({ retryAfterMs }). */
   on(event: 'delivery' | 'rate-limited', listener: (...args: any[]) => void): unknown;
 }
 

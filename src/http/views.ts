@@ -68,6 +68,7 @@ export function jobView(j: JobRow) {
   return {
     job_id: j.jobId, queue: j.queue, job_type: j.jobType, payload: j.payload, priority: j.priority, run_at: j.runAt,
     max_attempts: j.maxAttempts, job_key: j.jobKey, status: j.status, attempts: j.attempts, last_error: j.lastError,
+    last_error_reason: j.lastErrorReason,
     errors: j.errors, result: j.result, locked_by: j.lockedBy, created_at: j.createdAt, started_at: j.startedAt,
     finished_at: j.finishedAt, updated_at: j.updatedAt, depends_on: j.dependsOn, on_dependency_failure: j.onDependencyFailure,
     open_dependencies: j.openDependencies,
@@ -99,5 +100,5 @@ export function jobActionReply(result: JobActionResult): Reply {
 }
 
 export function failedJobView(j: FailedJob) {
-  return { job_id: j.jobId, queue: j.queue, job_type: j.jobType, last_error: j.lastError, attempts: j.attempts, max_attempts: j.maxAttempts, finished_at: j.finishedAt, payload: j.payload };
+  return { job_id: j.jobId, queue: j.queue, job_type: j.jobType, last_error: j.lastError, last_error_reason: j.lastErrorReason, attempts: j.attempts, max_attempts: j.maxAttempts, finished_at: j.finishedAt, payload: j.payload };
 }

@@ -31,8 +31,9 @@ const TOKEN_RECHECK_MS = 30_000;
 
 /**
  * Telegram delivery for one bot: the 'send' and 'broadcast' handlers, and the halt state a 401
- * puts the bot in. Emits 'halted' (reason), 'resumed', 'delivery' ({ jobType, outcome }: sent,
- * blocked, failed, unknown, skipped, retry, deferred) and 'rate-limited' ({ retryAfterMs }).
+ * puts the bot in. Emits 'halted' (reason), 'resumed', 'delivery' ({ jobType, outcome, reason? }:
+ * sent, blocked, failed, unknown, skipped, retry, deferred; a failed call's reason code) and
+ * 'rate-limited' ({ retryAfterMs }).
  */
 export class TelegramDelivery extends EventEmitter {
   readonly sender: TelegramSender;

@@ -6,7 +6,8 @@ import type { Job } from '../queue/claimer.js';
 import type { HandlerContext } from '../queue/worker-pool.js';
 import { lastAttemptWasRescued } from '../queue/jobs-store.js';
 import { markUnreachable, recordMigration } from '../broadcast/subscribers.js';
-import { classifyTelegramError, describeClass, mayHaveBeenDelivered } from '../telegram/classify.js';
+import { classifyTelegramError, describeClass } from '../telegram/classify.js';
+import { decide, type Decision } from '../telegram/decision.js';
 import { parseChatId, parseMessage } from '../telegram/message.js';
 import { GROUP_CHAT_SPACING_MS, LATE_SLOT_MS, PRIVATE_CHAT_SPACING_MS, type RateLimiter } from '../telegram/rate-limiter.js';
 import type { TelegramSender } from '../telegram/sender.js';
@@ -39,7 +40,7 @@ export class SendJob {
     const message = parseMessage(job.payload.message, 'payload.message');
     const paid = job.payload.allow_paid_broadcast === true || message.params.allow_paid_broadcast === true;
     if (job.attempt > 1 && !this.settings.atLeastOnce && (await lastAttemptWasRescued(this.pool, job.jobId))) {
-      throw new PermanentError(`outcome unknown: the daemon died during an earlier attempt and the message may have been sent; not resent in at-most-once mode (BQ_DELIVERY=at-least-once resends)`);
+      throw new PermanentError(`outcome unknown: the daemon died during an earlier attempt and the message may have been sent; not resent in at-most-once mode (BQ_DELIVERY=at-least-once resends)`, { reason: 'outcome_unknown' });
     }
     let target = chatId;
     for (let hop = 0; ; hop++) {
@@ -51,34 +52,36 @@ export class SendJob {
         return { chat_id: chatId, message_id: sent.messageId, ...(target !== chatId ? { migrated_to: target } : {}) };
       } catch (error) {
         const c = classifyTelegramError(error);
-        this.events.emit('delivery', { jobType: 'send', outcome: c.kind === 'recipient_gone' ? 'blocked' : c.kind === 'rate_limited' || c.kind === 'migrated' ? 'deferred' : c.kind === 'transient' ? 'retry' : 'failed' });
-        switch (c.kind) {
-          case 'rate_limited':
-            this.events.emit('rate-limited', { retryAfterMs: c.retryAfterMs });
-            await this.limiter.pause(c.retryAfterMs, c.description);
-            throw new SnoozeError(c.retryAfterMs, c.description);
-          case 'migrated':
-            await recordMigration(this.pool, target, c.newChatId);
-            if (hop >= 2) throw new PermanentError(`chat ${chatId} keeps migrating; last to ${c.newChatId}`);
-            target = c.newChatId;
+        const d = decide(c, this.settings.atLeastOnce);
+        const { reason } = d;
+        this.events.emit('delivery', { jobType: 'send', outcome: deliveryOutcome(d), reason });
+        switch (d.action) {
+          case 'pause':
+            this.events.emit('rate-limited', { retryAfterMs: d.retryAfterMs });
+            await this.limiter.pause(d.retryAfterMs, c.description);
+            throw new SnoozeError(d.retryAfterMs, c.description, { reason });
+          case 'follow':
+            await recordMigration(this.pool, target, d.newChatId);
+            if (hop >= 2) throw new PermanentError(`chat ${chatId} keeps migrating; last to ${d.newChatId}`, { reason });
+            target = d.newChatId;
             continue;
-          case 'recipient_gone':
-          case 'chat_not_found':
+          case 'unreachable':
             await markUnreachable(this.pool, [{ chatId: target, reason: describeClass(c) }]);
-            throw new PermanentError(`${describeClass(c)}: ${c.description}`);
-          case 'unauthorized':
+            throw new PermanentError(`${describeClass(c)}: ${c.description}`, { reason });
+          case 'halt':
             await this.limiter.halt('401 Unauthorized');
-            throw new HaltError('Telegram rejected the bot token (401 Unauthorized); fix TELEGRAM_BOT_TOKEN');
-          case 'transient':
-            if (!this.settings.atLeastOnce && mayHaveBeenDelivered(c)) {
-              throw new PermanentError(`outcome unknown (${describeClass(c)}): the message may have been delivered; not resent in at-most-once mode (BQ_DELIVERY=at-least-once resends)`);
-            }
-            throw new RetriableError(`${describeClass(c)}: ${c.description}`);
-          case 'content':
-            throw new PayloadError(`Telegram refused the message: ${c.description}`);
-          case 'permanent':
-            throw new PermanentError(c.description);
+            throw new HaltError('Telegram rejected the bot token (401 Unauthorized); fix TELEGRAM_BOT_TOKEN', { reason });
+          case 'unknown':
+            throw new PermanentError(`outcome unknown (${describeClass(c)}): the message may have been delivered; not resent in at-most-once mode (BQ_DELIVERY=at-least-once resends)`, { reason });
+          case 'retry':
+            throw new RetriableError(`${describeClass(c)}: ${c.description}`, { reason });
+          case 'reject':
+            throw new PayloadError(`Telegram refused the message: ${c.description}`, { reason });
+          case 'fail':
+            throw new PermanentError(c.description, { reason });
         }
+        const unhandled: never = d;
+        throw new Error(`no action for ${JSON.stringify(unhandled)}`);
       }
     }
   }
@@ -92,12 +95,12 @@ export class SendJob {
    */
   private async waitForTurn(target: number, rate: number, ctx: HandlerContext): Promise<void> {
     const waiting = anySignal(ctx.signal, ctx.stopping);
-    const paused = () => new SnoozeError(Math.max(0, this.limiter.pausedUntil - Date.now()), 'sending is paused after a 429');
+    const paused = () => new SnoozeError(Math.max(0, this.limiter.pausedUntil - Date.now()), 'sending is paused after a 429', { reason: 'rate_limited' });
     try {
       const turn = await this.limiter.reserveForChat(target, target < 0 ? GROUP_CHAT_SPACING_MS : PRIVATE_CHAT_SPACING_MS, rate);
-      if ('pausedMs' in turn) throw new SnoozeError(turn.pausedMs, 'sending is paused after a 429');
+      if ('pausedMs' in turn) throw new SnoozeError(turn.pausedMs, 'sending is paused after a 429', { reason: 'rate_limited' });
       const chatWait = turn.chatAllowedAt - Date.now();
-      if (chatWait > MAX_INLINE_WAIT_MS) throw new SnoozeError(chatWait, `chat ${target} is pacing (about one message a second, 20 a minute to groups)`);
+      if (chatWait > MAX_INLINE_WAIT_MS) throw new SnoozeError(chatWait, `chat ${target} is pacing (about one message a second, 20 a minute to groups)`, { reason: 'rate_limited' });
       let slot = { at: turn.slot, reservedUntil: turn.reservedUntil };
       const reserveOne = async () => {
         const r = await this.limiter.reserve(1, rate, waiting.signal);
@@ -122,7 +125,7 @@ export class SendJob {
         // if the timeline allows it (catchUp); a new slot instead would be missed the same way
         // on a machine whose timers all fire late, and the message would never leave.
         const caught = await this.limiter.catchUp(1, rate, { reservedUntil: slot.reservedUntil, unused: 1 });
-        if ('pausedMs' in caught) throw new SnoozeError(caught.pausedMs, 'sending is paused after a 429');
+        if ('pausedMs' in caught) throw new SnoozeError(caught.pausedMs, 'sending is paused after a 429', { reason: 'rate_limited' });
         slot = caught.slots.length ? { at: caught.slots[0]!, reservedUntil: caught.reservedUntil } : await reserveOne();
       }
     } catch (error) {
@@ -131,7 +134,14 @@ export class SendJob {
       waiting.done();
     }
     // Only the abort gets here: the shutdown (or a lost job) came before the call.
-    throw new SnoozeError(0, 'interrupted by shutdown before the message was sent');
+    throw new SnoozeError(0, 'interrupted by shutdown before the message was sent', { reason: 'interrupted' });
   }
 }
 
+/** The 'delivery' event's outcome label (metrics' deliveries_total) for a failed send. */
+function deliveryOutcome({ action, reason }: Decision): string {
+  if (action === 'unreachable' && reason === 'blocked') return 'blocked';
+  if (action === 'pause' || action === 'follow') return 'deferred';
+  if (action === 'retry' || action === 'unknown') return 'retry';
+  return 'failed';
+}

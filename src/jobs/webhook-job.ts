@@ -22,17 +22,18 @@ export async function deliverWebhook(pool: Pool, settings: WebhookSettings, job:
     response = await fetch(settings.url, { method: 'POST', headers, body, signal: limit.signal, redirect: 'manual' });
     await response.body?.cancel().catch(() => undefined);
   } catch (error) {
-    throw new RetriableError(`webhook POST failed: ${(error as Error).message}`);
+    const timedOut = limit.signal.aborted && !ctx.signal.aborted;
+    throw new RetriableError(`webhook POST failed: ${(error as Error).message}`, { reason: timedOut ? 'timeout' : 'network' });
   } finally {
     limit.done();
   }
   if (response.ok) return { status: response.status };
   if (response.status >= 300 && response.status < 400) {
     const location = (response.headers.get('location') ?? '(none)').slice(0, 200);
-    throw new PermanentError(`webhook answered ${response.status} redirecting to ${location}; redirects are not followed (they would send the signed body elsewhere): set BQ_WEBHOOK_URL to the final address`);
+    throw new PermanentError(`webhook answered ${response.status} redirecting to ${location}; redirects are not followed (they would send the signed body elsewhere): set BQ_WEBHOOK_URL to the final address`, { reason: 'bad_request' });
   }
   const problem = `webhook answered ${response.status} ${response.statusText}`;
   // A 4xx other than timeout and throttling will not get better by itself.
-  if (response.status >= 400 && response.status < 500 && response.status !== 408 && response.status !== 429) throw new PermanentError(problem);
-  throw new RetriableError(problem);
+  if (response.status >= 400 && response.status < 500 && response.status !== 408 && response.status !== 429) throw new PermanentError(problem, { reason: 'bad_request' });
+  throw new RetriableError(problem, { reason: response.status === 408 ? 'timeout' : response.status === 429 ? 'rate_limited' : 'server_error' });
 }

@@ -2,6 +2,7 @@
 // and mapper (the counts over them are in job-counts.ts). Values are passed as $n parameters only; functions return plain objects with
 // camelCase keys (Dates stay Dates, bigints are numbers: see db/pool.ts).
 import type { Pool, PoolClient } from '../db/pool.js';
+import type { ReasonCode } from '../errors.js';
 
 /** 'waiting': some job named in depends_on has not finished yet (sql/0010_job_dependencies.sql). */
 export type JobStatus = 'waiting' | 'pending' | 'processing' | 'completed' | 'failed' | 'cancelled';
@@ -27,6 +28,8 @@ export interface JobRow {
   status: JobStatus;
   attempts: number;
   lastError: string | null;
+  /** Why the last run failed, was retried or snoozed: one of REASON_CODES (errors.ts); null before migration 0017. */
+  lastErrorReason: ReasonCode | null;
   errors: unknown[];
   result: unknown;
   lockedBy: string | null;
@@ -56,7 +59,7 @@ export const ERROR_CHARS = 2_000;
 export function jobColumns(briefBytes: number = ONE_BRIEF_BYTES): string {
   const bytes = Math.floor(briefBytes);
   return `job_id, queue, job_type, broadcast_queue_brief(payload, ${bytes}) AS payload, priority, run_at, max_attempts, job_key,
-          status, attempts, left(last_error, ${ERROR_CHARS}) AS last_error, errors, broadcast_queue_brief(result, ${bytes}) AS result,
+          status, attempts, left(last_error, ${ERROR_CHARS}) AS last_error, last_error_reason, errors, broadcast_queue_brief(result, ${bytes}) AS result,
           locked_by, created_at, started_at, finished_at, updated_at, depends_on, on_dependency_failure,
           broadcast_queue_open_dependencies(depends_on) AS open_dependencies`;
 }
@@ -66,7 +69,7 @@ export function jobRow(r: any): JobRow {
   return {
     jobId: r.job_id, queue: r.queue, jobType: r.job_type, payload: r.payload, priority: r.priority, runAt: r.run_at,
     maxAttempts: r.max_attempts, jobKey: r.job_key, status: r.status, attempts: r.attempts, lastError: r.last_error,
-    errors: r.errors, result: r.result, lockedBy: r.locked_by, createdAt: r.created_at, startedAt: r.started_at,
+    lastErrorReason: r.last_error_reason, errors: r.errors, result: r.result, lockedBy: r.locked_by, createdAt: r.created_at, startedAt: r.started_at,
     finishedAt: r.finished_at, updatedAt: r.updated_at, dependsOn: r.depends_on, onDependencyFailure: r.on_dependency_failure,
     openDependencies: r.open_dependencies,
   };
@@ -135,6 +138,7 @@ export interface FailedJob {
   queue: string;
   jobType: string;
   lastError: string | null;
+  lastErrorReason: ReasonCode | null;
   attempts: number;
   maxAttempts: number;
   finishedAt: Date | null;
@@ -144,7 +148,7 @@ export interface FailedJob {
 /** Failed send and broadcast jobs, newest first; payloads over LIST_BRIEF_BYTES summarised. */
 export async function failedJobs(pool: Pool, limit = 50): Promise<FailedJob[]> {
   const { rows } = await pool.query(
-    `SELECT job_id, queue, job_type, left(last_error, ${ERROR_CHARS}) AS last_error, attempts, max_attempts, finished_at,
+    `SELECT job_id, queue, job_type, left(last_error, ${ERROR_CHARS}) AS last_error, last_error_reason, attempts, max_attempts, finished_at,
             broadcast_queue_brief(payload, ${LIST_BRIEF_BYTES}) AS payload
        FROM broadcast_queue_jobs
       WHERE status = 'failed' AND job_type = ANY($1::text[])
@@ -152,7 +156,7 @@ export async function failedJobs(pool: Pool, limit = 50): Promise<FailedJob[]> {
       LIMIT $2`,
     [[...TELEGRAM_JOB_TYPES], Math.max(1, Math.floor(limit))],
   );
-  return rows.map((r) => ({ jobId: r.job_id, queue: r.queue, jobType: r.job_type, lastError: r.last_error, attempts: r.attempts, maxAttempts: r.max_attempts, finishedAt: r.finished_at, payload: r.payload }));
+  return rows.map((r) => ({ jobId: r.job_id, queue: r.queue, jobType: r.job_type, lastError: r.last_error, lastErrorReason: r.last_error_reason, attempts: r.attempts, maxAttempts: r.max_attempts, finishedAt: r.finished_at, payload: r.payload }));
 }
 
 /** What became of one id given to retryJobs or cancelJobs. */

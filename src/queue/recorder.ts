@@ -1,14 +1,15 @@
 import { databaseRetryWaitMs, isTransientDatabaseError, type Pool } from '../db/pool.js';
+import type { ReasonCode } from '../errors.js';
 import { errorMessage, type Logger } from '../log.js';
 import { sleep } from '../time.js';
 
-/** What became of one run of a job. */
+/** What became of one run of a job. `reason` says why in a closed set (errors.ts), `error` in words. */
 export type Outcome =
   | { kind: 'completed'; result: unknown }
-  | { kind: 'failed'; error: string }
-  | { kind: 'retry'; error: string; delayMs: number }
+  | { kind: 'failed'; error: string; reason: ReasonCode }
+  | { kind: 'retry'; error: string; reason: ReasonCode; delayMs: number }
   /** Run again after delayMs without spending the attempt (429, halted token, shutdown hand-back). */
-  | { kind: 'snooze'; delayMs: number; error: string | null };
+  | { kind: 'snooze'; delayMs: number; error: string | null; reason: ReasonCode | null };
 
 export interface RecordedRun {
   jobId: number;
@@ -27,7 +28,7 @@ function storableOutcome(outcome: Outcome): Exclude<Outcome, { kind: 'completed'
     return { kind: 'completed', json: JSON.stringify(outcome.result ?? null) };
   } catch (error) {
     // A BigInt or a circular object: the handler's result, not the database, is at fault.
-    return { kind: 'failed', error: `${UNSTORABLE}${errorMessage(error)}` };
+    return { kind: 'failed', error: `${UNSTORABLE}${errorMessage(error)}`, reason: 'unstorable_result' };
   }
 }
 
@@ -55,18 +56,19 @@ const RECORD_SQL = `
          run_at      = CASE WHEN o.delay_ms IS NULL THEN j.run_at ELSE now() + o.delay_ms * interval '1 millisecond' END,
          result      = CASE WHEN o.status = 'completed' THEN o.result ELSE j.result END,
          last_error  = COALESCE(o.error, j.last_error),
+         last_error_reason = CASE WHEN o.error IS NULL THEN j.last_error_reason ELSE o.reason END,
          errors      = CASE WHEN (o.error IS NULL OR o.refund) AND j.status = 'processing' THEN j.errors
                             ELSE (SELECT COALESCE(jsonb_agg(e ORDER BY n), '[]'::jsonb) FROM (
                                     SELECT e, n FROM jsonb_array_elements(
-                                      j.errors || jsonb_build_array(jsonb_build_object('at', now(), 'attempt', j.attempts, 'error', COALESCE(o.error, o.status))
+                                      j.errors || jsonb_build_array(jsonb_build_object('at', now(), 'attempt', j.attempts, 'error', COALESCE(o.error, o.status), 'reason', o.reason)
                                         || CASE WHEN j.status = 'pending' THEN '{"after_rescue": true}'::jsonb ELSE '{}'::jsonb END)
                                     ) WITH ORDINALITY AS t(e, n)
                                     ORDER BY n DESC LIMIT ${ERRORS_KEPT}) kept) END,
          locked_by   = NULL,
          finished_at = CASE WHEN o.status IN ('completed', 'failed') THEN now() ELSE NULL END,
          updated_at  = now()
-    FROM unnest($1::bigint[], $2::int[], $3::text[], $4::float8[], $5::jsonb[], $6::text[], $7::bool[], $9::timestamptz[])
-         AS o(job_id, attempt, status, delay_ms, result, error, refund, claimed_at)
+    FROM unnest($1::bigint[], $2::int[], $3::text[], $4::float8[], $5::jsonb[], $6::text[], $7::bool[], $9::timestamptz[], $10::text[])
+         AS o(job_id, attempt, status, delay_ms, result, error, refund, claimed_at, reason)
    WHERE j.job_id = o.job_id
      AND j.attempts = o.attempt
      AND j.started_at = o.claimed_at
@@ -135,7 +137,7 @@ export class Recorder {
   }
 
   private async write(batch: Pending[]): Promise<void> {
-    const columns = { ids: [] as number[], attempts: [] as number[], claims: [] as string[], statuses: [] as string[], delays: [] as (number | null)[], results: [] as (string | null)[], errors: [] as (string | null)[], refunds: [] as boolean[] };
+    const columns = { ids: [] as number[], attempts: [] as number[], claims: [] as string[], statuses: [] as string[], delays: [] as (number | null)[], results: [] as (string | null)[], errors: [] as (string | null)[], reasons: [] as (string | null)[], refunds: [] as boolean[] };
     for (const item of batch) {
       const { run } = item;
       const o = storableOutcome(run.outcome);
@@ -146,9 +148,10 @@ export class Recorder {
       columns.delays.push(o.kind === 'retry' || o.kind === 'snooze' ? Math.max(0, o.delayMs) : null);
       columns.results.push(o.kind === 'completed' ? o.json : null);
       columns.errors.push(o.kind === 'completed' ? null : o.error);
+      columns.reasons.push(o.kind === 'completed' || o.error === null ? null : o.reason);
       columns.refunds.push(o.kind === 'snooze');
     }
-    const params = [columns.ids, columns.attempts, columns.statuses, columns.delays, columns.results, columns.errors, columns.refunds, this.daemonId, columns.claims];
+    const params = [columns.ids, columns.attempts, columns.statuses, columns.delays, columns.results, columns.errors, columns.refunds, this.daemonId, columns.claims, columns.reasons];
     let rows: { job_id: number }[];
     try {
       rows = await this.writeUntilLanded(params);
@@ -181,7 +184,7 @@ export class Recorder {
       return;
     }
     this.log.warn({ jobId: item.run.jobId, err: errorMessage(error) }, 'job outcome refused by PostgreSQL; failing the job');
-    await this.write([{ ...item, run: { ...item.run, outcome: { kind: 'failed', error: `${UNSTORABLE}${errorMessage(error)}` } } }]);
+    await this.write([{ ...item, run: { ...item.run, outcome: { kind: 'failed', error: `${UNSTORABLE}${errorMessage(error)}`, reason: 'unstorable_result' } } }]);
   }
 
   /** Gives up only after close(): an unwritten outcome leaves its job 'processing' under a live daemon. */

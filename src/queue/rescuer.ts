@@ -54,9 +54,10 @@ const SWEEP_SQL = `
                               THEN now() + $12::float8 * interval '1 millisecond' ELSE now() END,
            locked_by   = NULL,
            last_error  = 'daemon ' || j.locked_by || ' died during attempt ' || j.attempts,
+           last_error_reason = 'rescued',
            errors      = j.errors || jsonb_build_array(jsonb_build_object(
                            'at', now(), 'attempt', j.attempts, 'rescued', true, 'daemon', j.locked_by,
-                           'error', 'daemon ' || j.locked_by || ' died')),
+                           'error', 'daemon ' || j.locked_by || ' died', 'reason', 'rescued')),
            updated_at  = now()
      WHERE $9::boolean AND j.status = 'processing' AND j.locked_by <> $1
        AND (j.locked_by IN (SELECT daemon_id FROM dead)

@@ -1,5 +1,5 @@
 import { EventEmitter, setMaxListeners } from 'node:events';
-import { HaltError, PermanentError, SnoozeError } from '../errors.js';
+import { HaltError, PermanentError, RetriableError, SnoozeError } from '../errors.js';
 import { errorMessage, type Logger } from '../log.js';
 import { retryDelayMs, type BackoffPolicy } from '../time.js';
 import { isDatabaseUnavailable } from '../db/pool.js';
@@ -169,7 +169,7 @@ export class WorkerPool extends EventEmitter {
   private async outcomeOf(entry: RunningJob): Promise<Outcome> {
     const { job } = entry;
     const handler = this.handlers[job.jobType];
-    if (!handler) return { kind: 'failed', error: `no handler for job_type "${job.jobType}" in this daemon` };
+    if (!handler) return { kind: 'failed', error: `no handler for job_type "${job.jobType}" in this daemon`, reason: 'no_handler' };
     const stopping = this.stopping.signal;
     const context: HandlerContext = {
       get signal() {
@@ -193,31 +193,33 @@ export class WorkerPool extends EventEmitter {
       // A thrown value whose very inspection throws (a Proxy, a getter) must still end its job:
       // an outcome that is never written leaves the job 'processing' and its slot taken.
       const attempts = `attempt ${job.attempt} of ${job.maxAttempts}`;
-      if (job.attempt >= job.maxAttempts) return { kind: 'failed', error: `handler threw an unreadable value (${attempts})` };
-      return { kind: 'retry', error: 'handler threw an unreadable value', delayMs: retryDelayMs(job.attempt + 1, this.backoff) };
+      if (job.attempt >= job.maxAttempts) return { kind: 'failed', error: `handler threw an unreadable value (${attempts})`, reason: 'handler_error' };
+      return { kind: 'retry', error: 'handler threw an unreadable value', reason: 'handler_error', delayMs: retryDelayMs(job.attempt + 1, this.backoff) };
     }
   }
 
   private outcomeOfThrown(entry: RunningJob, error: unknown): Outcome {
     const { job } = entry;
     const message = errorMessage(error);
-    if (error instanceof SnoozeError) return { kind: 'snooze', delayMs: error.delayMs, error: message };
+    if (error instanceof SnoozeError) return { kind: 'snooze', delayMs: error.delayMs, error: message, reason: error.reason };
     if (error instanceof HaltError) {
       this.emit('halt', { jobType: job.jobType, reason: message });
-      return { kind: 'snooze', delayMs: HALTED_JOB_SNOOZE_MS, error: message };
+      return { kind: 'snooze', delayMs: HALTED_JOB_SNOOZE_MS, error: message, reason: error.reason };
     }
     // Before the interruption check: a send cut off mid-call says "outcome unknown" this way,
     // and handing it back would send it again.
-    if (error instanceof PermanentError) return { kind: 'failed', error: message };
+    if (error instanceof PermanentError) return { kind: 'failed', error: message, reason: error.reason };
     if (entry.aborted) {
       // Shutdown or a lost lease interrupted it; it did not fail, so the attempt is given back.
-      return { kind: 'snooze', delayMs: 0, error: `interrupted: ${errorMessage(entry.signal.reason)}` };
+      return { kind: 'snooze', delayMs: 0, error: `interrupted: ${errorMessage(entry.signal.reason)}`, reason: 'interrupted' };
     }
     // The database went away under the handler: nothing is wrong with the job, so waiting for
     // the database must not spend its attempts (the chaos suite saw broadcasts fail this way).
-    if (isDatabaseUnavailable(error)) return { kind: 'snooze', delayMs: DATABASE_RETRY_MS, error: `database unavailable: ${message}` };
-    if (job.attempt >= job.maxAttempts) return { kind: 'failed', error: `${message} (attempt ${job.attempt} of ${job.maxAttempts})` };
-    entry.log.debug({ err: message }, 'handler threw a retriable error');
-    return { kind: 'retry', error: message, delayMs: retryDelayMs(job.attempt + 1, this.backoff) };
+    if (isDatabaseUnavailable(error)) return { kind: 'snooze', delayMs: DATABASE_RETRY_MS, error: `database unavailable: ${message}`, reason: 'database_unavailable' };
+    // A RetriableError names its reason (a 5xx, a timeout); anything else thrown is a handler_error.
+    const reason = error instanceof RetriableError ? error.reason : 'handler_error';
+    if (job.attempt >= job.maxAttempts) return { kind: 'failed', error: `${message} (attempt ${job.attempt} of ${job.maxAttempts})`, reason };
+    entry.log.debug({ err: message, reason }, 'handler threw a retriable error');
+    return { kind: 'retry', error: message, reason, delayMs: retryDelayMs(job.attempt + 1, this.backoff) };
   }
 }

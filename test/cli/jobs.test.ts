@@ -57,7 +57,7 @@ test('list filters and pages newest first; show returns the row with its errors 
     const c = await job(db, { type: 'other', queue: 'mail', status: 'pending' });
     const all = json(await runBqctl(['list', '--json'], env));
     assert.equal(all.jobs.map((j: any) => j.jobId), [c, b, a]);
-    assert.equal(Object.keys(all.jobs[0]).sort(), ['attempts', 'createdAt', 'dependsOn', 'errors', 'finishedAt', 'jobId', 'jobKey', 'jobType', 'lastError', 'lockedBy', 'maxAttempts', 'onDependencyFailure', 'openDependencies', 'payload', 'priority', 'queue', 'result', 'runAt', 'startedAt', 'status', 'updatedAt']);
+    assert.equal(Object.keys(all.jobs[0]).sort(), ['attempts', 'createdAt', 'dependsOn', 'errors', 'finishedAt', 'jobId', 'jobKey', 'jobType', 'lastError', 'lastErrorReason', 'lockedBy', 'maxAttempts', 'onDependencyFailure', 'openDependencies', 'payload', 'priority', 'queue', 'result', 'runAt', 'startedAt', 'status', 'updatedAt']);
     assert.equal(json(await runBqctl(['list', '--status', 'failed', '--json'], env)).jobs.map((j: any) => j.jobId), [b]);
     assert.equal(json(await runBqctl(['list', '--queue', 'mail', '--type', 'other', '--json'], env)).jobs.map((j: any) => j.jobId), [c]);
     assert.equal(json(await runBqctl(['list', '--limit', '1', '--offset', '1', '--json'], env)).jobs.map((j: any) => j.jobId), [b]);

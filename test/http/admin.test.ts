@@ -147,6 +147,7 @@ test('status, statistics, failed jobs and a job row show what ran', async () => 
       assert.is(failed.body[0].job_id, bad);
       assert.is(failed.body[0].job_type, 'send');
       assert.match(failed.body[0].last_error, /blocked/);
+      assert.is(failed.body[0].last_error_reason, 'blocked', 'the reason code beside the words');
       assert.is(failed.body[0].attempts, 1);
       assert.type(failed.body[0].finished_at, 'string');
       assert.equal(failed.body[0].payload, { chat_id: 77, message: { text: 'blocked' } });
@@ -162,6 +163,9 @@ test('status, statistics, failed jobs and a job row show what ran', async () => 
       assert.is(job.status, 200);
       assert.equal([job.body.job_id, job.body.status, job.body.job_type, job.body.attempts], [ok, 'completed', 'send', 1]);
       assert.is(job.body.result.chat_id, 5);
+      assert.is(job.body.last_error_reason, null, 'a job that never failed has no reason');
+      const badJob = await api('GET', `/jobs/${bad}`);
+      assert.equal([badJob.body.last_error_reason, badJob.body.errors.at(-1).reason], ['blocked', 'blocked']);
       assert.is((await api('GET', `/jobs/${ok}/`)).status, 200, 'a trailing slash is forgiven');
 
       const broadcastId = (await jobRow(db, broadcastJob)).payload.broadcast_id;

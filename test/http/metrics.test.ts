@@ -1,9 +1,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BroadcastQueue } from '../../src/broadcast-queue.js';
-import { PermanentError } from '../../src/errors.js';
+import { PermanentError, REASON_CODES } from '../../src/errors.js';
 import { startAdminServer } from '../../src/http/admin-server.js';
-import { MAX_FAILURE_REASONS, ReasonLabels, failureReason } from '../../src/http/metrics.js';
 import type { JobEvent } from '../../src/queue/worker-pool.js';
 import { createTestDatabase } from '../helpers/db.js';
 import { insertJob, withTelegram } from '../helpers/telegram.js';
@@ -54,7 +53,7 @@ test('/metrics after some jobs ran: counters, gauges from the database, the late
       assert.is(sample(text, 'broadcast_queue_job_outcomes_total', { job_type: 'boom', outcome: 'failed' }), 1);
       assert.is(sample(text, 'broadcast_queue_job_outcomes_total', { job_type: 'broadcast', outcome: 'completed' }), 1);
       assert.is(sample(text, 'broadcast_queue_job_failures_total', { job_type: 'send', reason: 'blocked' }), 1);
-      assert.is(sample(text, 'broadcast_queue_job_failures_total', { job_type: 'boom', reason: 'boom: record n is broken' }), 1);
+      assert.is(sample(text, 'broadcast_queue_job_failures_total', { job_type: 'boom', reason: 'handler_error' }), 1, "a handler's own error names no reason");
 
       assert.is(sample(text, 'broadcast_queue_messages_sent_total'), 6);
       assert.is(sample(text, 'broadcast_queue_deliveries_total', { job_type: 'send', outcome: 'sent' }), 3);
@@ -176,25 +175,72 @@ test('queue labels come from the configuration: jobs in 500 other queues are one
   });
 });
 
-test('failure reasons: Telegram classes as labels, other errors normalised, at most 50 distinct', () => {
-  assert.is(failureReason('blocked: Forbidden: bot was blocked by the user'), 'blocked');
-  assert.is(failureReason('chat_not_found: Bad Request: chat not found'), 'chat_not_found');
-  assert.is(failureReason('transient:http_502: Bad Gateway (attempt 3 of 3)'), 'transient:http_502');
-  assert.is(failureReason('outcome unknown (transient:timeout): the message may have been delivered; not resent'), 'transient:timeout');
-  assert.is(failureReason('Telegram refused the message: Bad Request: message is too long'), 'content');
-  assert.is(failureReason('payload.chat_id must be an integer, got "abc"'), 'payload.chat_id must be an integer, got');
-  assert.is(failureReason('Chat 42 said "no"'), 'chat n said "…"');
-  assert.is(failureReason('job 123 failed after 4.5 s'), failureReason('job 9 failed after 10 s'));
-  assert.is(failureReason(''), 'unknown');
-  assert.ok(failureReason('x'.repeat(500)).length <= 40);
+test('failure labels are the reason codes the send path recorded, one per Telegram class the stand-in answers', async () => {
+  await withTelegram({ api: { retryAfterSeconds: 1 } }, async ({ db, api, queue }) => {
+    const metrics = queue.metrics();
+    api.setChatState(201, 'blocked');
+    api.setChatState(202, 'not_found');
+    api.flaky(204, 1, 502);
+    const cases = [
+      { chat: 201, message: { text: 'hi' }, reason: 'blocked' },
+      { chat: 202, message: { text: 'hi' }, reason: 'chat_not_found' },
+      { chat: 203, message: { text: '<b>unclosed', parse_mode: 'HTML' }, reason: 'content' },
+      { chat: 204, message: { text: 'hi' }, reason: 'server_error' },
+    ];
+    const failed = collectEvents<JobEvent>(queue, 'job:done', cases.length, (e) => e.job.jobType === 'send' && e.outcome.kind === 'failed');
+    // One attempt each: the 502 fails the job at once instead of waiting out the job backoff.
+    for (const c of cases) {
+      await db.pool.query(`INSERT INTO broadcast_queue_jobs (job_type, payload, max_attempts) VALUES ('send', $1, 1)`, [JSON.stringify({ chat_id: c.chat, message: c.message })]);
+    }
+    const events = await failed;
+    const byChat = new Map(events.map((e) => [e.job.payload.chat_id, e.outcome]));
+    for (const c of cases) assert.is((byChat.get(c.chat) as { reason?: string } | undefined)?.reason, c.reason, `chat ${c.chat}`);
+    const { rows } = await db.pool.query(`SELECT payload->>'chat_id' AS chat, last_error_reason, errors -> -1 ->> 'reason' AS history_reason FROM broadcast_queue_jobs WHERE job_type = 'send'`);
+    for (const c of cases) {
+      const row = rows.find((r) => Number(r.chat) === c.chat);
+      assert.is(row?.last_error_reason, c.reason, `last_error_reason of chat ${c.chat}`);
+      assert.is(row?.history_reason, c.reason, `the errors history of chat ${c.chat}`);
+    }
 
-  const labels = new ReasonLabels(MAX_FAILURE_REASONS);
-  const seen = new Set<string>();
-  for (let i = 0; i < 80; i++) seen.add(labels.label(`error kind ${String.fromCharCode(97 + (i % 26))}${String.fromCharCode(97 + Math.floor(i / 26))}`));
-  assert.is(seen.size, MAX_FAILURE_REASONS + 1);
-  assert.ok(seen.has('other'));
-  assert.is(labels.label('error kind aa'), 'error kind aa', 'a reason seen before keeps its label');
-  assert.is(labels.label('blocked: Forbidden'), 'other', 'even a Telegram class, once the cap is reached');
+    // A 429 snoozes the job (no failure), but the failed call still counts by its reason.
+    api.setFaults({ storm: true });
+    const snoozed = waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobType === 'send' && e.outcome.kind === 'snooze');
+    await insertJob(db, 'send', { chat_id: 205, message: { text: 'hi' } });
+    const snooze = await snoozed;
+    api.setFaults({ storm: false });
+    assert.is(snooze.outcome.kind === 'snooze' && snooze.outcome.reason, 'rate_limited');
+
+    const text = await metrics.registry.metrics();
+    for (const c of cases) {
+      assert.is(sample(text, 'broadcast_queue_job_failures_total', { job_type: 'send', reason: c.reason }), 1, `job_failures_total{reason="${c.reason}"}`);
+      assert.is(sample(text, 'broadcast_queue_delivery_errors_total', { job_type: 'send', reason: c.reason }), 1, `delivery_errors_total{reason="${c.reason}"}`);
+    }
+    assert.ok((sample(text, 'broadcast_queue_delivery_errors_total', { job_type: 'send', reason: 'rate_limited' }) ?? 0) >= 1, 'the 429');
+    const labels = [...text.matchAll(/^broadcast_queue_(?:job_failures|delivery_errors)_total\{[^}]*reason="([^"]*)"/gm)].map((m) => m[1]!);
+    for (const label of labels) assert.ok((REASON_CODES as readonly string[]).includes(label), `label ${label} is a reason code`);
+  });
+});
+
+test("a broadcast records each failed recipient's reason in the ledger and counts it by reason", async () => {
+  await withTelegram({}, async ({ db, api, queue }) => {
+    const metrics = queue.metrics();
+    api.setChatState(301, 'blocked');
+    api.setChatState(302, 'kicked');
+    api.setChatState(303, 'not_found');
+    const done = waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobType === 'broadcast' && e.outcome.kind === 'completed', 20_000);
+    await insertJob(db, 'broadcast', { message: { text: 'all' }, chat_ids: [300, 301, 302, 303] });
+    await done;
+    const { rows } = await db.pool.query(`SELECT chat_id, status, outcome, error_code, error_reason FROM broadcast_deliveries ORDER BY chat_id`);
+    assert.equal(rows.map((r) => [Number(r.chat_id), r.status, r.outcome, r.error_code, r.error_reason]), [
+      [300, 'sent', null, null, null],
+      [301, 'failed', 'blocked', 403, 'blocked'],
+      [302, 'failed', 'kicked', 403, 'blocked'],
+      [303, 'failed', 'chat_not_found', 400, 'chat_not_found'],
+    ]);
+    const text = await metrics.registry.metrics();
+    assert.is(sample(text, 'broadcast_queue_delivery_errors_total', { job_type: 'broadcast', reason: 'blocked' }), 2);
+    assert.is(sample(text, 'broadcast_queue_delivery_errors_total', { job_type: 'broadcast', reason: 'chat_not_found' }), 1);
+  });
 });
 
 test.run();

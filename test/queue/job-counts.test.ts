@@ -62,9 +62,9 @@ test('finished-job counts equal COUNT(*) after claims, outcomes, retries, cancel
 
     const outcomeFor = (i: number): Outcome =>
       i % 10 < 5 ? { kind: 'completed', result: { i } }
-        : i % 10 < 7 ? { kind: 'failed', error: 'permanent' }
-          : i % 10 < 9 ? { kind: 'retry', error: 'transient', delayMs: 0 }
-            : { kind: 'snooze', delayMs: 0, error: null };
+        : i % 10 < 7 ? { kind: 'failed', error: 'permanent', reason: 'handler_error' }
+          : i % 10 < 9 ? { kind: 'retry', error: 'transient', reason: 'handler_error', delayMs: 0 }
+            : { kind: 'snooze', delayMs: 0, error: null, reason: null };
     const first = await claimer.claim(200);
     await Promise.all(first.map((job, i) => recorder.record({ jobId: job.jobId, attempt: job.attempt, claimedAt: job.claimedAt, outcome: outcomeFor(i) })));
     await assertCountsMatch(db, 'after the first outcomes');

@@ -22,7 +22,7 @@ test("a job outcome retried after its answer was lost never lands on the job's n
     const [first] = await claimer.claim(1);
     assert.ok(first);
     const lost = proxy.loseAnswerTo('UPDATE broadcast_queue_jobs j');
-    const snoozed = recorder.record({ jobId, attempt: first.attempt, claimedAt: first.claimedAt, outcome: { kind: 'snooze', delayMs: 0, error: 'database unavailable' } });
+    const snoozed = recorder.record({ jobId, attempt: first.attempt, claimedAt: first.claimedAt, outcome: { kind: 'snooze', delayMs: 0, error: 'database unavailable', reason: 'database_unavailable' } });
     await lost;
     const row = async () => (await db.pool.query(`SELECT status, attempts, locked_by FROM broadcast_queue_jobs WHERE job_id = $1`, [jobId])).rows[0];
     assert.equal(await row(), { status: 'pending', attempts: 0, locked_by: null }, 'the lost write had landed');

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BroadcastQueue, type BroadcastQueueOptions } from '../../src/broadcast-queue.js';
-import { PayloadError, PermanentError, SnoozeError } from '../../src/errors.js';
+import { HaltError, PayloadError, PermanentError, RetriableError, SnoozeError } from '../../src/errors.js';
 import type { JobEvent } from '../../src/queue/worker-pool.js';
 import { retryDelayMs } from '../../src/time.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
@@ -51,6 +51,34 @@ test('a retriable error retries at its run_at and then completes', async () => {
     assert.is(final.errors.length, 1);
     assert.equal({ attempt: final.errors[0].attempt, error: final.errors[0].error }, { attempt: 1, error: 'upstream 503' });
   });
+});
+
+test('each outcome records its reason code: a RetriableError names its own, any other error is a handler_error', async () => {
+  const handlers: BroadcastQueueOptions['handlers'] = {
+    named: () => { throw new RetriableError('upstream took too long', { reason: 'timeout' }); },
+    plain: () => { throw new Error('upstream 503'); },
+    // A plain JavaScript caller may pass anything: outside the closed set counts as the default.
+    unknown: () => { throw new RetriableError('odd', { reason: 'not-a-code' as never }); },
+    permanent: () => { throw new PermanentError('gone for good'); },
+    payload: () => { throw new PayloadError('payload.x is missing'); },
+    snooze: () => { throw new SnoozeError(HOUR_MS, 'later'); },
+    halt: () => { throw new HaltError('stop everything'); },
+  };
+  const expected: Record<string, [string, string]> = {
+    named: ['retry', 'timeout'], plain: ['retry', 'handler_error'], unknown: ['retry', 'handler_error'], permanent: ['failed', 'handler_error'],
+    payload: ['failed', 'invalid_payload'], snooze: ['snooze', 'snoozed'], halt: ['snooze', 'halted'],
+  };
+  await withQueue(handlers, async (queue, db) => {
+    for (const [jobType, [kind, reason]] of Object.entries(expected)) {
+      const done = waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobType === jobType);
+      const { rows } = await db.pool.query(`INSERT INTO broadcast_queue_jobs (job_type, max_attempts) VALUES ($1, 5) RETURNING job_id`, [jobType]);
+      const event = await done;
+      assert.is(event.outcome.kind, kind, jobType);
+      assert.is(event.outcome.kind !== 'completed' && event.outcome.reason, reason, jobType);
+      const row = await jobRow(db, rows[0].job_id);
+      assert.is(row.last_error_reason, reason, `${jobType}: last_error_reason`);
+    }
+  }, 10_000);
 });
 
 test('a job that keeps failing stops at max_attempts with its history', async () => {
