@@ -2,6 +2,7 @@
 // PostgreSQL, the Bot API stand-in and a real daemon; 10,000 subscribers, some of them blocked,
 // migrated or flaky; one broadcast enqueued with plain SQL and watched with `bqctl watch`.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
@@ -40,9 +41,13 @@ async function main(): Promise<void> {
   say(`2. Bot API stand-in at ${apiRoot} (limit ${RATE}/s; every 50th chat blocked, some deactivated, flaky or migrated)`);
 
   const httpPort = await freePort();
-  const env = { ...process.env, DATABASE_URL: db.connectionString, TELEGRAM_BOT_TOKEN: TOKEN, TELEGRAM_API_ROOT: apiRoot, BQ_RATE_LIMIT: String(RATE), BQ_HTTP_PORT: String(httpPort), BQ_CONCURRENCY: '2', LOG_LEVEL: 'warn' };
+  // A token of this run's own: the dashboard's login link carries it in the fragment, which the browser keeps to itself.
+  const apiToken = randomBytes(18).toString('base64url');
+  const env = { ...process.env, DATABASE_URL: db.connectionString, TELEGRAM_BOT_TOKEN: TOKEN, TELEGRAM_API_ROOT: apiRoot, BQ_RATE_LIMIT: String(RATE), BQ_HTTP_PORT: String(httpPort), BQ_API_TOKEN: apiToken, BQ_CONCURRENCY: '2', LOG_LEVEL: 'warn' };
   const daemon = spawn(process.execPath, [path.join(root, 'bin', 'broadcast-queued')], { env, stdio: ['ignore', 'ignore', 'inherit'] });
-  say(`3. Daemon started (pid ${daemon.pid}); admin API on http://127.0.0.1:${httpPort}/api/admin/queue`);
+  const dashboard = `http://127.0.0.1:${httpPort}/`;
+  say(`3. Daemon started (pid ${daemon.pid}); admin API on http://127.0.0.1:${httpPort}/api/admin/queue (token ${apiToken})`);
+  say(`   Dashboard: ${dashboard}  — log in with the token, or open this login link:\n     ${dashboard}login#token=${apiToken}`);
 
   await pool.query(`
     INSERT INTO broadcast_subscribers (chat_id, language_code, tags, last_active_at)
@@ -68,8 +73,9 @@ async function main(): Promise<void> {
   say(`   BQ_DATA_DIR=${dataDir} npx bqctl status        # bqctl finds the embedded PostgreSQL itself`);
   say(`   BQ_DATA_DIR=${dataDir} npx bqctl broadcast show ${broadcastId}`);
   say(`   ${db.psqlHint}`);
-  say(`   curl -s http://127.0.0.1:${httpPort}/api/admin/queue/broadcasts/${broadcastId}`);
-  say(`   curl -s http://127.0.0.1:${httpPort}/metrics | grep broadcast_queue_`);
+  say(`   curl -s -H 'authorization: Bearer ${apiToken}' http://127.0.0.1:${httpPort}/api/admin/queue/broadcasts/${broadcastId}`);
+  say(`   curl -s -H 'authorization: Bearer ${apiToken}' http://127.0.0.1:${httpPort}/metrics | grep broadcast_queue_`);
+  say(`   ${dashboard}login#token=${apiToken}   # the dashboard${keep ? '' : ' (with --keep)'}`);
 
   if (keep) {
     say('\nEverything keeps running; press Ctrl-C to stop the daemon, the stand-in and PostgreSQL.');

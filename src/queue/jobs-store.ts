@@ -263,7 +263,7 @@ export interface JobSearchPage {
 }
 
 /** Ids one page of a filter over finished jobs looks through at most (bench/production/dashboard-pages.ts). */
-export const SEARCH_WINDOW_IDS = 20_000;
+export const SEARCH_WINDOW_IDS = 10_000;
 const ACTIVE_STATUSES: readonly string[] = ['pending', 'processing'];
 
 /**

@@ -1,7 +1,7 @@
 // The jobs list with its filters (paged by key; see searchJobs) and one job's page with its
 // payload, result, error history and the retry / cancel actions.
-import type { JobRow, JobSearch, JobSearchPage } from '../../../queue/jobs-store.js';
-import { html, json, when, type Html } from '../html.js';
+import { SEARCH_WINDOW_IDS, type JobRow, type JobSearch, type JobSearchPage } from '../../../queue/jobs-store.js';
+import { count, html, json, when, type Html } from '../html.js';
 import { actionButton, badge, page, type PageContext } from '../layout.js';
 
 export const JOB_STATES = ['pending', 'processing', 'completed', 'failed', 'cancelled'] as const;
@@ -30,7 +30,7 @@ ${result.jobs.length ? result.jobs.map((j) => html`<tr><td><a href="${ctx.base}/
     : html`<tr><td colspan="7">No job matches${search.before !== undefined ? html` below id ${search.before}` : ''}${result.searchedDownTo !== null ? html` down to id ${result.searchedDownTo}` : ''}.</td></tr>`}
 </tbody></table>
 ${next ? html`<p><a class="more" href="${next}">${result.jobs.length ? 'Older →' : `Search older (below id ${result.nextBefore})`}</a>
-${result.jobs.length === 0 || result.searchedDownTo === result.nextBefore ? html`<span class="muted"> each page looks through at most 20,000 ids, so a rare match may need a few pages</span>` : ''}</p>` : ''}`);
+${result.jobs.length === 0 || result.searchedDownTo === result.nextBefore ? html`<span class="muted"> each page looks through at most ${count(SEARCH_WINDOW_IDS)} ids, so a rare match may need a few pages</span>` : ''}</p>` : ''}`);
 }
 
 export function jobPage(ctx: PageContext, j: JobRow): Html {
