@@ -6,6 +6,8 @@
   const meta = (name) => document.querySelector(`meta[name="${name}"]`)?.getAttribute('content') ?? '';
   const base = meta('bq-base');
   const csrf = meta('bq-csrf');
+  const sources = [];
+  let acting = false;
 
   // A login link ending in #token=… (npm run demo prints one): the fragment never reaches a server.
   const login = document.getElementById('login');
@@ -23,6 +25,10 @@
     event.preventDefault();
     const question = form.getAttribute('data-confirm');
     if (question && !window.confirm(question)) return;
+    // The live stream would reload the page when the action changes the status; that reload could
+    // race this one's navigation and use up the notice the action leaves for the next page.
+    acting = true;
+    for (const source of sources) source.close();
     for (const b of form.querySelectorAll('button')) b.disabled = true;
     try {
       const res = await fetch(form.action, {
@@ -50,7 +56,10 @@
 
   function stream(path, onUpdate) {
     const source = new EventSource(`${base}${path}`);
-    source.addEventListener('update', (e) => onUpdate(JSON.parse(e.data)));
+    sources.push(source);
+    source.addEventListener('update', (e) => {
+      if (!acting) onUpdate(JSON.parse(e.data));
+    });
     source.addEventListener('problem', () => document.body.classList.add('stale'));
     source.onerror = () => document.body.classList.add('stale');
     source.onopen = () => document.body.classList.remove('stale');
