@@ -1,7 +1,12 @@
 // Waiting and backing off, written once for all of src/.
 import { setTimeout as timer } from 'node:timers/promises';
 
-/** How a component waits; the send path takes one as a seam (tests make every wait late, as a busy machine does). */
+/**
+ * How a component waits. Resolves (never rejects) when the time has passed or the signal aborted;
+ * callers look at the signal. The send path (RateLimiter, BroadcastQueueOptions.sleep) takes one
+ * as a seam on purpose: tests make every wait 100–500 ms late, which is what a busy machine does to
+ * timers.
+ */
 export type Sleep = (ms: number, signal?: AbortSignal) => Promise<void>;
 
 /**

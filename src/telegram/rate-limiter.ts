@@ -1,7 +1,7 @@
-import { setTimeout as delay } from 'node:timers/promises';
 import type { Pool } from '../db/pool.js';
 import { HaltError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { sleep as timerSleep, type Sleep } from '../time.js';
 
 /**
  * Spacing margin over 1/rate. Slots are spaced evenly, so rate + 1 sends span 1000 × margin ms and
@@ -31,15 +31,6 @@ const LOCAL_WINDOW_MS = 1_020;
  * A caller whose slot is missed catches up instead (catchUp), or reserves a new one.
  */
 export const LATE_SLOT_MS = 10;
-
-/**
- * How the send path waits: for slots, room on the timeline, pauses. Resolves (never rejects) when
- * the time has passed or the signal aborted; callers look at the signal. A seam on purpose: tests
- * make every wait 100–500 ms late, which is what a busy machine does to timers.
- */
-export type Sleep = (ms: number, signal?: AbortSignal) => Promise<void>;
-
-export const timerSleep: Sleep = (ms, signal) => delay(Math.max(0, ms), undefined, { signal }).catch(() => undefined);
 
 /**
  * A clock-offset sample is trusted only from a round trip this short (or as short as the best one
@@ -203,6 +194,7 @@ export class RateLimiter {
     private readonly pool: Pool,
     readonly botId: number,
     private readonly log: Logger,
+    /** How the send path waits (for slots, room on the timeline, pauses); a seam, see Sleep. */
     readonly sleep: Sleep = timerSleep,
   ) {}
 

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { JobEvent } from '../../src/queue/worker-pool.js';
-import { timerSleep, type Sleep } from '../../src/telegram/rate-limiter.js';
+import { sleep, type Sleep } from '../../src/time.js';
 import { insertJob, range, withTelegram } from '../helpers/telegram.js';
 import { collectEvents, waitForEvent } from '../helpers/wait.js';
 
@@ -16,7 +16,7 @@ function lateSleep(seed: number): Sleep {
     state = (Math.imul(state, 1_664_525) + 1_013_904_223) >>> 0;
     return state / 2 ** 32;
   };
-  return (ms, signal) => timerSleep(ms + 100 + random() * 400, signal);
+  return (ms, signal) => sleep(ms + 100 + random() * 400, signal);
 }
 
 test('timers that all fire 100–500 ms late: every row, groups included, and every send job reaches an outcome, and no second holds more than the limit', async () => {
