@@ -14,6 +14,8 @@ import { Rescuer } from './queue/rescuer.js';
 import { LivenessLock } from './queue/liveness.js';
 import { finishedJobsCleanup } from './queue/cleaner.js';
 import { Maintenance } from './queue/maintenance.js';
+import { ScheduleTicker } from './schedules/ticker.js';
+import { addSchedule, listSchedules, removeSchedule, runScheduleNow, setScheduleEnabled, type ScheduleRow, type ScheduleSpec } from './schedules/schedules-store.js';
 import { historyRetention } from './broadcast/retention.js';
 import { readQueueStatus, type QueueStatus } from './queue/status.js';
 import { enqueueJob, type EnqueueOptions, type EnqueuedJob } from './queue/enqueue.js';
@@ -83,7 +85,7 @@ export class BroadcastQueue extends EventEmitter {
   private embeddedDb: EmbeddedDatabase | null = null;
   private poolRef: Pool | null = null;
   private claimPool: Pool | null = null;
-  private parts: { listener: Listener; scheduler: Scheduler; workers: WorkerPool; recorder: Recorder; rescuer: Rescuer; liveness: LivenessLock; maintenance: Maintenance } | null = null;
+  private parts: { listener: Listener; scheduler: Scheduler; workers: WorkerPool; recorder: Recorder; rescuer: Rescuer; liveness: LivenessLock; maintenance: Maintenance; ticker: ScheduleTicker } | null = null;
   private starting: Promise<void> | null = null;
   /** Aborted by stop(): a start() still retrying against an unreachable database gives up at once. */
   private startAbort: AbortController | null = null;
@@ -192,6 +194,7 @@ export class BroadcastQueue extends EventEmitter {
     // 0 days turns each off (config/validate.ts), in the daemon as in the library.
     const { cleanupDays, ledgerRetentionDays } = this.settings;
     const maintenance = new Maintenance([finishedJobsCleanup(pool, cleanupDays), historyRetention(pool, ledgerRetentionDays)], log);
+    const ticker = new ScheduleTicker(pool, log);
 
     const served = new Set(this.queues);
     listener.on('notification', (queue: string) => {
@@ -238,9 +241,10 @@ export class BroadcastQueue extends EventEmitter {
       await liveness.stop();
       throw error;
     }
-    this.parts = { listener, scheduler, workers, recorder, rescuer, liveness, maintenance };
+    this.parts = { listener, scheduler, workers, recorder, rescuer, liveness, maintenance, ticker };
     scheduler.start();
     maintenance.start();
+    ticker.start();
     // Aborted by stop(), which then stops the parts above as after any start.
     await listener.start(signal);
     log.info({ queues: this.queues, jobTypes: this.jobTypes, concurrency: this.concurrency }, 'queue started');
@@ -263,6 +267,7 @@ export class BroadcastQueue extends EventEmitter {
       // end. What is left unwritten stays 'processing' and is rescued like a crash.
       const giveUp = setTimeout(() => parts.recorder.close(), timeoutMs + 2_000);
       await parts.scheduler.stop();
+      await parts.ticker.stop();
       const maintenanceStopped = parts.maintenance.stop();
       await parts.workers.drain(timeoutMs);
       await parts.recorder.drain();
@@ -325,6 +330,36 @@ export class BroadcastQueue extends EventEmitter {
     parseChatId(chatId, 'chatId');
     parseMessage(message, 'message');
     return this.enqueue('send', payload, options);
+  }
+
+  // --- recurring schedules (src/schedules; every daemon's ticker takes their ticks) -------------
+
+  /** Adds a recurring schedule (cron in an IANA time zone); refuses a bad cron, zone or a taken name. */
+  async addSchedule(spec: ScheduleSpec): Promise<ScheduleRow> {
+    const row = await addSchedule(await this.db(), spec);
+    this.parts?.ticker.wake();
+    return row;
+  }
+
+  async listSchedules(): Promise<ScheduleRow[]> {
+    return listSchedules(await this.db());
+  }
+
+  /** True if the schedule existed. */
+  async removeSchedule(name: string): Promise<boolean> {
+    return removeSchedule(await this.db(), name);
+  }
+
+  /** Pauses (false) or resumes (true) a schedule; null if there is none by that name. */
+  async setScheduleEnabled(name: string, enabled: boolean): Promise<ScheduleRow | null> {
+    const row = await setScheduleEnabled(await this.db(), name, enabled);
+    if (enabled) this.parts?.ticker.wake();
+    return row;
+  }
+
+  /** Enqueues the schedule's job now, outside its ticks; null if there is none by that name. */
+  async runScheduleNow(name: string): Promise<{ jobId: number } | null> {
+    return runScheduleNow(await this.db(), name);
   }
 
   async getStatus(): Promise<BroadcastQueueStatus> {

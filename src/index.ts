@@ -17,3 +17,4 @@ export { signWebhook, verifyWebhook, SIGNATURE_HEADER, TIMESTAMP_HEADER, DEFAULT
 export function createBroadcastQueue(options: BroadcastQueueOptions = {}): BroadcastQueue {
   return new BroadcastQueue(options);
 }
+export type { ScheduleRow, ScheduleSpec } from './schedules/schedules-store.js';

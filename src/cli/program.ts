@@ -32,6 +32,7 @@ const COMMANDS: [names: string[], load: () => Promise<Register>][] = [
   [['cleanup', 'workers'], async () => (await import('./commands/maintenance.js')).registerMaintenance],
   [['doctor'], async () => (await import('./commands/doctor.js')).registerDoctor],
   [['migrate'], async () => (await import('./commands/migrate.js')).registerMigrate],
+  [['schedule'], async () => (await import('./commands/schedule.js')).registerSchedule],
 ];
 
 function createProgram(io: BqctlIo): Command {

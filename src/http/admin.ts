@@ -12,6 +12,10 @@
 //   POST /jobs/:id/retry             failed or cancelled → pending, due now, one more attempt
 //   POST /jobs/:id/cancel            pending → cancelled; a running broadcast job → its broadcast cancelled
 //   POST /broadcasts/:id/pause|resume|cancel
+//   GET  /schedules                  every recurring schedule
+//   POST /schedules                  add one: {name, cron, time_zone, job_type, payload, queue, priority,
+//                                    max_attempts, backfill_seconds, enabled} (name and cron required)
+//   POST /schedules/:name/pause|resume|run-now|remove
 //
 // Shapes: /health and /status are live state, in the camelCase of getStatus(). Records read from
 // the tables (jobs, broadcasts, failed jobs, statistics) use the tables' snake_case column names, as
@@ -29,6 +33,7 @@ import { send } from './response.js';
 import { statistics } from './statistics.js';
 import { broadcastView, failedJobView, health, jobActionReply, jobView, statisticsView, statusView, type Reply } from './views.js';
 import { HttpError } from '../errors.js';
+import { addSchedule, listSchedules, removeSchedule, runScheduleNow, scheduleWire, setScheduleEnabled, type ScheduleSpec } from '../schedules/schedules-store.js';
 
 export type AdminHandler = (req: IncomingMessage, res: ServerResponse, next?: (error?: unknown) => void) => void;
 
@@ -46,6 +51,8 @@ export interface AdminHandlerOptions extends GuardOptions {
 
 interface Request {
   req: IncomingMessage;
+  /** A POST's JSON body (null when empty). */
+  body: Record<string, unknown> | null;
   params: string[];
   query: URLSearchParams;
   pool: Pool;
@@ -125,6 +132,41 @@ export function createAdminHandler(access: QueueAccess, options: AdminHandlerOpt
         },
       },
     },
+    { pattern: /^\/schedules$/, methods: {
+      GET: async ({ pool }) => ({ status: 200, body: (await listSchedules(pool)).map(scheduleWire) }),
+      POST: async ({ pool, body }) => {
+        if (!body) throw new HttpError(400, 'send the schedule as a JSON object: {"name", "cron", "time_zone", "job_type", "payload", …}');
+        const spec = scheduleSpec(body);
+        try {
+          return { status: 201, body: scheduleWire(await addSchedule(pool, spec)) };
+        } catch (error) {
+          if ((error as { code?: string }).code) throw error;
+          throw new HttpError(/exists already/.test((error as Error).message) ? 409 : 400, (error as Error).message);
+        }
+      },
+    } },
+    {
+      pattern: /^\/schedules\/([^/]+)\/(pause|resume|run-now|remove)$/,
+      methods: {
+        POST: async ({ pool, params }) => {
+          const name = decodeURIComponent(params[0]!);
+          const action = params[1]!;
+          const missing = () => new HttpError(404, `schedule ${JSON.stringify(name)} does not exist`);
+          if (action === 'remove') {
+            if (!(await removeSchedule(pool, name))) throw missing();
+            return { status: 200, body: { name, removed: true } };
+          }
+          if (action === 'run-now') {
+            const job = await runScheduleNow(pool, name);
+            if (!job) throw missing();
+            return { status: 200, body: { name, job_id: job.jobId } };
+          }
+          const row = await setScheduleEnabled(pool, name, action === 'resume');
+          if (!row) throw missing();
+          return { status: 200, body: scheduleWire(row) };
+        },
+      },
+    },
   ];
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -155,10 +197,10 @@ export function createAdminHandler(access: QueueAccess, options: AdminHandlerOpt
       const allowed = Object.keys(matched.methods).flatMap((m) => (m === 'GET' ? ['GET', 'HEAD'] : [m]));
       throw new HttpError(405, `${truncate(req.method ?? '', 20)} is not allowed here; use ${allowed.join(' or ')}`, { allow: allowed.join(', ') });
     }
-    if (method === 'POST') await readJsonBody(req);
+    const body = method === 'POST' ? await readJsonBody(req) : null;
     const pool = access.pool();
     if (!pool) throw new HttpError(503, 'the queue is not running (no database connection)');
-    const reply = await run({ req, params, query, pool });
+    const reply = await run({ req, body, params, query, pool });
     send(res, reply.status, reply.body);
   }
 
@@ -175,5 +217,32 @@ export function createAdminHandler(access: QueueAccess, options: AdminHandlerOpt
       log.error({ err: errorMessage(error), method: req.method, url: req.url }, 'admin API request failed');
       send(res, 500, { error: 'internal server error; the daemon log has the details' });
     });
+  };
+}
+
+/** A schedule from a request body in the wire's snake_case names; a wrong type is a 400 naming the field. */
+function scheduleSpec(body: Record<string, unknown>): ScheduleSpec {
+  const text = (key: string, required = false): string | undefined => {
+    const v = body[key];
+    if (v === undefined || v === null) {
+      if (required) throw new HttpError(400, `${key} is required`);
+      return undefined;
+    }
+    if (typeof v !== 'string') throw new HttpError(400, `${key} must be a string`);
+    return v;
+  };
+  const int = (key: string): number | undefined => {
+    const v = body[key];
+    if (v === undefined || v === null) return undefined;
+    if (!Number.isInteger(v)) throw new HttpError(400, `${key} must be a whole number`);
+    return v as number;
+  };
+  const payload = body.payload;
+  if (payload !== undefined && (typeof payload !== 'object' || payload === null || Array.isArray(payload))) throw new HttpError(400, 'payload must be a JSON object');
+  if (body.enabled !== undefined && typeof body.enabled !== 'boolean') throw new HttpError(400, 'enabled must be true or false');
+  return {
+    name: text('name', true)!, cron: text('cron', true)!, timeZone: text('time_zone'), jobType: text('job_type'), queue: text('queue'),
+    payload: payload as Record<string, unknown> | undefined, priority: int('priority'), maxAttempts: int('max_attempts'),
+    backfillSeconds: int('backfill_seconds'), enabled: body.enabled as boolean | undefined,
   };
 }

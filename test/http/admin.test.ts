@@ -64,6 +64,8 @@ test('every route but /health asks for the bearer token; the right one opens the
         ['GET', '/status'], ['GET', '/statistics'], ['GET', '/broadcasts/failed'], ['GET', `/jobs/${jobId}`], ['GET', '/broadcasts/1'],
         ['POST', `/jobs/${jobId}/retry`], ['POST', `/jobs/${jobId}/cancel`], ['POST', '/broadcasts/1/pause'], ['POST', '/broadcasts/1/resume'],
         ['POST', '/broadcasts/1/cancel'], ['GET', '/no-such-route'], ['DELETE', `/jobs/${jobId}`],
+        ['GET', '/schedules'], ['POST', '/schedules'], ['POST', '/schedules/x/pause'], ['POST', '/schedules/x/resume'],
+        ['POST', '/schedules/x/run-now'], ['POST', '/schedules/x/remove'],
       ];
       for (const [method, path] of guarded) {
         for (const token of [null, 'wrong-token-wrong-token-wrong', `${TOKEN}x`]) {
@@ -99,6 +101,27 @@ test('every route but /health asks for the bearer token; the right one opens the
       const metrics = await call(admin.url, 'GET', '/metrics');
       assert.is(metrics.status, 200);
       assert.match(metrics.headers.get('content-type') ?? '', /^text\/plain/);
+    });
+  });
+});
+
+test('schedules: add, list, pause, run-now and remove through the API; bad input is a 400 that names it', async () => {
+  await withTelegram({}, async (world) => {
+    await withAdmin(world, async (_admin, api) => {
+      const json = (body: unknown) => ({ body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+      const added = await api('POST', '/schedules', json({ name: 'weekly', cron: '0 9 * * 1', time_zone: 'Europe/Berlin', job_type: 'digest', payload: { week: 1 } }));
+      assert.is(added.status, 201, JSON.stringify(added.body));
+      assert.equal([added.body.name, added.body.time_zone, added.body.enabled], ['weekly', 'Europe/Berlin', true]);
+      assert.is((await api('POST', '/schedules', json({ name: 'weekly', cron: '0 9 * * 1' }))).status, 409);
+      const badZone = await api('POST', '/schedules', json({ name: 'z', cron: '0 9 * * 1', time_zone: 'Mars/Olympus' }));
+      assert.equal([badZone.status, badZone.body.error], [400, 'time zone "Mars/Olympus" is not an IANA time zone (e.g. Europe/Berlin, America/New_York, UTC)']);
+      assert.match((await api('POST', '/schedules', json({ name: 'c', cron: 'every monday' }))).body.error, /cron "every monday" is not valid/);
+      assert.equal((await api('GET', '/schedules')).body.map((s: any) => s.name), ['weekly']);
+      assert.is((await api('POST', '/schedules/weekly/pause')).body.enabled, false);
+      const ran = await api('POST', '/schedules/weekly/run-now');
+      assert.type(ran.body.job_id, 'number');
+      assert.is((await api('POST', '/schedules/weekly/remove')).status, 200);
+      assert.is((await api('POST', '/schedules/weekly/remove')).status, 404);
     });
   });
 });

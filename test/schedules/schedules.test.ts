@@ -1,0 +1,97 @@
+// Schedules in the database (issue 16): each tick is enqueued exactly once however many daemons
+// take ticks at the same moment, missed ticks are skipped or back-filled by the schedule's window,
+// and a row inserted from psql is picked up.
+import { EventEmitter } from 'node:events';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { BroadcastQueue } from '../../src/broadcast-queue.js';
+import { createPool } from '../../src/db/pool.js';
+import { silentLogger } from '../../src/log.js';
+import { addSchedule, getSchedule, runScheduleNow, setScheduleEnabled, takeDueTicks } from '../../src/schedules/schedules-store.js';
+import type { JobEvent } from '../../src/queue/worker-pool.js';
+import { createTestDatabase } from '../helpers/db.js';
+import { collectEvents } from '../helpers/wait.js';
+
+const HOUR_MS = 3_600_000;
+
+test('daemons racing on the same ticks enqueue each tick exactly once', async () => {
+  const db = await createTestDatabase();
+  const pools = Array.from({ length: 4 }, () => createPool({ connectionString: db.url, max: 2, applicationName: 'race', log: silentLogger() }));
+  try {
+    await addSchedule(db.pool, { name: 'every-minute', cron: '* * * * *', jobType: 'x' });
+    const start = Date.parse('2026-12-01T09:00:00Z');
+    await db.pool.query(`UPDATE broadcast_queue_schedules SET next_run_at = $1`, [new Date(start)]);
+    // Ten minutes, each taken by four "daemons" at the same instant.
+    for (let minute = 0; minute < 10; minute++) {
+      const now = new Date(start + minute * 60_000 + 5_000);
+      await Promise.all(pools.map((p) => takeDueTicks(p, now)));
+    }
+    const { rows } = await db.pool.query(`SELECT run_at, count(*)::int AS n FROM broadcast_queue_jobs GROUP BY run_at ORDER BY run_at`);
+    assert.is(rows.length, 10);
+    assert.ok(rows.every((r) => r.n === 1), JSON.stringify(rows));
+    assert.is(rows[0].run_at.toISOString(), '2026-12-01T09:00:00.000Z');
+  } finally {
+    await Promise.all(pools.map((p) => p.end()));
+    await db.drop();
+  }
+});
+
+test('after downtime missed ticks are skipped by default and back-filled within the window', async () => {
+  const db = await createTestDatabase();
+  try {
+    await addSchedule(db.pool, { name: 'skip', cron: '0 * * * *', jobType: 'skip' });
+    await addSchedule(db.pool, { name: 'fill', cron: '0 * * * *', jobType: 'fill', backfillSeconds: 2 * 3600 });
+    await db.pool.query(`UPDATE broadcast_queue_schedules SET next_run_at = '2026-12-01T03:00:00Z'`);
+    await takeDueTicks(db.pool, new Date('2026-12-01T08:30:00Z'));
+    const { rows } = await db.pool.query(`SELECT job_type, array_agg(to_char(run_at AT TIME ZONE 'UTC', 'HH24:MI') ORDER BY run_at) AS ticks FROM broadcast_queue_jobs GROUP BY job_type`);
+    assert.equal(rows, [{ job_type: 'fill', ticks: ['07:00', '08:00'] }]);
+    for (const name of ['skip', 'fill']) assert.is((await getSchedule(db.pool, name))!.nextRunAt!.toISOString(), '2026-12-01T09:00:00.000Z');
+  } finally {
+    await db.drop();
+  }
+});
+
+test('a schedule inserted from psql is picked up; pause, resume and run-now', async () => {
+  const db = await createTestDatabase();
+  try {
+    await db.pool.query(`INSERT INTO broadcast_queue_schedules (name, cron, time_zone, job_type, payload) VALUES ('digest', '0 9 * * 1', 'Europe/Berlin', 'digest', '{"week": true}')`);
+    await takeDueTicks(db.pool, new Date('2026-12-02T12:00:00Z'));
+    // Monday 7 December 2026, 09:00 in Berlin (CET).
+    assert.is((await getSchedule(db.pool, 'digest'))!.nextRunAt!.toISOString(), '2026-12-07T08:00:00.000Z');
+    await setScheduleEnabled(db.pool, 'digest', false);
+    assert.equal(await takeDueTicks(db.pool, new Date('2026-12-07T08:00:30Z')), []);
+    await setScheduleEnabled(db.pool, 'digest', true);
+    assert.is((await getSchedule(db.pool, 'digest'))!.nextRunAt, null);
+    const job = await runScheduleNow(db.pool, 'digest');
+    const { rows } = await db.pool.query(`SELECT job_type, payload FROM broadcast_queue_jobs WHERE job_id = $1`, [job!.jobId]);
+    assert.equal(rows[0], { job_type: 'digest', payload: { week: true } });
+    assert.is(await runScheduleNow(db.pool, 'nope'), null);
+    const bad = await db.pool.query(`INSERT INTO broadcast_queue_schedules (name, cron, time_zone) VALUES ('x', '* * * * *', 'Mars/Olympus')`).then(() => null, (e: Error) => e);
+    assert.match(bad!.message, /time zone "Mars\/Olympus" not recognized/);
+  } finally {
+    await db.drop();
+  }
+});
+
+test('two running daemons share a per-second schedule: every tick runs once', async () => {
+  const db = await createTestDatabase();
+  const done = new EventEmitter();
+  const daemons = [0, 1].map(() => new BroadcastQueue({ connectionString: db.url, sweepMs: HOUR_MS, handlers: { tick: () => null } }));
+  try {
+    // Added before either starts, so that both take part from their first pass.
+    await addSchedule(db.pool, { name: 'each-second', cron: '* * * * * *', jobType: 'tick' });
+    for (const d of daemons) d.on('job:done', (e: JobEvent) => done.emit('job:done', e));
+    const five = collectEvents<JobEvent>(done, 'job:done', 5);
+    await Promise.all(daemons.map((d) => d.start()));
+    await five;
+    await setScheduleEnabled(db.pool, 'each-second', false);
+    const { rows } = await db.pool.query(`SELECT run_at, count(*)::int AS n FROM broadcast_queue_jobs GROUP BY run_at`);
+    assert.ok(rows.length >= 5);
+    assert.ok(rows.every((r) => r.n === 1), JSON.stringify(rows));
+  } finally {
+    await Promise.all(daemons.map((d) => d.stop()));
+    await db.drop();
+  }
+});
+
+test.run();
