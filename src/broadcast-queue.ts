@@ -105,7 +105,7 @@ export class BroadcastQueue extends EventEmitter {
     this.captureSettings = resolveCaptureOptions(options.capture);
     const tracking = checkTrackingOptions(options.tracking);
     this.log = options.log ?? silentLogger();
-    this.tracking = tracking ? new Tracking(() => this.db(), { ...tracking, flushMs: DEFAULTS.clickFlushMs }, this.log) : null;
+    this.tracking = tracking ? new Tracking(() => this.db(), { ...tracking, flushMs: DEFAULTS.clickFlushMs }, this.log, (kind) => this.emit('engagement', kind)) : null;
     this.handlers = { ...options.handlers };
     this.concurrency = this.settings.concurrency;
     this.telegram = options.telegram ? new TelegramDelivery(options.telegram, { ...this.settings, webhook: options.webhook, sleep: options.sleep, tracking: this.tracking }, this.log) : null;
@@ -380,7 +380,7 @@ export class BroadcastQueue extends EventEmitter {
   // --- the subscriber list kept from the bot's updates (src/engagement) --------------------------
 
   private capture(): SubscriberCapture {
-    this.captureRef ??= new SubscriberCapture(() => this.db(), this.captureSettings, this.log);
+    this.captureRef ??= new SubscriberCapture(() => this.db(), this.captureSettings, this.log, (kind) => this.emit('engagement', kind));
     return this.captureRef;
   }
 

@@ -6,7 +6,7 @@
 import type { Pool } from '../db/pool.js';
 import type { ResolvedCaptureOptions } from '../config/options.js';
 import { errorMessage, type Logger } from '../log.js';
-import { writeCapture, type EngagementEvent, type LeaveEvent, type MessageEvent, type SubscriberChange } from './store.js';
+import { writeCapture, type EngagementEvent, type EngagementKind, type LeaveEvent, type MessageEvent, type SubscriberChange } from './store.js';
 
 /** The checked options with their defaults (config/options.ts, CaptureOptions). */
 export type CaptureSettings = ResolvedCaptureOptions;
@@ -58,6 +58,8 @@ export class SubscriberCapture {
     private readonly pool: () => Promise<Pool>,
     private readonly settings: CaptureSettings,
     private readonly log: Logger,
+    /** Told of each engagement an update holds (for the metrics), before it is matched to a broadcast. */
+    private readonly onEvent: (kind: EngagementKind | 'opt_in') => void = () => undefined,
     private readonly now: () => number = Date.now,
   ) {
     this.optOut = new Set(settings.optOutCommands.map(commandName));
@@ -75,7 +77,10 @@ export class SubscriberCapture {
         if (update.message) command = this.command(message, at);
       }
       const replied = message.reply_to_message;
-      if (update.message && replied?.from?.is_bot) this.messages.push({ chatId: message.chat.id, messageId: replied.message_id, kind: 'reply', at: new Date(at) });
+      if (update.message && replied?.from?.is_bot) {
+        this.messages.push({ chatId: message.chat.id, messageId: replied.message_id, kind: 'reply', at: new Date(at) });
+        this.onEvent('reply');
+      }
     }
     const callback = update.callback_query;
     if (callback?.message?.chat.type === 'private') this.active(callback.message.chat.id, callback.from.language_code, at);
@@ -83,7 +88,10 @@ export class SubscriberCapture {
     const reaction = update.message_reaction;
     if (reaction) {
       if (reaction.chat.type === 'private') this.active(reaction.chat.id, reaction.user?.language_code, at);
-      if (reaction.new_reaction?.length) this.messages.push({ chatId: reaction.chat.id, messageId: reaction.message_id, kind: 'reaction', at: new Date(at) });
+      if (reaction.new_reaction?.length) {
+        this.messages.push({ chatId: reaction.chat.id, messageId: reaction.message_id, kind: 'reaction', at: new Date(at) });
+        this.onEvent('reaction');
+      }
     }
     this.schedule();
     const reply = command === 'opt_out' ? this.settings.optOutReply : command === 'opt_in' ? this.settings.optInReply : null;
@@ -153,6 +161,7 @@ export class SubscriberCapture {
     if (optedOut === null) return null;
     this.change(message.chat.id).optedOut = { value: optedOut, at: new Date(at) };
     if (optedOut) this.leaves.push({ chatId: message.chat.id, kind: 'opt_out', at: new Date(at) });
+    this.onEvent(optedOut ? 'opt_out' : 'opt_in');
     return optedOut ? 'opt_out' : 'opt_in';
   }
 
@@ -167,7 +176,10 @@ export class SubscriberCapture {
       if (update.from.language_code) change.languageCode = update.from.language_code;
     }
     change.unreachable = { reason, at: new Date(at) };
-    if (!reachable) this.leaves.push({ chatId: update.chat.id, kind: 'block', at: new Date(at) });
+    if (!reachable) {
+      this.leaves.push({ chatId: update.chat.id, kind: 'block', at: new Date(at) });
+      this.onEvent('block');
+    }
   }
 
   private async write(): Promise<void> {

@@ -32,6 +32,8 @@ export class Tracking {
     private readonly pool: () => Promise<Pool>,
     private readonly settings: TrackingSettings,
     log: Logger,
+    /** Told of each click and press (for the metrics). */
+    private readonly onEvent: (kind: 'click' | 'press') => void = () => undefined,
   ) {
     this.tokens = new LinkTokens(settings.linkSecret);
     this.writer = new EventWriter(pool, settings.flushMs, log);
@@ -69,6 +71,7 @@ export class Tracking {
 
   private record(fields: TokenFields, kind: 'click' | 'press'): void {
     this.writer.add({ broadcastId: fields.broadcastId, chatId: fields.chatId, kind, linkIndex: fields.index, at: new Date() });
+    this.onEvent(kind);
   }
 
   private parts(broadcastId: number): Promise<TrackedParts | null> {

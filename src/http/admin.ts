@@ -9,6 +9,7 @@
 //   GET  /broadcasts/failed?limit=   failed send and broadcast jobs, newest first (default 50, at most 500)
 //   GET  /jobs/:id                   the job row
 //   GET  /broadcasts/:id             the broadcast row with progress, rate and ETA
+//   GET  /broadcasts/:id/report      engagement: delivered, clickers, CTR, replies, opt-outs … per variant and link
 //   POST /jobs/:id/retry             failed or cancelled → pending, due now, one more attempt
 //   POST /jobs/:id/cancel            pending → cancelled; a running broadcast job → its broadcast cancelled
 //   POST /broadcasts/:id/pause|resume|cancel
@@ -34,6 +35,7 @@ import { statistics } from './statistics.js';
 import { broadcastView, failedJobView, health, jobActionReply, jobView, statisticsView, statusView, type Reply } from './views.js';
 import { HttpError } from '../errors.js';
 import { addSchedule, listSchedules, removeSchedule, runScheduleNow, scheduleWire, setScheduleEnabled, type ScheduleSpec } from '../schedules/schedules-store.js';
+import { broadcastReport } from '../engagement/report.js';
 
 export type AdminHandler = (req: IncomingMessage, res: ServerResponse, next?: (error?: unknown) => void) => void;
 
@@ -117,6 +119,17 @@ export function createAdminHandler(access: QueueAccess, options: AdminHandlerOpt
           const broadcast = await broadcastProgress(pool, id);
           if (!broadcast) throw new HttpError(404, `broadcast ${id} does not exist`);
           return { status: 200, body: broadcastView(broadcast) };
+        },
+      },
+    },
+    {
+      pattern: /^\/broadcasts\/([^/]*)\/report$/,
+      methods: {
+        GET: async ({ pool, params }) => {
+          const id = parseId(params[0]!, 'broadcast');
+          const report = await broadcastReport(pool, id);
+          if (!report) throw new HttpError(404, `broadcast ${id} does not exist`);
+          return { status: 200, body: report };
         },
       },
     },

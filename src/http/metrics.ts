@@ -186,6 +186,15 @@ export function createMetrics(access: QueueAccess): Metrics {
     if (Number.isFinite(r.retryAfterMs) && r.retryAfterMs > 0) pausedSeconds.inc(r.retryAfterMs / 1000);
   });
 
+  // --- engagement (src/engagement): by kind only, never by broadcast, so the series stay few -----
+  const engagement = new Counter({
+    name: name('engagement_total'),
+    help: 'Engagement seen by this process: click and press (tracked links and buttons), and reply, reaction, opt_out, opt_in and block among the bot\'s updates, before they are matched to a broadcast. Per broadcast: GET /broadcasts/:id/report.',
+    labelNames: ['kind'],
+    registers,
+  });
+  access.on('engagement', (kind: string) => engagement.inc({ kind }));
+
   collectDefaultMetrics({ register: registry });
 
   return {

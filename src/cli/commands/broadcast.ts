@@ -8,6 +8,7 @@ import { broadcastRow, createBroadcast, deliveryOutcomes, listBroadcastRows } fr
 import { addJobFlags, addMessageFlags, jobOptionsFromFlags, messageFromFlags, variantsFromFile, type JobFlags, type MessageFlags } from '../job-flags.js';
 import { registerBroadcastControl } from './broadcast-control.js';
 import { UsageError } from '../../errors.js';
+import { broadcastReport, type EngagementCounts } from '../../engagement/report.js';
 
 export const BROADCAST_STATUSES = ['draft', 'queued', 'sending', 'paused', 'completed', 'cancelled', 'failed'];
 
@@ -99,6 +100,27 @@ export function registerBroadcast(program: Command): void {
         'Recipients by outcome',
         table(outcomes),
       ].join('\n'));
+    });
+  });
+
+  const report = group.command('report').description('What worked: delivered, unique clickers, CTR, replies, opt-outs and blocks (72 h), per variant and per link, and the A/B winner.').argument('<broadcast_id>');
+  dbCommand(report);
+  examples(report, ['bqctl broadcast report 42', "bqctl broadcast report 42 --json | jq '.variants[] | {name, ctr}'"]);
+  report.action(async (rawId: string, opts: { json?: boolean }) => {
+    const id = positiveInt(rawId, 'broadcast id');
+    await runDb(report, async ({ pool }) => {
+      const r = await broadcastReport(pool, id);
+      if (!r) throw new Error(`broadcast ${id} does not exist`);
+      if (opts.json) return printJson(r);
+      const pct = (x: number | null) => (x === null ? '-' : `${(x * 100).toFixed(2)} %`);
+      const row = (name: string, c: EngagementCounts) => ({
+        variant: name, delivered: n(c.delivered), clickers: n(c.unique_clickers), clicks: n(c.clicks), ctr: pct(c.ctr),
+        presses: n(c.presses), replies: n(c.replies), reactions: n(c.reactions), opt_outs: `${n(c.opt_outs)} (${pct(c.opt_out_rate)})`, blocks: `${n(c.blocks)} (${pct(c.block_rate)})`,
+      });
+      const lines = [`broadcast ${r.broadcast_id}: ${r.title ?? '(untitled)'} — ${r.status}${r.track ? '' : ' (links not tracked)'}`, '', table([...r.variants.map((v) => row(v.name, v)), row('all', r)])];
+      if (r.ab_test) lines.push('', `A/B on CTR (${r.ab_test.test}, alpha ${r.ab_test.alpha}): p = ${r.ab_test.p_value?.toPrecision(3) ?? '-'}; winner: ${r.winner ?? 'none (no significant difference)'}`);
+      if (r.links.length) lines.push('', 'Links', table(r.links.map((l) => ({ link: l.index, url: l.url, clicks: n(l.clicks), clickers: n(l.unique_clickers) }))));
+      out(lines.join('\n'));
     });
   });
 

@@ -1,0 +1,137 @@
+// What worked: one broadcast's engagement, in total and per variant, read from the ledger (who was
+// delivered, and which variant they got) and broadcast_engagement (what they did). The record
+// leaves the project as is (admin API, bqctl --json), so its fields are snake_case.
+//
+// A/B: with two or more variants, the variant with the highest click-through rate is compared with
+// each other variant by a two-sided two-proportion z-test (pooled); it is the winner only when
+// every comparison is significant at 0.05 / (variants − 1) (Bonferroni), else winner is null.
+import type { Pool } from '../db/pool.js';
+import { trackedParts } from './links.js';
+
+export interface EngagementCounts {
+  delivered: number;
+  unique_clickers: number;
+  clicks: number;
+  /** unique_clickers ÷ delivered; null when nothing was delivered. */
+  ctr: number | null;
+  presses: number;
+  unique_pressers: number;
+  replies: number;
+  reactions: number;
+  opt_outs: number;
+  opt_out_rate: number | null;
+  blocks: number;
+  block_rate: number | null;
+}
+
+export interface BroadcastReport extends EngagementCounts {
+  broadcast_id: number;
+  title: string | null;
+  status: string;
+  track: boolean;
+  links: { index: number; url: string; clicks: number; unique_clickers: number }[];
+  variants: (EngagementCounts & { name: string })[];
+  ab_test: { metric: 'ctr'; test: 'two-proportion z-test'; alpha: number; p_value: number | null } | null;
+  winner: string | null;
+}
+
+const ALPHA = 0.05;
+
+const BROADCAST_SQL = 'SELECT broadcast_id, title, status, track, message, variants FROM broadcasts WHERE broadcast_id = $1';
+const DELIVERED_SQL = `
+  SELECT variant, count(*)::int AS delivered FROM broadcast_deliveries
+   WHERE broadcast_id = $1 AND status = 'sent' GROUP BY variant`;
+// Per variant and in total (the grouping set without the variant), so a recipient counts once.
+const EVENTS_SQL = `
+  SELECT d.variant, e.kind, GROUPING(d.variant) = 1 AS total, count(*)::int AS events, count(DISTINCT e.chat_id)::int AS people
+    FROM broadcast_engagement e
+    LEFT JOIN broadcast_deliveries d ON d.broadcast_id = e.broadcast_id AND d.chat_id = e.chat_id
+   WHERE e.broadcast_id = $1
+   GROUP BY GROUPING SETS ((d.variant, e.kind), (e.kind))`;
+const LINKS_SQL = `
+  SELECT link_index, count(*)::int AS clicks, count(DISTINCT chat_id)::int AS people FROM broadcast_engagement
+   WHERE broadcast_id = $1 AND kind = 'click' GROUP BY link_index ORDER BY link_index`;
+
+const rate = (part: number, whole: number) => (whole > 0 ? part / whole : null);
+
+function counts(delivered: number, events: Map<string, { events: number; people: number }>): EngagementCounts {
+  const e = (kind: string) => events.get(kind) ?? { events: 0, people: 0 };
+  return {
+    delivered,
+    unique_clickers: e('click').people,
+    clicks: e('click').events,
+    ctr: rate(e('click').people, delivered),
+    presses: e('press').events,
+    unique_pressers: e('press').people,
+    replies: e('reply').events,
+    reactions: e('reaction').events,
+    opt_outs: e('opt_out').people,
+    opt_out_rate: rate(e('opt_out').people, delivered),
+    blocks: e('block').people,
+    block_rate: rate(e('block').people, delivered),
+  };
+}
+
+/** The report of one broadcast, or null when it does not exist. */
+export async function broadcastReport(pool: Pool, broadcastId: number): Promise<BroadcastReport | null> {
+  const b = (await pool.query(BROADCAST_SQL, [broadcastId])).rows[0];
+  if (!b) return null;
+  const [delivered, events, links] = await Promise.all([
+    pool.query(DELIVERED_SQL, [broadcastId]),
+    pool.query(EVENTS_SQL, [broadcastId]),
+    pool.query(LINKS_SQL, [broadcastId]),
+  ]);
+  const deliveredBy = new Map<string | null, number>(delivered.rows.map((r) => [r.variant, r.delivered]));
+  const byVariant = new Map<string | null, Map<string, { events: number; people: number }>>();
+  const total = new Map<string, { events: number; people: number }>();
+  for (const r of events.rows) {
+    const target = r.total ? total : byVariant.get(r.variant) ?? byVariant.set(r.variant, new Map()).get(r.variant)!;
+    target.set(r.kind, { events: r.events, people: r.people });
+  }
+  const variantNames: string[] = Array.isArray(b.variants) ? b.variants.map((v: { name: string }) => v.name) : [];
+  const variants = variantNames.map((name) => ({ name, ...counts(deliveredBy.get(name) ?? 0, byVariant.get(name) ?? new Map()) }));
+  const messages = Array.isArray(b.variants) && b.variants.length ? b.variants.map((v: { message: Record<string, unknown> }) => v.message) : [b.message];
+  const urls = b.track ? trackedParts(messages).urls : [];
+  const ab = variants.length >= 2 ? abTest(variants) : null;
+  return {
+    broadcast_id: b.broadcast_id,
+    title: b.title,
+    status: b.status,
+    track: b.track,
+    ...counts([...deliveredBy.values()].reduce((s, x) => s + x, 0), total),
+    links: links.rows.map((r) => ({ index: r.link_index, url: urls[r.link_index] ?? '', clicks: r.clicks, unique_clickers: r.people })),
+    variants,
+    ab_test: ab ? { metric: 'ctr', test: 'two-proportion z-test', alpha: ALPHA, p_value: ab.pValue } : null,
+    winner: ab?.winner ?? null,
+  };
+}
+
+/** The best variant by CTR against each other one; its largest p-value, and the winner if every comparison is significant. */
+export function abTest(variants: { name: string; delivered: number; unique_clickers: number }[]): { pValue: number | null; winner: string | null } {
+  const tested = variants.filter((v) => v.delivered > 0);
+  if (tested.length < 2) return { pValue: null, winner: null };
+  const best = tested.reduce((a, v) => (v.unique_clickers / v.delivered > a.unique_clickers / a.delivered ? v : a));
+  let worst = 0;
+  for (const other of tested) {
+    if (other === best) continue;
+    worst = Math.max(worst, twoProportionPValue(best.unique_clickers, best.delivered, other.unique_clickers, other.delivered));
+  }
+  return { pValue: worst, winner: worst < ALPHA / (tested.length - 1) ? best.name : null };
+}
+
+/** Two-sided p-value of the pooled two-proportion z-test; 1 when the pooled proportion is 0 or 1 (no difference to see). */
+export function twoProportionPValue(x1: number, n1: number, x2: number, n2: number): number {
+  const pooled = (x1 + x2) / (n1 + n2);
+  const se = Math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2));
+  if (se === 0) return 1;
+  const z = Math.abs(x1 / n1 - x2 / n2) / se;
+  return Math.min(1, 2 * (1 - normalCdf(z)));
+}
+
+/** Φ(z) through erf (Abramowitz and Stegun 7.1.26, absolute error below 1.5e-7). */
+function normalCdf(z: number): number {
+  const x = Math.abs(z) / Math.SQRT2;
+  const t = 1 / (1 + 0.3275911 * x);
+  const erf = 1 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-x * x);
+  return z >= 0 ? (1 + erf) / 2 : (1 - erf) / 2;
+}
