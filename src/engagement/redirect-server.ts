@@ -11,6 +11,8 @@ import type { Tracking } from './tracking.js';
 export type RedirectHandler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
 
 const PATH = /^\/r\/([A-Za-z0-9_-]{1,64})$/;
+/** The User-Agent of Telegram's link-preview fetcher ("TelegramBot (like TwitterBot)"). */
+const PREVIEW_AGENT = /\bTelegramBot\b/i;
 // No caching, so each follow reaches the listener and counts; no referrer, so the target does not
 // learn the token; no indexing of the redirect pages.
 const COMMON = { 'cache-control': 'no-store', 'referrer-policy': 'no-referrer', 'x-robots-tag': 'noindex', 'x-content-type-options': 'nosniff' };
@@ -24,7 +26,10 @@ export function createRedirectHandler(tracking: Tracking, log: Logger): Redirect
     const path = (req.url ?? '').split('?', 1)[0]!;
     const match = PATH.exec(path);
     if (!match || (req.method !== 'GET' && req.method !== 'HEAD')) return plain(res, 404, 'Not found\n');
-    tracking.click(match[1]!).then(
+    // Telegram's link-preview fetcher follows every link of a message when it is sent: that is not
+    // a recipient's click. A HEAD is no visit either. Both are redirected and not recorded.
+    const visit = req.method === 'GET' && !PREVIEW_AGENT.test(String(req.headers['user-agent'] ?? ''));
+    tracking.click(match[1]!, visit).then(
       (url) => {
         if (url === null) return plain(res, 404, 'Not found\n');
         res.writeHead(302, { ...COMMON, location: url, 'content-length': 0 }).end();

@@ -45,13 +45,13 @@ export class Tracking {
     return (params, chatId) => personalize(params, parts, this.tokens, this.settings.publicUrl, broadcastId, chatId);
   }
 
-  /** The URL a link token stands for, with its click queued for writing; null (nothing recorded) for any other token. */
-  async click(token: string): Promise<string | null> {
+  /** The URL a link token stands for, with its click queued for writing (unless `record` is false); null (nothing recorded) for any other token. */
+  async click(token: string, record = true): Promise<string | null> {
     const fields = this.tokens.decode(token);
     if (fields?.kind !== 'link') return null;
     const url = (await this.parts(fields.broadcastId))?.urls[fields.index];
     if (url === undefined) return null;
-    this.record(fields, 'click');
+    if (record) this.record(fields, 'click');
     return url;
   }
 

@@ -103,6 +103,10 @@ test('track: true rewrites each recipient\'s links; the listener redirects to th
       ];
       for (const p of refused) assert.equal(await get(server, p), { status: 404, location: null, body: 'Not found\n' }, p);
       assert.is((await get(server, path(links[0]!), 'POST')).status, 404);
+      // Telegram's link-preview fetcher and HEAD requests are redirected, never counted as clicks.
+      const preview = await fetch(`http://127.0.0.1:${server.port}${path(links[0]!)}`, { redirect: 'manual', headers: { 'user-agent': 'TelegramBot (like TwitterBot)' } });
+      assert.equal([preview.status, preview.headers.get('location')], [302, 'http://example.com']);
+      assert.equal((await get(server, path(links[0]!), 'HEAD')).status, 302);
       assert.is((await clicks(queue)).length, 3, 'nothing recorded for a refused token');
 
       // An untracked broadcast's links are its own: a token naming it redirects nowhere.
