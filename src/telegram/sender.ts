@@ -36,6 +36,17 @@ export const MAX_SOCKETS = 128;
 const AGENT_SLACK = 32;
 
 /**
+ * An idle connection is closed by us after this long (or 1 s before the server's announced
+ * `Keep-Alive: timeout=N`, if sooner; Node's agent honours that only when an agent timeout is set).
+ * Kept open indefinitely, a connection idle for a minute was reused just as the server closed it:
+ * on a busy machine the server's FIN sat unread while the agent handed the socket to a new call,
+ * which failed with "socket hang up", possibly delivered, so at-most-once wrote the recipients off
+ * as unknown (five at once in a chaos load run with no fault injected). A new connection after
+ * 15 s of silence costs one handshake.
+ */
+export const IDLE_SOCKET_MS = 15_000;
+
+/**
  * One Bot API call's clock. The per-call deadline counts from the moment the request is on a
  * connected socket, not from the call: time spent waiting for one of the agent's bounded sockets
  * (or for a new connection) is not time Telegram had the message. A call abandoned before that
@@ -171,7 +182,8 @@ export class TelegramSender {
       // telegraf resolves method URLs against apiRoot, so a path prefix needs its trailing slash.
       const apiRoot = option.apiRoot && !option.apiRoot.endsWith('/') ? `${option.apiRoot}/` : option.apiRoot;
       const secure = !apiRoot || apiRoot.startsWith('https:');
-      const agent = secure ? new https.Agent({ keepAlive: true, maxSockets: maxSockets + AGENT_SLACK }) : new http.Agent({ keepAlive: true, maxSockets: maxSockets + AGENT_SLACK });
+      const agentOptions = { keepAlive: true, maxSockets: maxSockets + AGENT_SLACK, timeout: IDLE_SOCKET_MS };
+      const agent = secure ? new https.Agent(agentOptions) : new http.Agent(agentOptions);
       this.client = new Telegram(option.token, { agent, ...(apiRoot ? { apiRoot } : {}) });
       // telegraf drops the agent for an http:// apiRoot (a local Bot API server, the stand-in), which
       // left Node's global agent: unbounded sockets, a connection storm after every stall.

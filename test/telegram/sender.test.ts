@@ -1,7 +1,8 @@
 // The Bot API client's own deadlines and connection pool, against the stand-in.
+import http from 'node:http';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { TelegramSender } from '../../src/telegram/sender.js';
+import { IDLE_SOCKET_MS, TelegramSender } from '../../src/telegram/sender.js';
 import { parseMessage } from '../../src/telegram/message.js';
 import { classifyTelegramError, describeClass, mayHaveBeenDelivered } from '../../src/telegram/classify.js';
 import { FakeBotApi } from '../../src/testing/index.js';
@@ -60,6 +61,23 @@ test('more calls than connections do not fail with a false "Premature close"', a
     const outcomes = await Promise.all(range(1, 200).map((chat) => sender.send(chat, parseMessage({ text: 'hi' })).then(() => 'sent', (e: unknown) => describeClass(classifyTelegramError(e)))));
     assert.equal(outcomes.filter((o) => o !== 'sent'), []);
     assert.is(api.delivered.length, 200);
+  } finally {
+    await api.stop();
+  }
+});
+
+test('an idle connection is closed before the server says it will close it', async () => {
+  // A call handed a kept-alive connection just as the server closed it failed with "socket hang up",
+  // which at-most-once must count as possibly delivered: recipients written off with no fault at all.
+  const api = new FakeBotApi({ token: TEST_TOKEN });
+  const apiRoot = await api.start();
+  try {
+    const sender = new TelegramSender({ token: TEST_TOKEN, apiRoot });
+    await sender.send(1, parseMessage({ text: 'hi' }));
+    const agent = (sender as unknown as { client: { options: { agent: http.Agent } } }).client.options.agent;
+    const idle = Object.values(agent.freeSockets).flat();
+    assert.ok(idle.length > 0, 'the connection is kept for the next call');
+    for (const socket of idle) assert.is(socket!.timeout, IDLE_SOCKET_MS);
   } finally {
     await api.stop();
   }
