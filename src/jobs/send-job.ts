@@ -97,14 +97,19 @@ export class SendJob {
     const waiting = anySignal(ctx.signal, ctx.stopping);
     const paused = () => new SnoozeError(Math.max(0, this.limiter.pausedUntil - Date.now()), 'sending is paused after a 429', { reason: 'rate_limited' });
     try {
-      const turn = await this.limiter.reserveForChat(target, target < 0 ? GROUP_CHAT_SPACING_MS : PRIVATE_CHAT_SPACING_MS, rate);
+      // On a busy machine this process wakes late for its slot: it then reserves one it may start
+      // that late (RESERVE_SQL), instead of missing slot after slot behind running broadcasts.
+      const allowance = this.limiter.lateAllowanceMs();
+      const lateMs = Math.max(LATE_SLOT_MS, allowance);
+      const turn = await this.limiter.reserveForChat(target, target < 0 ? GROUP_CHAT_SPACING_MS : PRIVATE_CHAT_SPACING_MS, rate, allowance);
       if ('pausedMs' in turn) throw new SnoozeError(turn.pausedMs, 'sending is paused after a 429', { reason: 'rate_limited' });
       const chatWait = turn.chatAllowedAt - Date.now();
       if (chatWait > MAX_INLINE_WAIT_MS) throw new SnoozeError(chatWait, `chat ${target} is pacing (about one message a second, 20 a minute to groups)`, { reason: 'rate_limited' });
-      let slot = { at: turn.slot, reservedUntil: turn.reservedUntil };
+      // lateMs: how late this slot may be used (a catch-up's slot has no allowance).
+      let slot = { at: turn.slot, reservedUntil: turn.reservedUntil, lateMs };
       const reserveOne = async () => {
-        const r = await this.limiter.reserve(1, rate, waiting.signal);
-        return { at: r.slots[0]!, reservedUntil: r.reservedUntil };
+        const r = await this.limiter.reserve(1, rate, waiting.signal, allowance);
+        return { at: r.slots[0]!, reservedUntil: r.reservedUntil, lateMs };
       };
       if (turn.chatAllowedAt > slot.at) {
         // The chat's turn comes after the global slot, which by then belongs to others' sends:
@@ -115,18 +120,18 @@ export class SendJob {
       }
       for (;;) {
         // A slot already come is taken without a wait (see RateLimiter.startNow).
-        if (!waiting.signal.aborted && slot.at <= Date.now() && slot.at >= Date.now() - LATE_SLOT_MS && this.limiter.startNow(rate)) return;
+        if (!waiting.signal.aborted && slot.at <= Date.now() && slot.at >= Date.now() - slot.lateMs && this.limiter.startNow(rate)) return;
         if (!(await this.limiter.waitForSlot(slot.at, rate, waiting.signal))) {
           if (waiting.signal.aborted) break;
           throw paused();
         }
-        if (Date.now() - slot.at <= LATE_SLOT_MS) return;
+        if (Date.now() - slot.at <= slot.lateMs) return;
         // The process ran late past the slot: sending now would crowd the slots after it. Send now
         // if the timeline allows it (catchUp); a new slot instead would be missed the same way
         // on a machine whose timers all fire late, and the message would never leave.
         const caught = await this.limiter.catchUp(1, rate, { reservedUntil: slot.reservedUntil, unused: 1 });
         if ('pausedMs' in caught) throw new SnoozeError(caught.pausedMs, 'sending is paused after a 429', { reason: 'rate_limited' });
-        slot = caught.slots.length ? { at: caught.slots[0]!, reservedUntil: caught.reservedUntil } : await reserveOne();
+        slot = caught.slots.length ? { at: caught.slots[0]!, reservedUntil: caught.reservedUntil, lateMs: LATE_SLOT_MS } : await reserveOne();
       }
     } catch (error) {
       if (!waiting.signal.aborted) throw error;
