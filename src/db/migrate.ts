@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import type { Pool, PoolClient } from './pool.js';
 import type { Logger } from '../log.js';
+import { sleep } from '../time.js';
 
 // The package root is three levels above dist/src/db/.
 const SQL_DIR = fileURLToPath(new URL('../../../sql/', import.meta.url));
@@ -83,7 +84,7 @@ export async function migrate(pool: Pool, log: Logger, options: { dir?: string }
   const client = await pool.connect();
   const appliedNow: Migration[] = [];
   try {
-    await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
+    await takeMigrationLock(client);
     try {
       await client.query(CREATE_MIGRATIONS_TABLE);
       const done = new Set(
@@ -106,6 +107,23 @@ export async function migrate(pool: Pool, log: Logger, options: { dir?: string }
   }
   return appliedNow;
 }
+
+/**
+ * Waits for the migration lock by asking again every MIGRATION_LOCK_POLL_MS rather than in
+ * pg_advisory_lock. A session waiting inside a statement holds a snapshot, and CREATE INDEX
+ * CONCURRENTLY, run by the migrator that has the lock, waits for every older snapshot to go: the
+ * two waited for each other and PostgreSQL broke the deadlock by failing one (two daemons starting
+ * together on sql/0010). Between two tries a waiting session holds nothing.
+ */
+async function takeMigrationLock(client: PoolClient): Promise<void> {
+  for (;;) {
+    const { rows } = await client.query('SELECT pg_try_advisory_lock($1) AS locked', [MIGRATION_LOCK_KEY]);
+    if (rows[0].locked) return;
+    await sleep(MIGRATION_LOCK_POLL_MS);
+  }
+}
+
+const MIGRATION_LOCK_POLL_MS = 200;
 
 async function runInTransaction(client: PoolClient, migration: Migration, sql: string): Promise<void> {
   await client.query('BEGIN');
