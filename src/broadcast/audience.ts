@@ -203,7 +203,7 @@ export interface AudienceCount {
   /** Those a broadcast would send to: not opted out and not marked unreachable. */
   reachable: number;
   /** Opted out (counted here even when also unreachable). */
-  optedOut: number;
+  opted_out: number;
   /** Marked unreachable and not opted out; total = reachable + optedOut + unreachable. */
   unreachable: number;
 }
@@ -220,5 +220,5 @@ export async function countAudience(pool: Pool | PoolClient, audience: unknown, 
     params,
   );
   const row = rows[0]!;
-  return { total: row.total, reachable: row.reachable, optedOut: row.opted_out, unreachable: row.unreachable };
+  return { total: row.total, reachable: row.reachable, opted_out: row.opted_out, unreachable: row.unreachable };
 }

@@ -1,5 +1,6 @@
-// Every read of the broadcasts table the admin API and bqctl show, with its one row type and
-// mapper: the row with its counts, progress, send rate and ETA.
+// Every read of the broadcasts table the admin API, bqctl and the engine make, with its one row type
+// and mapper: the row with its counts, and with progress, send rate and ETA. A row keeps the table's
+// column names: it is the record the admin API, `bqctl --json`, webhooks and psql all show.
 import type { Pool, PoolClient } from '../db/pool.js';
 import { LIST_BRIEF_BYTES, ONE_BRIEF_BYTES } from '../queue/jobs-store.js';
 import type { BroadcastCounts } from './ledger.js';
@@ -16,31 +17,46 @@ export function drivesBroadcast(j: string, broadcastId: string, namedJobId: stri
 }
 
 /**
- * The broadcasts row (columns as broadcastColumns(), snake_case) a broadcast job drives: the one
- * its payload names, or the one that names the job; undefined when none.
+ * The broadcast a broadcast job drives: the one its payload names, or the one that names the job;
+ * null when none.
  */
-export async function broadcastRowOfJob(pool: Pool, jobId: number, payload: Record<string, unknown> | null): Promise<Record<string, unknown> | undefined> {
+export async function broadcastOfJob(pool: Pool, jobId: number, payload: Record<string, unknown> | null): Promise<BroadcastRow | null> {
   const named = payload?.broadcast_id;
   const { rows } = await pool.query(
     `SELECT ${broadcastColumns()} FROM broadcasts WHERE broadcast_id = $2 OR job_id = $1 ORDER BY broadcast_id LIMIT 1`,
     [jobId, Number.isSafeInteger(named) ? named : null],
   );
-  return rows[0];
+  return rows[0] ? broadcastRow(rows[0]) : null;
 }
 
-/** Broadcasts rows (broadcastColumns(LIST_BRIEF_BYTES), snake_case), newest first; `statuses` null for all. */
-export async function listBroadcastRows(pool: Pool, statuses: readonly string[] | null, limit: number, offset: number): Promise<Record<string, unknown>[]> {
+/** Broadcasts newest first, content over LIST_BRIEF_BYTES summarised; `statuses` null for all. */
+export async function listBroadcastRows(pool: Pool, statuses: readonly string[] | null, limit: number, offset: number): Promise<BroadcastRow[]> {
   const { rows } = await pool.query(
     `SELECT ${broadcastColumns(LIST_BRIEF_BYTES)} FROM broadcasts WHERE $1::text[] IS NULL OR status = ANY($1) ORDER BY broadcast_id DESC LIMIT $2 OFFSET $3`,
     [statuses, limit, offset],
   );
-  return rows;
+  return rows.map(broadcastRow);
 }
 
-/** One broadcasts row (broadcastColumns(), snake_case); undefined when it does not exist. */
-export async function broadcastRow(pool: Pool, broadcastId: number): Promise<Record<string, unknown> | undefined> {
-  const { rows } = await pool.query(`SELECT ${broadcastColumns()} FROM broadcasts WHERE broadcast_id = $1`, [broadcastId]);
-  return rows[0];
+/**
+ * A final broadcast without its content, only when `webhookJobId` is the webhook job the daemon
+ * recorded for it (what a webhook body may tell); null otherwise.
+ */
+export async function finishedBroadcastOfWebhook(pool: Pool, broadcastId: number, webhookJobId: number): Promise<BroadcastRow | null> {
+  const { rows } = await pool.query(
+    `SELECT ${broadcastColumns('none')} FROM broadcasts WHERE broadcast_id = $1 AND webhook_job_id = $2 AND status = ANY($3::text[])`,
+    [broadcastId, webhookJobId, FINAL_STATUSES],
+  );
+  return rows[0] ? broadcastRow(rows[0]) : null;
+}
+
+/**
+ * One broadcast with its content whole (what the engine sends, the audience with every chat id);
+ * null when it does not exist.
+ */
+export async function loadBroadcast(pool: Pool | PoolClient, broadcastId: number): Promise<BroadcastRow | null> {
+  const { rows } = await pool.query(`SELECT ${broadcastColumns(null)} FROM broadcasts WHERE broadcast_id = $1`, [broadcastId]);
+  return rows[0] ? broadcastRow(rows[0]) : null;
 }
 
 /** A broadcast's recipients by ledger status and outcome, most common first. */
@@ -97,7 +113,7 @@ export function insertBroadcastJob(id: string, job: BroadcastJobColumns): string
 }
 
 /** Saves a broadcast and, with `send`, its keyed job, in one statement: both exist or neither. */
-export async function createBroadcast(pool: Pool, b: NewBroadcast): Promise<{ broadcastId: number; status: string; jobId: number | null }> {
+export async function createBroadcast(pool: Pool, b: NewBroadcast): Promise<Pick<BroadcastRow, 'broadcast_id' | 'status' | 'job_id'>> {
   const { rows } = await pool.query(
     `WITH b AS (
        INSERT INTO broadcasts (title, message, variants, audience, frequency_cap, allow_paid_broadcast, status)
@@ -110,7 +126,7 @@ export async function createBroadcast(pool: Pool, b: NewBroadcast): Promise<{ br
     [b.title, b.message ? JSON.stringify(b.message) : null, b.variants ? JSON.stringify(b.variants) : null, JSON.stringify(b.audience), b.frequencyCap, b.allowPaidBroadcast,
       b.send !== null, b.send?.queue ?? null, b.send?.priority ?? null, b.send?.runAt ?? null, b.send?.maxAttempts ?? null],
   );
-  return { broadcastId: rows[0].broadcast_id, status: rows[0].status, jobId: rows[0].job_id };
+  return { broadcast_id: rows[0].broadcast_id, status: rows[0].status, job_id: rows[0].job_id };
 }
 
 /** A broadcast's status; null when it does not exist. */
@@ -132,82 +148,101 @@ const AUDIENCE_SUMMARY = `
   CASE WHEN jsonb_typeof(audience -> 'chat_ids') = 'array'
        THEN (audience - 'chat_ids') || jsonb_build_object('chat_ids_count', jsonb_array_length(audience -> 'chat_ids'))
        ELSE audience END`;
-/** The broadcasts columns with message, variants and audience bounded (chat_ids as a count). */
-export function broadcastColumns(briefBytes: number = ONE_BRIEF_BYTES): string {
-  const bytes = Math.floor(briefBytes);
-  return `broadcast_id, title, broadcast_queue_brief(message, ${bytes}) AS message, broadcast_queue_brief(variants, ${bytes}) AS variants,
-          broadcast_queue_brief(${AUDIENCE_SUMMARY}, ${bytes}) AS audience, frequency_cap, allow_paid_broadcast, status, total, sent,
-          failed, blocked, skipped, unknown, failure_reason, job_id, created_at, started_at, finished_at, updated_at`;
+
+/**
+ * The columns of a BroadcastRow, in its order. The content (message, variants, audience) is cut to
+ * `briefBytes` each with the chat_ids as a count, whole with null, and left out with 'none'.
+ */
+export function broadcastColumns(briefBytes: number | null | 'none' = ONE_BRIEF_BYTES): string {
+  const content = briefBytes === 'none' ? ''
+    : briefBytes === null ? 'message, variants, audience,'
+    : `broadcast_queue_brief(message, ${Math.floor(briefBytes)}) AS message, broadcast_queue_brief(variants, ${Math.floor(briefBytes)}) AS variants,
+       broadcast_queue_brief(${AUDIENCE_SUMMARY}, ${Math.floor(briefBytes)}) AS audience,`;
+  return `broadcast_id, title, status, job_id, total, sent, failed, blocked, skipped, unknown, failure_reason,
+          allow_paid_broadcast, frequency_cap, track, ${content} created_at, started_at, finished_at, updated_at`;
 }
-/** A broadcasts row with its counts and how far along it is. */
-export interface BroadcastProgress extends BroadcastCounts {
-  broadcastId: number;
+
+export interface Variant {
+  name: string;
+  weight: number;
+  message: Record<string, unknown>;
+}
+
+/** One row of broadcasts, under its column names and in their order (the driver's bookkeeping left out). */
+export interface BroadcastRow extends BroadcastCounts {
+  broadcast_id: number;
   title: string | null;
   status: BroadcastStatus;
-  jobId: number | null;
+  job_id: number | null;
+  failure_reason: string | null;
+  allow_paid_broadcast: boolean;
+  frequency_cap: number | null;
+  /** Tracked links and buttons (engagement/). */
+  track: boolean;
+  /** The content: absent from lists of broadcasts in progress, summarised when read for showing. */
+  message?: Record<string, unknown> | null;
+  variants?: Variant[] | null;
+  audience?: Record<string, unknown>;
+  created_at: Date;
+  started_at: Date | null;
+  finished_at: Date | null;
+  updated_at: Date;
+}
+
+/** The one mapper: a row read with broadcastColumns() as a BroadcastRow (and nothing else the statement returned). */
+export function broadcastRow(r: Record<string, any>): BroadcastRow {
+  return {
+    broadcast_id: r.broadcast_id, title: r.title, status: r.status, job_id: r.job_id,
+    total: r.total, sent: r.sent, failed: r.failed, blocked: r.blocked, skipped: r.skipped, unknown: r.unknown,
+    failure_reason: r.failure_reason, allow_paid_broadcast: r.allow_paid_broadcast, frequency_cap: r.frequency_cap, track: r.track,
+    ...(r.message !== undefined ? { message: r.message, variants: r.variants, audience: r.audience } : {}),
+    created_at: r.created_at, started_at: r.started_at, finished_at: r.finished_at, updated_at: r.updated_at,
+  };
+}
+
+/** A broadcast with how far along it is. */
+export interface BroadcastProgress extends BroadcastRow {
   /** Recipients with a final outcome: sent + failed + blocked + skipped + unknown. */
   done: number;
   remaining: number;
   /** done / total, from 0 to 1; 1 for a finished broadcast with no recipients. */
   progress: number;
   /** Messages sent per second over the last 10 seconds. */
-  ratePerSecond: number;
-  /** remaining / ratePerSecond; null when nothing is being sent or the broadcast is final. */
-  etaSeconds: number | null;
-  failureReason: string | null;
-  allowPaidBroadcast: boolean;
-  frequencyCap: number | null;
-  createdAt: Date;
-  startedAt: Date | null;
-  finishedAt: Date | null;
-  updatedAt: Date;
-  /** Only from broadcastProgress(): the message, variants and audience (chat_ids summarised as a count). */
-  message?: Record<string, unknown> | null;
-  variants?: unknown[] | null;
-  audience?: Record<string, unknown>;
+  rate_per_second: number;
+  /** remaining / rate_per_second; null when nothing is being sent or the broadcast is final. */
+  eta_seconds: number | null;
 }
 
 const RATE_WINDOW_SECONDS = 10;
 
-/** The columns of a progress row; `$<rateParam>` is the rate window in seconds. */
-function progressColumns(rateParam: number): string {
-  return `
-    b.broadcast_id, b.title, b.status, b.job_id, b.total, b.sent, b.failed, b.blocked, b.skipped, b.unknown,
-    b.failure_reason, b.allow_paid_broadcast, b.frequency_cap, b.created_at, b.started_at, b.finished_at, b.updated_at,
+/** A row's columns and the messages it sent recently; `$<rateParam>` is the rate window in seconds. */
+function progressColumns(rateParam: number, briefBytes: number | 'none'): string {
+  return `${broadcastColumns(briefBytes)},
     (SELECT count(*)::int FROM broadcast_deliveries d
       WHERE d.broadcast_id = b.broadcast_id AND d.status = 'sent'
         AND d.sent_at > now() - $${rateParam}::float8 * interval '1 second') AS recent_sent`;
 }
 
-function progressOf(r: any): BroadcastProgress {
-  const done = r.sent + r.failed + r.blocked + r.skipped + r.unknown;
-  const final = FINAL_STATUSES.includes(r.status);
-  const remaining = Math.max(0, r.total - done);
+function progressOf(r: Record<string, any>): BroadcastProgress {
+  const row = broadcastRow(r);
+  const done = row.sent + row.failed + row.blocked + row.skipped + row.unknown;
+  const final = FINAL_STATUSES.includes(row.status);
+  const remaining = Math.max(0, row.total - done);
   const ratePerSecond = r.recent_sent / RATE_WINDOW_SECONDS;
   return {
-    broadcastId: r.broadcast_id, title: r.title, status: r.status, jobId: r.job_id,
-    total: r.total, sent: r.sent, failed: r.failed, blocked: r.blocked, skipped: r.skipped, unknown: r.unknown,
-    done, remaining,
-    progress: r.total > 0 ? Math.min(1, done / r.total) : final ? 1 : 0,
-    ratePerSecond,
-    etaSeconds: !final && ratePerSecond > 0 ? Math.ceil(remaining / ratePerSecond) : null,
-    failureReason: r.failure_reason, allowPaidBroadcast: r.allow_paid_broadcast, frequencyCap: r.frequency_cap,
-    createdAt: r.created_at, startedAt: r.started_at, finishedAt: r.finished_at, updatedAt: r.updated_at,
+    ...row,
+    done,
+    remaining,
+    progress: row.total > 0 ? Math.min(1, done / row.total) : final ? 1 : 0,
+    rate_per_second: ratePerSecond,
+    eta_seconds: !final && ratePerSecond > 0 ? Math.ceil(remaining / ratePerSecond) : null,
   };
 }
 
 /** One broadcast with its counts, progress, send rate over the last 10 s and ETA; null if unknown. */
 export async function broadcastProgress(pool: Pool | PoolClient, broadcastId: number): Promise<BroadcastProgress | null> {
-  const { rows } = await pool.query(
-    `SELECT ${progressColumns(2)}, broadcast_queue_brief(b.message, ${ONE_BRIEF_BYTES}) AS message,
-            broadcast_queue_brief(b.variants, ${ONE_BRIEF_BYTES}) AS variants,
-            broadcast_queue_brief(${AUDIENCE_SUMMARY}, ${ONE_BRIEF_BYTES}) AS audience
-       FROM broadcasts b WHERE b.broadcast_id = $1`,
-    [broadcastId, RATE_WINDOW_SECONDS],
-  );
-  const r = rows[0];
-  if (!r) return null;
-  return { ...progressOf(r), message: r.message, variants: r.variants, audience: r.audience };
+  const { rows } = await pool.query(`SELECT ${progressColumns(2, ONE_BRIEF_BYTES)} FROM broadcasts b WHERE b.broadcast_id = $1`, [broadcastId, RATE_WINDOW_SECONDS]);
+  return rows[0] ? progressOf(rows[0]) : null;
 }
 
 // Not yet final: what an operator asks about first when something seems stuck. 'queued' is
@@ -215,10 +250,10 @@ export async function broadcastProgress(pool: Pool | PoolClient, broadcastId: nu
 // most worth seeing.
 export const IN_PROGRESS_STATUSES: readonly BroadcastStatus[] = ['queued', 'sending', 'paused'];
 
-/** Broadcasts queued, being sent or paused, oldest first (at most 100). */
+/** Broadcasts queued, being sent or paused, oldest first (at most 100), without their content. */
 export async function broadcastsInProgress(pool: Pool): Promise<BroadcastProgress[]> {
   const { rows } = await pool.query(
-    `SELECT ${progressColumns(1)} FROM broadcasts b
+    `SELECT ${progressColumns(1, 'none')} FROM broadcasts b
       WHERE b.status = ANY($2::text[])
       ORDER BY b.created_at, b.broadcast_id
       LIMIT 100`,
@@ -267,7 +302,7 @@ export async function messagesSentSeries(pool: Pool | PoolClient, hours: number,
  */
 export async function listBroadcasts(pool: Pool, statuses: readonly string[] | null, before: number | null, limit: number): Promise<BroadcastProgress[]> {
   const { rows } = await pool.query(
-    `SELECT ${progressColumns(1)} FROM broadcasts b
+    `SELECT ${progressColumns(1, 'none')} FROM broadcasts b
       WHERE ($2::text[] IS NULL OR b.status = ANY($2)) AND ($3::bigint IS NULL OR b.broadcast_id < $3)
       ORDER BY b.broadcast_id DESC LIMIT $4`,
     [RATE_WINDOW_SECONDS, statuses, before, Math.floor(limit)],

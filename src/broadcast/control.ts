@@ -62,7 +62,7 @@ export async function cancelJobs(pool: Pool, jobIds: readonly number[]): Promise
     for (const jobId of ids) {
       const row = found.get(jobId);
       if (!row) {
-        results.push({ jobId, outcome: 'not_found' });
+        results.push({ job_id: jobId, outcome: 'not_found' });
         continue;
       }
       const isBroadcast = row.job_type === 'broadcast';
@@ -70,17 +70,17 @@ export async function cancelJobs(pool: Pool, jobIds: readonly number[]): Promise
         const cancelled = await cancelPendingJob(client, jobId);
         // A paused broadcast's job waits as pending: its broadcast must not stay 'paused' forever.
         if (isBroadcast && row.broadcast_id !== null) await cancelBroadcastIn(client, row.broadcast_id);
-        results.push({ jobId, outcome: 'cancelled', job: cancelled! });
+        results.push({ job_id: jobId, outcome: 'cancelled', job: cancelled! });
       } else if (row.status === 'processing' && isBroadcast && row.broadcast_id !== null && (await cancelBroadcastIn(client, row.broadcast_id))) {
         const job = await getJob(client, jobId);
-        results.push({ jobId, outcome: 'broadcast_cancelled', job: job!, broadcastId: row.broadcast_id });
+        results.push({ job_id: jobId, outcome: 'broadcast_cancelled', job: job!, broadcast_id: row.broadcast_id });
       } else if (row.status === 'processing') {
         results.push({
-          jobId, outcome: 'conflict', status: row.status,
+          job_id: jobId, outcome: 'conflict', status: row.status,
           error: isBroadcast ? `job ${jobId} is running and its broadcast is already finishing` : `job ${jobId} is running; cancel its broadcast instead, or wait for it to finish`,
         });
       } else {
-        results.push({ jobId, outcome: 'conflict', status: row.status, error: `job ${jobId} is ${row.status}; only pending or waiting jobs (and running broadcasts) can be cancelled` });
+        results.push({ job_id: jobId, outcome: 'conflict', status: row.status, error: `job ${jobId} is ${row.status}; only pending or waiting jobs (and running broadcasts) can be cancelled` });
       }
     }
     return results;

@@ -103,7 +103,7 @@ export class BroadcastEngine {
     }
     else await markSending(this.pool, broadcastId);
 
-    const rate = broadcast.allowPaidBroadcast ? this.settings.paidRateLimit : this.settings.rateLimit;
+    const rate = broadcast.allow_paid_broadcast ? this.settings.paidRateLimit : this.settings.rateLimit;
     const stop = await new Drain(this.pool, this.sender, this.limiter, driver, messages, rate, this.settings.atLeastOnce, signal, stopping, log, this.events, personal).run();
     return this.finish(driver, job.queue, stop, log);
   }
@@ -121,15 +121,15 @@ export class BroadcastEngine {
 
   private messagesOf(b: BroadcastRow): Map<string | null, OutgoingMessage> {
     const messages = new Map<string | null, OutgoingMessage>();
-    if (b.variants?.length) for (const v of b.variants) messages.set(v.name, withPaid(parseMessage(v.message), b.allowPaidBroadcast));
-    else messages.set(null, withPaid(parseMessage(b.message), b.allowPaidBroadcast));
+    if (b.variants?.length) for (const v of b.variants) messages.set(v.name, withPaid(parseMessage(v.message), b.allow_paid_broadcast));
+    else messages.set(null, withPaid(parseMessage(b.message), b.allow_paid_broadcast));
     return messages;
   }
 
   private personalizerOf(b: BroadcastRow, messages: Map<string | null, OutgoingMessage>): Personalize {
     if (!b.track) return null;
     if (!this.settings.tracking) throw new PayloadError('track: true needs tracked links set up: BQ_PUBLIC_URL and BQ_LINK_SECRET for the daemon, the tracking option for the library');
-    const rewrite = this.settings.tracking.personalizer(b.broadcastId, [...messages.values()].map((m) => m.params));
+    const rewrite = this.settings.tracking.personalizer(b.broadcast_id, [...messages.values()].map((m) => m.params));
     return (message, chatId) => ({ method: message.method, params: rewrite(message.params, chatId) });
   }
 

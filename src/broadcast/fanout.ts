@@ -3,35 +3,9 @@ import { PayloadError, DriverLostError } from '../errors.js';
 import { parseMessage } from '../telegram/message.js';
 import { buildAudienceQuery } from './audience.js';
 import { type Driver } from './ledger.js';
+import type { BroadcastRow, Variant } from './broadcasts-store.js';
 
-export interface Variant {
-  name: string;
-  weight: number;
-  message: Record<string, unknown>;
-}
-
-export interface BroadcastRow {
-  broadcastId: number;
-  title: string | null;
-  message: Record<string, unknown> | null;
-  variants: Variant[] | null;
-  audience: Record<string, unknown>;
-  frequencyCap: number | null;
-  allowPaidBroadcast: boolean;
-  /** Tracked links and buttons (engagement/). */
-  track: boolean;
-  status: string;
-  startedAt: Date | null;
-}
-
-export { FINAL_STATUSES } from './broadcasts-store.js';
-
-export async function loadBroadcast(pool: Pool, broadcastId: number): Promise<BroadcastRow | null> {
-  const { rows } = await pool.query('SELECT * FROM broadcasts WHERE broadcast_id = $1', [broadcastId]);
-  const r = rows[0];
-  if (!r) return null;
-  return { broadcastId: r.broadcast_id, title: r.title, message: r.message, variants: r.variants, audience: r.audience, frequencyCap: r.frequency_cap, allowPaidBroadcast: r.allow_paid_broadcast, track: r.track === true, status: r.status, startedAt: r.started_at };
-}
+export { FINAL_STATUSES, loadBroadcast, type BroadcastRow, type Variant } from './broadcasts-store.js';
 
 /** Checks what a broadcast will send before the first call; a bad message fails the job at once. */
 export function validateContent(b: Pick<BroadcastRow, 'message' | 'variants'>, path = 'broadcast'): void {
@@ -89,16 +63,16 @@ export async function fanOut(pool: Pool, b: BroadcastRow, by: Driver | number): 
     const locked = await client.query(
       `SELECT started_at, ($2::bigint IS NULL OR (driver_job_id = $2::bigint AND driver_claimed_at = $3::timestamptz)) AS owned
          FROM broadcasts WHERE broadcast_id = $1 FOR UPDATE`,
-      [b.broadcastId, driver?.jobId ?? null, driver?.claimedAt ?? null],
+      [b.broadcast_id, driver?.jobId ?? null, driver?.claimedAt ?? null],
     );
     if (driver && !locked.rows[0]?.owned) throw new DriverLostError(driver);
     if (locked.rows[0].started_at) {
       await client.query('ROLLBACK');
       return null;
     }
-    const params: unknown[] = [b.broadcastId];
-    const capParam = b.frequencyCap ? params.push(b.frequencyCap) : 0;
-    const variantSql = variantExpression(b.variants, params);
+    const params: unknown[] = [b.broadcast_id];
+    const capParam = b.frequency_cap ? params.push(b.frequency_cap) : 0;
+    const variantSql = variantExpression(b.variants ?? null, params);
     const audience = buildAudienceQuery(b.audience, params.length + 1);
     params.push(...audience.params);
     const overCap = capParam
@@ -122,7 +96,7 @@ export async function fanOut(pool: Pool, b: BroadcastRow, by: Driver | number): 
     await client.query(
       `UPDATE broadcasts SET total = $2, skipped = $3, status = CASE WHEN status IN ('draft', 'queued') THEN 'sending' ELSE status END,
               started_at = now(), job_id = $4, updated_at = now() WHERE broadcast_id = $1`,
-      [b.broadcastId, total, skipped, jobId],
+      [b.broadcast_id, total, skipped, jobId],
     );
     await client.query('COMMIT');
     return { total, skipped };

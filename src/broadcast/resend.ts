@@ -14,17 +14,18 @@ export interface ResendRequest {
   maxAttempts: number;
 }
 
+/** What a resend did; `bqctl broadcast resend --json` prints it under these names. */
 export interface ResendResult {
-  broadcastId: number;
+  broadcast_id: number;
   resent: number;
-  fromUnknown: number;
-  fromFailed: number;
-  fromBlocked: number;
+  from_unknown: number;
+  from_failed: number;
+  from_blocked: number;
   status: string;
   /** The job that will send them; null when nothing matched. */
-  jobId: number | null;
+  job_id: number | null;
   /** True when an unfinished job of this broadcast already existed and was reused. */
-  existingJob: boolean;
+  existing_job: boolean;
 }
 
 const RESEND_SQL = `
@@ -56,7 +57,7 @@ export async function resendRecipients(pool: Pool, broadcastId: number, request:
     if (!b) throw new Error(`broadcast ${broadcastId} does not exist`);
     const moved = (await client.query(RESEND_SQL, [broadcastId, request.unknown, request.failedClasses, BLOCKED_OUTCOMES])).rows[0];
     const resent = moved.from_unknown + moved.from_blocked + moved.from_failed;
-    const result: ResendResult = { broadcastId, resent, fromUnknown: moved.from_unknown, fromFailed: moved.from_failed, fromBlocked: moved.from_blocked, status: b.status, jobId: null, existingJob: false };
+    const result: ResendResult = { broadcast_id: broadcastId, resent, from_unknown: moved.from_unknown, from_failed: moved.from_failed, from_blocked: moved.from_blocked, status: b.status, job_id: null, existing_job: false };
     // Nothing moved: the transaction changed nothing, so committing it is as good as rolling back.
     if (resent === 0) return result;
     // A paused broadcast stays paused (resume sends them); anything else is sending again.
@@ -65,7 +66,7 @@ export async function resendRecipients(pool: Pool, broadcastId: number, request:
     let jobId: number;
     if (existing) {
       jobId = existing.job_id;
-      result.existingJob = true;
+      result.existing_job = true;
       // A pending job waiting out a backoff is made due now (the UPDATE trigger wakes a daemon).
       if (existing.status === 'pending' && status === 'sending') await client.query(`UPDATE broadcast_queue_jobs SET run_at = now(), updated_at = now() WHERE job_id = $1 AND run_at > now()`, [jobId]);
     } else {
@@ -84,6 +85,6 @@ export async function resendRecipients(pool: Pool, broadcastId: number, request:
         WHERE broadcast_id = $1`,
       [broadcastId, moved.from_unknown, moved.from_blocked, moved.from_failed, status, jobId],
     );
-    return { ...result, status, jobId };
+    return { ...result, status, job_id: jobId };
   });
 }

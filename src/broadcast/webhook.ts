@@ -9,6 +9,7 @@ import { PermanentError } from '../errors.js';
 import type { Pool } from '../db/pool.js';
 import type { Job } from '../queue/claimer.js';
 import { countDeliveries } from './ledger.js';
+import { finishedBroadcastOfWebhook } from './broadcasts-store.js';
 
 export interface WebhookSettings {
   url: string;
@@ -52,19 +53,13 @@ export function verifyWebhook(
   return timingSafeEqual(expected, Buffer.from(signature, 'hex'));
 }
 
-// The body, from the row, only for the job the daemon recorded and only once the broadcast is final.
-const BODY_SQL = `
-  SELECT jsonb_build_object('event', 'broadcast.finished', 'broadcast', to_jsonb(b)) AS body
-    FROM (SELECT broadcast_id, title, status, failure_reason, total, sent, failed, blocked, skipped, unknown, started_at, finished_at
-            FROM broadcasts
-           WHERE broadcast_id = $1 AND webhook_job_id = $2 AND status IN ('completed', 'failed', 'cancelled')) b`;
-
 /** Builds the body of a webhook job; a job the daemon did not enqueue is a PermanentError. */
 export async function webhookBody(pool: Pool, job: Job): Promise<string> {
   const id = job.payload.broadcast_id;
   if (!Number.isSafeInteger(id) || (id as number) <= 0) throw new PermanentError(`webhook job ${job.jobId} names no broadcast_id; webhook jobs are enqueued by the daemon when a broadcast finishes, not by hand`, { reason: 'invalid_payload' });
-  const { rows } = await pool.query(BODY_SQL, [id, job.jobId]);
-  if (!rows[0]) throw new PermanentError(`webhook job ${job.jobId} is not the one the daemon enqueued for finished broadcast ${id}; nothing was signed or sent`, { reason: 'invalid_payload' });
+  // The broadcast is the record the admin API shows (without its content), under the same names.
+  const broadcast = await finishedBroadcastOfWebhook(pool, id as number, job.jobId);
+  if (!broadcast) throw new PermanentError(`webhook job ${job.jobId} is not the one the daemon enqueued for finished broadcast ${id}; nothing was signed or sent`, { reason: 'invalid_payload' });
   const counts = await countDeliveries(pool, id as number);
-  return JSON.stringify({ ...rows[0].body, variants: counts.variants ?? null });
+  return JSON.stringify({ event: 'broadcast.finished', broadcast, variants: counts.variants ?? null });
 }

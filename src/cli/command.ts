@@ -3,7 +3,6 @@
 // usage error exits 2 at once without starting anything.
 import type { Command } from 'commander';
 import type { Config } from '../config/load.js';
-import type { JobRow } from '../queue/jobs-store.js';
 import { addSettingFlags, configFromCommand } from './options.js';
 import { withDatabase, type CliContext } from './context.js';
 
@@ -39,41 +38,3 @@ export function out(text: string): void {
 
 /** 12345 → "12,345", for counts people read. */
 export const n = (value: number): string => value.toLocaleString('en-US');
-
-/** A job in the shape (and key order) every --json output uses. */
-export function jobJson(j: JobRow): Record<string, unknown> {
-  return {
-    jobId: j.jobId, queue: j.queue, jobType: j.jobType, status: j.status, priority: j.priority, runAt: j.runAt,
-    attempts: j.attempts, maxAttempts: j.maxAttempts, jobKey: j.jobKey, payload: j.payload, lastError: j.lastError,
-    lastErrorReason: j.lastErrorReason,
-    errors: j.errors, result: j.result, lockedBy: j.lockedBy, createdAt: j.createdAt, startedAt: j.startedAt,
-    finishedAt: j.finishedAt, updatedAt: j.updatedAt, dependsOn: j.dependsOn, onDependencyFailure: j.onDependencyFailure,
-    openDependencies: j.openDependencies,
-  };
-}
-
-/** A broadcasts row in the camelCase shape of --json outputs. */
-export function broadcastJson(r: Record<string, unknown>): Record<string, unknown> {
-  return {
-    broadcastId: r.broadcast_id,
-    title: r.title,
-    status: r.status,
-    total: r.total,
-    sent: r.sent,
-    failed: r.failed,
-    blocked: r.blocked,
-    skipped: r.skipped,
-    unknown: r.unknown,
-    failureReason: r.failure_reason,
-    jobId: r.job_id,
-    message: r.message,
-    variants: r.variants,
-    audience: r.audience,
-    frequencyCap: r.frequency_cap,
-    allowPaidBroadcast: r.allow_paid_broadcast,
-    createdAt: r.created_at,
-    startedAt: r.started_at,
-    finishedAt: r.finished_at,
-    updatedAt: r.updated_at,
-  };
-}

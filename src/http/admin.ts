@@ -18,9 +18,10 @@
 //                                    max_attempts, backfill_seconds, enabled} (name and cron required)
 //   POST /schedules/:name/pause|resume|run-now|remove
 //
-// Shapes: /health and /status are live state, in the camelCase of getStatus(). Records read from
-// the tables (jobs, broadcasts, failed jobs, statistics) use the tables' snake_case column names, as
-// psql shows them and as the original deployment doc's curl examples did (total_jobs, job_id …).
+// Shapes: /health and /status are live state, in the camelCase of getStatus() (the original
+// system's `activeJobs`). Records read from the tables (jobs, broadcasts, failed jobs, statistics)
+// are the stores' rows under the tables' snake_case column names, as psql shows them, as `bqctl
+// --json` prints them and as the original deployment doc's curl examples did (total_jobs, job_id …).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { errorMessage, type Logger } from '../log.js';
 import { getJob, failedJobs, retryJobs } from '../queue/jobs-store.js';
@@ -32,7 +33,7 @@ import type { QueueAccess } from './queue-access.js';
 import { parseId, parseLimit, readJsonBody, splitUrl, truncate } from './request.js';
 import { send } from './response.js';
 import { statistics } from './statistics.js';
-import { broadcastView, failedJobView, health, jobActionReply, jobView, statisticsView, statusView, type Reply } from './views.js';
+import { health, jobActionReply, statisticsView, statusView, type Reply } from './views.js';
 import { HttpError } from '../errors.js';
 import { addSchedule, listSchedules, removeSchedule, runScheduleNow, scheduleWire, setScheduleEnabled, type ScheduleSpec } from '../schedules/schedules-store.js';
 import { broadcastReport } from '../engagement/report.js';
@@ -86,7 +87,7 @@ export function createAdminHandler(access: QueueAccess, options: AdminHandlerOpt
         GET: async ({ pool, query }) => {
           const limit = parseLimit(query.get('limit'));
           const rows = await failedJobs(pool, limit);
-          return { status: 200, body: rows.map(failedJobView) };
+          return { status: 200, body: rows };
         },
       },
     },
@@ -97,7 +98,7 @@ export function createAdminHandler(access: QueueAccess, options: AdminHandlerOpt
           const id = parseId(params[0]!, 'job');
           const job = await getJob(pool, id);
           if (!job) throw new HttpError(404, `job ${id} does not exist`);
-          return { status: 200, body: jobView(job) };
+          return { status: 200, body: job };
         },
       },
     },
@@ -118,7 +119,7 @@ export function createAdminHandler(access: QueueAccess, options: AdminHandlerOpt
           const id = parseId(params[0]!, 'broadcast');
           const broadcast = await broadcastProgress(pool, id);
           if (!broadcast) throw new HttpError(404, `broadcast ${id} does not exist`);
-          return { status: 200, body: broadcastView(broadcast) };
+          return { status: 200, body: broadcast };
         },
       },
     },
@@ -141,7 +142,7 @@ export function createAdminHandler(access: QueueAccess, options: AdminHandlerOpt
           const result = await setBroadcastStatus(pool, id, params[1] as BroadcastAction);
           if (result.outcome === 'not_found') throw new HttpError(404, `broadcast ${id} does not exist`);
           if (result.outcome === 'conflict') return { status: 409, body: { error: result.error, status: result.status } };
-          return { status: 200, body: broadcastView(result.broadcast) };
+          return { status: 200, body: result.broadcast };
         },
       },
     },

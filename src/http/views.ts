@@ -1,10 +1,11 @@
 // What each admin route answers. /health and /status are live state, in the camelCase of
-// getStatus(); records read from the tables use the tables' snake_case column names.
+// getStatus(); records (a job, a broadcast) are the stores' rows as they are, under the tables'
+// column names, so the API and `bqctl --json` print one record the same way.
 import type { Pool } from '../db/pool.js';
 import { checkDatabase } from '../db/health.js';
 import type { Logger } from '../log.js';
-import type { FailedJob, JobActionResult, JobRow } from '../queue/jobs-store.js';
-import { broadcastsInProgress, type BroadcastProgress } from '../broadcast/broadcasts-store.js';
+import type { JobActionResult } from '../queue/jobs-store.js';
+import { broadcastsInProgress } from '../broadcast/broadcasts-store.js';
 import { readRateLimitState } from '../telegram/rate-limiter.js';
 
 import type { QueueAccess } from './queue-access.js';
@@ -64,41 +65,15 @@ export function statisticsView(s: QueueStatistics) {
   };
 }
 
-export function jobView(j: JobRow) {
-  return {
-    job_id: j.jobId, queue: j.queue, job_type: j.jobType, payload: j.payload, priority: j.priority, run_at: j.runAt,
-    max_attempts: j.maxAttempts, job_key: j.jobKey, status: j.status, attempts: j.attempts, last_error: j.lastError,
-    last_error_reason: j.lastErrorReason,
-    errors: j.errors, result: j.result, locked_by: j.lockedBy, created_at: j.createdAt, started_at: j.startedAt,
-    finished_at: j.finishedAt, updated_at: j.updatedAt, depends_on: j.dependsOn, on_dependency_failure: j.onDependencyFailure,
-    open_dependencies: j.openDependencies,
-  };
-}
-
-export function broadcastView(b: BroadcastProgress) {
-  return {
-    broadcast_id: b.broadcastId, title: b.title, status: b.status, job_id: b.jobId,
-    total: b.total, sent: b.sent, failed: b.failed, blocked: b.blocked, skipped: b.skipped, unknown: b.unknown,
-    done: b.done, remaining: b.remaining, progress: b.progress, rate_per_second: b.ratePerSecond, eta_seconds: b.etaSeconds,
-    failure_reason: b.failureReason, allow_paid_broadcast: b.allowPaidBroadcast, frequency_cap: b.frequencyCap,
-    ...(b.message !== undefined ? { message: b.message, variants: b.variants, audience: b.audience } : {}),
-    created_at: b.createdAt, started_at: b.startedAt, finished_at: b.finishedAt, updated_at: b.updatedAt,
-  };
-}
-
 export function jobActionReply(result: JobActionResult): Reply {
   switch (result.outcome) {
     case 'not_found':
-      throw new HttpError(404, `job ${result.jobId} does not exist`);
+      throw new HttpError(404, `job ${result.job_id} does not exist`);
     case 'conflict':
       return { status: 409, body: { error: result.error, status: result.status } };
     case 'broadcast_cancelled':
-      return { status: 200, body: { outcome: result.outcome, broadcast_id: result.broadcastId, job: jobView(result.job) } };
+      return { status: 200, body: { outcome: result.outcome, broadcast_id: result.broadcast_id, job: result.job } };
     default:
-      return { status: 200, body: { outcome: result.outcome, job: jobView(result.job) } };
+      return { status: 200, body: { outcome: result.outcome, job: result.job } };
   }
-}
-
-export function failedJobView(j: FailedJob) {
-  return { job_id: j.jobId, queue: j.queue, job_type: j.jobType, last_error: j.lastError, last_error_reason: j.lastErrorReason, attempts: j.attempts, max_attempts: j.maxAttempts, finished_at: j.finishedAt, payload: j.payload };
 }

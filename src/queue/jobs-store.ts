@@ -1,6 +1,7 @@
 // Every statement the admin API and bqctl run on broadcast_queue_jobs rows, with its one row type
-// and mapper (the counts over them are in job-counts.ts). Values are passed as $n parameters only; functions return plain objects with
-// camelCase keys (Dates stay Dates, bigints are numbers: see db/pool.ts).
+// and mapper (the counts over them are in job-counts.ts). Values are passed as $n parameters only.
+// A row keeps the table's column names: it is the record the admin API, `bqctl --json` and psql all
+// show, so none of them renames a field (Dates stay Dates, bigints are numbers: see db/pool.ts).
 import type { Pool, PoolClient } from '../db/pool.js';
 import type { ReasonCode } from '../errors.js';
 
@@ -15,34 +16,34 @@ export const TELEGRAM_JOB_TYPES: readonly string[] = ['broadcast', 'send'];
 /** The broadcast_queue_jobs_max_attempts_between_1_and_100 constraint. */
 const MAX_ATTEMPTS_LIMIT = 100;
 
-/** One row of broadcast_queue_jobs. */
+/** One row of broadcast_queue_jobs, under its column names and in their order. */
 export interface JobRow {
-  jobId: number;
+  job_id: number;
   queue: string;
-  jobType: string;
+  job_type: string;
   payload: Record<string, unknown>;
   priority: number;
-  runAt: Date;
-  maxAttempts: number;
-  jobKey: string | null;
+  run_at: Date;
+  max_attempts: number;
+  job_key: string | null;
   status: JobStatus;
   attempts: number;
-  lastError: string | null;
+  last_error: string | null;
   /** Why the last run failed, was retried or snoozed: one of REASON_CODES (errors.ts); null before migration 0017. */
-  lastErrorReason: ReasonCode | null;
+  last_error_reason: ReasonCode | null;
   errors: unknown[];
   result: unknown;
-  lockedBy: string | null;
-  createdAt: Date;
-  startedAt: Date | null;
-  finishedAt: Date | null;
-  updatedAt: Date;
+  locked_by: string | null;
+  created_at: Date;
+  started_at: Date | null;
+  finished_at: Date | null;
+  updated_at: Date;
   /** The jobs that must complete before this one runs (null: none). */
-  dependsOn: number[] | null;
+  depends_on: number[] | null;
   /** What a failed or cancelled dependency does to this job: cancel it (the default) or let it run. */
-  onDependencyFailure: 'cancel' | 'run';
-  /** Of dependsOn, the jobs that have not finished yet: why a 'waiting' job waits. */
-  openDependencies: number[] | null;
+  on_dependency_failure: 'cancel' | 'run';
+  /** Of depends_on, the jobs that have not finished yet: why a 'waiting' job waits. */
+  open_dependencies: number[] | null;
 }
 // Reads are bounded by what a reader can use, not by what a producer stored: a payload may hold a
 // million chat ids (20 MB), and eight of them read whole once took the daemon from 97 MB to 1 GB
@@ -65,13 +66,14 @@ export function jobColumns(briefBytes: number = ONE_BRIEF_BYTES): string {
 }
 export const JOB_COLUMNS = jobColumns();
 
-export function jobRow(r: any): JobRow {
+/** The one mapper: a row read with jobColumns() as a JobRow (and nothing else the statement returned). */
+export function jobRow(r: Record<string, any>): JobRow {
   return {
-    jobId: r.job_id, queue: r.queue, jobType: r.job_type, payload: r.payload, priority: r.priority, runAt: r.run_at,
-    maxAttempts: r.max_attempts, jobKey: r.job_key, status: r.status, attempts: r.attempts, lastError: r.last_error,
-    lastErrorReason: r.last_error_reason, errors: r.errors, result: r.result, lockedBy: r.locked_by, createdAt: r.created_at, startedAt: r.started_at,
-    finishedAt: r.finished_at, updatedAt: r.updated_at, dependsOn: r.depends_on, onDependencyFailure: r.on_dependency_failure,
-    openDependencies: r.open_dependencies,
+    job_id: r.job_id, queue: r.queue, job_type: r.job_type, payload: r.payload, priority: r.priority, run_at: r.run_at,
+    max_attempts: r.max_attempts, job_key: r.job_key, status: r.status, attempts: r.attempts, last_error: r.last_error,
+    last_error_reason: r.last_error_reason, errors: r.errors, result: r.result, locked_by: r.locked_by, created_at: r.created_at, started_at: r.started_at,
+    finished_at: r.finished_at, updated_at: r.updated_at, depends_on: r.depends_on, on_dependency_failure: r.on_dependency_failure,
+    open_dependencies: r.open_dependencies,
   };
 }
 
@@ -133,40 +135,27 @@ export async function failedJobIds(pool: Pool, filter: FailedJobFilter, limit: n
   return rows.map((r) => r.job_id);
 }
 
-export interface FailedJob {
-  jobId: number;
-  queue: string;
-  jobType: string;
-  lastError: string | null;
-  lastErrorReason: ReasonCode | null;
-  attempts: number;
-  maxAttempts: number;
-  finishedAt: Date | null;
-  payload: Record<string, unknown>;
-}
-
-/** Failed send and broadcast jobs, newest first; payloads over LIST_BRIEF_BYTES summarised. */
-export async function failedJobs(pool: Pool, limit = 50): Promise<FailedJob[]> {
+/** Failed send and broadcast jobs, newest first; payloads and results over LIST_BRIEF_BYTES summarised. */
+export async function failedJobs(pool: Pool, limit = 50): Promise<JobRow[]> {
   const { rows } = await pool.query(
-    `SELECT job_id, queue, job_type, left(last_error, ${ERROR_CHARS}) AS last_error, last_error_reason, attempts, max_attempts, finished_at,
-            broadcast_queue_brief(payload, ${LIST_BRIEF_BYTES}) AS payload
+    `SELECT ${jobColumns(LIST_BRIEF_BYTES)}
        FROM broadcast_queue_jobs
       WHERE status = 'failed' AND job_type = ANY($1::text[])
       ORDER BY finished_at DESC NULLS LAST, job_id DESC
       LIMIT $2`,
     [[...TELEGRAM_JOB_TYPES], Math.max(1, Math.floor(limit))],
   );
-  return rows.map((r) => ({ jobId: r.job_id, queue: r.queue, jobType: r.job_type, lastError: r.last_error, lastErrorReason: r.last_error_reason, attempts: r.attempts, maxAttempts: r.max_attempts, finishedAt: r.finished_at, payload: r.payload }));
+  return rows.map(jobRow);
 }
 
-/** What became of one id given to retryJobs or cancelJobs. */
+/** What became of one id given to retryJobs or cancelJobs (the API and `bqctl --json` show these names). */
 export type JobActionResult =
-  | { jobId: number; outcome: 'retried' | 'cancelled'; job: JobRow }
+  | { job_id: number; outcome: 'retried' | 'cancelled'; job: JobRow }
   /** cancelJobs on a running broadcast job: its broadcast was cancelled; the job finishes it. */
-  | { jobId: number; outcome: 'broadcast_cancelled'; job: JobRow; broadcastId: number }
-  | { jobId: number; outcome: 'not_found' }
+  | { job_id: number; outcome: 'broadcast_cancelled'; job: JobRow; broadcast_id: number }
+  | { job_id: number; outcome: 'not_found' }
   /** The job is in a state the action does not apply to; `error` says why in a sentence. */
-  | { jobId: number; outcome: 'conflict'; status: JobStatus; error: string };
+  | { job_id: number; outcome: 'conflict'; status: JobStatus; error: string };
 
 // A failed or cancelled job goes back to pending, due now, with one more attempt allowed. The
 // status change fires the _900_notify_due_again trigger, so a daemon wakes for it at once.
@@ -188,7 +177,7 @@ export async function retryJobs(pool: Pool, jobIds: readonly number[]): Promise<
   const done = new Map<number, JobActionResult>();
   try {
     const { rows } = await pool.query(RETRY_SQL, [ids]);
-    for (const r of rows) done.set(r.job_id, { jobId: r.job_id, outcome: 'retried', job: jobRow(r) });
+    for (const r of rows) done.set(r.job_id, { job_id: r.job_id, outcome: 'retried', job: jobRow(r) });
   } catch (error) {
     // One job whose job_key another unfinished job now holds fails the whole statement (the
     // unique index on unfinished keys); retry one at a time so the others still go through.
@@ -199,7 +188,7 @@ export async function retryJobs(pool: Pool, jobIds: readonly number[]): Promise<
     for (const id of ids) {
       try {
         const { rows } = await pool.query(RETRY_SQL, [[id]]);
-        if (rows[0]) done.set(id, { jobId: id, outcome: 'retried', job: jobRow(rows[0]) });
+        if (rows[0]) done.set(id, { job_id: id, outcome: 'retried', job: jobRow(rows[0]) });
       } catch (inner) {
         if (!isUniqueViolation(inner)) throw inner;
         done.set(id, await keyConflict(pool, id));
@@ -213,16 +202,16 @@ export async function retryJobs(pool: Pool, jobIds: readonly number[]): Promise<
       const error = r.status === 'failed' || r.status === 'cancelled'
         ? `job ${r.job_id} has used all ${MAX_ATTEMPTS_LIMIT} attempts a job may have`
         : `job ${r.job_id} is ${r.status}; only failed or cancelled jobs can be retried`;
-      done.set(r.job_id, { jobId: r.job_id, outcome: 'conflict', status: r.status, error });
+      done.set(r.job_id, { job_id: r.job_id, outcome: 'conflict', status: r.status, error });
     }
   }
-  return ids.map((id) => done.get(id) ?? { jobId: id, outcome: 'not_found' });
+  return ids.map((id) => done.get(id) ?? { job_id: id, outcome: 'not_found' });
 }
 
 async function keyConflict(pool: Pool, jobId: number): Promise<JobActionResult> {
   const job = await getJob(pool, jobId);
-  if (!job) return { jobId, outcome: 'not_found' };
-  return { jobId, outcome: 'conflict', status: job.status, error: `job ${jobId} cannot be retried: another unfinished job holds its job_key ${JSON.stringify(job.jobKey)}` };
+  if (!job) return { job_id: jobId, outcome: 'not_found' };
+  return { job_id: jobId, outcome: 'conflict', status: job.status, error: `job ${jobId} cannot be retried: another unfinished job holds its job_key ${JSON.stringify(job.job_key)}` };
 }
 
 function isUniqueViolation(error: unknown): boolean {
@@ -300,6 +289,6 @@ export async function searchJobs(pool: Pool, search: JobSearch, limit: number): 
     params,
   );
   const jobs = rows.slice(0, limit).map(jobRow);
-  if (rows.length > limit) return { jobs, nextBefore: jobs[jobs.length - 1]!.jobId, searchedDownTo: jobs[jobs.length - 1]!.jobId };
+  if (rows.length > limit) return { jobs, nextBefore: jobs[jobs.length - 1]!.job_id, searchedDownTo: jobs[jobs.length - 1]!.job_id };
   return { jobs, nextBefore: windowFloor, searchedDownTo: windowFloor };
 }

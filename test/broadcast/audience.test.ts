@@ -249,14 +249,14 @@ test('the audience works inside INSERT … SELECT into the ledger', async () => 
 test('countAudience splits total into reachable, opted out and unreachable', async () => {
   await withSubscribers(async (db) => {
     // All: 8 total; opted out 5 and 8 (8 is also unreachable); unreachable 6 only.
-    assert.equal(await countAudience(db.pool, {}), { total: 8, reachable: 5, optedOut: 2, unreachable: 1 });
-    assert.equal(await countAudience(db.pool, { tags_any: ['vip'] }), { total: 3, reachable: 2, optedOut: 1, unreachable: 0 });
-    assert.equal(await countAudience(db.pool, { languages: ['en'] }), { total: 4, reachable: 2, optedOut: 1, unreachable: 1 });
-    assert.equal(await countAudience(db.pool, { chat_ids: [1, 2, 6, 404, 404] }), { total: 4, reachable: 3, optedOut: 0, unreachable: 1 });
-    assert.equal(await countAudience(db.pool, { tags_any: ['nobody'] }), { total: 0, reachable: 0, optedOut: 0, unreachable: 0 });
+    assert.equal(await countAudience(db.pool, {}), { total: 8, reachable: 5, opted_out: 2, unreachable: 1 });
+    assert.equal(await countAudience(db.pool, { tags_any: ['vip'] }), { total: 3, reachable: 2, opted_out: 1, unreachable: 0 });
+    assert.equal(await countAudience(db.pool, { languages: ['en'] }), { total: 4, reachable: 2, opted_out: 1, unreachable: 1 });
+    assert.equal(await countAudience(db.pool, { chat_ids: [1, 2, 6, 404, 404] }), { total: 4, reachable: 3, opted_out: 0, unreachable: 1 });
+    assert.equal(await countAudience(db.pool, { tags_any: ['nobody'] }), { total: 0, reachable: 0, opted_out: 0, unreachable: 0 });
     const client = await db.pool.connect();
     try {
-      assert.equal(await countAudience(client, { attributes: { plan: 'pro' } }), { total: 3, reachable: 2, optedOut: 1, unreachable: 0 });
+      assert.equal(await countAudience(client, { attributes: { plan: 'pro' } }), { total: 3, reachable: 2, opted_out: 1, unreachable: 0 });
     } finally {
       client.release();
     }
@@ -289,7 +289,7 @@ test('a large explicit list is one parameter', async () => {
     const ids = Array.from({ length: 50_000 }, (_, i) => 1_000_000 + i);
     const q = buildAudienceQuery({ chat_ids: [...ids, 1, 5] }, 1);
     assert.is(q.params.length, 1);
-    assert.equal(await countAudience(db.pool, { chat_ids: [...ids, 1, 5] }), { total: 50_002, reachable: 50_001, optedOut: 1, unreachable: 0 });
+    assert.equal(await countAudience(db.pool, { chat_ids: [...ids, 1, 5] }), { total: 50_002, reachable: 50_001, opted_out: 1, unreachable: 0 });
   });
 });
 

@@ -32,9 +32,9 @@ test('broadcast create stores a draft, or with --send a queued broadcast and its
     await writeFile(variants, JSON.stringify([{ name: 'a', weight: 1, message: { text: 'A' } }, { name: 'b', weight: 2, message: { text: 'B' } }]));
     const sent = json(await runBqctl(['broadcast', 'create', '--title', 'A/B', '--variants-file', variants, '--chats', '1,2', '--allow-paid', '--send', '--priority', '3', '--json'], env));
     assert.is(sent.status, 'queued');
-    const job = (await db.pool.query('SELECT job_type, payload, job_key, priority FROM broadcast_queue_jobs WHERE job_id = $1', [sent.jobId])).rows[0];
-    assert.equal(job, { job_type: 'broadcast', payload: { broadcast_id: sent.broadcastId }, job_key: `broadcast:${sent.broadcastId}`, priority: 3 });
-    const ab = await broadcastRow(db, sent.broadcastId);
+    const job = (await db.pool.query('SELECT job_type, payload, job_key, priority FROM broadcast_queue_jobs WHERE job_id = $1', [sent.job_id])).rows[0];
+    assert.equal(job, { job_type: 'broadcast', payload: { broadcast_id: sent.broadcast_id }, job_key: `broadcast:${sent.broadcast_id}`, priority: 3 });
+    const ab = await broadcastRow(db, sent.broadcast_id);
     assert.equal([ab.variants.length, ab.audience, ab.allow_paid_broadcast, ab.message], [2, { chat_ids: [1, 2] }, true, null]);
 
     const badVariants = path.join(dir, 'bad-variants.json');
@@ -46,11 +46,11 @@ test('broadcast create stores a draft, or with --send a queued broadcast and its
     assert.is((await bqctlInProcess(['broadcast', 'create', '--title', 'x', '--text', 'x', '--frequency-cap', '0'], env)).code, 2);
 
     const list = json(await runBqctl(['broadcast', 'list', '--json'], env));
-    assert.equal(list.broadcasts.map((b: any) => b.broadcastId), [sent.broadcastId, id]);
-    assert.equal(json(await runBqctl(['broadcast', 'list', '--status', 'draft', '--json'], env)).broadcasts.map((b: any) => b.broadcastId), [id]);
+    assert.equal(list.broadcasts.map((b: any) => b.broadcast_id), [sent.broadcast_id, id]);
+    assert.equal(json(await runBqctl(['broadcast', 'list', '--status', 'draft', '--json'], env)).broadcasts.map((b: any) => b.broadcast_id), [id]);
     assert.is((await bqctlInProcess(['broadcast', 'list', '--status', 'done'], env)).code, 2);
     const shown = json(await runBqctl(['broadcast', 'show', String(id), '--json'], env));
-    assert.equal([shown.broadcastId, shown.status, shown.outcomes], [id, 'draft', []]);
+    assert.equal([shown.broadcast_id, shown.status, shown.outcomes], [id, 'draft', []]);
     assert.match((await runBqctl(['broadcast', 'show', String(id)], env)).stdout, /Nov promo — draft/);
   });
 });
@@ -102,23 +102,23 @@ test('broadcast resend puts unknown or failed-by-outcome recipients back to pend
 
     assert.is((await bqctlInProcess(['broadcast', 'resend', String(id)], env)).code, 2, 'needs --unknown or --failed-class');
     const nothing = json(await runBqctl(['broadcast', 'resend', String(id), '--failed-class', 'chat_not_found', '--json'], env));
-    assert.equal([nothing.resent, nothing.jobId], [0, null]);
+    assert.equal([nothing.resent, nothing.job_id], [0, null]);
     assert.is((await broadcastRow(db, id)).status, 'completed', 'nothing matched, nothing changed');
 
     const result = await runBqctl(['broadcast', 'resend', String(id), '--unknown', '--json'], env);
     assert.is(result.code, 0, result.stderr);
     const first = json(result);
-    assert.equal([first.resent, first.fromUnknown, first.status, first.existingJob], [2, 2, 'sending', false]);
+    assert.equal([first.resent, first.from_unknown, first.status, first.existing_job], [2, 2, 'sending', false]);
     const ledger = (await db.pool.query(`SELECT chat_id, status, attempts, next_attempt_at <= now() AS due FROM broadcast_deliveries WHERE broadcast_id = $1 AND chat_id IN (6, 7) ORDER BY chat_id`, [id])).rows;
     assert.equal(ledger, [{ chat_id: 6, status: 'pending', attempts: 0, due: true }, { chat_id: 7, status: 'pending', attempts: 0, due: true }]);
     let b = await broadcastRow(db, id);
-    assert.equal([b.status, b.unknown, b.failed, b.blocked, b.finished_at, b.job_id], ['sending', 0, 2, 1, null, first.jobId]);
-    const job = (await db.pool.query('SELECT job_type, payload, job_key, status FROM broadcast_queue_jobs WHERE job_id = $1', [first.jobId])).rows[0];
+    assert.equal([b.status, b.unknown, b.failed, b.blocked, b.finished_at, b.job_id], ['sending', 0, 2, 1, null, first.job_id]);
+    const job = (await db.pool.query('SELECT job_type, payload, job_key, status FROM broadcast_queue_jobs WHERE job_id = $1', [first.job_id])).rows[0];
     assert.equal(job, { job_type: 'broadcast', payload: { broadcast_id: id }, job_key: `broadcast:${id}`, status: 'pending' });
 
     // A second resend while that job is unfinished reuses it: one job drives a broadcast.
     const second = json(await runBqctl(['broadcast', 'resend', String(id), '--failed-class', 'content', 'retries_exhausted', 'blocked', '--json'], env));
-    assert.equal([second.resent, second.fromFailed, second.fromBlocked, second.jobId, second.existingJob], [3, 2, 1, first.jobId, true]);
+    assert.equal([second.resent, second.from_failed, second.from_blocked, second.job_id, second.existing_job], [3, 2, 1, first.job_id, true]);
     b = await broadcastRow(db, id);
     assert.equal([b.unknown, b.failed, b.blocked, b.sent], [0, 0, 0, 2]);
     assert.is((await db.pool.query(`SELECT count(*)::int AS n FROM broadcast_deliveries WHERE broadcast_id = $1 AND status = 'pending'`, [id])).rows[0].n, 5);

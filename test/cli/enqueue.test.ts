@@ -33,8 +33,8 @@ test('enqueue send inserts a validated send job and prints its id', async () => 
     const fromFile = await runBqctl(['enqueue', 'send', '--chat=-1001234567890', '--json-file', file, '--queue', 'transactional', '--run-at', '10m', '--json'], { ...env, BQ_MAX_ATTEMPTS: '7' });
     assert.is(fromFile.code, 0, fromFile.stderr);
     const out = json(fromFile);
-    assert.equal(Object.keys(out).sort(), ['existing', 'jobId', 'status']);
-    const second = (await db.pool.query('SELECT queue, max_attempts, payload, run_at > now() + interval \'5 minutes\' AS later FROM broadcast_queue_jobs WHERE job_id = $1', [out.jobId])).rows[0];
+    assert.equal(Object.keys(out).sort(), ['existing', 'job_id', 'status']);
+    const second = (await db.pool.query('SELECT queue, max_attempts, payload, run_at > now() + interval \'5 minutes\' AS later FROM broadcast_queue_jobs WHERE job_id = $1', [out.job_id])).rows[0];
     assert.equal(second, { queue: 'transactional', max_attempts: 7, payload: { chat_id: -1001234567890, message: { photo: 'https://example.com/a.jpg', caption: 'New' } }, later: true });
   });
 });
@@ -81,12 +81,12 @@ test('enqueue validates before inserting: bad messages, chats, flags and JSON fi
 test('enqueue broadcast: inline to chats or a segment, or a stored broadcast by id (keyed, once)', async () => {
   await withDb(async (db, env, dir) => {
     const chats = json(await runBqctl(['enqueue', 'broadcast', '--text', 'Hello', '--chats', '1, 2,3', '--json'], env));
-    assert.equal((await db.pool.query('SELECT job_type, payload FROM broadcast_queue_jobs WHERE job_id = $1', [chats.jobId])).rows[0], { job_type: 'broadcast', payload: { message: { text: 'Hello' }, chat_ids: [1, 2, 3] } });
+    assert.equal((await db.pool.query('SELECT job_type, payload FROM broadcast_queue_jobs WHERE job_id = $1', [chats.job_id])).rows[0], { job_type: 'broadcast', payload: { message: { text: 'Hello' }, chat_ids: [1, 2, 3] } });
 
     const chatFile = path.join(dir, 'chats.txt');
     await writeFile(chatFile, '10\n11\n\n12\n');
     const fromFile = json(await runBqctl(['enqueue', 'broadcast', '--text', 'Hi', '--chats-file', chatFile, '--title', 'ops', '--json'], env));
-    assert.equal((await db.pool.query('SELECT payload FROM broadcast_queue_jobs WHERE job_id = $1', [fromFile.jobId])).rows[0].payload, { message: { text: 'Hi' }, chat_ids: [10, 11, 12], title: 'ops' });
+    assert.equal((await db.pool.query('SELECT payload FROM broadcast_queue_jobs WHERE job_id = $1', [fromFile.job_id])).rows[0].payload, { message: { text: 'Hi' }, chat_ids: [10, 11, 12], title: 'ops' });
 
     const segment = await runBqctl(['enqueue', 'broadcast', '--text', 'VIP', '--segment', '{"tags_any":["vip"]}'], env);
     assert.is(segment.code, 0, segment.stderr);
@@ -95,13 +95,13 @@ test('enqueue broadcast: inline to chats or a segment, or a stored broadcast by 
     const { rows } = await db.pool.query(`INSERT INTO broadcasts (title, message) VALUES ('stored', '{"text": "x"}') RETURNING broadcast_id`);
     const id = rows[0].broadcast_id;
     const first = json(await runBqctl(['enqueue', 'broadcast', '--broadcast-id', String(id), '--json'], env));
-    assert.equal([first.existing, first.broadcastId], [false, id]);
-    const job = (await db.pool.query('SELECT job_key, payload FROM broadcast_queue_jobs WHERE job_id = $1', [first.jobId])).rows[0];
+    assert.equal([first.existing, first.broadcast_id], [false, id]);
+    const job = (await db.pool.query('SELECT job_key, payload FROM broadcast_queue_jobs WHERE job_id = $1', [first.job_id])).rows[0];
     assert.equal(job, { job_key: `broadcast:${id}`, payload: { broadcast_id: id } });
     assert.is((await db.pool.query('SELECT status FROM broadcasts WHERE broadcast_id = $1', [id])).rows[0].status, 'queued');
     const again = await runBqctl(['enqueue', 'broadcast', '--broadcast-id', String(id)], env);
     assert.is(again.code, 0);
-    assert.is(Number(again.stdout), first.jobId);
+    assert.is(Number(again.stdout), first.job_id);
     assert.match(again.stderr, /already exists/);
 
     const missing = await runBqctl(['enqueue', 'broadcast', '--broadcast-id', '999999'], env);

@@ -56,11 +56,11 @@ test('list filters and pages newest first; show returns the row with its errors 
     const b = await job(db, { type: 'send', status: 'failed', error: 'Bad Request: chat not found', attempts: 3 });
     const c = await job(db, { type: 'other', queue: 'mail', status: 'pending' });
     const all = json(await runBqctl(['list', '--json'], env));
-    assert.equal(all.jobs.map((j: any) => j.jobId), [c, b, a]);
-    assert.equal(Object.keys(all.jobs[0]).sort(), ['attempts', 'createdAt', 'dependsOn', 'errors', 'finishedAt', 'jobId', 'jobKey', 'jobType', 'lastError', 'lastErrorReason', 'lockedBy', 'maxAttempts', 'onDependencyFailure', 'openDependencies', 'payload', 'priority', 'queue', 'result', 'runAt', 'startedAt', 'status', 'updatedAt']);
-    assert.equal(json(await runBqctl(['list', '--status', 'failed', '--json'], env)).jobs.map((j: any) => j.jobId), [b]);
-    assert.equal(json(await runBqctl(['list', '--queue', 'mail', '--type', 'other', '--json'], env)).jobs.map((j: any) => j.jobId), [c]);
-    assert.equal(json(await runBqctl(['list', '--limit', '1', '--offset', '1', '--json'], env)).jobs.map((j: any) => j.jobId), [b]);
+    assert.equal(all.jobs.map((j: any) => j.job_id), [c, b, a]);
+    assert.equal(Object.keys(all.jobs[0]), ['job_id', 'queue', 'job_type', 'payload', 'priority', 'run_at', 'max_attempts', 'job_key', 'status', 'attempts', 'last_error', 'last_error_reason', 'errors', 'result', 'locked_by', 'created_at', 'started_at', 'finished_at', 'updated_at', 'depends_on', 'on_dependency_failure', 'open_dependencies']);
+    assert.equal(json(await runBqctl(['list', '--status', 'failed', '--json'], env)).jobs.map((j: any) => j.job_id), [b]);
+    assert.equal(json(await runBqctl(['list', '--queue', 'mail', '--type', 'other', '--json'], env)).jobs.map((j: any) => j.job_id), [c]);
+    assert.equal(json(await runBqctl(['list', '--limit', '1', '--offset', '1', '--json'], env)).jobs.map((j: any) => j.job_id), [b]);
     assert.equal(json(await runBqctl(['list', '--since', '1h', '--json'], env)).jobs.length, 3);
     assert.equal(json(await runBqctl(['list', '--since', '2999-01-01T00:00:00Z', '--json'], env)).jobs.length, 0);
     const text = await runBqctl(['list'], env);
@@ -75,7 +75,7 @@ test('list filters and pages newest first; show returns the row with its errors 
     const { rows } = await db.pool.query(`INSERT INTO broadcasts (title, message, status, total, sent, blocked) VALUES ('T', '{"text":"x"}', 'completed', 5, 4, 1) RETURNING broadcast_id`);
     const bj = await job(db, { type: 'broadcast', status: 'completed', payload: { broadcast_id: rows[0].broadcast_id } });
     const withCounts = json(await runBqctl(['show', String(bj), '--json'], env));
-    assert.equal(withCounts.broadcast, { broadcastId: rows[0].broadcast_id, title: 'T', status: 'completed', total: 5, sent: 4, failed: 0, blocked: 1, skipped: 0, unknown: 0 });
+    assert.equal(withCounts.broadcast, { broadcast_id: rows[0].broadcast_id, title: 'T', status: 'completed', total: 5, sent: 4, failed: 0, blocked: 1, skipped: 0, unknown: 0 });
     const human = await runBqctl(['show', String(bj)], env);
     assert.match(human.stdout, /Broadcast \d+/);
 
@@ -95,15 +95,15 @@ test('retry by id and retry --failed with filters put failed jobs back to pendin
 
     const byId = await runBqctl(['retry', String(one), '--json'], env);
     assert.is(byId.code, 0, byId.stderr);
-    assert.equal(json(byId).results, [{ jobId: one, outcome: 'retried', status: 'pending' }]);
+    assert.equal(json(byId).results, [{ job_id: one, outcome: 'retried', status: 'pending' }]);
     const row = (await db.pool.query('SELECT status, max_attempts, run_at <= now() AS due, finished_at FROM broadcast_queue_jobs WHERE job_id = $1', [one])).rows[0];
     assert.equal(row, { status: 'pending', max_attempts: 4, due: true, finished_at: null });
 
     const dry = json(await runBqctl(['retry', '--failed', '--error', 'etimedout', '--since', '1d', '--dry-run', '--json'], env));
-    assert.equal(dry.jobIds, [net, mail], JSON.stringify({ dry, net, old, mail }));
+    assert.equal(dry.job_ids, [net, mail], JSON.stringify({ dry, net, old, mail }));
     const filtered = await runBqctl(['retry', '--failed', '--error', 'ETIMEDOUT', '--queue', 'broadcasts', '--type', 'send', '--since', '1d', '--json'], env);
     assert.is(filtered.code, 0, filtered.stderr);
-    assert.equal(json(filtered).results.map((r: any) => r.jobId), [net]);
+    assert.equal(json(filtered).results.map((r: any) => r.job_id), [net]);
     const statuses = (await db.pool.query('SELECT job_id, status FROM broadcast_queue_jobs WHERE job_id = ANY($1) ORDER BY job_id', [[net, old, mail]])).rows;
     assert.equal(statuses.map((r) => r.status), ['pending', 'failed', 'failed']);
 
@@ -166,7 +166,7 @@ test('cleanup deletes finished jobs past the retention; workers and status show 
     assert.ok(status.queues.broadcasts);
     assert.is(status.rateLimits[0].botId, 123456);
     assert.ok(status.rateLimits[0].haltedAt);
-    assert.equal(status.broadcasts.map((b: any) => [b.title, b.sent, b.total]), [['live one', 3, 10]]);
+    assert.equal(status.broadcastsInProgress.map((b: any) => [b.title, b.sent, b.total]), [['live one', 3, 10]]);
     const human = await runBqctl(['status'], env);
     assert.match(human.stdout, /HALTED since/);
     assert.match(human.stdout, /live one/);

@@ -119,7 +119,7 @@ test('subscribers count reports total, reachable, opted out and unreachable for 
   await withDb(async (db, env) => {
     await db.pool.query(`INSERT INTO broadcast_subscribers (chat_id, tags, opted_out, unreachable_reason) VALUES
       (1, '{vip}', false, NULL), (2, '{vip}', true, NULL), (3, '{vip}', false, 'blocked'), (4, '{}', false, NULL)`);
-    assert.equal(json(await runBqctl(['subscribers', 'count', '--segment', '{"tags_any":["vip"]}', '--json'], env)), { total: 3, reachable: 1, optedOut: 1, unreachable: 1 });
+    assert.equal(json(await runBqctl(['subscribers', 'count', '--segment', '{"tags_any":["vip"]}', '--json'], env)), { total: 3, reachable: 1, opted_out: 1, unreachable: 1 });
     const all = await runBqctl(['subscribers', 'count'], env);
     assert.is(all.code, 0, all.stderr);
     assert.match(all.stdout, /total 4\nreachable 2/);

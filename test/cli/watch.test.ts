@@ -12,7 +12,7 @@ test('watch follows a broadcast while it runs, printing plain lines off a TTY, a
     api.setChatState(3, 'blocked');
     const created = await runBqctl(['broadcast', 'create', '--title', 'watched', '--text', 'Hello', '--chats', range(1, 60).join(','), '--send', '--json'], env);
     assert.is(created.code, 0, created.stderr);
-    const { broadcastId, jobId } = json(created);
+    const { broadcast_id: broadcastId, job_id: jobId } = json(created);
     // Hold it half-way (paused), so that watch starts on a broadcast that is not finished.
     await api.waitFor('delivered');
     await db.pool.query(`UPDATE broadcasts SET status = 'paused' WHERE broadcast_id = $1`, [broadcastId]);
@@ -48,7 +48,7 @@ test('watch exits 1 for a cancelled broadcast, on --timeout, and for one that do
     assert.match(cancelled.stdout, /cancelled: 3 recipients — sent 1, blocked 0, failed 0, skipped 2/);
     const timedOut = await runBqctl(['watch', String(rows[1].broadcast_id), '--timeout', '1', '--json'], env);
     assert.is(timedOut.code, 1);
-    assert.is(json(timedOut).timedOut, true);
+    assert.is(json(timedOut).timed_out, true);
     assert.match(timedOut.stderr, /timed out after 1s; broadcast \d+ is still draft/);
     const missing = await runBqctl(['watch', '999999'], env);
     assert.is(missing.code, 1);

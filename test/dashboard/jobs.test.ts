@@ -14,7 +14,7 @@ test('pages follow each other by key: every job once, newest first, and the last
     let before: number | undefined;
     for (;;) {
       const page = await searchJobs(db.pool, before === undefined ? {} : { before }, 50);
-      seen.push(...page.jobs.map((j) => j.jobId));
+      seen.push(...page.jobs.map((j) => j.job_id));
       if (page.nextBefore === null) break;
       before = page.nextBefore;
     }
@@ -39,11 +39,11 @@ test('a rare match beyond one window is found on a later page, not by scanning t
     assert.equal(first.jobs, []);
     assert.ok(first.nextBefore !== null && first.nextBefore > needle, 'the first page stops at its window and says where to go on');
     const second = await searchJobs(db.pool, { text: 'needle', before: first.nextBefore! }, 50);
-    assert.equal(second.jobs.map((j) => j.jobId), [needle]);
+    assert.equal(second.jobs.map((j) => j.job_id), [needle]);
     assert.is(second.nextBefore, null);
     // The text is literal: a % or _ matches only itself.
     assert.equal((await searchJobs(db.pool, { text: 'card%', before: first.nextBefore! }, 50)).jobs, []);
-    assert.equal((await searchJobs(db.pool, { text: 'CARD DECLINED', before: first.nextBefore! }, 50)).jobs.map((j) => j.jobId), [needle]);
+    assert.equal((await searchJobs(db.pool, { text: 'CARD DECLINED', before: first.nextBefore! }, 50)).jobs.map((j) => j.job_id), [needle]);
   } finally {
     await db.drop();
   }

@@ -379,7 +379,7 @@ test('pause, resume and cancel a running broadcast through the API', async () =>
       assert.equal([live.body.status, live.body.total, live.body.job_id], ['sending', 300, jobId]);
       assert.ok(live.body.progress >= 0 && live.body.progress < 1);
       const inProgress = (await api('GET', '/status')).body.broadcastsInProgress;
-      assert.equal(inProgress.map((b: any) => b.broadcastId), [broadcastId]);
+      assert.equal(inProgress.map((b: any) => b.broadcast_id), [broadcastId]);
 
       const snoozed = waitForEvent<JobEvent>(queue, 'job:done', doneWith(jobId), 10_000);
       const paused = await api('POST', `/broadcasts/${broadcastId}/pause`);
@@ -611,11 +611,11 @@ test('the query module works on its own, as bqctl uses it', async () => {
     const a = await insertJob(db, 'nobody-handles-this', {});
     const b = await insertJob(db, 'nobody-handles-this', {});
     const cancelled = await cancelJobs(db.pool, [a, b, a, 424242]);
-    assert.equal(cancelled.map((r) => [r.jobId, r.outcome]), [[a, 'cancelled'], [b, 'cancelled'], [424242, 'not_found']]);
+    assert.equal(cancelled.map((r) => [r.job_id, r.outcome]), [[a, 'cancelled'], [b, 'cancelled'], [424242, 'not_found']]);
     const retried = await retryJobs(db.pool, [b, a, 424242]);
-    assert.equal(retried.map((r) => [r.jobId, r.outcome]), [[b, 'retried'], [a, 'retried'], [424242, 'not_found']]);
+    assert.equal(retried.map((r) => [r.job_id, r.outcome]), [[b, 'retried'], [a, 'retried'], [424242, 'not_found']]);
     const conflicts = await retryJobs(db.pool, [a]);
-    assert.equal(conflicts, [{ jobId: a, outcome: 'conflict', status: 'pending', error: `job ${a} is pending; only failed or cancelled jobs can be retried` }]);
+    assert.equal(conflicts, [{ job_id: a, outcome: 'conflict', status: 'pending', error: `job ${a} is pending; only failed or cancelled jobs can be retried` }]);
 
     // A job key taken by another unfinished job meanwhile: that retry is refused, the others go on.
     const keyed = (await db.pool.query(`INSERT INTO broadcast_queue_jobs (job_type, job_key, status, finished_at) VALUES ('nobody-handles-this', 'k1', 'failed', now()) RETURNING job_id`)).rows[0].job_id;
@@ -637,7 +637,7 @@ test('the query module works on its own, as bqctl uses it', async () => {
     assert.equal(await setBroadcastStatus(db.pool, 424242, 'cancel'), { outcome: 'not_found' });
     assert.is(await broadcastProgress(db.pool, 424242), null);
     const progress = await broadcastProgress(db.pool, draft);
-    assert.equal([progress!.total, progress!.progress, progress!.etaSeconds], [0, 1, null]);
+    assert.equal([progress!.total, progress!.progress, progress!.eta_seconds], [0, 1, null]);
 
     const stats = await statistics(db.pool);
     assert.is(stats.totalJobs, 5);

@@ -195,7 +195,7 @@ test('bqctl show, the API and getStatus() say which dependencies a waiting job w
     const b = await insert(db, `INSERT INTO broadcast_queue_jobs (job_type, status, finished_at) VALUES ('x', 'completed', now()) RETURNING job_id`);
     const c = await insert(db, `INSERT INTO broadcast_queue_jobs (job_type, depends_on) VALUES ('x', ARRAY[$1, $2]::bigint[]) RETURNING job_id`, [a, b]);
     const job = await getJob(db.pool, c);
-    assert.equal([job!.status, job!.dependsOn, job!.openDependencies, job!.onDependencyFailure], ['waiting', [a, b], [a], 'cancel']);
+    assert.equal([job!.status, job!.depends_on, job!.open_dependencies, job!.on_dependency_failure], ['waiting', [a, b], [a], 'cancel']);
     const status = await queue.getStatus();
     assert.equal(status.waitingOn, [{ jobId: c, queue: 'broadcasts', jobType: 'x', openDependencies: [a] }]);
     assert.is(status.queues.broadcasts!.waiting, 1);

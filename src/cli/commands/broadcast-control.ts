@@ -59,8 +59,8 @@ export function registerBroadcastControl(group: Command): void {
       const result = await resendRecipients(pool, id, { unknown: opts.unknown === true, failedClasses: classes, maxAttempts: maxAttempts ?? config.maxAttempts });
       if (opts.json) return printJson(result);
       if (result.resent === 0) return out(`broadcast ${id}: no recipients matched; nothing to resend`);
-      out(`broadcast ${id}: ${n(result.resent)} recipients back to pending (unknown ${n(result.fromUnknown)}, failed ${n(result.fromFailed)}, blocked ${n(result.fromBlocked)}); ` +
-        `${result.existingJob ? `its job ${result.jobId} sends them` : `job ${result.jobId} queued`}; broadcast is ${result.status}`);
+      out(`broadcast ${id}: ${n(result.resent)} recipients back to pending (unknown ${n(result.from_unknown)}, failed ${n(result.from_failed)}, blocked ${n(result.from_blocked)}); ` +
+        `${result.existing_job ? `its job ${result.job_id} sends them` : `job ${result.job_id} queued`}; broadcast is ${result.status}`);
     });
   });
 }

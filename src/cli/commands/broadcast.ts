@@ -2,9 +2,9 @@
 // broadcast-control.ts; both register under the same `broadcast` command.
 import type { Command } from 'commander';
 import { audienceFromFlags, intInRange, positiveInt } from '../args.js';
-import { broadcastJson, dbCommand, examples, n, out, runDb } from '../command.js';
+import { dbCommand, examples, n, out, runDb } from '../command.js';
 import { printJson, table } from '../format.js';
-import { broadcastRow, createBroadcast, deliveryOutcomes, listBroadcastRows } from '../../broadcast/broadcasts-store.js';
+import { broadcastProgress, createBroadcast, deliveryOutcomes, listBroadcastRows } from '../../broadcast/broadcasts-store.js';
 import { addJobFlags, addMessageFlags, jobOptionsFromFlags, messageFromFlags, variantsFromFile, type JobFlags, type MessageFlags } from '../job-flags.js';
 import { registerBroadcastControl } from './broadcast-control.js';
 import { UsageError } from '../../errors.js';
@@ -50,11 +50,11 @@ export function registerBroadcast(program: Command): void {
         title: opts.title, message, variants, audience, frequencyCap: cap, allowPaidBroadcast: opts.allowPaid === true,
         send: opts.send === true ? { queue: job.queue, priority: job.priority, runAt: job.runAt, maxAttempts: job.maxAttempts ?? config.maxAttempts } : null,
       });
-      if (opts.json) return printJson({ broadcastId: r.broadcastId, status: r.status, jobId: r.jobId });
-      process.stderr.write(r.jobId
-        ? `broadcast ${r.broadcastId} queued as job ${r.jobId}; follow it with: bqctl watch ${r.broadcastId}\n`
-        : `broadcast ${r.broadcastId} saved as a draft; send it with: bqctl enqueue broadcast --broadcast-id ${r.broadcastId}\n`);
-      out(String(r.broadcastId));
+      if (opts.json) return printJson(r);
+      process.stderr.write(r.job_id
+        ? `broadcast ${r.broadcast_id} queued as job ${r.job_id}; follow it with: bqctl watch ${r.broadcast_id}\n`
+        : `broadcast ${r.broadcast_id} saved as a draft; send it with: bqctl enqueue broadcast --broadcast-id ${r.broadcast_id}\n`);
+      out(String(r.broadcast_id));
     });
   });
 
@@ -72,7 +72,7 @@ export function registerBroadcast(program: Command): void {
     const offset = intInRange(opts.offset, '--offset', 0, 1_000_000_000);
     await runDb(list, async ({ pool }) => {
       const rows = await listBroadcastRows(pool, statuses ?? null, limit, offset);
-      if (opts.json) return printJson({ broadcasts: rows.map(broadcastJson), limit, offset });
+      if (opts.json) return printJson({ broadcasts: rows, limit, offset });
       out(table(rows.map((r) => ({ id: r.broadcast_id, title: r.title, status: r.status, total: r.total, sent: r.sent, blocked: r.blocked, failed: r.failed, skipped: r.skipped, unknown: r.unknown, created: r.created_at }))));
     });
   });
@@ -83,18 +83,16 @@ export function registerBroadcast(program: Command): void {
   show.action(async (rawId: string, opts: { json?: boolean }) => {
     const id = positiveInt(rawId, 'broadcast id');
     await runDb(show, async ({ pool }) => {
-      const row = await broadcastRow(pool, id);
-      if (!row) throw new Error(`broadcast ${id} does not exist`);
+      const b = await broadcastProgress(pool, id);
+      if (!b) throw new Error(`broadcast ${id} does not exist`);
       // The outcome breakdown is what `resend --failed-class` takes.
       const outcomes = await deliveryOutcomes(pool, id);
-      if (opts.json) return printJson({ ...broadcastJson(row), outcomes });
-      const b = broadcastJson(row);
-      const processed = (b.sent as number) + (b.failed as number) + (b.blocked as number) + (b.skipped as number) + (b.unknown as number);
+      if (opts.json) return printJson({ ...b, outcomes });
       out([
-        `broadcast ${b.broadcastId}: ${b.title ?? '(untitled)'} — ${b.status}${b.failureReason ? ` (${b.failureReason})` : ''}`,
-        `processed ${n(processed)}/${n(b.total as number)}: sent ${n(b.sent as number)}, blocked ${n(b.blocked as number)}, failed ${n(b.failed as number)}, skipped ${n(b.skipped as number)}, unknown ${n(b.unknown as number)}`,
-        `job ${b.jobId ?? '-'}; created ${(b.createdAt as Date).toISOString()}; started ${(b.startedAt as Date | null)?.toISOString() ?? '-'}; finished ${(b.finishedAt as Date | null)?.toISOString() ?? '-'}`,
-        `audience ${JSON.stringify(b.audience)}${b.frequencyCap ? `; frequency cap ${b.frequencyCap}/24h` : ''}${b.allowPaidBroadcast ? '; paid broadcast' : ''}`,
+        `broadcast ${b.broadcast_id}: ${b.title ?? '(untitled)'} — ${b.status}${b.failure_reason ? ` (${b.failure_reason})` : ''}`,
+        `processed ${n(b.done)}/${n(b.total)}: sent ${n(b.sent)}, blocked ${n(b.blocked)}, failed ${n(b.failed)}, skipped ${n(b.skipped)}, unknown ${n(b.unknown)}`,
+        `job ${b.job_id ?? '-'}; created ${b.created_at.toISOString()}; started ${b.started_at?.toISOString() ?? '-'}; finished ${b.finished_at?.toISOString() ?? '-'}`,
+        `audience ${JSON.stringify(b.audience)}${b.frequency_cap ? `; frequency cap ${b.frequency_cap}/24h` : ''}${b.allow_paid_broadcast ? '; paid broadcast' : ''}`,
         `message ${JSON.stringify(b.message ?? b.variants)}`,
         '',
         'Recipients by outcome',

@@ -83,7 +83,7 @@ export function registerEnqueue(program: Command): void {
  * job, and marks a draft as queued.
  */
 function report(job: EnqueuedJob, json: boolean | undefined, broadcastId?: number): void {
-  if (json) return printJson({ jobId: job.jobId, status: job.status, existing: job.existing, ...(broadcastId ? { broadcastId } : {}) });
+  if (json) return printJson({ job_id: job.jobId, status: job.status, existing: job.existing, ...(broadcastId ? { broadcast_id: broadcastId } : {}) });
   // Only the id on stdout, so `id=$(bqctl enqueue …)` works; the note goes to stderr.
   if (job.existing) process.stderr.write(`note: an unfinished job for this broadcast already exists (job ${job.jobId}, ${job.status}); no new job created\n`);
   out(String(job.jobId));

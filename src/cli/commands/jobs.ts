@@ -1,10 +1,10 @@
 // bqctl list / show: reading jobs. Filters become SQL parameters, never SQL text.
 import type { Command } from 'commander';
 import { intInRange, parseSince, positiveInt } from '../args.js';
-import { broadcastJson, dbCommand, examples, jobJson, out, runDb } from '../command.js';
+import { dbCommand, examples, out, runDb } from '../command.js';
 import { printJson, table } from '../format.js';
 import { getJob, listJobs, JOB_STATUSES as STATUSES, type JobFilter } from '../../queue/jobs-store.js';
-import { broadcastRowOfJob } from '../../broadcast/broadcasts-store.js';
+import { broadcastOfJob } from '../../broadcast/broadcasts-store.js';
 import { UsageError } from '../../errors.js';
 
 export const JOB_STATUSES: readonly string[] = STATUSES;
@@ -25,7 +25,7 @@ export function registerJobs(program: Command): void {
   examples(list, [
     'bqctl list --status failed --since 1h',
     'bqctl list --queue broadcasts --type broadcast --limit 20 --offset 20',
-    "bqctl list --status pending --json | jq '.jobs[].jobId'",
+    "bqctl list --status pending --json | jq '.jobs[].job_id'",
   ]);
   list.action(async (opts: ListOptions) => {
     const filter: JobFilter = {};
@@ -42,16 +42,16 @@ export function registerJobs(program: Command): void {
     const offset = intInRange(opts.offset, '--offset', 0, 1_000_000_000);
     await runDb(list, async ({ pool }) => {
       const rows = await listJobs(pool, filter, limit, offset);
-      if (opts.json) return printJson({ jobs: rows.map(jobJson), limit, offset });
+      if (opts.json) return printJson({ jobs: rows, limit, offset });
       out(table(rows.map((r) => ({
-        id: r.jobId,
+        id: r.job_id,
         queue: r.queue,
-        type: r.jobType,
+        type: r.job_type,
         status: r.status,
-        attempts: `${r.attempts}/${r.maxAttempts}`,
-        runAt: r.runAt,
-        created: r.createdAt,
-        lastError: r.lastError ? oneLine(r.lastError, 60) : null,
+        attempts: `${r.attempts}/${r.max_attempts}`,
+        runAt: r.run_at,
+        created: r.created_at,
+        lastError: r.last_error ? oneLine(r.last_error, 60) : null,
       }))));
       if (rows.length === limit) out(`(more may follow: --offset ${offset + limit})`);
     });
@@ -72,18 +72,16 @@ export function registerJobs(program: Command): void {
         process.exitCode = 1;
         return;
       }
-      const broadcast = job.jobType === 'broadcast' ? await broadcastRowOfJob(pool, job.jobId, job.payload) : undefined;
-      const b = broadcast ? broadcastJson(broadcast) : undefined;
-      const counts = b ? { broadcastId: b.broadcastId, title: b.title, status: b.status, total: b.total, sent: b.sent, failed: b.failed, blocked: b.blocked, skipped: b.skipped, unknown: b.unknown } : undefined;
-      if (opts.json) return printJson({ ...jobJson(job), ...(counts ? { broadcast: counts } : {}) });
-      const fields = jobJson(job);
-      const lines = Object.entries(fields)
+      const b = job.job_type === 'broadcast' ? await broadcastOfJob(pool, job.job_id, job.payload) : null;
+      const counts = b ? { broadcast_id: b.broadcast_id, title: b.title, status: b.status, total: b.total, sent: b.sent, failed: b.failed, blocked: b.blocked, skipped: b.skipped, unknown: b.unknown } : undefined;
+      if (opts.json) return printJson({ ...job, ...(counts ? { broadcast: counts } : {}) });
+      const lines = Object.entries(job)
         .filter(([k]) => k !== 'errors')
         .map(([k, v]) => `${k.padEnd(12)} ${v === null || v === undefined ? '-' : v instanceof Date ? v.toISOString() : typeof v === 'object' ? JSON.stringify(v) : String(v)}`);
       const errors = (job.errors as { at: string; attempt: number; error: string }[] | null) ?? [];
       lines.push('', `Errors (${errors.length})`);
       lines.push(errors.length ? table(errors.map((e) => ({ attempt: e.attempt, at: e.at, error: oneLine(String(e.error), 100) }))) : '(none)');
-      if (counts) lines.push('', `Broadcast ${counts.broadcastId}`, table([counts]));
+      if (counts) lines.push('', `Broadcast ${counts.broadcast_id}`, table([counts]));
       out(lines.join('\n'));
     });
   });

@@ -42,7 +42,7 @@ export function registerRetry(program: Command): void {
       if (opts.failed) {
         targets = await failedJobIds(pool, { queue: opts.queue ?? null, jobType: opts.type ?? null, errorContains: opts.error ?? null, finishedSince: since ?? null }, limit);
         if (opts.dryRun) {
-          if (opts.json) return printJson({ dryRun: true, jobIds: targets });
+          if (opts.json) return printJson({ dry_run: true, job_ids: targets });
           return out(targets.length ? `would retry ${n(targets.length)} job${targets.length === 1 ? '' : 's'}: ${targets.join(' ')}` : 'no failed jobs match');
         }
         if (targets.length === 0) {
@@ -69,15 +69,16 @@ export function registerRetry(program: Command): void {
 function report(results: JobActionResult[], verb: string, json: boolean | undefined): void {
   const ok = results.filter((r) => r.outcome === 'retried' || r.outcome === 'cancelled' || r.outcome === 'broadcast_cancelled');
   if (ok.length < results.length) process.exitCode = 1;
-  if (json) return printJson({ results: results.map(({ jobId, outcome, ...rest }) => ({ jobId, outcome, ...('job' in rest ? { status: rest.job.status } : {}), ...('error' in rest ? { error: rest.error } : {}), ...('broadcastId' in rest ? { broadcastId: rest.broadcastId } : {}) })), [verb]: ok.length });
+  // The API's answer for one job, with the job's status in place of the whole row.
+  if (json) return printJson({ results: results.map(({ job_id, outcome, ...rest }) => ({ job_id, outcome, ...('job' in rest ? { status: rest.job.status } : {}), ...('error' in rest ? { error: rest.error } : {}), ...('broadcast_id' in rest ? { broadcast_id: rest.broadcast_id } : {}) })), [verb]: ok.length });
   out(table(results.map((r) => ({
-    job: r.jobId,
-    outcome: r.outcome === 'broadcast_cancelled' ? `broadcast ${r.broadcastId} cancelled; the job stops it` : r.outcome === 'not_found' ? 'no such job' : r.outcome === 'conflict' ? r.error : r.outcome,
+    job: r.job_id,
+    outcome: r.outcome === 'broadcast_cancelled' ? `broadcast ${r.broadcast_id} cancelled; the job stops it` : r.outcome === 'not_found' ? 'no such job' : r.outcome === 'conflict' ? r.error : r.outcome,
   }))));
   if (ok.length > 1) out(`${verb} ${n(ok.length)} of ${n(results.length)}`);
   // Scripts read stderr for what went wrong; the table above is for people.
   for (const r of results) {
-    if (r.outcome === 'not_found') process.stderr.write(`bqctl: job ${r.jobId} not found\n`);
-    else if (r.outcome === 'conflict') process.stderr.write(`bqctl: job ${r.jobId}: ${r.error}\n`);
+    if (r.outcome === 'not_found') process.stderr.write(`bqctl: job ${r.job_id} not found\n`);
+    else if (r.outcome === 'conflict') process.stderr.write(`bqctl: job ${r.job_id}: ${r.error}\n`);
   }
 }

@@ -18,8 +18,8 @@ export function registerStatus(program: Command): void {
     const config = configFromCommand(command);
     await withDatabase(config, async ({ pool }) => {
       const [status, rateLimits, active] = await Promise.all([readQueueStatus(pool, config.rescueAfterMs), readRateLimitState(pool), broadcastsInProgress(pool)]);
-      const broadcasts = active.map((b) => ({ broadcastId: b.broadcastId, title: b.title, status: b.status, total: b.total, sent: b.sent, failed: b.failed, blocked: b.blocked, skipped: b.skipped, unknown: b.unknown, jobId: b.jobId, createdAt: b.createdAt, startedAt: b.startedAt }));
-      if (opts.json) return printJson({ ...status, rateLimits, broadcasts });
+      // The same names as the admin API's /status: live state in camelCase, broadcasts as their rows.
+      if (opts.json) return printJson({ ...status, rateLimits, broadcastsInProgress: active });
       const queues = Object.entries(status.queues).map(([queue, c]) => ({ queue, ...c, oldestDue: humanDuration(c.oldestDueSeconds) }));
       const now = Date.now();
       const out = [
@@ -40,7 +40,7 @@ export function registerStatus(program: Command): void {
         pauseReason: r.pausedUntil && r.pausedUntil.getTime() > now ? r.pauseReason : null,
         halted: r.haltedAt ? `HALTED since ${r.haltedAt.toISOString()}: ${r.haltReason ?? 'token rejected (401)'}` : 'no',
       }))));
-      out.push('', 'Broadcasts in progress', table(broadcasts.map((b) => ({ id: b.broadcastId, title: b.title, status: b.status, progress: `${b.sent + b.failed + b.blocked + b.skipped + b.unknown}/${b.total}`, sent: b.sent, blocked: b.blocked, failed: b.failed, skipped: b.skipped, unknown: b.unknown }))));
+      out.push('', 'Broadcasts in progress', table(active.map((b) => ({ id: b.broadcast_id, title: b.title, status: b.status, progress: `${b.done}/${b.total}`, sent: b.sent, blocked: b.blocked, failed: b.failed, skipped: b.skipped, unknown: b.unknown }))));
       process.stdout.write(`${out.join('\n')}\n`);
     });
   });

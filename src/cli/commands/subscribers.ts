@@ -88,14 +88,14 @@ early: the message says up to which line rows were kept.`);
           const s = error.stats;
           const kept = error.keptThroughLine ? `every accepted row through line ${n(error.keptThroughLine)} is stored, nothing after it` : 'nothing was stored';
           process.stderr.write(`error: ${name}: ${error.message}\nread ${n(s.read)} records: imported ${n(s.imported)}, rejected ${n(s.rejected)}; ${kept}\n`);
-          if (opts.json) printJson({ file: name, format, ...s, stopped: error.message, keptThroughLine: error.keptThroughLine, rejections, rejectionsNotShown: Math.max(0, s.rejected - rejections.length) });
+          if (opts.json) printJson({ file: name, format, ...s, stopped: error.message, kept_through_line: error.keptThroughLine, rejections, rejections_not_shown: Math.max(0, s.rejected - rejections.length) });
           process.exitCode = 1;
           return;
         }
       }
       progress.end();
       const seconds = progress.elapsedSeconds();
-      if (opts.json) return printJson({ file: name, format, ...stats, recordLimitBytes: MAX_RECORD_BYTES, seconds, rejections, rejectionsNotShown: Math.max(0, stats.rejected - rejections.length) });
+      if (opts.json) return printJson({ file: name, format, ...stats, record_limit_bytes: MAX_RECORD_BYTES, seconds, rejections, rejections_not_shown: Math.max(0, stats.rejected - rejections.length) });
       process.stderr.write(`read ${n(stats.read)} records: imported ${n(stats.imported)} rows (${n(Math.round(stats.imported / Math.max(seconds, 0.001)))}/s): ${n(stats.inserted)} new, ${n(stats.updated)} updated; ${n(stats.rejected)} rejected\n`);
     });
   });
@@ -115,7 +115,7 @@ early: the message says up to which line rows were kept.`);
     await runDb(count, async ({ pool }) => {
       const c = await countAudience(pool, audience, '--segment');
       if (opts.json) return printJson(c);
-      out(`total ${n(c.total)}\nreachable ${n(c.reachable)}\noptedOut ${n(c.optedOut)}\nunreachable ${n(c.unreachable)}`);
+      out(`total ${n(c.total)}\nreachable ${n(c.reachable)}\nopted_out ${n(c.opted_out)}\nunreachable ${n(c.unreachable)}`);
     });
   });
 }

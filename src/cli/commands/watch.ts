@@ -64,7 +64,7 @@ export function registerWatch(program: Command): void {
           if (final) return finish(p, (now - started) / 1000, drawn, opts.json);
           if (timeoutS !== undefined && now - started >= timeoutS * 1000) {
             if (drawn) process.stdout.write('\n');
-            if (opts.json) printJson({ ...summary(p), timedOut: true });
+            if (opts.json) printJson({ ...summary(p), timed_out: true });
             process.stderr.write(`error: timed out after ${humanDuration(timeoutS)}; broadcast ${id} is still ${p.status}\n`);
             process.exitCode = 1;
             return;
@@ -96,18 +96,17 @@ export function progressLine(p: BroadcastProgress, rate: number): string {
     `sent ${n(p.sent)} blocked ${n(p.blocked)} failed ${n(p.failed)} skipped ${n(p.skipped)} unknown ${n(p.unknown)} · ${rate.toFixed(1)} msg/s · ETA ${eta}${state}`;
 }
 
-function summary(p: BroadcastProgress) {
-  return {
-    broadcastId: p.broadcastId, title: p.title, status: p.status, total: p.total, sent: p.sent, failed: p.failed, blocked: p.blocked,
-    skipped: p.skipped, unknown: p.unknown, failureReason: p.failureReason, startedAt: p.startedAt, finishedAt: p.finishedAt,
-  };
+/** The broadcast's record as the admin API shows it, without its content (message, variants, audience). */
+function summary(p: BroadcastProgress): Omit<BroadcastProgress, 'message' | 'variants' | 'audience'> {
+  const { message: _message, variants: _variants, audience: _audience, ...record } = p;
+  return record;
 }
 
 function finish(p: BroadcastProgress, seconds: number, drawn: boolean, json: boolean | undefined): void {
   if (p.status !== 'completed') process.exitCode = 1;
   if (json) return printJson(summary(p));
   if (drawn) process.stdout.write('\n');
-  const took = p.startedAt && p.finishedAt ? humanDuration((p.finishedAt.getTime() - p.startedAt.getTime()) / 1000) : humanDuration(seconds);
-  process.stdout.write(`broadcast ${p.broadcastId} ${p.status}${p.failureReason ? ` (${p.failureReason})` : ''}: ${n(p.total)} recipients — ` +
+  const took = p.started_at && p.finished_at ? humanDuration((p.finished_at.getTime() - p.started_at.getTime()) / 1000) : humanDuration(seconds);
+  process.stdout.write(`broadcast ${p.broadcast_id} ${p.status}${p.failure_reason ? ` (${p.failure_reason})` : ''}: ${n(p.total)} recipients — ` +
     `sent ${n(p.sent)}, blocked ${n(p.blocked)}, failed ${n(p.failed)}, skipped ${n(p.skipped)}, unknown ${n(p.unknown)} (took ${took})\n`);
 }

@@ -32,7 +32,7 @@ export async function runAction(pool: Pool, path: string): Promise<ActionOutcome
     if (m[2] === 'resend-unknown') {
       if ((await broadcastStatus(pool, id)) === null) throw new HttpError(404, `broadcast ${id} does not exist`);
       const r = await resendRecipients(pool, id, { unknown: true, failedClasses: [], maxAttempts: DEFAULTS.maxAttempts });
-      return { back, notice: r.resent ? { kind: 'done', text: `${r.resent} recipients whose delivery was unknown will be sent again (job ${r.jobId}).` } : { kind: 'error', text: 'No recipient is unknown any more; nothing was resent.' } };
+      return { back, notice: r.resent ? { kind: 'done', text: `${r.resent} recipients whose delivery was unknown will be sent again (job ${r.job_id}).` } : { kind: 'error', text: 'No recipient is unknown any more; nothing was resent.' } };
     }
     const result = await setBroadcastStatus(pool, id, m[2] as BroadcastAction);
     if (result.outcome === 'not_found') throw new HttpError(404, `broadcast ${id} does not exist`);
@@ -45,12 +45,12 @@ export async function runAction(pool: Pool, path: string): Promise<ActionOutcome
 function jobNotice(r: JobActionResult): ActionOutcome['notice'] {
   switch (r.outcome) {
     case 'not_found':
-      throw new HttpError(404, `job ${r.jobId} does not exist`);
+      throw new HttpError(404, `job ${r.job_id} does not exist`);
     case 'conflict':
       return { kind: 'error', text: r.error };
     case 'broadcast_cancelled':
-      return { kind: 'done', text: `Broadcast ${r.broadcastId} was cancelled; job ${r.jobId} finishes it.` };
+      return { kind: 'done', text: `Broadcast ${r.broadcast_id} was cancelled; job ${r.job_id} finishes it.` };
     default:
-      return { kind: 'done', text: `Job ${r.jobId} ${r.outcome}.` };
+      return { kind: 'done', text: `Job ${r.job_id} ${r.outcome}.` };
   }
 }

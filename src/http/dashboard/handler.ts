@@ -120,7 +120,7 @@ export function createDashboardHandler(access: QueueAccess, options: DashboardOp
       if (status !== null && !(BROADCAST_STATUSES as readonly string[]).includes(status)) throw new HttpError(400, `status must be one of ${BROADCAST_STATUSES.join(', ')}`);
       const before = query.get('before') ? parseId(query.get('before')!, 'broadcast') : null;
       const rows = await listBroadcasts(pool, status ? [status] : null, before, PAGE_SIZE + 1);
-      return broadcastsPage(ctx, rows.slice(0, PAGE_SIZE), status, rows.length > PAGE_SIZE ? rows[PAGE_SIZE - 1]!.broadcastId : null);
+      return broadcastsPage(ctx, rows.slice(0, PAGE_SIZE), status, rows.length > PAGE_SIZE ? rows[PAGE_SIZE - 1]!.broadcast_id : null);
     }
     m = /^\/broadcasts\/([^/]+)$/.exec(path);
     if (m) {

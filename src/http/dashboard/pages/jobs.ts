@@ -25,8 +25,8 @@ ${JOB_STATES.map((s) => html`<option${s === form.state ? html` selected` : ''}>$
 ${input('type', 'type')}${input('queue', 'queue')}${input('from', 'created from (UTC)', 'datetime-local')}${input('to', 'created before (UTC)', 'datetime-local')}${input('q', 'payload or error contains', 'search')}
 <button>Filter</button> <a href="${ctx.base}/jobs">clear</a></form>
 <table class="grid jobs"><thead><tr><th>id</th><th>queue</th><th>type</th><th>state</th><th>attempts</th><th>created</th><th>last error</th></tr></thead><tbody>
-${result.jobs.length ? result.jobs.map((j) => html`<tr><td><a href="${ctx.base}/jobs/${j.jobId}">${j.jobId}</a></td><td>${j.queue}</td><td>${j.jobType}</td><td>${badge(j.status)}</td>
-<td class="num">${j.attempts} / ${j.maxAttempts}</td><td>${when(j.createdAt)}</td><td class="error-text">${j.lastError ?? ''}</td></tr>`)
+${result.jobs.length ? result.jobs.map((j) => html`<tr><td><a href="${ctx.base}/jobs/${j.job_id}">${j.job_id}</a></td><td>${j.queue}</td><td>${j.job_type}</td><td>${badge(j.status)}</td>
+<td class="num">${j.attempts} / ${j.max_attempts}</td><td>${when(j.created_at)}</td><td class="error-text">${j.last_error ?? ''}</td></tr>`)
     : html`<tr><td colspan="7">No job matches${search.before !== undefined ? html` below id ${search.before}` : ''}${result.searchedDownTo !== null ? html` down to id ${result.searchedDownTo}` : ''}.</td></tr>`}
 </tbody></table>
 ${next ? html`<p><a class="more" href="${next}">${result.jobs.length ? 'Older →' : `Search older (below id ${result.nextBefore})`}</a>
@@ -34,14 +34,14 @@ ${result.jobs.length === 0 || result.searchedDownTo === result.nextBefore ? html
 }
 
 export function jobPage(ctx: PageContext, j: JobRow): Html {
-  const id = j.jobId;
+  const id = j.job_id;
   return page(ctx, `Job ${id}`, '/jobs', html`
-<p>${badge(j.status)} · ${j.jobType} in ${j.queue} · attempt ${j.attempts} of ${j.maxAttempts} · priority ${j.priority}</p>
+<p>${badge(j.status)} · ${j.job_type} in ${j.queue} · attempt ${j.attempts} of ${j.max_attempts} · priority ${j.priority}</p>
 <div class="actions">${j.status === 'failed' || j.status === 'cancelled' ? actionButton(ctx, `/jobs/${id}/retry`, 'Retry', `Retry job ${id}? It becomes pending, due now, with one more attempt.`) : ''}
-${j.status === 'pending' || (j.status === 'processing' && j.jobType === 'broadcast') ? actionButton(ctx, `/jobs/${id}/cancel`, 'Cancel', `Cancel job ${id}?`, true) : ''}</div>
-<dl class="facts"><dt>created</dt><dd>${when(j.createdAt)}</dd><dt>run at</dt><dd>${when(j.runAt)}</dd><dt>started</dt><dd>${when(j.startedAt)}</dd>
-<dt>finished</dt><dd>${when(j.finishedAt)}</dd><dt>key</dt><dd>${j.jobKey ?? '—'}</dd><dt>locked by</dt><dd>${j.lockedBy ?? '—'}</dd></dl>
-${j.lastError ? html`<h2>Last error</h2><pre class="error-text">${j.lastError}</pre>` : ''}
+${j.status === 'pending' || (j.status === 'processing' && j.job_type === 'broadcast') ? actionButton(ctx, `/jobs/${id}/cancel`, 'Cancel', `Cancel job ${id}?`, true) : ''}</div>
+<dl class="facts"><dt>created</dt><dd>${when(j.created_at)}</dd><dt>run at</dt><dd>${when(j.run_at)}</dd><dt>started</dt><dd>${when(j.started_at)}</dd>
+<dt>finished</dt><dd>${when(j.finished_at)}</dd><dt>key</dt><dd>${j.job_key ?? '—'}</dd><dt>locked by</dt><dd>${j.locked_by ?? '—'}</dd></dl>
+${j.last_error ? html`<h2>Last error</h2><pre class="error-text">${j.last_error}</pre>` : ''}
 <section class="two"><div><h2>Payload</h2><pre>${json(j.payload)}</pre></div><div><h2>Result</h2><pre>${json(j.result)}</pre></div></section>
 <h2>Error history</h2>${Array.isArray(j.errors) && j.errors.length ? html`<ol class="errors">${j.errors.map((e) => html`<li><pre>${json(e)}</pre></li>`)}</ol>` : html`<p class="muted">None.</p>`}`);
 }

@@ -23,10 +23,10 @@ export function overviewLive(d: OverviewData) {
     values[`q:${queue}:oldest`] = duration(c.oldestDueSeconds);
   }
   for (const b of d.inProgress) {
-    values[`b:${b.broadcastId}:progress`] = b.progress;
-    values[`b:${b.broadcastId}:pct`] = `${(b.progress * 100).toFixed(1)}%`;
+    values[`b:${b.broadcast_id}:progress`] = b.progress;
+    values[`b:${b.broadcast_id}:pct`] = `${(b.progress * 100).toFixed(1)}%`;
   }
   return { values, charts: d.charts, shape: overviewShape(d) };
 }
 
-export const overviewShape = (d: OverviewData) => `${Object.keys(d.status.queues).sort().join(',')}|${d.inProgress.map((b) => `${b.broadcastId}:${b.status}`).join(',')}`;
+export const overviewShape = (d: OverviewData) => `${Object.keys(d.status.queues).sort().join(',')}|${d.inProgress.map((b) => `${b.broadcast_id}:${b.status}`).join(',')}`;

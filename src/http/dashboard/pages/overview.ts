@@ -31,8 +31,8 @@ ${dataBlock('chart-data', d.charts)}
 function inProgress(ctx: PageContext, d: OverviewData): Html {
   if (!d.inProgress.length) return html`<p class="muted">None queued, sending or paused.</p>`;
   return html`<table class="grid"><thead><tr><th>id</th><th>title</th><th>status</th><th>progress</th><th>rate</th><th>ETA</th></tr></thead><tbody>
-${d.inProgress.map((b) => html`<tr><td><a href="${ctx.base}/broadcasts/${b.broadcastId}">${b.broadcastId}</a></td><td>${b.title ?? '—'}</td><td>${badge(b.status)}</td>
-<td>${progressBar(b)}</td><td class="num">${b.ratePerSecond.toFixed(1)}/s</td><td>${duration(b.etaSeconds)}</td></tr>`)}</tbody></table>`;
+${d.inProgress.map((b) => html`<tr><td><a href="${ctx.base}/broadcasts/${b.broadcast_id}">${b.broadcast_id}</a></td><td>${b.title ?? '—'}</td><td>${badge(b.status)}</td>
+<td>${progressBar(b)}</td><td class="num">${b.rate_per_second.toFixed(1)}/s</td><td>${duration(b.eta_seconds)}</td></tr>`)}</tbody></table>`;
 }
 
 function daemons(d: OverviewData): Html {
