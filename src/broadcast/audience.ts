@@ -59,8 +59,9 @@ export interface AudienceSpec {
 
 export interface AudienceQuery {
   /**
-   * A FROM item aliased `r`, with columns chat_id bigint, opted_out boolean and
-   * unreachable_reason text (null when reachable or unknown).
+   * A FROM item aliased `r`, with columns chat_id bigint, opted_out boolean,
+   * unreachable_reason text (null when reachable or unknown) and time_zone text (null when the
+   * subscriber has none, or the chat is not a subscriber).
    */
   from: string;
   /** Values for $firstParam, $firstParam + 1, … in `from`. */
@@ -169,7 +170,7 @@ export function buildAudienceQuery(audience: unknown, firstParam: number, path =
     const ids = spec.chat_ids.filter((id) => !excluded.has(id));
     return {
       from:
-        '(SELECT c.chat_id, COALESCE(s.opted_out, false) AS opted_out, s.unreachable_reason' +
+        '(SELECT c.chat_id, COALESCE(s.opted_out, false) AS opted_out, s.unreachable_reason, s.time_zone' +
         ` FROM unnest(${param(ids, 'bigint[]')}) AS c(chat_id)` +
         ' LEFT JOIN broadcast_subscribers s USING (chat_id)) r',
       params,
@@ -190,7 +191,7 @@ export function buildAudienceQuery(audience: unknown, firstParam: number, path =
 
   return {
     from:
-      '(SELECT s.chat_id, s.opted_out, s.unreachable_reason FROM broadcast_subscribers s' +
+      '(SELECT s.chat_id, s.opted_out, s.unreachable_reason, s.time_zone FROM broadcast_subscribers s' +
       (where.length ? ` WHERE ${where.join(' AND ')}` : '') +
       ') r',
     params,

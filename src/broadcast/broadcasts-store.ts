@@ -159,7 +159,7 @@ export function broadcastColumns(briefBytes: number | null | 'none' = ONE_BRIEF_
     : `broadcast_queue_brief(message, ${Math.floor(briefBytes)}) AS message, broadcast_queue_brief(variants, ${Math.floor(briefBytes)}) AS variants,
        broadcast_queue_brief(${AUDIENCE_SUMMARY}, ${Math.floor(briefBytes)}) AS audience,`;
   return `broadcast_id, title, status, job_id, total, sent, failed, blocked, skipped, unknown, failure_reason,
-          allow_paid_broadcast, frequency_cap, track, ${content} created_at, started_at, finished_at, updated_at`;
+          allow_paid_broadcast, frequency_cap, track, deliver_at_local, default_time_zone, ${content} created_at, started_at, finished_at, updated_at`;
 }
 
 export interface Variant {
@@ -179,6 +179,10 @@ export interface BroadcastRow extends BroadcastCounts {
   frequency_cap: number | null;
   /** Tracked links and buttons (engagement/). */
   track: boolean;
+  /** Each recipient's local time to send at ("09:00" or "2026-12-24T09:00"; local-time.ts), or null for at once. */
+  deliver_at_local: string | null;
+  /** The zone of recipients without a time_zone of their own. */
+  default_time_zone: string;
   /** The content: absent from lists of broadcasts in progress, summarised when read for showing. */
   message?: Record<string, unknown> | null;
   variants?: Variant[] | null;
@@ -195,6 +199,7 @@ export function broadcastRow(r: Record<string, any>): BroadcastRow {
     broadcast_id: r.broadcast_id, title: r.title, status: r.status, job_id: r.job_id,
     total: r.total, sent: r.sent, failed: r.failed, blocked: r.blocked, skipped: r.skipped, unknown: r.unknown,
     failure_reason: r.failure_reason, allow_paid_broadcast: r.allow_paid_broadcast, frequency_cap: r.frequency_cap, track: r.track,
+    deliver_at_local: r.deliver_at_local, default_time_zone: r.default_time_zone,
     ...(r.message !== undefined ? { message: r.message, variants: r.variants, audience: r.audience } : {}),
     created_at: r.created_at, started_at: r.started_at, finished_at: r.finished_at, updated_at: r.updated_at,
   };

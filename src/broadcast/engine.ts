@@ -11,6 +11,7 @@ import { CONTENT_ERRORS_TO_STOP, Drain, type Personalize, type Stop } from './dr
 import { FINAL_STATUSES, createInlineBroadcast, fanOut, loadBroadcast, validateContent, type BroadcastRow } from './fanout.js';
 import { countDeliveries, failBroadcast, finishBroadcast, recoverInterrupted, skipRemaining, takeOver, type Driver } from './ledger.js';
 import { parseAudience } from './audience.js';
+import { parseDeliverAtLocal, parseTimeZone } from './local-time.js';
 import { markSending } from './broadcasts-store.js';
 
 export interface EngineSettings {
@@ -161,6 +162,8 @@ export function validateInlineBroadcast(p: Record<string, unknown>): void {
   if (p.frequency_cap !== undefined && (!Number.isInteger(p.frequency_cap) || (p.frequency_cap as number) < 1)) throw new PayloadError(`payload.frequency_cap must be a positive integer, got ${JSON.stringify(p.frequency_cap)}`);
   if (p.allow_paid_broadcast !== undefined && typeof p.allow_paid_broadcast !== 'boolean') throw new PayloadError('payload.allow_paid_broadcast must be true or false');
   if (p.track !== undefined && typeof p.track !== 'boolean') throw new PayloadError('payload.track must be true or false');
+  parseDeliverAtLocal(p.deliver_at_local, 'payload.deliver_at_local');
+  if (p.default_time_zone !== undefined && p.default_time_zone !== null) parseTimeZone(p.default_time_zone, 'payload.default_time_zone');
 }
 
 function withPaid(message: OutgoingMessage, paid: boolean): OutgoingMessage {

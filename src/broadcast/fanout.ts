@@ -2,6 +2,7 @@ import type { Pool } from '../db/pool.js';
 import { PayloadError, DriverLostError } from '../errors.js';
 import { parseMessage } from '../telegram/message.js';
 import { buildAudienceQuery } from './audience.js';
+import { localDueSql, parseDeliverAtLocal } from './local-time.js';
 import { type Driver } from './ledger.js';
 import type { BroadcastRow, Variant } from './broadcasts-store.js';
 
@@ -35,15 +36,20 @@ export async function createInlineBroadcast(pool: Pool, jobId: number, payload: 
   const audience = payload.chat_ids !== undefined ? { ...(payload.audience as object | undefined), chat_ids: payload.chat_ids } : (payload.audience ?? {});
   const { rows } = await pool.query(
     `WITH b AS (
-       INSERT INTO broadcasts (title, message, variants, audience, frequency_cap, allow_paid_broadcast, track, status, job_id)
-       VALUES ($2, $3, $4, $5, $6, COALESCE($7, false), COALESCE($8, false), 'queued', $1)
+       INSERT INTO broadcasts (title, message, variants, audience, frequency_cap, allow_paid_broadcast, track, deliver_at_local, default_time_zone, status, job_id)
+       VALUES ($2, $3, $4, $5, $6, COALESCE($7, false), COALESCE($8, false), $9, COALESCE($10, 'UTC'), 'queued', $1)
        RETURNING broadcast_id)
      UPDATE broadcast_queue_jobs j
         SET payload = jsonb_build_object('broadcast_id', b.broadcast_id, 'inline', true), updated_at = now()
        FROM b WHERE j.job_id = $1 AND j.status = 'processing'
      RETURNING b.broadcast_id`,
-    [jobId, payload.title ?? null, payload.message ?? null, payload.variants ? JSON.stringify(payload.variants) : null, JSON.stringify(audience), payload.frequency_cap ?? null, payload.allow_paid_broadcast ?? null, payload.track ?? null],
-  );
+    [jobId, payload.title ?? null, payload.message ?? null, payload.variants ? JSON.stringify(payload.variants) : null, JSON.stringify(audience), payload.frequency_cap ?? null, payload.allow_paid_broadcast ?? null, payload.track ?? null,
+      payload.deliver_at_local ?? null, payload.default_time_zone ?? null],
+  ).catch((error) => {
+    // A zone Intl knows and this server's tzdata does not: the payload, not the daemon, is at fault.
+    if ((error as { code?: string }).code === '22023') throw new PayloadError(`payload.default_time_zone: ${(error as Error).message}`);
+    throw error;
+  });
   if (!rows[0]) throw new Error(`job ${jobId} is no longer held by this daemon`);
   return rows[0].broadcast_id;
 }
@@ -52,8 +58,11 @@ export async function createInlineBroadcast(pool: Pool, jobId: number, payload: 
  * Materialises the audience into the ledger with one INSERT … SELECT (never loaded into memory),
  * once: the broadcast row is locked and started_at marks it done. Opted-out, unreachable and
  * over-the-cap recipients get 'skipped' rows with their reason, so every recipient is counted.
+ * With deliver_at_local, each row is due at that time in the recipient's zone (local-time.ts),
+ * counted from `now` (the database's clock unless given: tests).
  */
-export async function fanOut(pool: Pool, b: BroadcastRow, by: Driver | number): Promise<{ total: number; skipped: number } | null> {
+export async function fanOut(pool: Pool, b: BroadcastRow, by: Driver | number, now?: Date): Promise<{ total: number; skipped: number } | null> {
+  const local = parseDeliverAtLocal(b.deliver_at_local, 'broadcast.deliver_at_local');
   // The engine passes its Driver; a bare job id (tools, benchmarks) fans out unguarded.
   const driver = typeof by === 'number' ? null : by;
   const jobId = driver ? driver.jobId : (by as number);
@@ -73,6 +82,11 @@ export async function fanOut(pool: Pool, b: BroadcastRow, by: Driver | number): 
     const params: unknown[] = [b.broadcast_id];
     const capParam = b.frequency_cap ? params.push(b.frequency_cap) : 0;
     const variantSql = variantExpression(b.variants ?? null, params);
+    let due = '';
+    if (local) {
+      params.push(b.default_time_zone);
+      due = localDueSql(local, `COALESCE(r.time_zone, $${params.length}::text)`, now ?? null, params);
+    }
     const audience = buildAudienceQuery(b.audience, params.length + 1);
     params.push(...audience.params);
     const overCap = capParam
@@ -80,12 +94,12 @@ export async function fanOut(pool: Pool, b: BroadcastRow, by: Driver | number): 
       : 'false';
     const inserted = await client.query(
       `WITH ins AS (
-         INSERT INTO broadcast_deliveries (broadcast_id, chat_id, status, outcome, variant)
+         INSERT INTO broadcast_deliveries (broadcast_id, chat_id, status, outcome, variant${local ? ', next_attempt_at' : ''})
          SELECT $1, r.chat_id,
                 CASE WHEN r.opted_out OR r.unreachable_reason IS NOT NULL OR ${overCap} THEN 'skipped' ELSE 'pending' END,
                 CASE WHEN r.opted_out THEN 'opted_out' WHEN r.unreachable_reason IS NOT NULL THEN 'unreachable'
                      WHEN ${overCap} THEN 'frequency_cap' END,
-                ${variantSql}
+                ${variantSql}${local ? `, ${due}` : ''}
            FROM ${audience.from}
          ON CONFLICT (broadcast_id, chat_id) DO NOTHING
          RETURNING status)
