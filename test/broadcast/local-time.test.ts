@@ -3,7 +3,8 @@
 // these read the rule on fixed dates without waiting for any hour.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { loadBroadcast } from '../../src/broadcast/broadcasts-store.js';
+import { createBroadcast, loadBroadcast } from '../../src/broadcast/broadcasts-store.js';
+import { setBroadcastStatus } from '../../src/broadcast/control.js';
 import { fanOut } from '../../src/broadcast/fanout.js';
 import { parseDeliverAtLocal } from '../../src/broadcast/local-time.js';
 import type { JobEvent } from '../../src/queue/worker-pool.js';
@@ -112,6 +113,19 @@ test('a malformed local time or an unknown zone is refused with a message naming
     assert.match(await refused(insert, ['2026-02-30T09:00', 'UTC']), /date\/time field value out of range: "2026-02-30"/);
     assert.match(await refused(insert, ['09:00', 'Mars/Olympus']), /time zone "Mars\/Olympus" not recognized/);
   });
+});
+
+test('cancelling a broadcast whose job sleeps (waiting for an hour, or a later run_at) makes the job due at once', async () => {
+  const db = await createTestDatabase();
+  try {
+    const b = await createBroadcast(db.pool, { title: null, message: { text: 'x' }, variants: undefined, audience: {}, frequencyCap: null, allowPaidBroadcast: false, send: { runAt: new Date(Date.now() + 3_600_000), maxAttempts: 3 } });
+    await db.pool.query('UPDATE broadcasts SET job_id = $2 WHERE broadcast_id = $1', [b.broadcast_id, b.job_id]);
+    assert.is((await setBroadcastStatus(db.pool, b.broadcast_id, 'cancel')).outcome, 'updated');
+    const { rows } = await db.pool.query('SELECT status, run_at <= now() AS due FROM broadcast_queue_jobs WHERE job_id = $1', [b.job_id]);
+    assert.equal(rows[0], { status: 'pending', due: true });
+  } finally {
+    await db.drop();
+  }
 });
 
 test.run();
