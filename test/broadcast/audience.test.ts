@@ -77,12 +77,12 @@ test('the SQL carries no values and numbers its parameters from firstParam', () 
   const q = buildAudienceQuery({ tags_any: ['vip'], languages: ['en'], attributes: { plan: 'pro' }, exclude_chat_ids: [9] }, 3);
   assert.is(
     q.from,
-    '(SELECT s.chat_id, s.opted_out, s.unreachable_reason FROM broadcast_subscribers s WHERE s.tags && $3::text[] AND lower(s.language_code) = ANY($4::text[]) AND s.attributes @> $5::jsonb AND s.chat_id <> ALL($6::bigint[])) r',
+    '(SELECT s.chat_id, s.opted_out, s.unreachable_reason, s.time_zone FROM broadcast_subscribers s WHERE s.tags && $3::text[] AND lower(s.language_code) = ANY($4::text[]) AND s.attributes @> $5::jsonb AND s.chat_id <> ALL($6::bigint[])) r',
   );
   assert.equal(q.params, [['vip'], ['en'], '{"plan":"pro"}', [9]]);
-  assert.equal(buildAudienceQuery({}, 1), { from: '(SELECT s.chat_id, s.opted_out, s.unreachable_reason FROM broadcast_subscribers s) r', params: [] });
+  assert.equal(buildAudienceQuery({}, 1), { from: '(SELECT s.chat_id, s.opted_out, s.unreachable_reason, s.time_zone FROM broadcast_subscribers s) r', params: [] });
   const list = buildAudienceQuery({ chat_ids: [5, 6, 5, 7], exclude_chat_ids: [6] }, 2);
-  assert.is(list.from, '(SELECT c.chat_id, COALESCE(s.opted_out, false) AS opted_out, s.unreachable_reason FROM unnest($2::bigint[]) AS c(chat_id) LEFT JOIN broadcast_subscribers s USING (chat_id)) r');
+  assert.is(list.from, '(SELECT c.chat_id, COALESCE(s.opted_out, false) AS opted_out, s.unreachable_reason, s.time_zone FROM unnest($2::bigint[]) AS c(chat_id) LEFT JOIN broadcast_subscribers s USING (chat_id)) r');
   assert.equal(list.params, [[5, 7]]);
   assert.throws(() => buildAudienceQuery({}, 0), RangeError);
 });

@@ -10,7 +10,7 @@ import { parseDeliverAtLocal } from '../../src/broadcast/local-time.js';
 import type { JobEvent } from '../../src/queue/worker-pool.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { insertJob, jobRow, withTelegram } from '../helpers/telegram.js';
-import { waitForEvent } from '../helpers/wait.js';
+import { collectEvents } from '../helpers/wait.js';
 
 async function subscribe(db: TestDatabase, zones: Record<number, string | null>): Promise<void> {
   for (const [chat, zone] of Object.entries(zones)) await db.pool.query('INSERT INTO broadcast_subscribers (chat_id, time_zone) VALUES ($1, $2)', [chat, zone]);
@@ -97,11 +97,11 @@ test('a malformed local time or an unknown zone is refused with a message naming
   }
   assert.equal(parseDeliverAtLocal('2026-12-24T09:00', 'x'), { date: '2026-12-24', time: '09:00:00' });
   await withTelegram({}, async ({ db, queue }) => {
+    const failed = collectEvents<JobEvent>(queue, 'job:done', 2, (e) => e.outcome.kind === 'failed', 10_000);
     const badTime = await insertJob(db, 'broadcast', { message: { text: 'hi' }, chat_ids: [1], deliver_at_local: '25:00' });
     const badZone = await insertJob(db, 'broadcast', { message: { text: 'hi' }, chat_ids: [1], deliver_at_local: '09:00', default_time_zone: 'Mars/Olympus' });
+    assert.equal((await failed).map((e) => e.job.jobId).sort(), [badTime, badZone].sort());
     for (const [jobId, message] of [[badTime, /payload\.deliver_at_local must be a local time "HH:MM" .* got string "25:00"/], [badZone, /payload\.default_time_zone must be an IANA time zone .* got string "Mars\/Olympus"/]] as const) {
-      const done = await waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === jobId, 10_000);
-      assert.is(done.outcome.kind, 'failed');
       const row = await jobRow(db, jobId);
       assert.match(row.last_error, message);
       assert.is(row.last_error_reason, 'invalid_payload');
