@@ -8,16 +8,16 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { createTestDatabase } from '../helpers/db.js';
-import { runBqctl } from './run-bqctl.js';
+import { bqctlInProcess, runBqctl } from './run-bqctl.js';
 
 const COMMANDS = ['status', 'list', 'show', 'retry', 'cancel', 'enqueue', 'broadcast', 'watch', 'subscribers', 'cleanup', 'workers', 'doctor', 'migrate'];
 
 test('--help lists every command', async () => {
-  const help = await runBqctl(['--help']);
+  const help = await bqctlInProcess(['--help']);
   assert.is(help.code, 0, help.stderr);
   const listed = [...help.stdout.split('Commands:')[1]!.matchAll(/^ {2}([a-z-]+)/gm)].map((m) => m[1]);
   for (const name of COMMANDS) assert.ok(listed.includes(name), `${name} is listed: ${listed.join(', ')}`);
-  const typo = await runBqctl(['stauts']);
+  const typo = await bqctlInProcess(['stauts']);
   assert.is(typo.code, 2);
   assert.match(typo.stderr, /Did you mean status\?/);
 });

@@ -59,7 +59,7 @@ test('subscribers import of a CSV upserts rows in batches and reports rejected l
     const bad = await runBqctl(['subscribers', 'import', noHeader], env);
     assert.is(bad.code, 2);
     assert.match(bad.stderr, /no chat_id column/);
-    assert.is((await runBqctl(['subscribers', 'import', path.join(dir, 'missing.csv')], env)).code, 2);
+    assert.is((await bqctlInProcess(['subscribers', 'import', path.join(dir, 'missing.csv')], env)).code, 2);
   });
 });
 
@@ -126,7 +126,7 @@ test('subscribers count reports total, reachable, opted out and unreachable for 
     const bad = await bqctlInProcess(['subscribers', 'count', '--segment', '{"tags_any":[]}'], env);
     assert.is(bad.code, 2);
     assert.match(bad.stderr, /--segment.tags_any must be a non-empty array/);
-    assert.match((await runBqctl(['subscribers', 'count', '--help'])).stdout, /active_within_days/);
+    assert.match((await bqctlInProcess(['subscribers', 'count', '--help'])).stdout, /active_within_days/);
   });
 });
 
