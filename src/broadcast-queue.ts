@@ -1,78 +1,34 @@
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
-import { createClaimPool, createPool, type Pool } from './db/pool.js';
+import { createPool, type Pool } from './db/pool.js';
 import { migrate } from './db/migrate.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded.js';
 import { silentLogger, type Logger } from './log.js';
-import { Claimer } from './queue/claimer.js';
-import { Recorder } from './queue/recorder.js';
-import { WorkerPool, type JobHandler, type JobEvent } from './queue/worker-pool.js';
-import { Scheduler } from './queue/scheduler.js';
-import { Listener } from './queue/listener.js';
-import { Rescuer } from './queue/rescuer.js';
-import { LivenessLock } from './queue/liveness.js';
-import { finishedJobsCleanup } from './queue/cleaner.js';
-import { Maintenance } from './queue/maintenance.js';
-import { ScheduleTicker } from './schedules/ticker.js';
+import type { JobHandler } from './queue/worker-pool.js';
+import { QueueParts } from './queue-parts.js';
 import { addSchedule, listSchedules, removeSchedule, runScheduleNow, setScheduleEnabled, type ScheduleRow, type ScheduleSpec } from './schedules/schedules-store.js';
-import { historyRetention } from './broadcast/retention.js';
-import { readQueueStatus, type QueueStatus } from './queue/status.js';
+import { readQueueStatus } from './queue/status.js';
 import { enqueueJob, type EnqueueOptions, type EnqueuedJob } from './queue/enqueue.js';
-import { TELEGRAM_JOB_TYPES } from './queue/jobs-store.js';
-import { PACKAGE_VERSION } from './version.js';
 import { PayloadError } from './errors.js';
 import { parseChatId, parseMessage } from './telegram/message.js';
 import { validateInlineBroadcast } from './broadcast/engine.js';
 import { TelegramDelivery } from './jobs/delivery.js';
-import type { TelegramOption } from './telegram/sender.js';
-import type { Sleep } from './time.js';
 import { createDashboardHandler, type DashboardHandler, type DashboardOptions } from './http/dashboard/handler.js';
 import { createAdminHandler, type AdminHandler, type AdminHandlerOptions } from './http/admin.js';
-import type { QueueAccess } from './http/queue-access.js';
+import type { QueueAccess, QueueRuntime } from './http/queue-access.js';
 import { createMetrics, type Metrics } from './http/metrics.js';
-import { checkTrackingOptions, resolveCaptureOptions, resolveQueueOptions, type TrackingOptions, type CaptureOptions, type QueueSettings, type ResolvedCaptureOptions, type ResolvedQueueSettings } from './config/options.js';
-import { SubscriberCapture, type RecordedUpdate, type Update } from './engagement/capture.js';
-import { captureMiddleware } from './engagement/telegraf.js';
-import { Tracking } from './engagement/tracking.js';
-import { createRedirectHandler, type RedirectHandler } from './engagement/redirect-server.js';
-import { DEFAULTS } from './config/defaults.js';
+import { resolveQueueOptions, type ResolvedQueueSettings } from './config/options.js';
+import type { BroadcastQueueOptions, BroadcastQueueStatus } from './queue-options.js';
+import type { RecordedUpdate } from './engagement/capture.js';
+import type { Tracking } from './engagement/tracking.js';
+import type { RedirectHandler } from './engagement/redirect-server.js';
+import { BotEngagement } from './engagement/bot-engagement.js';
 import type { Context, MiddlewareFn } from 'telegraf';
 import { checkSetting } from './config/validate.js';
 import { ConfigError } from './errors.js';
 
-/** The options of createBroadcastQueue; the tunable ones, with their defaults, are in QueueSettings (config/options.ts). */
-export interface BroadcastQueueOptions extends QueueSettings {
-  /** PostgreSQL URL. Without one, an embedded PostgreSQL is started in `embedded.dataDir`. */
-  connectionString?: string;
-  /** Direct connection for LISTEN, the liveness lock and claims when connectionString goes through PgBouncer. Defaults to connectionString. */
-  listenConnectionString?: string;
-  embedded?: { dataDir: string; port?: number; ephemeral?: boolean };
-  /** Your own job types; a job is only claimed by an instance that has its handler. */
-  handlers?: Record<string, JobHandler>;
-  /** Adds the 'send' and 'broadcast' job types: a bot token (and apiRoot), or your Telegraf's telegram. */
-  telegram?: TelegramOption;
-  /** POST a signed JSON summary to this URL when a broadcast finishes (retried through the queue). */
-  webhook?: { url: string; secret?: string };
-  /** How queue.telegraf() and queue.recordUpdate() keep the subscriber list: opt-out and opt-in commands and replies. */
-  capture?: CaptureOptions;
-  /** Tracked links and buttons for track: true broadcasts: the redirect listener's public URL and the tokens' key. */
-  tracking?: TrackingOptions;
-  log?: Logger;
-  /** How the Telegram send path waits for slots and pauses. A seam for tests that make every wait 100–500 ms late; defaults to timers. */
-  sleep?: Sleep;
-}
-
-export interface BroadcastQueueStatus extends QueueStatus {
-  running: boolean;
-  daemonId: string;
-  listenerConnected: boolean;
-  paused: boolean;
-  concurrency: number;
-  activeJobs: number;
-  jobTypes: string[];
-  telegram: { botId: number; halted: string | null } | null;
-}
+export type { BroadcastQueueOptions, BroadcastQueueStatus } from './queue-options.js';
 
 /**
  * The whole engine for one process: listener → scheduler → claimer → worker pool → recorder,
@@ -84,8 +40,7 @@ export class BroadcastQueue extends EventEmitter {
   private readonly handlers: Record<string, JobHandler>;
   private embeddedDb: EmbeddedDatabase | null = null;
   private poolRef: Pool | null = null;
-  private claimPool: Pool | null = null;
-  private parts: { listener: Listener; scheduler: Scheduler; workers: WorkerPool; recorder: Recorder; rescuer: Rescuer; liveness: LivenessLock; maintenance: Maintenance; ticker: ScheduleTicker } | null = null;
+  private parts: QueueParts | null = null;
   private starting: Promise<void> | null = null;
   /** Aborted by stop(): a start() still retrying against an unreachable database gives up at once. */
   private startAbort: AbortController | null = null;
@@ -93,22 +48,23 @@ export class BroadcastQueue extends EventEmitter {
   readonly telegram: TelegramDelivery | null;
   /** The options as this queue runs with them: checked, each default filled in from DEFAULTS. */
   readonly settings: ResolvedQueueSettings;
-  private readonly captureSettings: ResolvedCaptureOptions;
-  private captureRef: SubscriberCapture | null = null;
-  /** Tracked links and buttons; null when the tracking option is absent. */
-  readonly tracking: Tracking | null;
+  /** The subscriber list kept from the bot's updates, and tracked links (src/engagement). */
+  private readonly engagement: BotEngagement;
 
   /** Throws a ConfigError naming every impossible option, with the words the daemon uses at start-up. */
   constructor(private readonly options: BroadcastQueueOptions = {}) {
     super();
     this.settings = resolveQueueOptions(options);
-    this.captureSettings = resolveCaptureOptions(options.capture);
-    const tracking = checkTrackingOptions(options.tracking);
     this.log = options.log ?? silentLogger();
-    this.tracking = tracking ? new Tracking(() => this.db(), { ...tracking, flushMs: DEFAULTS.clickFlushMs }, this.log, (kind) => this.emit('engagement', kind)) : null;
+    this.engagement = new BotEngagement(options.capture, options.tracking, () => this.db(), this.log, (kind) => this.emit('engagement', kind));
     this.handlers = { ...options.handlers };
     this.concurrency = this.settings.concurrency;
     this.telegram = options.telegram ? new TelegramDelivery(options.telegram, { ...this.settings, webhook: options.webhook, sleep: options.sleep, tracking: this.tracking }, this.log) : null;
+  }
+
+  /** Tracked links and buttons; null when the tracking option is absent. */
+  get tracking(): Tracking | null {
+    return this.engagement.tracking;
   }
 
   get queues(): string[] {
@@ -172,82 +128,22 @@ export class BroadcastQueue extends EventEmitter {
       for (const [type, handler] of Object.entries(this.telegram.handlers(pool))) this.handlers[type] ??= handler;
       await this.telegram.checkToken();
     }
-    const log = this.log.child({ daemonId: this.daemonId });
-    const liveness = new LivenessLock(this.options.listenConnectionString ?? this.connectionString!, log);
-    const recorder = new Recorder(pool, this.daemonId, log);
-    const workers = new WorkerPool(this.concurrency, this.handlers, recorder, { baseMs: this.settings.retryBaseMs, maxMs: this.settings.retryMaxMs }, log);
-    const halted = (t: string) => Boolean(this.telegram?.halted) && TELEGRAM_JOB_TYPES.includes(t);
-    // The direct connection, like LISTEN's: a session setting and a named statement must not be
-    // shared with other clients through a transaction-pooling PgBouncer.
-    this.claimPool = createClaimPool({ connectionString: this.options.listenConnectionString ?? this.connectionString!, max: 2, applicationName: 'broadcast-queued claims', log });
-    const claimer = new Claimer(this.claimPool, this.daemonId, this.queues, this.jobTypes.filter((t) => !halted(t)));
-    const scheduler = new Scheduler(claimer, workers, log, {
-      size: this.settings.prefetch,
-      maxWaitMs: 1_000,
-      // Handed back unstarted: pending, due now, the attempt given back.
-      handBack: async (jobs) => {
-        await Promise.all(jobs.map((job) => recorder.record({ jobId: job.jobId, attempt: job.attempt, claimedAt: job.claimedAt, outcome: { kind: 'snooze', delayMs: 0, error: null, reason: null } })));
-      },
+    const parts = new QueueParts({
+      daemonId: this.daemonId,
+      pool,
+      directConnectionString: this.options.listenConnectionString ?? this.connectionString!,
+      queues: this.queues,
+      handlers: this.handlers,
+      concurrency: this.concurrency,
+      settings: this.settings,
+      telegram: this.telegram,
+      log: this.log.child({ daemonId: this.daemonId }),
+      events: this,
     });
-    const listener = new Listener(this.options.listenConnectionString ?? this.connectionString!, log);
-    const rescuer = new Rescuer(pool, { daemonId: this.daemonId, queues: this.queues, jobTypes: this.jobTypes.filter((t) => !halted(t)), concurrency: this.concurrency, version: PACKAGE_VERSION }, liveness, { sweepMs: this.settings.sweepMs, hungAfterMs: this.settings.rescueAfterMs }, log);
-    // 0 days turns each off (config/validate.ts), in the daemon as in the library.
-    const { cleanupDays, ledgerRetentionDays } = this.settings;
-    const maintenance = new Maintenance([finishedJobsCleanup(pool, cleanupDays), historyRetention(pool, ledgerRetentionDays)], log);
-    const ticker = new ScheduleTicker(pool, log);
-
-    const served = new Set(this.queues);
-    listener.on('notification', (queue: string) => {
-      if (served.has(queue)) scheduler.wake('notification');
-      this.emit('listener:notification', queue);
-    });
-    listener.on('connected', () => {
-      scheduler.wake('connected');
-      this.emit('listener:connected');
-    });
-    listener.on('disconnected', () => this.emit('listener:disconnected'));
-    workers.on('job:start', (job) => this.emit('job:start', job));
-    workers.on('job:done', (event: JobEvent) => {
-      if (event.outcome.kind === 'retry' || (event.outcome.kind === 'snooze' && event.outcome.delayMs > 0)) scheduler.noteFutureRun(event.outcome.delayMs);
-      this.emit('job:done', event);
-    });
-    workers.on('halt', (info: { jobType: string; reason: string }) => {
-      if (this.telegram && TELEGRAM_JOB_TYPES.includes(info.jobType)) this.telegram.halt(info.reason);
-      this.emit('halt', info);
-    });
-    // While the token is rejected, send and broadcast jobs stay pending; other job types go on.
-    const claimable = () => this.jobTypes.filter((t) => !(this.telegram?.halted && TELEGRAM_JOB_TYPES.includes(t)));
-    this.telegram?.on('halted', () => {
-      claimer.setJobTypes(claimable());
-      rescuer.setJobTypes(claimable());
-    });
-    this.telegram?.on('resumed', () => {
-      claimer.setJobTypes(claimable());
-      rescuer.setJobTypes(claimable());
-      scheduler.wake('manual');
-    });
-    rescuer.on('lost-lease', () => workers.abortAll('this daemon was declared dead; its jobs were handed to others'));
-    rescuer.on('rescued', (rows) => this.emit('rescued', rows));
-    rescuer.on('due', () => scheduler.wake('sweep'));
-    scheduler.on('claimed', (count) => this.emit('claimed', count));
-
-    try {
-      await liveness.start(signal);
-      signal.throwIfAborted();
-      await rescuer.start();
-      signal.throwIfAborted();
-    } catch (error) {
-      // Nothing runs yet but the lock's connection; stop() finds no parts to stop.
-      await liveness.stop();
-      throw error;
-    }
-    this.parts = { listener, scheduler, workers, recorder, rescuer, liveness, maintenance, ticker };
-    scheduler.start();
-    maintenance.start();
-    ticker.start();
-    // Aborted by stop(), which then stops the parts above as after any start.
-    await listener.start(signal);
-    log.info({ queues: this.queues, jobTypes: this.jobTypes, concurrency: this.concurrency }, 'queue started');
+    await parts.lease(signal);
+    this.parts = parts;
+    // Aborted by stop(), which then stops the parts as after any start.
+    await parts.run(signal);
   }
 
   /**
@@ -262,30 +158,11 @@ export class BroadcastQueue extends EventEmitter {
     this.parts = null;
     this.starting = null;
     if (parts) {
-      const timeoutMs = this.settings.shutdownTimeoutMs;
-      // Outcomes wait for an unreachable database, but not past the shutdown timeout: stop() must
-      // end. What is left unwritten stays 'processing' and is rescued like a crash.
-      const giveUp = setTimeout(() => parts.recorder.close(), timeoutMs + 2_000);
-      await parts.scheduler.stop();
-      await parts.ticker.stop();
-      const maintenanceStopped = parts.maintenance.stop();
-      await parts.workers.drain(timeoutMs);
-      await parts.recorder.drain();
-      clearTimeout(giveUp);
-      parts.recorder.close();
-      await maintenanceStopped;
-      await parts.rescuer.stop();
-      await parts.liveness.stop();
-      await parts.listener.stop();
-      this.telegram?.stop();
+      await parts.stop();
       this.log.info({ daemonId: this.daemonId }, 'queue stopped');
     }
-    await this.claimPool?.end();
-    this.claimPool = null;
     // What the bot's updates said until now is written before the pool closes.
-    if (this.captureRef && this.poolRef) await this.captureRef.close();
-    if (this.poolRef) await this.tracking?.flush();
-    this.captureRef = null;
+    await this.engagement.close(this.poolRef !== null);
     await this.poolRef?.end();
     this.poolRef = null;
     await this.embeddedDb?.stop();
@@ -364,14 +241,15 @@ export class BroadcastQueue extends EventEmitter {
 
   async getStatus(): Promise<BroadcastQueueStatus> {
     const status = await readQueueStatus(await this.db(), this.settings.rescueAfterMs);
+    const { running, listenerConnected, paused, activeJobs, concurrency } = this.runtime();
     return {
       ...status,
-      running: this.parts !== null,
+      running,
       daemonId: this.daemonId,
-      listenerConnected: this.parts?.listener.connected ?? false,
-      paused: this.parts?.scheduler.isPaused ?? false,
-      concurrency: this.concurrency,
-      activeJobs: this.parts?.workers.size ?? 0,
+      listenerConnected,
+      paused,
+      concurrency,
+      activeJobs,
       jobTypes: this.jobTypes,
       telegram: this.telegram ? { botId: this.telegram.botId, halted: this.telegram.halted } : null,
     };
@@ -379,18 +257,13 @@ export class BroadcastQueue extends EventEmitter {
 
   // --- the subscriber list kept from the bot's updates (src/engagement) --------------------------
 
-  private capture(): SubscriberCapture {
-    this.captureRef ??= new SubscriberCapture(() => this.db(), this.captureSettings, this.log, (kind) => this.emit('engagement', kind));
-    return this.captureRef;
-  }
-
   /**
    * Telegraf middleware, `bot.use(queue.telegraf())`: keeps broadcast_subscribers current from every
    * update (first seen, language, last active, blocked or not), handles the opt-out and opt-in
    * commands, and hands each update on to the bot's own handlers.
    */
   telegraf(): MiddlewareFn<Context> {
-    return captureMiddleware(this.capture(), this.tracking, this.log);
+    return this.engagement.middleware();
   }
 
   /**
@@ -398,8 +271,7 @@ export class BroadcastQueue extends EventEmitter {
    * coalesced, in the background) and says whether it was an opt-out or opt-in and what to reply.
    */
   recordUpdate(update: Record<string, unknown>): RecordedUpdate {
-    if (update === null || typeof update !== 'object' || Array.isArray(update)) throw new PayloadError(`recordUpdate needs a Bot API update object, got ${update === null ? 'null' : typeof update}`);
-    return this.capture().record(update as Update);
+    return this.engagement.record(update);
   }
 
   /**
@@ -407,14 +279,12 @@ export class BroadcastQueue extends EventEmitter {
    * own: it must not share a server with the admin API. The daemon runs it on BQ_PUBLIC_HOST:BQ_PUBLIC_PORT.
    */
   redirectHandler(): RedirectHandler {
-    if (!this.tracking) throw new ConfigError(['redirectHandler() needs the tracking option (publicUrl and linkSecret)']);
-    return createRedirectHandler(this.tracking, this.log);
+    return this.engagement.redirectHandler();
   }
 
   /** Writes the recorded updates now instead of at the next flush (tests, or before a planned exit). */
   async flushUpdates(): Promise<void> {
-    await this.captureRef?.flush();
-    await this.tracking?.flush();
+    await this.engagement.flush();
   }
 
   // --- admin API and metrics (src/http) ---------------------------------------------------------
@@ -451,13 +321,17 @@ export class BroadcastQueue extends EventEmitter {
       status: () => this.getStatus(),
       telegram: () => this.telegram,
       on: (event, listener) => this.on(event, listener),
-      runtime: () => ({
-        running: this.parts !== null,
-        listenerConnected: this.parts?.listener.connected ?? false,
-        paused: this.parts?.scheduler.isPaused ?? false,
-        activeJobs: this.parts?.workers.size ?? 0,
-        concurrency: this.concurrency,
-      }),
+      runtime: () => this.runtime(),
+    };
+  }
+
+  private runtime(): QueueRuntime {
+    return {
+      running: this.parts !== null,
+      listenerConnected: this.parts?.listener.connected ?? false,
+      paused: this.parts?.scheduler.isPaused ?? false,
+      activeJobs: this.parts?.workers.size ?? 0,
+      concurrency: this.concurrency,
     };
   }
 }
