@@ -20,7 +20,7 @@ import { migrate } from '../../src/db/migrate.js';
 import { createPool, type Pool } from '../../src/db/pool.js';
 import { silentLogger } from '../../src/log.js';
 import { jobGauges } from '../../src/queue/job-counts.js';
-import { MESSAGES_SENT_SQL } from '../../src/broadcast/broadcasts-store.js';
+import { MESSAGES_SENT_SQL } from '../../src/broadcast/messages-sent.js';
 import { statistics } from '../../src/http/statistics.js';
 import { readQueueStatus } from '../../src/queue/status.js';
 

@@ -1,6 +1,7 @@
 // Every read of the broadcasts table the admin API, bqctl and the engine make, with its one row type
-// and mapper: the row with its counts, and with progress, send rate and ETA. A row keeps the table's
-// column names: it is the record the admin API, `bqctl --json`, webhooks and psql all show.
+// and mapper (the row with its counts; progress.ts adds progress, send rate and ETA to it), and the
+// insert of a broadcast and of the keyed job that drives one. A row keeps the table's column names:
+// it is the record the admin API, `bqctl --json`, webhooks and psql all show.
 import type { Pool, PoolClient } from '../db/pool.js';
 import { LIST_BRIEF_BYTES, ONE_BRIEF_BYTES } from '../queue/jobs-store.js';
 import type { BroadcastCounts } from './ledger.js';
@@ -203,114 +204,4 @@ export function broadcastRow(r: Record<string, any>): BroadcastRow {
     ...(r.message !== undefined ? { message: r.message, variants: r.variants, audience: r.audience } : {}),
     created_at: r.created_at, started_at: r.started_at, finished_at: r.finished_at, updated_at: r.updated_at,
   };
-}
-
-/** A broadcast with how far along it is. */
-export interface BroadcastProgress extends BroadcastRow {
-  /** Recipients with a final outcome: sent + failed + blocked + skipped + unknown. */
-  done: number;
-  remaining: number;
-  /** done / total, from 0 to 1; 1 for a finished broadcast with no recipients. */
-  progress: number;
-  /** Messages sent per second over the last 10 seconds. */
-  rate_per_second: number;
-  /** remaining / rate_per_second; null when nothing is being sent or the broadcast is final. */
-  eta_seconds: number | null;
-}
-
-const RATE_WINDOW_SECONDS = 10;
-
-/** A row's columns and the messages it sent recently; `$<rateParam>` is the rate window in seconds. */
-function progressColumns(rateParam: number, briefBytes: number | 'none'): string {
-  return `${broadcastColumns(briefBytes)},
-    (SELECT count(*)::int FROM broadcast_deliveries d
-      WHERE d.broadcast_id = b.broadcast_id AND d.status = 'sent'
-        AND d.sent_at > now() - $${rateParam}::float8 * interval '1 second') AS recent_sent`;
-}
-
-function progressOf(r: Record<string, any>): BroadcastProgress {
-  const row = broadcastRow(r);
-  const done = row.sent + row.failed + row.blocked + row.skipped + row.unknown;
-  const final = FINAL_STATUSES.includes(row.status);
-  const remaining = Math.max(0, row.total - done);
-  const ratePerSecond = r.recent_sent / RATE_WINDOW_SECONDS;
-  return {
-    ...row,
-    done,
-    remaining,
-    progress: row.total > 0 ? Math.min(1, done / row.total) : final ? 1 : 0,
-    rate_per_second: ratePerSecond,
-    eta_seconds: !final && ratePerSecond > 0 ? Math.ceil(remaining / ratePerSecond) : null,
-  };
-}
-
-/** One broadcast with its counts, progress, send rate over the last 10 s and ETA; null if unknown. */
-export async function broadcastProgress(pool: Pool | PoolClient, broadcastId: number): Promise<BroadcastProgress | null> {
-  const { rows } = await pool.query(`SELECT ${progressColumns(2, ONE_BRIEF_BYTES)} FROM broadcasts b WHERE b.broadcast_id = $1`, [broadcastId, RATE_WINDOW_SECONDS]);
-  return rows[0] ? progressOf(rows[0]) : null;
-}
-
-// Not yet final: what an operator asks about first when something seems stuck. 'queued' is
-// included: a broadcast whose job has not started yet (a stopped daemon, a halted bot) is the one
-// most worth seeing.
-export const IN_PROGRESS_STATUSES: readonly BroadcastStatus[] = ['queued', 'sending', 'paused'];
-
-/** Broadcasts queued, being sent or paused, oldest first (at most 100), without their content. */
-export async function broadcastsInProgress(pool: Pool): Promise<BroadcastProgress[]> {
-  const { rows } = await pool.query(
-    `SELECT ${progressColumns(1, 'none')} FROM broadcasts b
-      WHERE b.status = ANY($2::text[])
-      ORDER BY b.created_at, b.broadcast_id
-      LIMIT 100`,
-    [RATE_WINDOW_SECONDS, IN_PROGRESS_STATUSES],
-  );
-  return rows.map(progressOf);
-}
-
-// Broadcast messages sent in the last hour and 24 hours, from the per-minute counts the ledger's
-// outcome writes keep (sql/0009): at most ~1,500 small rows, however big the day's broadcasts were.
-export const MESSAGES_SENT_SQL = `
-  SELECT COALESCE(sum(messages) FILTER (WHERE minute >= date_trunc('minute', now() - interval '1 hour')), 0)::int AS sent_1h,
-         COALESCE(sum(messages), 0)::int AS sent_24h
-    FROM broadcast_messages_sent
-   WHERE minute >= date_trunc('minute', now() - interval '24 hours')`;
-
-/** Broadcast messages sent in the last hour and 24 hours. */
-export async function readMessagesSent(pool: Pool | PoolClient): Promise<{ lastHour: number; last24h: number }> {
-  const { rows } = await pool.query(MESSAGES_SENT_SQL);
-  return { lastHour: rows[0].sent_1h, last24h: rows[0].sent_24h };
-}
-
-/**
- * Broadcast messages sent per `bucketMinutes` over the last `hours`: [bucket start in epoch
- * seconds, messages], oldest first, empty buckets as zeros; from the per-minute counts (sql/0009).
- */
-export async function messagesSentSeries(pool: Pool | PoolClient, hours: number, bucketMinutes: number): Promise<[number, number][]> {
-  const { rows } = await pool.query(
-    `WITH buckets AS (
-       SELECT generate_series(date_bin($2::float8 * interval '1 minute', now() - $1::float8 * interval '1 hour', 'epoch'),
-                              now(), $2::float8 * interval '1 minute') AS t),
-     m AS (
-       SELECT date_bin($2::float8 * interval '1 minute', minute, 'epoch') AS t, sum(messages) AS messages
-         FROM broadcast_messages_sent WHERE minute >= now() - $1::float8 * interval '1 hour' - $2::float8 * interval '1 minute'
-        GROUP BY 1)
-     SELECT extract(epoch FROM b.t)::float8 AS t, COALESCE(m.messages, 0)::float8 AS messages
-       FROM buckets b LEFT JOIN m USING (t) ORDER BY b.t`,
-    [hours, bucketMinutes],
-  );
-  return rows.map((r) => [r.t, r.messages]);
-}
-
-/**
- * One page of broadcasts with their progress, newest first, by key (broadcast_id < before);
- * `statuses` null for all.
- */
-export async function listBroadcasts(pool: Pool, statuses: readonly string[] | null, before: number | null, limit: number): Promise<BroadcastProgress[]> {
-  const { rows } = await pool.query(
-    `SELECT ${progressColumns(1, 'none')} FROM broadcasts b
-      WHERE ($2::text[] IS NULL OR b.status = ANY($2)) AND ($3::bigint IS NULL OR b.broadcast_id < $3)
-      ORDER BY b.broadcast_id DESC LIMIT $4`,
-    [RATE_WINDOW_SECONDS, statuses, before, Math.floor(limit)],
-  );
-  return rows.map(progressOf);
 }

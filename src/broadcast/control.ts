@@ -4,7 +4,8 @@ import type { Pool, PoolClient } from '../db/pool.js';
 import { inTransaction } from '../db/transaction.js';
 import { enqueueJob, type EnqueueOptions, type EnqueuedJob } from '../queue/enqueue.js';
 import { cancelPendingJob, getJob, type JobActionResult, type JobStatus } from '../queue/jobs-store.js';
-import { FINAL_STATUSES, broadcastJobKey, broadcastProgress, drivesBroadcast, insertBroadcastJob, type BroadcastProgress, type BroadcastStatus } from './broadcasts-store.js';
+import { FINAL_STATUSES, broadcastJobKey, drivesBroadcast, insertBroadcastJob, type BroadcastStatus } from './broadcasts-store.js';
+import { broadcastProgress, type BroadcastProgress } from './progress.js';
 import { skipPending } from './ledger.js';
 
 export type BroadcastAction = 'pause' | 'resume' | 'cancel';

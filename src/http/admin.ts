@@ -25,7 +25,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { errorMessage, type Logger } from '../log.js';
 import { getJob, failedJobs, retryJobs } from '../queue/jobs-store.js';
-import { broadcastProgress } from '../broadcast/broadcasts-store.js';
+import { broadcastProgress } from '../broadcast/progress.js';
 import { cancelJobs, setBroadcastStatus, type BroadcastAction } from '../broadcast/control.js';
 import { requestGuard, type GuardOptions } from './guard.js';
 import type { Pool } from '../db/pool.js';

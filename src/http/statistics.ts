@@ -3,7 +3,7 @@
 import type { Pool } from '../db/pool.js';
 import { boundedRead } from '../db/bounded-read.js';
 import { readJobStatistics, type JobStatistics } from '../queue/job-counts.js';
-import { readMessagesSent } from '../broadcast/broadcasts-store.js';
+import { readMessagesSent } from '../broadcast/messages-sent.js';
 
 export interface QueueStatistics extends JobStatistics {
   /** Broadcast messages sent, counted to the minute as outcomes are written; send jobs are in completed*. */

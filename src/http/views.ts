@@ -5,7 +5,7 @@ import type { Pool } from '../db/pool.js';
 import { checkDatabase } from '../db/health.js';
 import type { Logger } from '../log.js';
 import type { JobActionResult } from '../queue/jobs-store.js';
-import { broadcastsInProgress } from '../broadcast/broadcasts-store.js';
+import { broadcastsInProgress } from '../broadcast/progress.js';
 import { readRateLimitState } from '../telegram/rate-limiter.js';
 
 import type { QueueAccess } from './queue-access.js';

@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import { startAdminServer, type AdminServer } from '../../src/http/admin-server.js';
 import { retryJobs, failedJobs } from '../../src/queue/jobs-store.js';
 import { cancelJobs, setBroadcastStatus } from '../../src/broadcast/control.js';
-import { broadcastProgress } from '../../src/broadcast/broadcasts-store.js';
+import { broadcastProgress } from '../../src/broadcast/progress.js';
 import { statistics } from '../../src/http/statistics.js';
 import type { JobEvent } from '../../src/queue/worker-pool.js';
 import type { Job } from '../../src/queue/claimer.js';

@@ -3,7 +3,7 @@ import { addSettingFlags, configFromCommand } from '../options.js';
 import { withDatabase } from '../context.js';
 import { readQueueStatus } from '../../queue/status.js';
 import { readRateLimitState } from '../../telegram/rate-limiter.js';
-import { broadcastsInProgress } from '../../broadcast/broadcasts-store.js';
+import { broadcastsInProgress } from '../../broadcast/progress.js';
 import { humanDuration, printJson, table } from '../format.js';
 import { examples } from '../command.js';
 

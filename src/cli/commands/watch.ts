@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { positiveInt } from '../args.js';
 import { dbCommand, examples, n, runDb } from '../command.js';
 import { humanDuration, printJson } from '../format.js';
-import { broadcastProgress, type BroadcastProgress } from '../../broadcast/broadcasts-store.js';
+import { broadcastProgress, type BroadcastProgress } from '../../broadcast/progress.js';
 import { UsageError } from '../../errors.js';
 import { sleep } from '../../time.js';
 

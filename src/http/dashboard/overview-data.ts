@@ -4,7 +4,8 @@
 import type { Pool } from '../../db/pool.js';
 import { jobGauges, jobThroughput, type ThroughputPoint } from '../../queue/job-counts.js';
 import type { QueueStatus } from '../../queue/status.js';
-import { broadcastsInProgress, messagesSentSeries, type BroadcastProgress } from '../../broadcast/broadcasts-store.js';
+import { broadcastsInProgress, type BroadcastProgress } from '../../broadcast/progress.js';
+import { messagesSentSeries } from '../../broadcast/messages-sent.js';
 import { readRateLimitState, type RateLimitState } from '../../telegram/rate-limiter.js';
 import type { QueueAccess } from '../queue-access.js';
 
