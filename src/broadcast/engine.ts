@@ -31,7 +31,7 @@ export interface EngineSettings {
  * triggers missed (one that bypassed them, or a race they do not close): a minute, not an hour.
  */
 const PAUSED_RECHECK_MS = 60_000;
-/** The snooze message of a paused broadcast's job; sql/0005 keys on it. */
+/** The snooze message of a paused broadcast's job (sql/0021's trigger keys on its reason code, 'paused'). */
 const PAUSED = 'broadcast paused';
 
 /**

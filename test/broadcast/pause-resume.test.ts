@@ -58,9 +58,28 @@ test('a resume that lands while the paused job is still recording its snooze sti
     // The resume comes first: the job is still processing, so there is nothing pending to wake.
     await setBroadcastStatus(db.pool, rows[0].broadcast_id, 'resume');
     // Then the job's snooze for the pause is written, as the recorder writes it.
-    await db.pool.query(`UPDATE broadcast_queue_jobs SET status = 'pending', locked_by = NULL, run_at = now() + interval '1 hour', last_error = 'broadcast paused' WHERE job_id = $1`, [job]);
+    await db.pool.query(`UPDATE broadcast_queue_jobs SET status = 'pending', locked_by = NULL, run_at = now() + interval '1 hour', last_error = 'broadcast paused', last_error_reason = 'paused' WHERE job_id = $1`, [job]);
     const woken = (await db.pool.query(`SELECT run_at <= now() AS due FROM broadcast_queue_jobs WHERE job_id = $1`, [job])).rows[0];
     assert.is(woken.due, true);
+  } finally {
+    await db.drop();
+  }
+});
+
+test('the paused job\'s snooze is told by its reason code, not by the words of its message', async () => {
+  const db = await createTestDatabase();
+  try {
+    const processing = async () => (await db.pool.query(`INSERT INTO broadcast_queue_jobs (job_type, payload, status, locked_by, attempts) VALUES ('broadcast', '{}', 'processing', 'd1', 1) RETURNING job_id`)).rows[0].job_id;
+    const reworded = await processing();
+    const retried = await processing();
+    // Both broadcasts were resumed while their jobs were still processing.
+    await db.pool.query(`INSERT INTO broadcasts (message, status, job_id, started_at) VALUES ('{"text": "hi"}', 'sending', $1, now()), ('{"text": "hi"}', 'sending', $2, now())`, [reworded, retried]);
+    const snooze = `UPDATE broadcast_queue_jobs SET status = 'pending', locked_by = NULL, run_at = now() + interval '1 hour', last_error = $2, last_error_reason = $3 WHERE job_id = $1`;
+    await db.pool.query(snooze, [reworded, 'paused by an operator', 'paused']);
+    // A retry whose error happens to read like the pause's message is no pause: it keeps its backoff.
+    await db.pool.query(snooze, [retried, 'broadcast paused', 'handler_error']);
+    const due = (await db.pool.query(`SELECT job_id, run_at <= now() AS due FROM broadcast_queue_jobs ORDER BY job_id`)).rows;
+    assert.equal(due, [{ job_id: reworded, due: true }, { job_id: retried, due: false }]);
   } finally {
     await db.drop();
   }
@@ -78,7 +97,7 @@ test('a resume begun while the paused job\'s snooze is uncommitted, committed af
     const job = (await db.pool.query(`INSERT INTO broadcast_queue_jobs (job_type, payload, status, locked_by, attempts) VALUES ('broadcast', '{}', 'processing', 'd1', 1) RETURNING job_id`)).rows[0].job_id;
     const { rows } = await db.pool.query(`INSERT INTO broadcasts (message, status, job_id, started_at) VALUES ('{"text": "hi"}', 'paused', $1, now()) RETURNING broadcast_id`, [job]);
     await recorder.query('BEGIN');
-    await recorder.query(`UPDATE broadcast_queue_jobs SET status = 'pending', locked_by = NULL, run_at = now() + interval '1 hour', last_error = 'broadcast paused' WHERE job_id = $1`, [job]);
+    await recorder.query(`UPDATE broadcast_queue_jobs SET status = 'pending', locked_by = NULL, run_at = now() + interval '1 hour', last_error = 'broadcast paused', last_error_reason = 'paused' WHERE job_id = $1`, [job]);
     await admin.query('BEGIN');
     const resume = admin.query(`UPDATE broadcasts SET status = 'sending', updated_at = now() WHERE broadcast_id = $1`, [rows[0].broadcast_id]);
     let resumed = false;
