@@ -60,11 +60,11 @@ export async function loadBroadcast(pool: Pool | PoolClient, broadcastId: number
   return rows[0] ? broadcastRow(rows[0]) : null;
 }
 
-/** A broadcast's recipients by ledger status and outcome, most common first. */
-export async function deliveryOutcomes(pool: Pool, broadcastId: number): Promise<{ status: string; outcome: string | null; count: number }[]> {
+/** A broadcast's recipients by ledger status, outcome and reason code (what a resend selects by), most common first. */
+export async function deliveryOutcomes(pool: Pool, broadcastId: number): Promise<{ status: string; outcome: string | null; error_reason: string | null; count: number }[]> {
   const { rows } = await pool.query(
-    `SELECT status, outcome, count(*)::int AS count FROM broadcast_deliveries WHERE broadcast_id = $1
-      GROUP BY status, outcome ORDER BY count(*) DESC, status, outcome`,
+    `SELECT status, outcome, error_reason, count(*)::int AS count FROM broadcast_deliveries WHERE broadcast_id = $1
+      GROUP BY status, outcome, error_reason ORDER BY count(*) DESC, status, outcome, error_reason`,
     [broadcastId],
   );
   return rows;

@@ -1,17 +1,48 @@
 // Resending part of a broadcast on purpose: its 'unknown' recipients (a crash hid whether they got
-// the message) or those that failed with given outcomes. The rows go back to 'pending' and the
+// the message) or those that failed for given reasons. The rows go back to 'pending' and the
 // broadcast's counters move by the same amounts in the same transaction, so counters and ledger
 // never disagree; then a job is made due to drain them.
 import type { Pool } from '../db/pool.js';
 import { inTransaction } from '../db/transaction.js';
+import { PayloadError, REASON_CODES, isReasonCode, type ReasonCode } from '../errors.js';
 import { BLOCKED_OUTCOMES } from './ledger.js';
 import { broadcastJobKeySql, drivesBroadcast, insertBroadcastJob } from './broadcasts-store.js';
 
 export interface ResendRequest {
   unknown: boolean;
-  /** Ledger outcomes of failed rows: exact ("blocked", "chat_not_found"), a prefix before ':' ("content"), or "all". */
-  failedClasses: string[];
+  /** Failed rows whose reason code (the ledger's error_reason, sql/0017) is one of these, or 'all' failed rows. */
+  failedReasons: readonly ReasonCode[] | 'all';
   maxAttempts: number;
+}
+
+const TRANSIENT: readonly ReasonCode[] = ['server_error', 'network', 'timeout'];
+
+// The outcome names `bqctl broadcast resend --failed-class` took before the reason codes, with the
+// codes that select those rows now. A recipient fails on a transient error only once its retries
+// are exhausted, so both transient names select the transient codes; 'permanent:…' outcomes were
+// the 'bad_request' class. The 403 class is one code, 'blocked', however Telegram worded it.
+const OUTCOME_NAMES: Readonly<Record<string, readonly ReasonCode[]>> = {
+  retries_exhausted: TRANSIENT,
+  transient: TRANSIENT,
+  permanent: ['bad_request'],
+  deactivated: ['blocked'],
+  kicked: ['blocked'],
+  chat_deleted: ['blocked'],
+};
+
+/**
+ * The failed rows `names` select: reason codes (REASON_CODES), the older outcome names above, or
+ * 'all'. A name that is none of these throws a PayloadError naming the codes.
+ */
+export function failedReasons(names: readonly string[]): readonly ReasonCode[] | 'all' {
+  if (names.includes('all')) return 'all';
+  const reasons = new Set<ReasonCode>();
+  for (const name of names) {
+    const selected = isReasonCode(name) ? [name] : OUTCOME_NAMES[name];
+    if (!selected) throw new PayloadError(`${JSON.stringify(name)} is not a reason code; failed recipients are resent by ${REASON_CODES.join(', ')} or all`);
+    for (const reason of selected) reasons.add(reason);
+  }
+  return [...reasons];
 }
 
 /** What a resend did; `bqctl broadcast resend --json` prints it under these names. */
@@ -28,19 +59,22 @@ export interface ResendResult {
   existing_job: boolean;
 }
 
+// Rows are picked by their reason code; the counter a row leaves is told by the rule ledger.ts
+// counted it in by (BLOCKED_OUTCOMES), so the counters go back by exactly what they gained. A row
+// failed before sql/0017 has no reason code and is picked only by 'all'.
 const RESEND_SQL = `
   WITH t AS (
     SELECT chat_id, status, outcome FROM broadcast_deliveries
      WHERE broadcast_id = $1
        AND ((status = 'unknown' AND $2::bool)
-         OR (status = 'failed' AND ('all' = ANY($3::text[]) OR outcome = ANY($3::text[]) OR split_part(outcome, ':', 1) = ANY($3::text[]))))
+         OR (status = 'failed' AND ($3::bool OR error_reason = ANY($4::text[]))))
        FOR UPDATE),
   u AS (
     UPDATE broadcast_deliveries d
        SET status = 'pending', attempts = 0, next_attempt_at = now(), outcome = NULL,
            error_code = NULL, error_description = NULL, error_reason = NULL, updated_at = now()
       FROM t WHERE d.broadcast_id = $1 AND d.chat_id = t.chat_id
-    RETURNING t.status AS old_status, COALESCE(t.outcome, '') = ANY($4::text[]) AS was_blocked)
+    RETURNING t.status AS old_status, COALESCE(t.outcome, '') = ANY($5::text[]) AS was_blocked)
   SELECT count(*) FILTER (WHERE old_status = 'unknown')::int AS from_unknown,
          count(*) FILTER (WHERE old_status = 'failed' AND was_blocked)::int AS from_blocked,
          count(*) FILTER (WHERE old_status = 'failed' AND NOT was_blocked)::int AS from_failed
@@ -55,7 +89,8 @@ export async function resendRecipients(pool: Pool, broadcastId: number, request:
   return inTransaction(pool, async (client) => {
     const b = (await client.query('SELECT status, job_id FROM broadcasts WHERE broadcast_id = $1 FOR UPDATE', [broadcastId])).rows[0];
     if (!b) throw new Error(`broadcast ${broadcastId} does not exist`);
-    const moved = (await client.query(RESEND_SQL, [broadcastId, request.unknown, request.failedClasses, BLOCKED_OUTCOMES])).rows[0];
+    const all = request.failedReasons === 'all';
+    const moved = (await client.query(RESEND_SQL, [broadcastId, request.unknown, all, all ? [] : request.failedReasons, BLOCKED_OUTCOMES])).rows[0];
     const resent = moved.from_unknown + moved.from_blocked + moved.from_failed;
     const result: ResendResult = { broadcast_id: broadcastId, resent, from_unknown: moved.from_unknown, from_failed: moved.from_failed, from_blocked: moved.from_blocked, status: b.status, job_id: null, existing_job: false };
     // Nothing moved: the transaction changed nothing, so committing it is as good as rolling back.

@@ -83,7 +83,7 @@ test('broadcast pause, resume and cancel move the status and refuse what does no
   });
 });
 
-test('broadcast resend puts unknown or failed-by-outcome recipients back to pending, fixes the counters and queues one job', async () => {
+test('broadcast resend puts unknown or failed-by-reason recipients back to pending, fixes the counters and queues one job', async () => {
   await withDb(async (db, env) => {
     const { rows } = await db.pool.query(
       `INSERT INTO broadcasts (title, message, status, total, sent, failed, blocked, unknown, started_at, finished_at)
@@ -91,14 +91,14 @@ test('broadcast resend puts unknown or failed-by-outcome recipients back to pend
     );
     const id = rows[0].broadcast_id;
     await db.pool.query(
-      `INSERT INTO broadcast_deliveries (broadcast_id, chat_id, status, outcome, attempts) VALUES
-         ($1, 1, 'sent', NULL, 1), ($1, 2, 'sent', 'migrated', 1),
-         ($1, 3, 'failed', 'retries_exhausted', 5), ($1, 4, 'failed', 'content:parse_entities', 1),
-         ($1, 5, 'failed', 'blocked', 1), ($1, 6, 'unknown', 'crashed', 1), ($1, 7, 'unknown', 'crashed', 1)`,
+      `INSERT INTO broadcast_deliveries (broadcast_id, chat_id, status, outcome, error_reason, attempts) VALUES
+         ($1, 1, 'sent', NULL, NULL, 1), ($1, 2, 'sent', 'migrated', NULL, 1),
+         ($1, 3, 'failed', 'retries_exhausted', 'network', 5), ($1, 4, 'failed', 'content:parse_entities', 'content', 1),
+         ($1, 5, 'failed', 'blocked', 'blocked', 1), ($1, 6, 'unknown', 'crashed', NULL, 1), ($1, 7, 'unknown', 'crashed', NULL, 1)`,
       [id],
     );
     const shown = json(await runBqctl(['broadcast', 'show', String(id), '--json'], env));
-    assert.ok(shown.outcomes.some((o: any) => o.outcome === 'retries_exhausted' && o.count === 1));
+    assert.ok(shown.outcomes.some((o: any) => o.outcome === 'retries_exhausted' && o.error_reason === 'network' && o.count === 1));
 
     assert.is((await bqctlInProcess(['broadcast', 'resend', String(id)], env)).code, 2, 'needs --unknown or --failed-class');
     const nothing = json(await runBqctl(['broadcast', 'resend', String(id), '--failed-class', 'chat_not_found', '--json'], env));

@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { intInRange, positiveInt } from '../args.js';
 import { dbCommand, examples, n, out, runDb } from '../command.js';
 import { printJson } from '../format.js';
-import { resendRecipients } from '../../broadcast/resend.js';
+import { failedReasons, resendRecipients } from '../../broadcast/resend.js';
 import { setBroadcastStatus, type BroadcastAction } from '../../broadcast/control.js';
 import { UsageError } from '../../errors.js';
 
@@ -36,27 +36,31 @@ export function registerBroadcastControl(group: Command): void {
   }
 
   const resend = group.command('resend')
-    .description("Send again to a broadcast's recipients whose outcome is unknown (a crash hid it) or that failed with given outcomes.")
+    .description("Send again to a broadcast's recipients whose outcome is unknown (a crash hid it) or that failed for given reasons.")
     .argument('<broadcast_id>')
     .option('--unknown', "recipients in 'unknown' (the daemon died while their send was in flight; they may have it already)")
-    .option('--failed-class <class...>', 'failed recipients with these outcomes: exact (chat_not_found, retries_exhausted, blocked), a prefix (content, transient, permanent), or all')
+    .option('--failed-class <reason...>', 'failed recipients with these reason codes (blocked, chat_not_found, content, bad_request, server_error, network, timeout; also retries_exhausted, transient, permanent), or all')
     .option('--max-attempts <n>', 'attempts for the job that sends them, if a new one is needed (default BQ_MAX_ATTEMPTS)');
   dbCommand(resend);
-  resend.addHelpText('after', '\n`bqctl broadcast show <id>` lists the outcomes with their counts.');
+  resend.addHelpText('after', '\n`bqctl broadcast show <id>` lists the outcomes and reason codes with their counts.');
   examples(resend, [
     'bqctl broadcast resend 42 --unknown',
-    'bqctl broadcast resend 42 --failed-class retries_exhausted transient',
+    'bqctl broadcast resend 42 --failed-class server_error network timeout',
     'bqctl broadcast resend 42 --unknown --failed-class content --json',
   ]);
   resend.action(async (rawId: string, opts: { unknown?: boolean; failedClass?: string[]; maxAttempts?: string; json?: boolean }) => {
     const id = positiveInt(rawId, 'broadcast id');
     const classes = (opts.failedClass ?? []).flatMap((c) => c.split(',')).map((c) => c.trim()).filter(Boolean);
-    const bad = classes.find((c) => !/^[a-z0-9_:.-]{1,100}$/i.test(c));
-    if (bad !== undefined) throw new UsageError(`--failed-class takes outcome names such as chat_not_found or content, got ${JSON.stringify(bad)}`);
-    if (!opts.unknown && classes.length === 0) throw new UsageError('say what to resend: --unknown, --failed-class <class…>, or both');
+    if (!opts.unknown && classes.length === 0) throw new UsageError('say what to resend: --unknown, --failed-class <reason…>, or both');
+    let reasons: ReturnType<typeof failedReasons>;
+    try {
+      reasons = failedReasons(classes);
+    } catch (error) {
+      throw new UsageError(`--failed-class: ${(error as Error).message}`);
+    }
     const maxAttempts = opts.maxAttempts !== undefined ? intInRange(opts.maxAttempts, '--max-attempts', 1, 100) : undefined;
     await runDb(resend, async ({ pool, config }) => {
-      const result = await resendRecipients(pool, id, { unknown: opts.unknown === true, failedClasses: classes, maxAttempts: maxAttempts ?? config.maxAttempts });
+      const result = await resendRecipients(pool, id, { unknown: opts.unknown === true, failedReasons: reasons, maxAttempts: maxAttempts ?? config.maxAttempts });
       if (opts.json) return printJson(result);
       if (result.resent === 0) return out(`broadcast ${id}: no recipients matched; nothing to resend`);
       out(`broadcast ${id}: ${n(result.resent)} recipients back to pending (unknown ${n(result.from_unknown)}, failed ${n(result.from_failed)}, blocked ${n(result.from_blocked)}); ` +

@@ -78,7 +78,7 @@ export function registerBroadcast(program: Command): void {
     });
   });
 
-  const show = group.command('show').description('One broadcast: its row, and its recipients by status and outcome.').argument('<broadcast_id>');
+  const show = group.command('show').description('One broadcast: its row, and its recipients by status, outcome and reason code.').argument('<broadcast_id>');
   dbCommand(show);
   examples(show, ['bqctl broadcast show 42', "bqctl broadcast show 42 --json | jq '.outcomes'"]);
   show.action(async (rawId: string, opts: { json?: boolean }) => {
@@ -86,7 +86,7 @@ export function registerBroadcast(program: Command): void {
     await runDb(show, async ({ pool }) => {
       const b = await broadcastProgress(pool, id);
       if (!b) throw new Error(`broadcast ${id} does not exist`);
-      // The outcome breakdown is what `resend --failed-class` takes.
+      // The reason codes are what `resend --failed-class` takes.
       const outcomes = await deliveryOutcomes(pool, id);
       if (opts.json) return printJson({ ...b, outcomes });
       out([
@@ -96,7 +96,7 @@ export function registerBroadcast(program: Command): void {
         `audience ${JSON.stringify(b.audience)}${b.frequency_cap ? `; frequency cap ${b.frequency_cap}/24h` : ''}${b.allow_paid_broadcast ? '; paid broadcast' : ''}`,
         `message ${JSON.stringify(b.message ?? b.variants)}`,
         '',
-        'Recipients by outcome',
+        'Recipients by outcome and reason',
         table(outcomes),
       ].join('\n'));
     });

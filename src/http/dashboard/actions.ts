@@ -31,7 +31,7 @@ export async function runAction(pool: Pool, path: string): Promise<ActionOutcome
     const back = `/broadcasts/${id}`;
     if (m[2] === 'resend-unknown') {
       if ((await broadcastStatus(pool, id)) === null) throw new HttpError(404, `broadcast ${id} does not exist`);
-      const r = await resendRecipients(pool, id, { unknown: true, failedClasses: [], maxAttempts: DEFAULTS.maxAttempts });
+      const r = await resendRecipients(pool, id, { unknown: true, failedReasons: [], maxAttempts: DEFAULTS.maxAttempts });
       return { back, notice: r.resent ? { kind: 'done', text: `${r.resent} recipients whose delivery was unknown will be sent again (job ${r.job_id}).` } : { kind: 'error', text: 'No recipient is unknown any more; nothing was resent.' } };
     }
     const result = await setBroadcastStatus(pool, id, m[2] as BroadcastAction);
