@@ -7,6 +7,7 @@ import pg from 'pg';
 import { startEmbeddedPostgres, freePort, type EmbeddedDatabase } from '../../src/db/embedded.js';
 import { createPool, type Pool } from '../../src/db/pool.js';
 import { migrate } from '../../src/db/migrate.js';
+import { isAlive } from '../../src/db/postmaster.js';
 import { silentLogger } from '../../src/log.js';
 import { sleep } from './util.js';
 
@@ -155,15 +156,6 @@ export class PgServer {
     const text = await readFile(path.join(this.dataDir, 'pg', 'postmaster.pid'), 'utf8').catch(() => null);
     const pid = Number(text?.split('\n')[0]);
     return pid > 0 ? pid : null;
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -104,7 +104,8 @@ export async function stopOrphanedPostmaster(pgData: string, log: Logger): Promi
   }
 }
 
-function isAlive(pid: number): boolean {
+/** True while process `pid` exists (EPERM: it does, as another user's, e.g. root's postgres user's). */
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
