@@ -50,6 +50,8 @@ export const REASON_CODES = [
   'snoozed',
   /** The broadcast the job drives is paused. */
   'paused',
+  /** No recipient of the broadcast is due for a while (deliver_at_local): the job sleeps until the first is. */
+  'not_due',
   /** The daemon running the job died; the sweep handed the job back (queue/rescuer.ts). */
   'rescued',
   /** The handler's result cannot be stored as JSON. */

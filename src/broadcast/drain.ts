@@ -30,6 +30,12 @@ const PREPARE_AHEAD_MS = 50;
 const GROUP_TURN_LATE_MS = 500;
 /** Sends still awaiting Telegram's answer; a hung API cannot pile up more than this. */
 const MAX_IN_FLIGHT = 256;
+/**
+ * Nothing due for longer than this: the run ends with a 'waiting' stop and the job sleeps until the
+ * earliest row (a local-time broadcast waits hours for the next zone; its worker serves other
+ * jobs meanwhile). Above the longest recipient retry (8 s), so retries still wait in the slot.
+ */
+const WAIT_IN_SLOT_MS = 10_000;
 
 /** One recipient's copy of a message (tracked links), or null to send every recipient the same. */
 export type Personalize = ((message: OutgoingMessage, chatId: number) => OutgoingMessage) | null;
@@ -39,7 +45,7 @@ type Batch = { due: DueDelivery[]; slots: number[] | null; reservedUntil?: strin
 /** Send times in use: each send starts from startFrom[i], and no later than slots[i] + LATE_SLOT_MS. */
 type Slots = { slots: number[]; startFrom: number[]; reservedUntil: string };
 
-export type Stop = { kind: 'paused' } | { kind: 'cancelled' } | { kind: 'content'; reason: string } | { kind: 'halted'; reason: string; code: ReasonCode } | { kind: 'aborted' };
+export type Stop = { kind: 'paused' } | { kind: 'cancelled' } | { kind: 'content'; reason: string } | { kind: 'halted'; reason: string; code: ReasonCode } | { kind: 'aborted' } | { kind: 'waiting'; dueInMs: number };
 
 /**
  * One run over the ledger of one broadcast, the 'broadcast' job's pacing loop: claim due rows in
@@ -152,11 +158,15 @@ export class Drain {
     return this.stop;
   }
 
-  /** Nothing due now: wait for the next retry time, or report that every row is final. */
+  /** Nothing due now: wait for the next retry time, or report that every row is final (or not due for long). */
   private async waitForMore(): Promise<boolean> {
     await this.flush();
     const dueIn = await nextDueInMs(this.pool, this.driver.broadcastId);
     if (dueIn === null) return false;
+    if (dueIn > WAIT_IN_SLOT_MS) {
+      this.stop = { kind: 'waiting', dueInMs: dueIn };
+      return false;
+    }
     await this.limiter.sleep(Math.min(dueIn, CONTROL_CHECK_MS), this.stopping);
     return true;
   }

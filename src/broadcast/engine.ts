@@ -33,6 +33,8 @@ export interface EngineSettings {
 const PAUSED_RECHECK_MS = 60_000;
 /** The snooze message of a paused broadcast's job (sql/0021's trigger keys on its reason code, 'paused'). */
 const PAUSED = 'broadcast paused';
+/** The snooze message of a broadcast whose next rows are not due yet (deliver_at_local). */
+const NOT_DUE = 'broadcast waiting: no recipient due yet';
 
 /**
  * The 'broadcast' job: fan the audience out into the ledger once, then drain the ledger through
@@ -139,6 +141,12 @@ export class BroadcastEngine {
     if (stop?.kind === 'aborted') throw new SnoozeError(0, 'broadcast interrupted by shutdown; it resumes from the ledger', { reason: 'interrupted' });
     if (stop?.kind === 'halted') throw new HaltError(stop.reason, { reason: stop.code });
     if (stop?.kind === 'paused') throw new SnoozeError(PAUSED_RECHECK_MS, PAUSED, { reason: 'paused' });
+    if (stop?.kind === 'waiting') {
+      // The job sleeps until the earliest row is due instead of holding its worker for hours; the
+      // next run takes the broadcast over again (one driver, sql/0005) and goes on from the ledger.
+      log.info({ broadcastId, dueInMs: Math.round(stop.dueInMs) }, 'broadcast waiting for its next recipients\' time; the job sleeps until then');
+      throw new SnoozeError(stop.dueInMs, NOT_DUE, { reason: 'not_due' });
+    }
     if (stop?.kind === 'cancelled') await skipRemaining(this.pool, driver, 'cancelled');
     if (stop?.kind === 'content') await skipRemaining(this.pool, driver, 'stopped');
     const counts = await countDeliveries(this.pool, broadcastId);

@@ -43,6 +43,7 @@ test('broadcast create stores a draft, or with --send a queued broadcast and its
     assert.is(rejected.code, 2);
     assert.match(rejected.stderr, /bad-variants\.json\.variants\[0\]\.weight must be a whole number/);
     assert.is((await bqctlInProcess(['broadcast', 'create', '--text', 'x'], env)).code, 2, '--title is required');
+
     assert.is((await bqctlInProcess(['broadcast', 'create', '--title', 'x', '--text', 'x', '--frequency-cap', '0'], env)).code, 2);
 
     const list = json(await runBqctl(['broadcast', 'list', '--json'], env));
@@ -52,6 +53,14 @@ test('broadcast create stores a draft, or with --send a queued broadcast and its
     const shown = json(await runBqctl(['broadcast', 'show', String(id), '--json'], env));
     assert.equal([shown.broadcast_id, shown.status, shown.outcomes], [id, 'draft', []]);
     assert.match((await runBqctl(['broadcast', 'show', String(id)], env)).stdout, /Nov promo — draft/);
+
+    const local = json(await runBqctl(['broadcast', 'create', '--title', 'Morning', '--text', 'Good morning', '--deliver-at-local', '09:00', '--default-time-zone', 'Asia/Tokyo', '--json'], env));
+    const morning = await broadcastRow(db, local.broadcast_id);
+    assert.equal([morning.deliver_at_local, morning.default_time_zone], ['09:00', 'Asia/Tokyo']);
+    const badTime = await bqctlInProcess(['broadcast', 'create', '--title', 'x', '--text', 'x', '--deliver-at-local', '9am'], env);
+    assert.is(badTime.code, 2);
+    assert.match(badTime.stderr, /--deliver-at-local must be a local time "HH:MM"/);
+    assert.match((await runBqctl(['broadcast', 'show', String(local.broadcast_id)], env)).stdout, /delivers at 09:00 in each recipient's time zone \(default Asia\/Tokyo\)/);
   });
 });
 

@@ -10,12 +10,13 @@ import { addJobFlags, addMessageFlags, jobOptionsFromFlags, messageFromFlags, va
 import { registerBroadcastControl } from './broadcast-control.js';
 import { UsageError } from '../../errors.js';
 import { broadcastReport, type EngagementCounts } from '../../engagement/report.js';
+import { parseDeliverAtLocal, parseTimeZone } from '../../broadcast/local-time.js';
 
 export const BROADCAST_STATUSES = ['draft', 'queued', 'sending', 'paused', 'completed', 'cancelled', 'failed'];
 
 type CreateOptions = MessageFlags & JobFlags & {
   title: string; variantsFile?: string; segment?: string; chats?: string; chatsFile?: string;
-  frequencyCap?: string; allowPaid?: boolean; send?: boolean; json?: boolean;
+  frequencyCap?: string; allowPaid?: boolean; deliverAtLocal?: string; defaultTimeZone?: string; send?: boolean; json?: boolean;
 };
 
 export function registerBroadcast(program: Command): void {
@@ -30,12 +31,15 @@ export function registerBroadcast(program: Command): void {
     .option('--chats-file <file>', 'exactly these chat ids, one per line (or a JSON array)')
     .option('--frequency-cap <n>', 'skip subscribers who already got this many broadcasts in the last 24 h')
     .option('--allow-paid', 'send with allow_paid_broadcast (paid, up to 1000 messages/s)')
+    .option('--deliver-at-local <time>', 'send at this time in each recipient\'s time zone: HH:MM (the next one) or YYYY-MM-DDTHH:MM')
+    .option('--default-time-zone <zone>', 'with --deliver-at-local: the IANA zone of recipients without one (default UTC)')
     .option('--send', 'queue it now instead of leaving a draft');
   dbCommand(create);
   examples(create, [
     "bqctl broadcast create --title 'Nov promo' --text 'Hello <b>VIPs</b>' --parse-mode HTML --segment '{\"tags_any\":[\"vip\"]}'",
     "bqctl broadcast create --title 'A/B test' --variants-file variants.json --frequency-cap 2 --send",
     "bqctl broadcast create --title 'Ops' --message-file photo.json --chats 1,2,3 --send --run-at 30m",
+    "bqctl broadcast create --title 'Morning' --text 'Good morning' --deliver-at-local 09:00 --default-time-zone Europe/Berlin --send",
   ]);
   create.action(async (opts: CreateOptions) => {
     if (opts.variantsFile !== undefined && (opts.text !== undefined || opts.messageFile !== undefined)) throw new UsageError('give either a message (--text / --message-file) or --variants-file, not both');
@@ -44,11 +48,18 @@ export function registerBroadcast(program: Command): void {
     if (!message && !variants) throw new UsageError('give the content: --text, --message-file or --variants-file');
     const audience = (await audienceFromFlags(opts)) ?? {};
     const cap = opts.frequencyCap !== undefined ? intInRange(opts.frequencyCap, '--frequency-cap', 1, 1_000_000) : null;
+    try {
+      parseDeliverAtLocal(opts.deliverAtLocal, '--deliver-at-local');
+      if (opts.defaultTimeZone !== undefined) parseTimeZone(opts.defaultTimeZone, '--default-time-zone');
+    } catch (error) {
+      throw new UsageError((error as Error).message);
+    }
     const job = jobOptionsFromFlags(opts);
     if (!opts.send && (opts.queue ?? opts.priority ?? opts.runAt ?? opts.maxAttempts) !== undefined) throw new UsageError('--queue, --priority, --run-at and --max-attempts apply with --send');
     await runDb(create, async ({ pool, config }) => {
       const r = await createBroadcast(pool, {
         title: opts.title, message, variants, audience, frequencyCap: cap, allowPaidBroadcast: opts.allowPaid === true,
+        deliverAtLocal: opts.deliverAtLocal ?? null, defaultTimeZone: opts.defaultTimeZone ?? null,
         send: opts.send === true ? { queue: job.queue, priority: job.priority, runAt: job.runAt, maxAttempts: job.maxAttempts ?? config.maxAttempts } : null,
       });
       if (opts.json) return printJson(r);
@@ -92,6 +103,8 @@ export function registerBroadcast(program: Command): void {
       out([
         `broadcast ${b.broadcast_id}: ${b.title ?? '(untitled)'} — ${b.status}${b.failure_reason ? ` (${b.failure_reason})` : ''}`,
         `processed ${n(b.done)}/${n(b.total)}: sent ${n(b.sent)}, blocked ${n(b.blocked)}, failed ${n(b.failed)}, skipped ${n(b.skipped)}, unknown ${n(b.unknown)}`,
+        ...(b.deliver_at_local ? [`delivers at ${b.deliver_at_local} in each recipient's time zone (default ${b.default_time_zone})`] : []),
+        ...(b.waiting > 0 ? [`waiting ${n(b.waiting)}, the next due at ${b.next_due_at?.toISOString()}`] : []),
         `job ${b.job_id ?? '-'}; created ${b.created_at.toISOString()}; started ${b.started_at?.toISOString() ?? '-'}; finished ${b.finished_at?.toISOString() ?? '-'}`,
         `audience ${JSON.stringify(b.audience)}${b.frequency_cap ? `; frequency cap ${b.frequency_cap}/24h` : ''}${b.allow_paid_broadcast ? '; paid broadcast' : ''}`,
         `message ${JSON.stringify(b.message ?? b.variants)}`,

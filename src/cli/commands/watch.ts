@@ -90,10 +90,13 @@ function measuredRate(samples: { at: number; done: number }[]): number {
 export function progressLine(p: BroadcastProgress, rate: number): string {
   const fraction = p.total > 0 ? Math.min(1, p.done / p.total) : FINAL.includes(p.status) ? 1 : 0;
   const filled = Math.round(fraction * BAR_WIDTH);
-  const eta = rate > 0 && p.remaining > 0 ? humanDuration(p.remaining / rate) : '-';
+  // Rows waiting for their local time: the ETA is the last zone's hour, not remaining / rate.
+  const local = p.deliver_at_local !== null && p.waiting > 0;
+  const eta = rate > 0 && p.remaining > 0 && !local ? humanDuration(p.remaining / rate) : '-';
   const state = p.status === 'sending' ? '' : ` [${p.status}]`;
+  const waiting = p.waiting > 0 && p.next_due_at ? ` · ${n(p.waiting)} waiting, next due ${p.next_due_at.toISOString()}` : '';
   return `[${'#'.repeat(filled)}${'-'.repeat(BAR_WIDTH - filled)}] ${Math.floor(fraction * 100)}% ${n(p.done)}/${n(p.total)} ` +
-    `sent ${n(p.sent)} blocked ${n(p.blocked)} failed ${n(p.failed)} skipped ${n(p.skipped)} unknown ${n(p.unknown)} · ${rate.toFixed(1)} msg/s · ETA ${eta}${state}`;
+    `sent ${n(p.sent)} blocked ${n(p.blocked)} failed ${n(p.failed)} skipped ${n(p.skipped)} unknown ${n(p.unknown)} · ${rate.toFixed(1)} msg/s · ETA ${eta}${waiting}${state}`;
 }
 
 /** The broadcast's record as the admin API shows it, without its content (message, variants, audience). */

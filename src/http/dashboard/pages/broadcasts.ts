@@ -42,6 +42,7 @@ ${b.unknown > 0 ? actionButton(ctx, `/broadcasts/${id}/resend-unknown`, `Resend 
 <div class="big-progress">${progressBar(b)}</div>
 <dl class="stats"><div><dt>rate</dt><dd>${live('rate', `${b.rate_per_second.toFixed(1)}/s`)}</dd></div><div><dt>ETA</dt><dd>${live('eta', duration(eta(b)))}</dd></div>
 <div><dt>done</dt><dd>${live('done', count(b.done))}</dd></div><div><dt>remaining</dt><dd>${live('remaining', count(b.remaining))}</dd></div>
+<div><dt>waiting</dt><dd>${live('waiting', count(b.waiting))}</dd></div><div><dt>next due</dt><dd>${live('next-due', when(b.next_due_at))}</dd></div>
 ${COUNTS.map((k) => html`<div><dt>${k}</dt><dd>${live(k, count(b[k]))}</dd></div>`)}</dl>
 ${b.failure_reason ? html`<p class="error">${b.failure_reason}</p>` : ''}
 <div class="actions" data-live-actions="${id}">${actions}</div>
@@ -49,7 +50,7 @@ ${b.failure_reason ? html`<p class="error">${b.failure_reason}</p>` : ''}
 ${variants ? html`<section><h2>Variants</h2><table class="grid"><thead><tr><th>variant</th>${COUNTS.map((k) => html`<th>${k}</th>`)}</tr></thead><tbody>
 ${Object.entries(variants).map(([name, c]) => html`<tr><th scope="row">${name}</th>${COUNTS.map((k) => html`<td class="num">${count(c[k])}</td>`)}</tr>`)}</tbody></table></section>` : ''}
 <section class="two"><div><h2>Message</h2><pre>${json(b.variants ?? b.message)}</pre></div><div><h2>Audience</h2><pre>${json(b.audience)}</pre>
-<p>frequency cap ${b.frequency_cap ?? 'none'} · paid broadcast ${b.allow_paid_broadcast ? 'yes' : 'no'}${b.job_id ? html` · <a href="${ctx.base}/jobs/${b.job_id}">job ${b.job_id}</a>` : ''}</p></div></section>`);
+<p>frequency cap ${b.frequency_cap ?? 'none'} · paid broadcast ${b.allow_paid_broadcast ? 'yes' : 'no'}${b.deliver_at_local ? html` · at ${b.deliver_at_local} local time (default ${b.default_time_zone})` : ''}${b.job_id ? html` · <a href="${ctx.base}/jobs/${b.job_id}">job ${b.job_id}</a>` : ''}</p></div></section>`);
 }
 
 /** What the live stream sends for one broadcast: the values of its data-live fields. */
@@ -59,6 +60,7 @@ export function broadcastLive(b: BroadcastProgress): Record<string, string | num
     [`b:${id}:progress`]: b.progress, [`b:${id}:pct`]: `${(b.progress * 100).toFixed(1)}%`, [`b:${id}:status`]: b.status,
     [`b:${id}:rate`]: `${b.rate_per_second.toFixed(1)}/s`, [`b:${id}:eta`]: duration(eta(b)), [`b:${id}:done`]: count(b.done),
     [`b:${id}:remaining`]: count(b.remaining), [`b:${id}:finished`]: when(b.finished_at),
+    [`b:${id}:waiting`]: count(b.waiting), [`b:${id}:next-due`]: when(b.next_due_at),
   };
   for (const k of COUNTS) out[`b:${id}:${k}`] = count(b[k]);
   return out;
