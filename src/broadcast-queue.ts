@@ -13,6 +13,7 @@ import { enqueueJob, type EnqueueOptions, type EnqueuedJob } from './queue/enque
 import { PayloadError } from './errors.js';
 import { parseChatId, parseMessage } from './telegram/message.js';
 import { validateInlineBroadcast } from './broadcast/engine.js';
+import { setSubscriberTimeZone } from './broadcast/subscribers.js';
 import { TelegramDelivery } from './jobs/delivery.js';
 import { createDashboardHandler, type DashboardHandler, type DashboardOptions } from './http/dashboard/handler.js';
 import { createAdminHandler, type AdminHandler, type AdminHandlerOptions } from './http/admin.js';
@@ -280,6 +281,14 @@ export class BroadcastQueue extends EventEmitter {
    */
   redirectHandler(): RedirectHandler {
     return this.engagement.redirectHandler();
+  }
+
+  /**
+   * Sets the IANA time zone (null clears it) that deliver_at_local broadcasts read for a chat; adds
+   * the chat to the subscribers if needed. Updates carry no time zone, so the bot asks its users.
+   */
+  async setSubscriberTimeZone(chatId: number, timeZone: string | null): Promise<void> {
+    await setSubscriberTimeZone(await this.db(), chatId, timeZone);
   }
 
   /** Writes the recorded updates now instead of at the next flush (tests, or before a planned exit). */

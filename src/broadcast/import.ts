@@ -10,6 +10,7 @@ import type { Pool, PoolClient } from '../db/pool.js';
 import { PayloadError, RejectedRowError, type Rejection } from '../errors.js';
 import { describeValue, parseChatId } from '../telegram/message.js';
 import { csvRecords, jsonLines, MAX_RECORD_BYTES } from './import-read.js';
+import { parseTimeZone } from './local-time.js';
 
 export { MAX_RECORD_BYTES };
 
@@ -22,6 +23,8 @@ export interface SubscriberRecord {
   optedOut?: boolean;
   subscribedAt?: string;
   lastActiveAt?: string;
+  /** IANA name; the zone a deliver_at_local broadcast reads for this subscriber. */
+  timeZone?: string;
   attributes?: Record<string, unknown>;
 }
 
@@ -68,7 +71,7 @@ export function detectFormat(fileName: string | undefined, head: string): Import
 // Field normalisation, shared by both formats. Empty values mean "not given": the stored value is
 // kept on update and the column default applies on insert.
 
-const KNOWN = ['chat_id', 'language_code', 'tags', 'opted_out', 'subscribed_at', 'last_active_at'] as const;
+const KNOWN = ['chat_id', 'language_code', 'tags', 'opted_out', 'subscribed_at', 'last_active_at', 'time_zone'] as const;
 const LANGUAGE = /^[A-Za-z0-9_-]{1,35}$/;
 const ISO = /^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)?)?$/i;
 
@@ -129,6 +132,7 @@ export function toSubscriber(fields: Record<string, unknown>): SubscriberRecord 
   if (!blank(fields.opted_out)) row.optedOut = flag(fields.opted_out);
   if (!blank(fields.subscribed_at)) row.subscribedAt = timestamp(fields.subscribed_at, 'subscribed_at');
   if (!blank(fields.last_active_at)) row.lastActiveAt = timestamp(fields.last_active_at, 'last_active_at');
+  if (!blank(fields.time_zone)) row.timeZone = parseTimeZone(typeof fields.time_zone === 'string' ? fields.time_zone.trim() : fields.time_zone, 'time_zone');
   const attributes: Record<string, unknown> = {};
   const nested = fields.attributes;
   if (nested !== undefined && !blank(nested)) {
@@ -152,6 +156,7 @@ const COLUMNS = [
   { key: 'optedOut', column: 'opted_out', type: 'bool', value: (r: SubscriberRecord) => r.optedOut, update: 'EXCLUDED.opted_out' },
   { key: 'subscribedAt', column: 'subscribed_at', type: 'timestamptz', value: (r: SubscriberRecord) => r.subscribedAt, update: 'EXCLUDED.subscribed_at' },
   { key: 'lastActiveAt', column: 'last_active_at', type: 'timestamptz', value: (r: SubscriberRecord) => r.lastActiveAt, update: 'EXCLUDED.last_active_at' },
+  { key: 'timeZone', column: 'time_zone', type: 'text', value: (r: SubscriberRecord) => r.timeZone, update: 'EXCLUDED.time_zone' },
   // Attributes merge: a file with a "plan" column does not erase a stored "city".
   { key: 'attributes', column: 'attributes', type: 'jsonb', value: (r: SubscriberRecord) => r.attributes && JSON.stringify(r.attributes), update: 's.attributes || EXCLUDED.attributes' },
 ] as const;

@@ -1,4 +1,7 @@
 import type { Pool } from '../db/pool.js';
+import { PayloadError } from '../errors.js';
+import { parseChatId } from '../telegram/message.js';
+import { parseTimeZone } from './local-time.js';
 
 /**
  * Telegram said these chats are gone: later broadcasts skip them. Chats that are not in
@@ -29,4 +32,23 @@ export async function recordMigration(pool: Pool, oldChatId: number, newChatId: 
       WHERE chat_id = $1 AND NOT EXISTS (SELECT 1 FROM moved)`,
     [oldChatId, newChatId],
   );
+}
+
+/**
+ * Sets (null: clears) the IANA time zone that deliver_at_local broadcasts read for a chat, adding
+ * the chat to broadcast_subscribers if it is not there yet. Telegram tells a bot nobody's zone, so
+ * the update middleware cannot: the bot asks (a /timezone command, a shared location) and says so here.
+ */
+export async function setSubscriberTimeZone(pool: Pool, chatId: unknown, timeZone: unknown): Promise<void> {
+  const id = parseChatId(chatId, 'chatId');
+  const zone = timeZone === null ? null : parseTimeZone(timeZone, 'timeZone');
+  await pool.query(
+    `INSERT INTO broadcast_subscribers (chat_id, time_zone) VALUES ($1, $2)
+     ON CONFLICT (chat_id) DO UPDATE SET time_zone = EXCLUDED.time_zone`,
+    [id, zone],
+  ).catch((error) => {
+    // A zone Intl knows and this server's tzdata does not (sql/0020's CHECK).
+    if ((error as { code?: string }).code === '22023') throw new PayloadError(`timeZone: ${(error as Error).message}`);
+    throw error;
+  });
 }

@@ -148,6 +148,18 @@ test('a CSV header row that cannot be read ends the import before anything is wr
   });
 });
 
+test('a time_zone column sets where local-time broadcasts reach each subscriber; an unknown zone is rejected by line', async () => {
+  await withDb(async (db) => {
+    const csv = await run(db, 'csv', 'chat_id,time_zone\n1,Asia/Tokyo\n2, America/New_York \n3,Mars/Olympus\n4,\n');
+    assert.equal([csv.stats.read, csv.stats.imported, csv.stats.rejected], [4, 3, 1]);
+    assert.equal(csv.rejections, [{ line: 4, reason: 'time_zone must be an IANA time zone (e.g. Europe/Berlin, America/New_York, UTC), got string "Mars/Olympus"' }]);
+    // A later file without the zone keeps it; one with a zone replaces it.
+    await run(db, 'jsonl', '{"chat_id": 1, "tags": ["vip"]}\n{"chat_id": 4, "time_zone": "Europe/Berlin"}\n');
+    const { rows } = await db.pool.query('SELECT chat_id, time_zone, attributes FROM broadcast_subscribers ORDER BY chat_id');
+    assert.equal(rows.map((r) => [Number(r.chat_id), r.time_zone, r.attributes]), [[1, 'Asia/Tokyo', {}], [2, 'America/New_York', {}], [4, 'Europe/Berlin', {}]]);
+  });
+});
+
 test('csvFields reads RFC 4180 fields', () => {
   assert.equal(csvFields('a,"b,c","d ""e""",,"multi\nline"'), ['a', 'b,c', 'd "e"', '', 'multi\nline']);
   assert.equal(csvFields(''), ['']);

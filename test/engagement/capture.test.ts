@@ -69,6 +69,25 @@ test('the middleware records first seen, language and last activity to the minut
   });
 });
 
+test('a subscriber\'s time zone comes from the bot (updates carry none): setSubscriberTimeZone, kept by later updates', async () => {
+  await withTelegram({ queue: { capture: { flushMs: 60_000 } } }, async ({ apiRoot, queue }) => {
+    const bot = makeBot(apiRoot, queue, []);
+    await queue.setSubscriberTimeZone(601, 'Asia/Tokyo'); // before the middleware ever wrote the chat
+    await bot.handleUpdate(textUpdate(601, 'hello', { language: 'ja' }));
+    await queue.flushUpdates();
+    assert.equal([(await subscriber(queue, 601)).time_zone, (await subscriber(queue, 601)).language_code], ['Asia/Tokyo', 'ja']);
+    await queue.setSubscriberTimeZone(601, 'America/Sao_Paulo');
+    await bot.handleUpdate(textUpdate(601, 'again', { language: 'pt' }));
+    await queue.flushUpdates();
+    assert.is((await subscriber(queue, 601)).time_zone, 'America/Sao_Paulo');
+    await queue.setSubscriberTimeZone(601, null);
+    assert.is((await subscriber(queue, 601)).time_zone, null);
+    const error = await queue.setSubscriberTimeZone(601, 'Mars/Olympus').catch((e: unknown) => e);
+    assert.instance(error, PayloadError);
+    assert.match((error as Error).message, /timeZone must be an IANA time zone .* got string "Mars\/Olympus"/);
+  });
+});
+
 test('1,000 updates from 50 chats are written in one transaction, not one upsert each', async () => {
   await withTelegram({ queue: { capture: { flushMs: 60_000 } } }, async ({ apiRoot, queue }) => {
     const bot = makeBot(apiRoot, queue, []);

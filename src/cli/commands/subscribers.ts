@@ -27,8 +27,8 @@ export function registerSubscribers(program: Command): void {
   dbCommand(imp);
   imp.addHelpText('after', `
 Columns (CSV header names or JSON keys): chat_id (required), language_code, tags (separated by ; or |,
-or a JSON array), opted_out (true/false/1/0/yes/no), subscribed_at, last_active_at (ISO 8601).
-Any other column goes into attributes (merged with what is stored). An empty value leaves the stored
+or a JSON array), opted_out (true/false/1/0/yes/no), subscribed_at, last_active_at (ISO 8601),
+time_zone (IANA, e.g. Europe/Berlin: where deliver_at_local broadcasts reach them). Any other column goes into attributes (merged with what is stored). An empty value leaves the stored
 value unchanged. A bad row is reported with its line number and skipped, unless --strict: a value
 PostgreSQL cannot store (a NUL character), a record longer than ${MAX_RECORD_BYTES / 1024} KiB, bad quoting, or a
 quote never closed (only the line it opens on is skipped; reading goes on with the next line).
