@@ -9,6 +9,7 @@ import { decide } from '../telegram/decision.js';
 import type { OutgoingMessage } from '../telegram/message.js';
 import { GROUP_CHAT_SPACING_MS, LATE_SLOT_MS, type ChatReservation, type RateLimiter } from '../telegram/rate-limiter.js';
 import type { TelegramSender } from '../telegram/sender.js';
+import type { SlotLender } from '../telegram/slot-share.js';
 import { BLOCKED_OUTCOMES, claimDue, nextDueInMs, recordDeliveries, type DeliveryRecord, type Driver, type DueDelivery } from './ledger.js';
 import { markUnreachable, recordMigration } from './subscribers.js';
 import { broadcastStatus } from './broadcasts-store.js';
@@ -87,6 +88,8 @@ export class Drain {
     private readonly log: Logger,
     private readonly events: EventEmitter,
     private readonly personal: Personalize = null,
+    /** The broadcast job's priority: send jobs of at least this priority may take its slots (SlotShare). */
+    private readonly priority = 0,
   ) {
     const halting = anySignal(signal, stopping);
     this.halting = halting.signal;
@@ -217,65 +220,75 @@ export class Drain {
     await this.paceGroups(due);
     // The slots in use: the batch's own, or those of a catch-up once the process ran late.
     let reservation: Slots = { slots: reserved, startFrom: reserved, reservedUntil: reservedUntil! };
+    // Slots this process's send jobs may take before the batch reaches them (SlotShare).
+    let lender = this.limiter.share.lend(reserved, this.rate, this.priority);
     let next = 0; // the first slot not yet used or missed
     let unusedFrom = 0; // the slots from here on are unused: missed or still to come
     let sentSinceCatchUp = true;
-    for (let i = 0; i < due.length; i++) {
-      const delivery = due[i]!;
-      const { slots } = reservation;
-      const allowedAt = delivery.targetChatId < 0 ? this.groupTurns.get(delivery.targetChatId)?.allowedAt ?? 0 : 0;
-      if (next < slots.length && allowedAt > slots[next]! + 50) {
-        // The row keeps the group's turn it holds and comes back for it.
-        this.giveBack([delivery], allowedAt - Date.now());
-        continue;
-      }
-      // Wait for room before the slot, not after it: a send that waits once its slot has come
-      // leaves late, on top of the next daemon's sends.
-      while (this.inFlight.size >= MAX_IN_FLIGHT) await Promise.race(this.inFlight);
-      // After a content error, send one at a time until it is clear whether the message itself
-      // is bad: a broken message should cost a few calls, not a whole batch.
-      if (this.contentErrors.size > 0) await Promise.all(this.inFlight);
-      const slot = await this.nextSlot(reservation, next);
-      if (slot === 'stopped') {
-        // A pause (429) or a stop began after the reservation: this call is not made.
-        this.giveBack(due.slice(i), Math.max(0, this.limiter.pausedUntil - Date.now()));
-        return;
-      }
-      if (slot === 'late') {
-        // The process ran late (timers firing late, a stall): a missed slot used now would crowd
-        // the sends reserved after it. While a later slot of the batch can still be kept, the
-        // missed ones are skipped.
-        const reachable = slots.findIndex((at, j) => j > next && at >= Date.now() - LATE_SLOT_MS);
-        if (reachable > 0) {
-          next = reachable;
-          i--;
+    try {
+      for (let i = 0; i < due.length; i++) {
+        const delivery = due[i]!;
+        const { slots } = reservation;
+        while (lender.taken.has(next)) next++;
+        lender.next = next;
+        const allowedAt = delivery.targetChatId < 0 ? this.groupTurns.get(delivery.targetChatId)?.allowedAt ?? 0 : 0;
+        if (next < slots.length && allowedAt > slots[next]! + 50) {
+          // The row keeps the group's turn it holds and comes back for it.
+          this.giveBack([delivery], allowedAt - Date.now());
           continue;
         }
-        // Every slot left is missed. Send what the timeline allows now and take fresh slots for
-        // the rest: handing the rows back for new slots, which a machine whose timers all fire
-        // late missed again, stopped sending altogether. Another catch-up only after a send.
-        const caught = sentSinceCatchUp ? await this.catchUp(due.length - i, { reservedUntil: reservation.reservedUntil, unused: slots.length - unusedFrom }) : null;
-        if (!caught || caught.slots.length === 0) {
+        // Wait for room before the slot, not after it: a send that waits once its slot has come
+        // leaves late, on top of the next daemon's sends.
+        while (this.inFlight.size >= MAX_IN_FLIGHT) await Promise.race(this.inFlight);
+        // After a content error, send one at a time until it is clear whether the message itself
+        // is bad: a broken message should cost a few calls, not a whole batch.
+        if (this.contentErrors.size > 0) await Promise.all(this.inFlight);
+        const slot = await this.nextSlot(reservation, next);
+        if (slot === 'stopped') {
+          // A pause (429) or a stop began after the reservation: this call is not made.
           this.giveBack(due.slice(i), Math.max(0, this.limiter.pausedUntil - Date.now()));
           return;
         }
-        reservation = caught;
-        this.caughtUp = true;
-        next = 0;
-        unusedFrom = 0;
-        sentSinceCatchUp = false;
-        i--;
-        continue;
+        if (slot === 'late') {
+          // The process ran late (timers firing late, a stall): a missed slot used now would crowd
+          // the sends reserved after it. While a later slot of the batch can still be kept, the
+          // missed ones are skipped.
+          const reachable = slots.findIndex((at, j) => j > next && !lender.taken.has(j) && at >= Date.now() - LATE_SLOT_MS);
+          if (reachable > 0) {
+            next = reachable;
+            i--;
+            continue;
+          }
+          // Every slot left is missed. Send what the timeline allows now and take fresh slots for
+          // the rest: handing the rows back for new slots, which a machine whose timers all fire
+          // late missed again, stopped sending altogether. Another catch-up only after a send.
+          const caught = sentSinceCatchUp ? await this.catchUp(due.length - i, { reservedUntil: reservation.reservedUntil, unused: lender.unusedAfter(unusedFrom) }) : null;
+          if (!caught || caught.slots.length === 0) {
+            this.giveBack(due.slice(i), Math.max(0, this.limiter.pausedUntil - Date.now()));
+            return;
+          }
+          reservation = caught;
+          this.limiter.share.withdraw(lender);
+          lender = this.limiter.share.lend(caught.slots, this.rate, this.priority);
+          this.caughtUp = true;
+          next = 0;
+          unusedFrom = 0;
+          sentSinceCatchUp = false;
+          i--;
+          continue;
+        }
+        if (slot === 'none') {
+          this.giveBack(due.slice(i), 0);
+          return;
+        }
+        unusedFrom = ++next;
+        sentSinceCatchUp = true;
+        this.groupTurns.delete(delivery.targetChatId);
+        const call = this.sendOne(delivery).finally(() => this.inFlight.delete(call));
+        this.inFlight.add(call);
       }
-      if (slot === 'none') {
-        this.giveBack(due.slice(i), 0);
-        return;
-      }
-      unusedFrom = ++next;
-      sentSinceCatchUp = true;
-      this.groupTurns.delete(delivery.targetChatId);
-      const call = this.sendOne(delivery).finally(() => this.inFlight.delete(call));
-      this.inFlight.add(call);
+    } finally {
+      this.limiter.share.withdraw(lender);
     }
   }
 

@@ -107,7 +107,7 @@ export class BroadcastEngine {
     else await markSending(this.pool, broadcastId);
 
     const rate = broadcast.allow_paid_broadcast ? this.settings.paidRateLimit : this.settings.rateLimit;
-    const stop = await new Drain(this.pool, this.sender, this.limiter, driver, messages, rate, this.settings.atLeastOnce, signal, stopping, log, this.events, personal).run();
+    const stop = await new Drain(this.pool, this.sender, this.limiter, driver, messages, rate, this.settings.atLeastOnce, signal, stopping, log, this.events, personal, job.priority).run();
     return this.finish(driver, job.queue, stop, log);
   }
 

@@ -18,6 +18,9 @@ export interface SendJobSettings {
   atLeastOnce: boolean;
 }
 
+/** A borrowed slot's reservedUntil: it matches no end of the timeline, so a catch-up gives nothing back. */
+const NOT_OURS = '-infinity';
+
 /** A chat that must wait longer than this is snoozed instead of holding a worker slot. */
 const MAX_INLINE_WAIT_MS = 5_000;
 
@@ -45,7 +48,7 @@ export class SendJob {
     let target = chatId;
     for (let hop = 0; ; hop++) {
       const rate = paid ? this.settings.paidRateLimit : this.settings.rateLimit;
-      await this.waitForTurn(target, rate, ctx);
+      await this.waitForTurn(target, rate, job.priority, ctx);
       try {
         const sent = await this.sender.send(target, message, ctx.signal);
         this.events.emit('delivery', { jobType: 'send', outcome: 'sent' });
@@ -93,7 +96,7 @@ export class SendJob {
    * starved every other job type and made stop() wait the pause out. So does a shutdown: nothing
    * was sent yet, so the job simply runs again elsewhere.
    */
-  private async waitForTurn(target: number, rate: number, ctx: HandlerContext): Promise<void> {
+  private async waitForTurn(target: number, rate: number, priority: number, ctx: HandlerContext): Promise<void> {
     const waiting = anySignal(ctx.signal, ctx.stopping);
     const paused = () => new SnoozeError(Math.max(0, this.limiter.pausedUntil - Date.now()), 'sending is paused after a 429', { reason: 'rate_limited' });
     try {
@@ -101,22 +104,32 @@ export class SendJob {
       // that late (RESERVE_SQL), instead of missing slot after slot behind running broadcasts.
       const allowance = this.limiter.lateAllowanceMs();
       const lateMs = Math.max(LATE_SLOT_MS, allowance);
-      const turn = await this.limiter.reserveForChat(target, target < 0 ? GROUP_CHAT_SPACING_MS : PRIVATE_CHAT_SPACING_MS, rate, allowance);
+      // A broadcast this process runs lends a slot of its batch (SlotShare), so only the chat's
+      // own turn is reserved here; else one global slot too, behind every batch reserved so far.
+      const borrowing = this.limiter.share.lends(rate, priority);
+      const turn = await this.limiter.reserveForChat(target, target < 0 ? GROUP_CHAT_SPACING_MS : PRIVATE_CHAT_SPACING_MS, rate, allowance, !borrowing);
       if ('pausedMs' in turn) throw new SnoozeError(turn.pausedMs, 'sending is paused after a 429', { reason: 'rate_limited' });
       const chatWait = turn.chatAllowedAt - Date.now();
       if (chatWait > MAX_INLINE_WAIT_MS) throw new SnoozeError(chatWait, `chat ${target} is pacing (about one message a second, 20 a minute to groups)`, { reason: 'rate_limited' });
-      // lateMs: how late this slot may be used (a catch-up's slot has no allowance).
-      let slot = { at: turn.slot, reservedUntil: turn.reservedUntil, lateMs };
-      const reserveOne = async () => {
-        const r = await this.limiter.reserve(1, rate, waiting.signal, allowance);
-        return { at: r.slots[0]!, reservedUntil: r.reservedUntil, lateMs };
+      // lateMs: how late this slot may be used (a catch-up's or a borrowed slot has no allowance).
+      // unused: what a catch-up may give back to the timeline (a borrowed slot is the broadcast's).
+      type Slot = { at: number; reservedUntil: string; lateMs: number; unused: number };
+      const borrowed = (): Slot | null => {
+        const at = this.limiter.share.borrow(rate, priority);
+        return at === null ? null : { at, reservedUntil: NOT_OURS, lateMs: LATE_SLOT_MS, unused: 0 };
       };
-      if (turn.chatAllowedAt > slot.at) {
-        // The chat's turn comes after the global slot, which by then belongs to others' sends:
-        // wait for the chat, then take a global slot of that moment.
-        await this.limiter.sleep(turn.chatAllowedAt - Date.now(), waiting.signal);
+      const reserveOne = async (): Promise<Slot> => {
+        const r = await this.limiter.reserve(1, rate, waiting.signal, allowance);
+        return { at: r.slots[0]!, reservedUntil: r.reservedUntil, lateMs, unused: 1 };
+      };
+      let slot: Slot;
+      if (turn.slot !== null && turn.chatAllowedAt <= turn.slot) slot = { at: turn.slot, reservedUntil: turn.reservedUntil!, lateMs, unused: 1 };
+      else {
+        // No global slot yet (one is to be borrowed), or the chat's turn comes after it, when it
+        // belongs to others' sends: wait for the chat, then take a global slot of that moment.
+        if (turn.chatAllowedAt > Date.now()) await this.limiter.sleep(turn.chatAllowedAt - Date.now(), waiting.signal);
         waiting.signal.throwIfAborted();
-        slot = await reserveOne();
+        slot = borrowed() ?? (await reserveOne());
       }
       for (;;) {
         // A slot already come is taken without a wait (see RateLimiter.startNow).
@@ -128,10 +141,17 @@ export class SendJob {
         if (Date.now() - slot.at <= slot.lateMs) return;
         // The process ran late past the slot: sending now would crowd the slots after it. Send now
         // if the timeline allows it (catchUp); a new slot instead would be missed the same way
-        // on a machine whose timers all fire late, and the message would never leave.
-        const caught = await this.limiter.catchUp(1, rate, { reservedUntil: slot.reservedUntil, unused: 1 });
+        // on a machine whose timers all fire late, and the message would never leave. A borrowed
+        // slot missed is followed by the lender's next one, which it has not reached either: the
+        // broadcast runs late in the same event loop.
+        const lent: Slot | null = slot.unused === 0 ? borrowed() : null;
+        if (lent) {
+          slot = lent;
+          continue;
+        }
+        const caught = await this.limiter.catchUp(1, rate, { reservedUntil: slot.reservedUntil, unused: slot.unused });
         if ('pausedMs' in caught) throw new SnoozeError(caught.pausedMs, 'sending is paused after a 429', { reason: 'rate_limited' });
-        slot = caught.slots.length ? { at: caught.slots[0]!, reservedUntil: caught.reservedUntil, lateMs: LATE_SLOT_MS } : await reserveOne();
+        slot = caught.slots.length ? { at: caught.slots[0]!, reservedUntil: caught.reservedUntil, lateMs: LATE_SLOT_MS, unused: 1 } : borrowed() ?? (await reserveOne());
       }
     } catch (error) {
       if (!waiting.signal.aborted) throw error;

@@ -2,6 +2,7 @@ import type { Pool } from '../db/pool.js';
 import { HaltError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { sleep as timerSleep, type Sleep } from '../time.js';
+import { SlotShare } from './slot-share.js';
 
 /**
  * Spacing margin over 1/rate. Slots are spaced evenly, so rate + 1 sends span 1000 × margin ms and
@@ -134,7 +135,8 @@ const RELEASE_SQL = `
     FROM unnest($2::bigint[], $3::timestamptz[]) AS r(chat_id, reserved_until)
    WHERE p.bot_id = $1 AND p.chat_id = r.chat_id AND p.next_allowed_at = r.reserved_until`;
 
-// PACE_SQL and RESERVE_SQL (with its late allowance, $5) for one chat and one slot, as one statement (one commit). While a 429
+// PACE_SQL and RESERVE_SQL (with its late allowance, $5) for one chat and one slot, as one statement
+// (one commit); without the slot when $6 is false (a broadcast of the caller's lends it one). While a 429
 // pause (any daemon's) is on, nothing is reserved: the caller gets the pause's end instead and
 // gives its worker slot back until then, rather than holding it through the pause.
 const RESERVE_FOR_CHAT_SQL = `
@@ -156,7 +158,7 @@ const RESERVE_FOR_CHAT_SQL = `
   ), cur AS (
     SELECT GREATEST(next_slot_at - CASE WHEN $5::float8 > 0 THEN late_allowance ELSE interval '0' END,
                     clock_timestamp(), COALESCE(paused_until, '-infinity')) AS first_slot, next_slot_at
-      FROM broadcast_rate_limits WHERE bot_id = $1 AND NOT EXISTS (SELECT 1 FROM state WHERE paused OR halted)
+      FROM broadcast_rate_limits WHERE bot_id = $1 AND $6::boolean AND NOT EXISTS (SELECT 1 FROM state WHERE paused OR halted)
        FOR UPDATE
   ), span AS (
     SELECT first_slot + $2::float8 * interval '1 microsecond' AS slots_end,
@@ -197,6 +199,13 @@ export interface ChatReservation {
   reservedUntil: string;
 }
 
+/** A send job's turn (reserveForChat): slot and reservedUntil are null when no global slot was asked for. */
+export interface ChatTurn {
+  slot: number | null;
+  reservedUntil: string | null;
+  chatAllowedAt: number;
+}
+
 export interface Reservation {
   /** Local Date.now() milliseconds at which each send may start, ascending. */
   slots: number[];
@@ -217,6 +226,8 @@ export type CatchUp = { slots: number[]; startFrom: number[]; reservedUntil: str
  * late sends together.
  */
 export class RateLimiter {
+  /** Slots of this process's running broadcasts that its send jobs may take (see SlotShare). */
+  readonly share = new SlotShare();
   private readonly recentStarts: number[] = [];
   /** How late the last LATENESS_SAMPLES waits for a slot came back (ms), a ring. */
   private readonly lateness: number[] = new Array(LATENESS_SAMPLES);
@@ -441,13 +452,14 @@ export class RateLimiter {
 
   /**
    * For one message to one chat (a 'send' job): the chat's next allowed time and one global slot,
-   * in a single statement — one commit on the latency path instead of two.
+   * in a single statement — one commit on the latency path instead of two. Without the global slot
+   * (globalSlot false) when the caller will borrow one from a broadcast of its process (SlotShare).
    */
-  async reserveForChat(chatId: number, spacingMs: number, ratePerSecond: number, lateAllowanceMs = 0): Promise<{ slot: number; reservedUntil: string; chatAllowedAt: number } | { pausedMs: number }> {
+  async reserveForChat(chatId: number, spacingMs: number, ratePerSecond: number, lateAllowanceMs = 0, globalSlot = true): Promise<ChatTurn | { pausedMs: number }> {
     await this.ensureRow();
     const spacingUs = (1_000_000 / ratePerSecond) * SPACING_MARGIN;
     const sentAt = Date.now();
-    const { rows } = await this.pool.query(RESERVE_FOR_CHAT_SQL, [this.botId, spacingUs, chatId, spacingMs, lateAllowanceMs]);
+    const { rows } = await this.pool.query(RESERVE_FOR_CHAT_SQL, [this.botId, spacingUs, chatId, spacingMs, lateAllowanceMs, globalSlot]);
     const row = rows[0];
     if (row.halted) throw new HaltError(`sending is halted for this bot: ${row.halt_reason ?? 'the token was rejected (401)'}`);
     if (row.paused) {
@@ -457,7 +469,7 @@ export class RateLimiter {
     }
     const receivedAt = Date.now();
     return {
-      slot: this.toLocal(row.first_slot_ms, sentAt, receivedAt, row.db_now_ms),
+      slot: row.first_slot_ms === null ? null : this.toLocal(row.first_slot_ms, sentAt, receivedAt, row.db_now_ms),
       reservedUntil: row.reserved_until,
       chatAllowedAt: this.toLocal(row.allowed_ms, sentAt, receivedAt, row.db_now_ms),
     };
