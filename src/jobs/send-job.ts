@@ -100,30 +100,25 @@ export class SendJob {
     const waiting = anySignal(ctx.signal, ctx.stopping);
     const paused = () => new SnoozeError(Math.max(0, this.limiter.pausedUntil - Date.now()), 'sending is paused after a 429', { reason: 'rate_limited' });
     try {
-      // On a busy machine this process wakes late for its slot: it then reserves one it may start
-      // that late (RESERVE_SQL), instead of missing slot after slot behind running broadcasts.
-      const allowance = this.limiter.lateAllowanceMs();
-      const lateMs = Math.max(LATE_SLOT_MS, allowance);
       // A broadcast this process runs lends a slot of its batch (SlotShare), so only the chat's
       // own turn is reserved here; else one global slot too, behind every batch reserved so far.
       const borrowing = this.limiter.share.lends(rate, priority);
-      const turn = await this.limiter.reserveForChat(target, target < 0 ? GROUP_CHAT_SPACING_MS : PRIVATE_CHAT_SPACING_MS, rate, allowance, !borrowing);
+      const turn = await this.limiter.reserveForChat(target, target < 0 ? GROUP_CHAT_SPACING_MS : PRIVATE_CHAT_SPACING_MS, rate, !borrowing);
       if ('pausedMs' in turn) throw new SnoozeError(turn.pausedMs, 'sending is paused after a 429', { reason: 'rate_limited' });
       const chatWait = turn.chatAllowedAt - Date.now();
       if (chatWait > MAX_INLINE_WAIT_MS) throw new SnoozeError(chatWait, `chat ${target} is pacing (about one message a second, 20 a minute to groups)`, { reason: 'rate_limited' });
-      // lateMs: how late this slot may be used (a catch-up's or a borrowed slot has no allowance).
       // unused: what a catch-up may give back to the timeline (a borrowed slot is the broadcast's).
-      type Slot = { at: number; reservedUntil: string; lateMs: number; unused: number };
+      type Slot = { at: number; reservedUntil: string; unused: number };
       const borrowed = (): Slot | null => {
         const at = this.limiter.share.borrow(rate, priority);
-        return at === null ? null : { at, reservedUntil: NOT_OURS, lateMs: LATE_SLOT_MS, unused: 0 };
+        return at === null ? null : { at, reservedUntil: NOT_OURS, unused: 0 };
       };
       const reserveOne = async (): Promise<Slot> => {
-        const r = await this.limiter.reserve(1, rate, waiting.signal, allowance);
-        return { at: r.slots[0]!, reservedUntil: r.reservedUntil, lateMs, unused: 1 };
+        const r = await this.limiter.reserve(1, rate, waiting.signal);
+        return { at: r.slots[0]!, reservedUntil: r.reservedUntil, unused: 1 };
       };
       let slot: Slot;
-      if (turn.slot !== null && turn.chatAllowedAt <= turn.slot) slot = { at: turn.slot, reservedUntil: turn.reservedUntil!, lateMs, unused: 1 };
+      if (turn.slot !== null && turn.chatAllowedAt <= turn.slot) slot = { at: turn.slot, reservedUntil: turn.reservedUntil!, unused: 1 };
       else {
         // No global slot yet (one is to be borrowed), or the chat's turn comes after it, when it
         // belongs to others' sends: wait for the chat, then take a global slot of that moment.
@@ -133,12 +128,12 @@ export class SendJob {
       }
       for (;;) {
         // A slot already come is taken without a wait (see RateLimiter.startNow).
-        if (!waiting.signal.aborted && slot.at <= Date.now() && slot.at >= Date.now() - slot.lateMs && this.limiter.startNow(rate)) return;
+        if (!waiting.signal.aborted && slot.at <= Date.now() && slot.at >= Date.now() - LATE_SLOT_MS && this.limiter.startNow(rate)) return;
         if (!(await this.limiter.waitForSlot(slot.at, rate, waiting.signal))) {
           if (waiting.signal.aborted) break;
           throw paused();
         }
-        if (Date.now() - slot.at <= slot.lateMs) return;
+        if (Date.now() - slot.at <= LATE_SLOT_MS) return;
         // The process ran late past the slot: sending now would crowd the slots after it. Send now
         // if the timeline allows it (catchUp); a new slot instead would be missed the same way
         // on a machine whose timers all fire late, and the message would never leave. A borrowed
@@ -151,7 +146,7 @@ export class SendJob {
         }
         const caught = await this.limiter.catchUp(1, rate, { reservedUntil: slot.reservedUntil, unused: slot.unused });
         if ('pausedMs' in caught) throw new SnoozeError(caught.pausedMs, 'sending is paused after a 429', { reason: 'rate_limited' });
-        slot = caught.slots.length ? { at: caught.slots[0]!, reservedUntil: caught.reservedUntil, lateMs: LATE_SLOT_MS, unused: 1 } : borrowed() ?? (await reserveOne());
+        slot = caught.slots.length ? { at: caught.slots[0]!, reservedUntil: caught.reservedUntil, unused: 1 } : borrowed() ?? (await reserveOne());
       }
     } catch (error) {
       if (!waiting.signal.aborted) throw error;

@@ -46,29 +46,23 @@ const OFFSET_MAX_AGE_MS = 60_000;
 // serialises daemons, so their reservations never overlap; a 429 pause pushes the timeline out.
 // Only while the timeline is reserved less than $4 ms ahead: no row when it is further.
 //
-// $5 ms is how late these sends may start after their slots (0: the usual LATE_SLOT_MS). The
-// timeline after them begins that much later, and the row keeps the allowance (late_allowance) so
-// that the next reservation with one packs in right behind them instead: sends that each start no
-// earlier than their own slot and at most the allowance after it, followed by strict slots pushed
-// back by the allowance, put no more into any second than evenly spaced sends would (however the
-// late ones fall, each interval holds at most as many as there are slots in it, shifted by at most
-// the allowance into the room left after them). A reservation with no allowance clears it.
+// No send may start later than LATE_SLOT_MS after its slot. A per-send "late allowance" (sql/0019,
+// now unused) let a process with late timers start up to 500 ms late, the timeline after it
+// pushed back as much: with two daemons, one late and one not, their send jobs' reservations
+// alternated and each pushed the timeline another allowance ahead, until slots were 2 s out and
+// every send job waited for them (chaos load --stress, with no broadcast running); and allowance
+// sends packed together could bunch past the limit. A late send catches up instead (catchUp).
 const RESERVE_SQL = `
   WITH cur AS (
-    SELECT GREATEST(next_slot_at - CASE WHEN $5::float8 > 0 THEN late_allowance ELSE interval '0' END,
-                    clock_timestamp(), COALESCE(paused_until, '-infinity')) AS first_slot,
+    SELECT GREATEST(next_slot_at, clock_timestamp(), COALESCE(paused_until, '-infinity')) AS first_slot,
            next_slot_at, clock_timestamp() AS now, halted_at IS NOT NULL AS halted, halt_reason
       FROM broadcast_rate_limits
      WHERE bot_id = $1 AND next_slot_at <= clock_timestamp() + $4::float8 * interval '1 millisecond'
        FOR UPDATE
-  ), span AS (
-    SELECT first_slot + $2::float8 * $3::float8 * interval '1 microsecond' AS slots_end,
-           GREATEST(next_slot_at, first_slot + ($2::float8 * $3::float8 + $5::float8 * 1000) * interval '1 microsecond') AS next_slot_at
-      FROM cur
   )
   UPDATE broadcast_rate_limits r
-     SET next_slot_at = span.next_slot_at, late_allowance = span.next_slot_at - span.slots_end, updated_at = now()
-    FROM cur, span
+     SET next_slot_at = cur.first_slot + $2::float8 * $3::float8 * interval '1 microsecond', updated_at = now()
+    FROM cur
    WHERE r.bot_id = $1
   RETURNING (extract(epoch FROM cur.first_slot) * 1000)::float8 AS first_slot_ms,
             r.next_slot_at::text AS reserved_until,
@@ -102,7 +96,6 @@ const CATCH_UP_SQL = `
   )
   UPDATE broadcast_rate_limits r
      SET next_slot_at = COALESCE(take.first_slot + $2::float8 * $3::float8 * interval '1 microsecond', cur.head),
-         late_allowance = CASE WHEN take.first_slot IS NULL THEN r.late_allowance ELSE interval '0' END,
          updated_at = now()
     FROM cur, take
    WHERE r.bot_id = $1
@@ -135,8 +128,8 @@ const RELEASE_SQL = `
     FROM unnest($2::bigint[], $3::timestamptz[]) AS r(chat_id, reserved_until)
    WHERE p.bot_id = $1 AND p.chat_id = r.chat_id AND p.next_allowed_at = r.reserved_until`;
 
-// PACE_SQL and RESERVE_SQL (with its late allowance, $5) for one chat and one slot, as one statement
-// (one commit); without the slot when $6 is false (a broadcast of the caller's lends it one). While a 429
+// PACE_SQL and RESERVE_SQL for one chat and one slot, as one statement (one commit); without the
+// slot when $5 is false (a broadcast of the caller's lends it one). While a 429
 // pause (any daemon's) is on, nothing is reserved: the caller gets the pause's end instead and
 // gives its worker slot back until then, rather than holding it through the pause.
 const RESERVE_FOR_CHAT_SQL = `
@@ -156,18 +149,13 @@ const RESERVE_FOR_CHAT_SQL = `
        SET next_allowed_at = GREATEST(p.next_allowed_at, clock_timestamp()) + $4::float8 * interval '1 millisecond'
     RETURNING extract(epoch FROM next_allowed_at) * 1000 - $4::float8 AS allowed_ms
   ), cur AS (
-    SELECT GREATEST(next_slot_at - CASE WHEN $5::float8 > 0 THEN late_allowance ELSE interval '0' END,
-                    clock_timestamp(), COALESCE(paused_until, '-infinity')) AS first_slot, next_slot_at
-      FROM broadcast_rate_limits WHERE bot_id = $1 AND $6::boolean AND NOT EXISTS (SELECT 1 FROM state WHERE paused OR halted)
+    SELECT GREATEST(next_slot_at, clock_timestamp(), COALESCE(paused_until, '-infinity')) AS first_slot
+      FROM broadcast_rate_limits WHERE bot_id = $1 AND $5::boolean AND NOT EXISTS (SELECT 1 FROM state WHERE paused OR halted)
        FOR UPDATE
-  ), span AS (
-    SELECT first_slot + $2::float8 * interval '1 microsecond' AS slots_end,
-           GREATEST(next_slot_at, first_slot + ($2::float8 + $5::float8 * 1000) * interval '1 microsecond') AS next_slot_at
-      FROM cur
   ), slot AS (
     UPDATE broadcast_rate_limits r
-       SET next_slot_at = span.next_slot_at, late_allowance = span.next_slot_at - span.slots_end, updated_at = now()
-      FROM cur, span
+       SET next_slot_at = cur.first_slot + $2::float8 * interval '1 microsecond', updated_at = now()
+      FROM cur
      WHERE r.bot_id = $1
     RETURNING (extract(epoch FROM cur.first_slot) * 1000)::float8 AS first_slot_ms, r.next_slot_at::text AS reserved_until
   )
@@ -181,10 +169,6 @@ const RESERVE_FOR_CHAT_SQL = `
  */
 const MAX_AHEAD_MS = 75;
 
-/** Waits for a slot remembered for lateAllowanceMs. */
-const LATENESS_SAMPLES = 32;
-/** The longest late allowance: a stall longer than this is caught up after (catchUp), not waited for. */
-const MAX_LATE_ALLOWANCE_MS = 500;
 
 /** About one message a second to a private chat. */
 export const PRIVATE_CHAT_SPACING_MS = 1_000;
@@ -229,9 +213,6 @@ export class RateLimiter {
   /** Slots of this process's running broadcasts that its send jobs may take (see SlotShare). */
   readonly share = new SlotShare();
   private readonly recentStarts: number[] = [];
-  /** How late the last LATENESS_SAMPLES waits for a slot came back (ms), a ring. */
-  private readonly lateness: number[] = new Array(LATENESS_SAMPLES);
-  private latenessNext = 0;
   private localPausedUntil = 0;
   private ready: Promise<void> | null = null;
   /** Local clock minus PostgreSQL's, from the shortest recent round trip (toLocal). */
@@ -251,7 +232,7 @@ export class RateLimiter {
    * a send job takes the slot at the end of the timeline, so every broadcast that reserved its next
    * batch long before it needed it made each transactional message wait that much longer.
    */
-  async reserve(count: number, ratePerSecond: number, signal?: AbortSignal, lateAllowanceMs = 0): Promise<Reservation> {
+  async reserve(count: number, ratePerSecond: number, signal?: AbortSignal): Promise<Reservation> {
     await this.ensureRow();
     const spacingUs = (1_000_000 / ratePerSecond) * SPACING_MARGIN;
     let sentAt: number;
@@ -259,7 +240,7 @@ export class RateLimiter {
     let row;
     for (;;) {
       sentAt = Date.now();
-      const { rows } = await this.pool.query(RESERVE_SQL, [this.botId, count, spacingUs, MAX_AHEAD_MS, lateAllowanceMs]);
+      const { rows } = await this.pool.query(RESERVE_SQL, [this.botId, count, spacingUs, MAX_AHEAD_MS]);
       receivedAt = Date.now();
       row = rows[0];
       if (row) break;
@@ -351,26 +332,7 @@ export class RateLimiter {
         return true;
       }
       await this.sleep(at - now, signal);
-      if (!signal?.aborted) this.recordLateness(Date.now() - at);
     }
-  }
-
-  private recordLateness(ms: number): void {
-    this.lateness[this.latenessNext++ % LATENESS_SAMPLES] = Math.max(0, ms);
-  }
-
-  /**
-   * How late a single send should be allowed to start after its slot, from how late this process's
-   * waits for slots have recently come back (see RESERVE_SQL): 0 while they keep within
-   * LATE_SLOT_MS, as on a quiet machine; else half again their 80th percentile, at most
-   * MAX_LATE_ALLOWANCE_MS. A percentile, not the worst: a rare stall costs a catch-up, while an
-   * allowance as long as the stall would hold back every broadcast that much after each send job.
-   */
-  lateAllowanceMs(): number {
-    const samples = this.lateness.filter((v) => v !== undefined).sort((a, b) => a - b);
-    if (samples.length < LATENESS_SAMPLES / 4) return 0;
-    const typical = samples[Math.floor(samples.length * 0.8)]!;
-    return typical <= LATE_SLOT_MS ? 0 : Math.min(MAX_LATE_ALLOWANCE_MS, Math.ceil(typical * 1.5));
   }
 
   /**
@@ -455,11 +417,11 @@ export class RateLimiter {
    * in a single statement — one commit on the latency path instead of two. Without the global slot
    * (globalSlot false) when the caller will borrow one from a broadcast of its process (SlotShare).
    */
-  async reserveForChat(chatId: number, spacingMs: number, ratePerSecond: number, lateAllowanceMs = 0, globalSlot = true): Promise<ChatTurn | { pausedMs: number }> {
+  async reserveForChat(chatId: number, spacingMs: number, ratePerSecond: number, globalSlot = true): Promise<ChatTurn | { pausedMs: number }> {
     await this.ensureRow();
     const spacingUs = (1_000_000 / ratePerSecond) * SPACING_MARGIN;
     const sentAt = Date.now();
-    const { rows } = await this.pool.query(RESERVE_FOR_CHAT_SQL, [this.botId, spacingUs, chatId, spacingMs, lateAllowanceMs, globalSlot]);
+    const { rows } = await this.pool.query(RESERVE_FOR_CHAT_SQL, [this.botId, spacingUs, chatId, spacingMs, globalSlot]);
     const row = rows[0];
     if (row.halted) throw new HaltError(`sending is halted for this bot: ${row.halt_reason ?? 'the token was rejected (401)'}`);
     if (row.paused) {

@@ -9,6 +9,9 @@ import { FakeBotApi } from '../../src/testing/index.js';
 import { SlotShare } from '../../src/telegram/slot-share.js';
 import type { JobEvent } from '../../src/queue/worker-pool.js';
 import { waitForEvent } from '../helpers/wait.js';
+import { createTestDatabase } from '../helpers/db.js';
+import { RateLimiter } from '../../src/telegram/rate-limiter.js';
+import { sleep, type Sleep } from '../../src/time.js';
 import { TEST_TOKEN, insertJob, jobRow, range, withTelegram } from '../helpers/telegram.js';
 
 test('a send cut off mid-call by shutdown fails as unknown instead of going back to the queue', async () => {
@@ -35,8 +38,7 @@ test('a send job whose process stalled past its slot takes a new slot instead of
     const limiter = {
       share: new SlotShare(),
       pausedUntil: 0,
-      // A quiet machine: no late allowance, so a slot missed by more than 10 ms is not used.
-      lateAllowanceMs: () => 0,
+      // A slot missed by more than 10 ms is not used.
       reserveForChat: async () => ({ slot: stalled, reservedUntil: 'stalled', chatAllowedAt: 0 }),
       // Other sends were reserved after the missed slot, far ahead: nothing may leave at once.
       catchUp: async () => ({ slots: [], startFrom: [], reservedUntil: 'theirs' }),
@@ -59,35 +61,43 @@ test('a send job whose process stalled past its slot takes a new slot instead of
   }
 });
 
-test('a send job on a busy machine uses its slot as late as the allowance it reserved it with', async () => {
-  // chaos load at load 12-16: every wake came 50-500 ms late, so a slot that had to be used within
-  // 10 ms was missed about four times per job. Reserved with an allowance, it is used on waking.
+test('send jobs of a daemon whose timers fire late and of a quiet one keep the shared timeline near now', async () => {
+  // chaos load --stress, after the broadcasts: send jobs waited 0.5-2 s for slots with nothing else
+  // sending. A late daemon reserved each send with a "late allowance" that pushed the timeline
+  // that far ahead; the quiet daemon's next reservation started behind it, the late one's next
+  // packed behind that, and so on: every pair of sends moved the timeline another allowance out.
+  const db = await createTestDatabase();
   const api = new FakeBotApi({ token: TEST_TOKEN });
   const apiRoot = await api.start();
   try {
-    const allowances: number[] = [];
-    const stalled = Date.now() - 300; // woke 300 ms after the slot
-    const limiter = {
-      share: new SlotShare(),
-      pausedUntil: 0,
-      lateAllowanceMs: () => 450,
-      reserveForChat: async (_chat: number, _spacing: number, _rate: number, allowance: number) => {
-        allowances.push(allowance);
-        return { slot: stalled, reservedUntil: 'stalled', chatAllowedAt: 0 };
-      },
-      catchUp: async () => assert.unreachable('the slot was within its allowance: no catch-up'),
-      reserve: async () => assert.unreachable('the slot was within its allowance: no new slot'),
-      waitForSlot: async () => true,
-      startNow: () => true,
-    };
     const sender = new TelegramSender({ token: TEST_TOKEN, apiRoot });
-    const job = new SendJob(null as never, sender, limiter as never, { rateLimit: 1000, paidRateLimit: 1000, atLeastOnce: false }, new EventEmitter());
+    const late: Sleep = (ms, signal) => sleep(ms + 100, signal); // every wait comes back 100 ms late
+    const settings = { rateLimit: 1000, paidRateLimit: 1000, atLeastOnce: false };
+    const lateJob = new SendJob(db.pool, sender, new RateLimiter(db.pool, 42, silentLogger(), late), settings, new EventEmitter());
+    const quietJob = new SendJob(db.pool, sender, new RateLimiter(db.pool, 42, silentLogger()), settings, new EventEmitter());
     const ctx = { signal: new AbortController().signal, stopping: new AbortController().signal, log: silentLogger() };
-    await job.run({ jobId: 1, attempt: 1, payload: { chat_id: 7, message: { text: 'hi' } } } as never, ctx);
-    assert.equal(allowances, [450], 'the slot was reserved with the allowance');
-    assert.is(api.delivered.length, 1);
+    let chat = 0;
+    const send = (job: SendJob) => job.run({ jobId: ++chat, attempt: 1, priority: 0, payload: { chat_id: chat, message: { text: 'hi' } } } as never, ctx);
+    // The late daemon's waits have come back late for a while: sixteen sends at once, most waiting for a slot.
+    await Promise.all(Array.from({ length: 16 }, () => send(lateJob)));
+    // Then both daemons' send jobs at once, their reservations interleaved, while the timeline is watched.
+    let furthest = 0;
+    let sending = true;
+    const watch = (async () => {
+      while (sending) {
+        const { rows } = await db.pool.query(`SELECT (extract(epoch FROM next_slot_at - clock_timestamp()) * 1000)::float8 AS ahead_ms FROM broadcast_rate_limits WHERE bot_id = 42`);
+        furthest = Math.max(furthest, rows[0].ahead_ms);
+      }
+    })();
+    await Promise.all(Array.from({ length: 20 }, (_v, i) => send(i % 2 ? lateJob : quietJob)));
+    sending = false;
+    await watch;
+    assert.is(api.delivered.length, 36);
+    // Twenty sends at 1000/s need 21 ms of timeline.
+    assert.ok(furthest < 200, `the shared timeline ran ${Math.round(furthest)} ms ahead of now`);
   } finally {
     await api.stop();
+    await db.drop();
   }
 });
 
