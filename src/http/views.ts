@@ -6,7 +6,7 @@ import { checkDatabase } from '../db/health.js';
 import type { Logger } from '../log.js';
 import type { JobActionResult } from '../queue/jobs-store.js';
 import { broadcastsInProgress } from '../broadcast/progress.js';
-import { readRateLimitState } from '../telegram/rate-limiter.js';
+import { readRateLimitState } from '../telegram/rate-limit-sql.js';
 
 import type { QueueAccess } from './queue-access.js';
 import type { QueueStatistics } from './statistics.js';

@@ -9,7 +9,7 @@ import { errorMessage } from '../../log.js';
 import { migrationState } from '../../db/migrate.js';
 import { notifyRoundTripMs, serverIdentity, triggerStates } from '../../db/health.js';
 import { TelegramSender } from '../../telegram/sender.js';
-import { readRateLimitState } from '../../telegram/rate-limiter.js';
+import { readRateLimitState } from '../../telegram/rate-limit-sql.js';
 
 type Status = 'ok' | 'fail' | 'warn' | 'skip';
 interface Check { name: string; status: Status; detail: string; hint?: string }

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { addSettingFlags, configFromCommand } from '../options.js';
 import { withDatabase } from '../context.js';
 import { readQueueStatus } from '../../queue/status.js';
-import { readRateLimitState } from '../../telegram/rate-limiter.js';
+import { readRateLimitState } from '../../telegram/rate-limit-sql.js';
 import { broadcastsInProgress } from '../../broadcast/progress.js';
 import { humanDuration, printJson, table } from '../format.js';
 import { examples } from '../command.js';

@@ -12,7 +12,7 @@ import { getJob, searchJobs, type JobSearch, type JobStatus } from '../../queue/
 import { broadcastProgress, listBroadcasts } from '../../broadcast/progress.js';
 import { countDeliveries } from '../../broadcast/ledger.js';
 import { migrationState } from '../../db/migrate.js';
-import { readRateLimitState } from '../../telegram/rate-limiter.js';
+import { readRateLimitState } from '../../telegram/rate-limit-sql.js';
 import type { Pool } from '../../db/pool.js';
 import { HttpError } from '../../errors.js';
 import { requestGuard, type RequestGuard } from '../guard.js';

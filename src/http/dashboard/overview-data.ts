@@ -6,7 +6,7 @@ import { jobGauges, jobThroughput, type ThroughputPoint } from '../../queue/job-
 import type { QueueStatus } from '../../queue/status.js';
 import { broadcastsInProgress, type BroadcastProgress } from '../../broadcast/progress.js';
 import { messagesSentSeries } from '../../broadcast/messages-sent.js';
-import { readRateLimitState, type RateLimitState } from '../../telegram/rate-limiter.js';
+import { readRateLimitState, type RateLimitState } from '../../telegram/rate-limit-sql.js';
 import type { QueueAccess } from '../queue-access.js';
 
 export interface OverviewData {

@@ -1,7 +1,7 @@
 // Health: what `bqctl doctor` checks that the daemon itself can see — the listener, the database,
 // the bot (token state, halts and 429 pauses) and the migrations.
 import type { MigrationState } from '../../../db/migrate.js';
-import type { RateLimitState } from '../../../telegram/rate-limiter.js';
+import type { RateLimitState } from '../../../telegram/rate-limit-sql.js';
 import { html, when, type Html } from '../html.js';
 import { page, type PageContext } from '../layout.js';
 
