@@ -262,13 +262,17 @@ export class Drain {
           // Every slot left is missed. Send what the timeline allows now and take fresh slots for
           // the rest: handing the rows back for new slots, which a machine whose timers all fire
           // late missed again, stopped sending altogether. Another catch-up only after a send.
-          const caught = sentSinceCatchUp ? await this.catchUp(due.length - i, { reservedUntil: reservation.reservedUntil, unused: lender.unusedAfter(unusedFrom) }) : null;
+          // The batch stops lending before its tail goes back to the timeline. Every slot left is
+          // past by now, so none could be borrowed anyway; withdrawing first keeps that from
+          // depending on `reachable` and SlotShare.borrow agreeing on what "past" means.
+          const unused = lender.unusedAfter(unusedFrom);
+          this.limiter.share.withdraw(lender);
+          const caught = sentSinceCatchUp ? await this.catchUp(due.length - i, { reservedUntil: reservation.reservedUntil, unused }) : null;
           if (!caught || caught.slots.length === 0) {
             this.giveBack(due.slice(i), Math.max(0, this.limiter.pausedUntil - Date.now()));
             return;
           }
           reservation = caught;
-          this.limiter.share.withdraw(lender);
           lender = this.limiter.share.lend(caught.slots, this.rate, this.priority);
           this.caughtUp = true;
           next = 0;
