@@ -67,7 +67,10 @@ export function redactConnectionString(connectionString: string): string {
 // SQLSTATE classes and messages that mean "the database is away", not "this job is wrong":
 // 08 connection exception, 57P01-57P03 shutdown / crash / cannot connect now, 53300 too many
 // connections; and node-postgres's own words for a dropped or unobtainable connection.
-const UNAVAILABLE_CODES = /^(08...|57P0[123]|53300)$/;
+// Except 08P01, protocol_violation: the server sends it for a statement given the wrong number of
+// parameters ("bind message supplies 1 parameters, but prepared statement requires 2"), a bug
+// in the SQL that would snooze its job every 5 s forever if taken for an outage.
+const UNAVAILABLE_CODES = /^(08(?!P01)...|57P0[123]|53300)$/;
 const UNAVAILABLE_MESSAGES = /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|connect ECONNREFUSED/;
 
 const SOCKET_CODES = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH']);

@@ -19,4 +19,12 @@ test("a handler's reset from the Bot API is not mistaken for the database going 
   assert.not.ok(isDatabaseUnavailable(socketError('ECONNRESET')));
 });
 
+test('a statement given the wrong number of parameters is a bug in the SQL, not the database going away', () => {
+  // SQLSTATE 08P01 is in the connection-exception class, but the server sends it for this.
+  const bind = Object.assign(new Error('bind message supplies 1 parameters, but prepared statement "" requires 2'), { code: '08P01' });
+  assert.not.ok(isDatabaseUnavailable(bind));
+  assert.not.ok(isTransientDatabaseError(bind));
+  for (const code of ['08000', '08001', '08003', '08006', '57P01', '53300']) assert.ok(isDatabaseUnavailable(Object.assign(new Error('away'), { code })), code);
+});
+
 test.run();

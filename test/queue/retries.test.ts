@@ -81,6 +81,23 @@ test('each outcome records its reason code: a RetriableError names its own, any 
   }, 10_000);
 });
 
+test('a handler whose SQL has a bug is retried and fails as a handler_error, not snoozed as the database being away', async () => {
+  // The server answers a statement given the wrong number of parameters with SQLSTATE 08P01, in
+  // the connection-exception class: taken for an outage, the job snoozed every 5 s, no attempt spent, forever.
+  let db: TestDatabase | undefined;
+  const handlers: BroadcastQueueOptions['handlers'] = { buggy: () => db!.pool.query('SELECT $1::int + $2::int', [1]) };
+  await withQueue(handlers, async (queue, database) => {
+    db = database;
+    const done = waitForEvent<JobEvent>(queue, 'job:done', (e) => e.outcome.kind === 'failed', 5_000);
+    const { rows } = await db.pool.query(`INSERT INTO broadcast_queue_jobs (job_type, max_attempts) VALUES ('buggy', 2) RETURNING job_id`);
+    const event = await done;
+    assert.is(event.outcome.kind !== 'completed' && event.outcome.reason, 'handler_error');
+    const row = await jobRow(db, rows[0].job_id);
+    assert.equal([row.status, row.attempts, row.last_error_reason], ['failed', 2, 'handler_error']);
+    assert.match(row.last_error, /bind message supplies 1 parameters/);
+  }, 50);
+});
+
 test('a job that keeps failing stops at max_attempts with its history', async () => {
   await withQueue({ broken: () => { throw new Error('always broken'); } }, async (queue, db) => {
     const { rows } = await db.pool.query(`INSERT INTO broadcast_queue_jobs (job_type, max_attempts) VALUES ('broken', 2) RETURNING job_id`);
