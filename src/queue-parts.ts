@@ -77,8 +77,10 @@ export class QueueParts {
       if (served.has(queue)) scheduler.wake('notification');
       events.emit('listener:notification', queue);
     });
+    listener.on('schedules', () => this.ticker.wake());
     listener.on('connected', () => {
       scheduler.wake('connected');
+      this.ticker.wake();
       events.emit('listener:connected');
     });
     listener.on('disconnected', () => events.emit('listener:disconnected'));

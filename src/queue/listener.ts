@@ -9,11 +9,13 @@ import { sleep } from '../time.js';
 const createSubscriber = pgListen.default;
 
 export const NOTIFY_CHANNEL = 'broadcast_queue';
+/** A schedule was added, resumed or brought forward (sql/0023): the ticker re-reads. */
+export const SCHEDULES_CHANNEL = 'broadcast_queue_schedules';
 
 /**
- * The dedicated LISTEN connection. Events: 'notification' (queue name), 'connected' (first time
- * and after every reconnect: notifications sent meanwhile were lost, so the scheduler claims),
- * 'disconnected'.
+ * The dedicated LISTEN connection. Events: 'notification' (queue name), 'schedules' (a schedule
+ * changed), 'connected' (first time and after every reconnect: notifications sent meanwhile were
+ * lost, so the scheduler claims and the ticker re-reads), 'disconnected'.
  */
 export class Listener extends EventEmitter {
   private subscriber: Subscriber | null = null;
@@ -46,6 +48,7 @@ export class Listener extends EventEmitter {
           (async () => {
             await subscriber.connect();
             await subscriber.listenTo(NOTIFY_CHANNEL);
+            await subscriber.listenTo(SCHEDULES_CHANNEL);
           })(),
           signal,
         );
@@ -78,6 +81,7 @@ export class Listener extends EventEmitter {
       },
     );
     subscriber.notifications.on(NOTIFY_CHANNEL, (queue: string) => this.emit('notification', queue));
+    subscriber.notifications.on(SCHEDULES_CHANNEL, () => this.emit('schedules'));
     // pg-listen emits 'connected' after a reconnect only once it has re-issued LISTEN.
     subscriber.events.on('connected', () => {
       if (this.subscriber === subscriber) this.markConnected();

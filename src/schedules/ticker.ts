@@ -1,6 +1,7 @@
 // Each daemon runs one ticker: it sleeps until the earliest next_run_at of an enabled schedule
-// (re-reading at least every RECHECK_MS, so schedules added by another process are seen) and then
-// takes what is due. No leader: takeDueTicks lets exactly one daemon take each tick.
+// and then takes what is due. A schedule added, resumed or brought forward by another process
+// wakes it through the listener (sql/0023's NOTIFY); it also re-reads at least every RECHECK_MS,
+// should a notification be lost. No leader: takeDueTicks lets exactly one daemon take each tick.
 import { errorMessage, type Logger } from '../log.js';
 import type { Pool } from '../db/pool.js';
 import { sleep } from '../time.js';
@@ -25,7 +26,7 @@ export class ScheduleTicker {
     this.loop ??= this.run();
   }
 
-  /** Re-reads the schedules now (one was added or resumed through this process). */
+  /** Re-reads the schedules now (one was added or resumed, here or by another process). */
   wake(): void {
     this.nap.abort();
   }

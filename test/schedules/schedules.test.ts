@@ -10,7 +10,7 @@ import { silentLogger } from '../../src/log.js';
 import { addSchedule, getSchedule, runScheduleNow, setScheduleEnabled, takeDueTicks } from '../../src/schedules/schedules-store.js';
 import type { JobEvent } from '../../src/queue/worker-pool.js';
 import { createTestDatabase } from '../helpers/db.js';
-import { collectEvents } from '../helpers/wait.js';
+import { collectEvents, waitForEvent } from '../helpers/wait.js';
 
 const HOUR_MS = 3_600_000;
 
@@ -69,6 +69,41 @@ test('a schedule inserted from psql is picked up; pause, resume and run-now', as
     const bad = await db.pool.query(`INSERT INTO broadcast_queue_schedules (name, cron, time_zone) VALUES ('x', '* * * * *', 'Mars/Olympus')`).then(() => null, (e: Error) => e);
     assert.match(bad!.message, /time zone "Mars\/Olympus" not recognized/);
   } finally {
+    await db.drop();
+  }
+});
+
+test('a schedule inserted from psql while a daemon runs wakes its ticker at once (NOTIFY), not at the next 30 s re-read', async () => {
+  const db = await createTestDatabase();
+  const queue = new BroadcastQueue({ connectionString: db.url, sweepMs: HOUR_MS, handlers: { tick: () => null } });
+  try {
+    await queue.start();
+    // The ticker's first pass found no schedule, so it sleeps for its 30 s re-read. The bound
+    // below is shorter than that: only a wake-up can bring the first tick's job before it. What is
+    // asserted is that the job comes, not how fast.
+    const ran = waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobType === 'tick', 20_000);
+    await db.pool.query(`INSERT INTO broadcast_queue_schedules (name, cron, job_type) VALUES ('each-second', '* * * * * *', 'tick')`);
+    assert.is((await ran).outcome.kind, 'completed');
+    // The ticker's own statements (taking ticks, filling next_run_at) notify nobody; a resume does.
+    const notified: string[] = [];
+    const listen = await db.pool.connect();
+    try {
+      listen.on('notification', (n) => notified.push(n.channel));
+      await listen.query('LISTEN broadcast_queue_schedules');
+      await takeDueTicks(db.pool, new Date(Date.now() + 5_000));
+      await db.pool.query(`UPDATE broadcast_queue_schedules SET next_run_at = NULL`);
+      await takeDueTicks(db.pool);
+      await setScheduleEnabled(db.pool, 'each-second', false);
+      await listen.query('SELECT 1');
+      assert.equal(notified, ['broadcast_queue_schedules'], 'only the UPDATE that cleared next_run_at notifies');
+      await setScheduleEnabled(db.pool, 'each-second', true);
+      await listen.query('SELECT 1');
+      assert.equal(notified, ['broadcast_queue_schedules', 'broadcast_queue_schedules']);
+    } finally {
+      listen.release(true);
+    }
+  } finally {
+    await queue.stop();
     await db.drop();
   }
 });
