@@ -21,10 +21,14 @@ test('daemons racing on the same ticks enqueue each tick exactly once', async ()
     await addSchedule(db.pool, { name: 'every-minute', cron: '* * * * *', jobType: 'x' });
     const start = Date.parse('2026-12-01T09:00:00Z');
     await db.pool.query(`UPDATE broadcast_queue_schedules SET next_run_at = $1`, [new Date(start)]);
-    // Ten minutes, each taken by four "daemons" at the same instant.
+    // Ten minutes, each taken by four "daemons" at the same instant. Exactly one of them takes
+    // each tick (the conditional UPDATE); the job_key would hide a second taker from the job
+    // count alone, so the takers are counted too.
     for (let minute = 0; minute < 10; minute++) {
       const now = new Date(start + minute * 60_000 + 5_000);
-      await Promise.all(pools.map((p) => takeDueTicks(p, now)));
+      const reports = (await Promise.all(pools.map((p) => takeDueTicks(p, now)))).flat();
+      assert.is(reports.length, 1, `minute ${minute}: ${reports.length} daemons took the tick`);
+      assert.equal(reports[0]!.ticks.map((t) => t.getTime()), [start + minute * 60_000]);
     }
     const { rows } = await db.pool.query(`SELECT run_at, count(*)::int AS n FROM broadcast_queue_jobs GROUP BY run_at ORDER BY run_at`);
     assert.is(rows.length, 10);
@@ -46,6 +50,29 @@ test('after downtime missed ticks are skipped by default and back-filled within 
     const { rows } = await db.pool.query(`SELECT job_type, array_agg(to_char(run_at AT TIME ZONE 'UTC', 'HH24:MI') ORDER BY run_at) AS ticks FROM broadcast_queue_jobs GROUP BY job_type`);
     assert.equal(rows, [{ job_type: 'fill', ticks: ['07:00', '08:00'] }]);
     for (const name of ['skip', 'fill']) assert.is((await getSchedule(db.pool, name))!.nextRunAt!.toISOString(), '2026-12-01T09:00:00.000Z');
+  } finally {
+    await db.drop();
+  }
+});
+
+test('daylight-saving days through the database: a 02:30 (New York\'s fall day: 01:30) schedule enqueues one job that day, in two zones', async () => {
+  // The same days as cron.test.ts, taken the way a daemon takes them: takeDueTicks every
+  // 10 minutes of the local day and a bit around it (the ticks come late, so a back-fill window).
+  const cases = [
+    { zone: 'Europe/Berlin', cron: '30 2 * * *', from: '2026-03-28T22:00:00Z', to: '2026-03-29T23:00:00Z', tick: '2026-03-29T01:00:00.000Z' },
+    { zone: 'Europe/Berlin', cron: '30 2 * * *', from: '2026-10-24T21:00:00Z', to: '2026-10-25T23:00:00Z', tick: '2026-10-25T00:30:00.000Z' },
+    { zone: 'America/New_York', cron: '30 2 * * *', from: '2026-03-08T04:00:00Z', to: '2026-03-09T04:00:00Z', tick: '2026-03-08T07:00:00.000Z' },
+    { zone: 'America/New_York', cron: '30 1 * * *', from: '2026-11-01T03:00:00Z', to: '2026-11-02T04:00:00Z', tick: '2026-11-01T05:30:00.000Z' },
+  ];
+  const db = await createTestDatabase();
+  try {
+    for (const [i, c] of cases.entries()) {
+      await db.pool.query(`INSERT INTO broadcast_queue_schedules (name, cron, time_zone, job_type, backfill_seconds) VALUES ($1, $2, $3, $1, 900)`, [`dst-${i}`, c.cron, c.zone]);
+      for (let t = Date.parse(c.from); t <= Date.parse(c.to); t += 600_000) await takeDueTicks(db.pool, new Date(t));
+      await db.pool.query(`UPDATE broadcast_queue_schedules SET enabled = false WHERE name = $1`, [`dst-${i}`]);
+      const { rows } = await db.pool.query(`SELECT run_at FROM broadcast_queue_jobs WHERE job_type = $1`, [`dst-${i}`]);
+      assert.equal(rows.map((r) => r.run_at.toISOString()), [c.tick], `${c.zone} ${c.cron} from ${c.from}`);
+    }
   } finally {
     await db.drop();
   }
