@@ -156,4 +156,42 @@ test('two running daemons share a per-second schedule: every tick runs once', as
   }
 });
 
+test('the library manages schedules, and ticks keep coming, each once, while daemons come and go', async () => {
+  const db = await createTestDatabase();
+  const done = new EventEmitter();
+  const make = () => {
+    const d = new BroadcastQueue({ connectionString: db.url, sweepMs: HOUR_MS, handlers: { tick: () => null } });
+    d.on('job:done', (e: JobEvent) => done.emit('job:done', e));
+    return d;
+  };
+  const [a, b, c] = [make(), make(), make()];
+  try {
+    await a.start();
+    const first = collectEvents<JobEvent>(done, 'job:done', 2);
+    await a.addSchedule({ name: 'each-second', cron: '* * * * * *', jobType: 'tick' });
+    assert.equal((await a.listSchedules()).map((s) => [s.name, s.enabled]), [['each-second', true]]);
+    await first;
+    // a hands over to b, then b to c: each switch waits for ticks taken after it.
+    await b.start();
+    await a.stop();
+    await collectEvents<JobEvent>(done, 'job:done', 2);
+    await c.start();
+    await b.stop();
+    await collectEvents<JobEvent>(done, 'job:done', 2);
+    assert.equal(await c.setScheduleEnabled('each-second', false).then((s) => s?.enabled), false);
+    const now = await c.runScheduleNow('each-second');
+    assert.ok(now && now.jobId > 0);
+    assert.is(await c.removeSchedule('each-second'), true);
+    assert.equal(await c.listSchedules(), []);
+    const { rows } = await db.pool.query(`SELECT extract(epoch FROM run_at)::bigint AS second, count(*)::int AS n FROM broadcast_queue_jobs WHERE job_key IS NOT NULL GROUP BY 1 ORDER BY 1`);
+    assert.ok(rows.length >= 6, JSON.stringify(rows));
+    assert.ok(rows.every((r) => r.n === 1), JSON.stringify(rows));
+    // No tick skipped across the hand-overs: one job for every second from the first to the last.
+    assert.is(Number(rows.at(-1).second) - Number(rows[0].second) + 1, rows.length, JSON.stringify(rows));
+  } finally {
+    await Promise.all([a, b, c].map((d) => d.stop()));
+    await db.drop();
+  }
+});
+
 test.run();
