@@ -188,6 +188,18 @@ test('two dependencies finishing in two transactions at once still release their
   }
 });
 
+test('a dependent released by a completion in another process wakes the daemon (NOTIFY with that commit), with no sweep', async () => {
+  // The daemon has no handler for 'elsewhere', so another process finishes it; its sweep is an
+  // hour away and it has no timer for a job it never saw: only the notification can bring it.
+  await withQueue({ after: () => 'ran' }, async (queue, db) => {
+    const a = await insert(db, `INSERT INTO broadcast_queue_jobs (job_type) VALUES ('elsewhere') RETURNING job_id`);
+    const b = await insert(db, `INSERT INTO broadcast_queue_jobs (job_type, depends_on) VALUES ('after', ARRAY[$1]::bigint[]) RETURNING job_id`, [a]);
+    const ran = waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === b, 20_000);
+    await db.pool.query(`UPDATE broadcast_queue_jobs SET status = 'completed', finished_at = now() WHERE job_id = $1`, [a]);
+    assert.equal((await ran).outcome, { kind: 'completed', result: 'ran' });
+  });
+});
+
 test('bqctl show, the API and getStatus() say which dependencies a waiting job waits for', async () => {
   await withQueue({ x: () => null }, async (queue, db) => {
     await queue.pause();
