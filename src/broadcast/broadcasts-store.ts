@@ -163,7 +163,8 @@ export function broadcastColumns(briefBytes: number | null | 'none' = ONE_BRIEF_
     : `broadcast_queue_brief(message, ${Math.floor(briefBytes)}) AS message, broadcast_queue_brief(variants, ${Math.floor(briefBytes)}) AS variants,
        broadcast_queue_brief(${AUDIENCE_SUMMARY}, ${Math.floor(briefBytes)}) AS audience,`;
   return `broadcast_id, title, status, job_id, total, sent, failed, blocked, skipped, unknown, failure_reason,
-          allow_paid_broadcast, frequency_cap, track, deliver_at_local, default_time_zone, ${content} created_at, started_at, finished_at, updated_at`;
+          allow_paid_broadcast, frequency_cap, track, deliver_at_local, default_time_zone, ab_test, ab_decide_at, ab_decided_at, ab_winner, ab_p_value, ab_sent_variant,
+          ${content} created_at, started_at, finished_at, updated_at`;
 }
 
 export interface Variant {
@@ -187,6 +188,13 @@ export interface BroadcastRow extends BroadcastCounts {
   deliver_at_local: string | null;
   /** The zone of recipients without a time_zone of their own. */
   default_time_zone: string;
+  /** Test, then send the winner (ab-test.ts, sql/0024): the field as given, and the decision once made. */
+  ab_test: Record<string, unknown> | null;
+  ab_decide_at: Date | null;
+  ab_decided_at: Date | null;
+  ab_winner: string | null;
+  ab_p_value: number | null;
+  ab_sent_variant: string | null;
   /** The content: absent from lists of broadcasts in progress, summarised when read for showing. */
   message?: Record<string, unknown> | null;
   variants?: Variant[] | null;
@@ -204,6 +212,7 @@ export function broadcastRow(r: Record<string, any>): BroadcastRow {
     total: r.total, sent: r.sent, failed: r.failed, blocked: r.blocked, skipped: r.skipped, unknown: r.unknown,
     failure_reason: r.failure_reason, allow_paid_broadcast: r.allow_paid_broadcast, frequency_cap: r.frequency_cap, track: r.track,
     deliver_at_local: r.deliver_at_local, default_time_zone: r.default_time_zone,
+    ab_test: r.ab_test, ab_decide_at: r.ab_decide_at, ab_decided_at: r.ab_decided_at, ab_winner: r.ab_winner, ab_p_value: r.ab_p_value, ab_sent_variant: r.ab_sent_variant,
     ...(r.message !== undefined ? { message: r.message, variants: r.variants, audience: r.audience } : {}),
     created_at: r.created_at, started_at: r.started_at, finished_at: r.finished_at, updated_at: r.updated_at,
   };

@@ -90,6 +90,8 @@ export class Drain {
     private readonly personal: Personalize = null,
     /** The broadcast job's priority: send jobs of at least this priority may take its slots (SlotShare). */
     private readonly priority = 0,
+    /** Runs before each claim: an A/B test decides there, before the rows it holds can be claimed. */
+    private readonly beforeClaim: (() => Promise<void>) | null = null,
   ) {
     const halting = anySignal(signal, stopping);
     this.halting = halting.signal;
@@ -194,6 +196,7 @@ export class Drain {
     }
     let due: DueDelivery[];
     try {
+      await this.beforeClaim?.();
       due = await claimDue(this.pool, this.driver, size);
     } catch (error) {
       if (error instanceof DriverLostError) return { due: [], slots: null, error };

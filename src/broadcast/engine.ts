@@ -13,6 +13,7 @@ import { countDeliveries, failBroadcast, finishBroadcast, recoverInterrupted, sk
 import { parseAudience } from './audience.js';
 import { parseDeliverAtLocal, parseTimeZone } from './local-time.js';
 import { markSending } from './broadcasts-store.js';
+import { abDecideInMs, decideAbTest, parseAbTest, type AbDecision, type AbTest } from './ab-test.js';
 
 export interface EngineSettings {
   rateLimit: number;
@@ -95,6 +96,7 @@ export class BroadcastEngine {
     const driver = (run.driver = taken.driver);
     // A broken message fails the job, and (as its driver) this run closes the broadcast.
     validateContent(broadcast);
+    const ab = parseAbTest(broadcast.ab_test, broadcast, 'broadcast.ab_test');
     const messages = this.messagesOf(broadcast);
     const personal = this.personalizerOf(broadcast, messages);
     const recovered = await recoverInterrupted(this.pool, driver, this.settings.atLeastOnce);
@@ -106,9 +108,43 @@ export class BroadcastEngine {
     }
     else await markSending(this.pool, broadcastId);
 
+    const gate = ab ? await this.abGate(driver, ab, messages, log) : null;
     const rate = broadcast.allow_paid_broadcast ? this.settings.paidRateLimit : this.settings.rateLimit;
-    const stop = await new Drain(this.pool, this.sender, this.limiter, driver, messages, rate, this.settings.atLeastOnce, signal, stopping, log, this.events, personal, job.priority).run();
+    const stop = await new Drain(this.pool, this.sender, this.limiter, driver, messages, rate, this.settings.atLeastOnce, signal, stopping, log, this.events, personal, job.priority, gate).run();
     return this.finish(driver, job.queue, stop, log);
+  }
+
+  /**
+   * An A/B test's decision, run before each claim (Drain): from the moment (by the database's
+   * clock, taken once per run) it decides, or reads the decision made, and the rest's rows
+   * (variant NULL) are sent the chosen variant from then on. Until then the claim leaves them.
+   */
+  private async abGate(driver: Driver, ab: AbTest, messages: Map<string | null, OutgoingMessage>, log: Logger): Promise<() => Promise<void>> {
+    const decideAt = Date.now() + (await abDecideInMs(this.pool, driver.broadcastId));
+    let decided = false;
+    let deciding: Promise<void> | null = null;
+    const apply = (d: AbDecision) => {
+      messages.set(null, messages.get(d.sentVariant)!);
+      decided = true;
+    };
+    const decide = async () => {
+      const result = await decideAbTest(this.pool, driver, ab);
+      if (!result) return;
+      apply(result.decision);
+      if (!result.now) return;
+      const { winner, pValue, sentVariant } = result.decision;
+      log.info({ broadcastId: driver.broadcastId, winner, pValue, sentVariant }, winner ? 'A/B test decided: the rest get the winner' : 'A/B test decided: no variant won; the rest get the fallback');
+      this.events.emit('broadcast:ab-decided', { broadcastId: driver.broadcastId, ...result.decision });
+    };
+    // A decision made by an earlier run is read at once; otherwise from a second before the
+    // moment, so that a clock a little behind the database's does not leave the rest's rows
+    // due and unclaimable for long.
+    if (decideAt <= Date.now()) await decide();
+    return async () => {
+      if (decided || Date.now() < decideAt - 1_000) return;
+      deciding ??= decide().finally(() => { deciding = null; });
+      await deciding;
+    };
   }
 
   private async resolveBroadcastId(job: Job): Promise<number> {
@@ -172,6 +208,7 @@ export function validateInlineBroadcast(p: Record<string, unknown>): void {
   if (p.track !== undefined && typeof p.track !== 'boolean') throw new PayloadError('payload.track must be true or false');
   parseDeliverAtLocal(p.deliver_at_local, 'payload.deliver_at_local');
   if (p.default_time_zone !== undefined && p.default_time_zone !== null) parseTimeZone(p.default_time_zone, 'payload.default_time_zone');
+  parseAbTest(p.ab_test, p, 'payload.ab_test');
 }
 
 function withPaid(message: OutgoingMessage, paid: boolean): OutgoingMessage {

@@ -3,6 +3,7 @@ import { PayloadError, DriverLostError } from '../errors.js';
 import { parseMessage } from '../telegram/message.js';
 import { buildAudienceQuery } from './audience.js';
 import { localDueSql, parseDeliverAtLocal } from './local-time.js';
+import { AB_SAMPLE_SQL, abSampleParams, parseAbTest } from './ab-test.js';
 import { type Driver } from './ledger.js';
 import type { BroadcastRow, Variant } from './broadcasts-store.js';
 
@@ -36,15 +37,15 @@ export async function createInlineBroadcast(pool: Pool, jobId: number, payload: 
   const audience = payload.chat_ids !== undefined ? { ...(payload.audience as object | undefined), chat_ids: payload.chat_ids } : (payload.audience ?? {});
   const { rows } = await pool.query(
     `WITH b AS (
-       INSERT INTO broadcasts (title, message, variants, audience, frequency_cap, allow_paid_broadcast, track, deliver_at_local, default_time_zone, status, job_id)
-       VALUES ($2, $3, $4, $5, $6, COALESCE($7, false), COALESCE($8, false), $9, COALESCE($10, 'UTC'), 'queued', $1)
+       INSERT INTO broadcasts (title, message, variants, audience, frequency_cap, allow_paid_broadcast, track, deliver_at_local, default_time_zone, ab_test, status, job_id)
+       VALUES ($2, $3, $4, $5, $6, COALESCE($7, false), COALESCE($8, false), $9, COALESCE($10, 'UTC'), $11, 'queued', $1)
        RETURNING broadcast_id)
      UPDATE broadcast_queue_jobs j
         SET payload = jsonb_build_object('broadcast_id', b.broadcast_id, 'inline', true), updated_at = now()
        FROM b WHERE j.job_id = $1 AND j.status = 'processing'
      RETURNING b.broadcast_id`,
     [jobId, payload.title ?? null, payload.message ?? null, payload.variants ? JSON.stringify(payload.variants) : null, JSON.stringify(audience), payload.frequency_cap ?? null, payload.allow_paid_broadcast ?? null, payload.track ?? null,
-      payload.deliver_at_local ?? null, payload.default_time_zone ?? null],
+      payload.deliver_at_local ?? null, payload.default_time_zone ?? null, payload.ab_test ? JSON.stringify(payload.ab_test) : null],
   ).catch((error) => {
     // A zone Intl knows and this server's tzdata does not: the payload, not the daemon, is at fault.
     if ((error as { code?: string }).code === '22023') throw new PayloadError(`payload.default_time_zone: ${(error as Error).message}`);
@@ -63,6 +64,7 @@ export async function createInlineBroadcast(pool: Pool, jobId: number, payload: 
  */
 export async function fanOut(pool: Pool, b: BroadcastRow, by: Driver | number, now?: Date): Promise<{ total: number; skipped: number } | null> {
   const local = parseDeliverAtLocal(b.deliver_at_local, 'broadcast.deliver_at_local');
+  const ab = parseAbTest(b.ab_test, b, 'broadcast.ab_test');
   // The engine passes its Driver; a bare job id (tools, benchmarks) fans out unguarded.
   const driver = typeof by === 'number' ? null : by;
   const jobId = driver ? driver.jobId : (by as number);
@@ -81,9 +83,13 @@ export async function fanOut(pool: Pool, b: BroadcastRow, by: Driver | number, n
     }
     const params: unknown[] = [b.broadcast_id];
     const capParam = b.frequency_cap ? params.push(b.frequency_cap) : 0;
-    const variantSql = variantExpression(b.variants ?? null, params);
+    // A/B test: every row is held (no variant, due at the decision) until the sample is drawn below.
+    const variantSql = ab ? 'NULL' : variantExpression(b.variants ?? null, params);
     let due = '';
-    if (local) {
+    if (ab) {
+      params.push(ab.decideAfterMs);
+      due = `now() + $${params.length}::float8 * interval '1 millisecond'`;
+    } else if (local) {
       params.push(b.default_time_zone);
       due = localDueSql(local, `COALESCE(r.time_zone, $${params.length}::text)`, now ?? null, params);
     }
@@ -94,12 +100,12 @@ export async function fanOut(pool: Pool, b: BroadcastRow, by: Driver | number, n
       : 'false';
     const inserted = await client.query(
       `WITH ins AS (
-         INSERT INTO broadcast_deliveries (broadcast_id, chat_id, status, outcome, variant${local ? ', next_attempt_at' : ''})
+         INSERT INTO broadcast_deliveries (broadcast_id, chat_id, status, outcome, variant${due ? ', next_attempt_at' : ''})
          SELECT $1, r.chat_id,
                 CASE WHEN r.opted_out OR r.unreachable_reason IS NOT NULL OR ${overCap} THEN 'skipped' ELSE 'pending' END,
                 CASE WHEN r.opted_out THEN 'opted_out' WHEN r.unreachable_reason IS NOT NULL THEN 'unreachable'
                      WHEN ${overCap} THEN 'frequency_cap' END,
-                ${variantSql}${local ? `, ${due}` : ''}
+                ${variantSql}${due ? `, ${due}` : ''}
            FROM ${audience.from}
          ON CONFLICT (broadcast_id, chat_id) DO NOTHING
          RETURNING status)
@@ -107,10 +113,13 @@ export async function fanOut(pool: Pool, b: BroadcastRow, by: Driver | number, n
       params,
     );
     const { total, skipped } = inserted.rows[0];
+    if (ab) await client.query(AB_SAMPLE_SQL, abSampleParams(b.broadcast_id, ab, b.variants!));
     await client.query(
       `UPDATE broadcasts SET total = $2, skipped = $3, status = CASE WHEN status IN ('draft', 'queued') THEN 'sending' ELSE status END,
-              started_at = now(), job_id = $4, updated_at = now() WHERE broadcast_id = $1`,
-      [b.broadcast_id, total, skipped, jobId],
+              started_at = now(), job_id = $4, updated_at = now(),
+              ab_decide_at = CASE WHEN $5::float8 IS NULL THEN NULL ELSE now() + $5::float8 * interval '1 millisecond' END
+        WHERE broadcast_id = $1`,
+      [b.broadcast_id, total, skipped, jobId, ab?.decideAfterMs ?? null],
     );
     await client.query('COMMIT');
     return { total, skipped };

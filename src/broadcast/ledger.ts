@@ -74,6 +74,7 @@ const owned = (job: string, claimedAt: string) => `
 // outside of a nested loop and re-ran the LIMIT … FOR UPDATE SKIP LOCKED subquery for every row
 // (4.0 s for the first claim at 5,000 recipients; still running after 89 s at 50,000). A row
 // handed back unsent kept its next_attempt_at, so it comes first. $3, $4: the driver (owned).
+// The rest of an A/B test's audience (variant NULL) waits for the decision (ab-test.ts).
 export const LEDGER_CLAIM_SQL = `
   UPDATE broadcast_deliveries d
      SET status = 'sending', attempts = d.attempts + 1, updated_at = now()
@@ -82,6 +83,7 @@ export const LEDGER_CLAIM_SQL = `
            SELECT chat_id FROM broadcast_deliveries
             WHERE broadcast_id = $1 AND status = 'pending' AND next_attempt_at <= now()
               AND ${owned('$3', '$4')}
+              AND (variant IS NOT NULL OR NOT EXISTS (SELECT 1 FROM broadcasts WHERE broadcast_id = $1 AND ab_test IS NOT NULL AND ab_decided_at IS NULL))
             ORDER BY next_attempt_at
             LIMIT $2
               FOR UPDATE SKIP LOCKED))
