@@ -1,6 +1,8 @@
 // `npm run demo`: the whole thing on one machine with nothing installed but Node. An embedded
 // PostgreSQL, the Bot API stand-in and a real daemon; 10,000 subscribers, some of them blocked,
-// migrated or flaky; one broadcast enqueued with plain SQL and watched with `bqctl watch`.
+// migrated or flaky; one broadcast enqueued with plain SQL and watched with `bqctl watch`; then a
+// tracked A/B test on the VIPs whose simulated recipients click one variant more, ending with the
+// report and the winner sent to the rest.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
@@ -11,7 +13,7 @@ import { freePort, startEmbeddedPostgres } from '../db/embedded.js';
 import { migrate } from '../db/migrate.js';
 import { createPool } from '../db/pool.js';
 import { createLogger } from '../log.js';
-import { FakeBotApi } from '../testing/index.js';
+import { FakeBotApi, SimulatedRecipients } from '../testing/index.js';
 
 const SUBSCRIBERS = 10_000;
 const RATE = 250; // messages/s: the demo takes about 40 s; Telegram's own default is 30.
@@ -41,9 +43,14 @@ async function main(): Promise<void> {
   say(`2. Bot API stand-in at ${apiRoot} (limit ${RATE}/s; every 50th chat blocked, some deactivated, flaky or migrated)`);
 
   const httpPort = await freePort();
+  const publicPort = await freePort();
+  const publicUrl = `http://127.0.0.1:${publicPort}`;
+  // Recipients who follow a tracked link: 1 in 20 of those sent variant A's text, 1 in 4 of B's.
+  const people = new SimulatedRecipients(api, { publicUrl, clickRate: (text) => (text.startsWith('B:') ? 0.25 : text.startsWith('A:') ? 0.05 : 0), seed: 14 });
   // A token of this run's own: the dashboard's login link carries it in the fragment, which the browser keeps to itself.
   const apiToken = randomBytes(18).toString('base64url');
-  const env = { ...process.env, DATABASE_URL: db.connectionString, TELEGRAM_BOT_TOKEN: TOKEN, TELEGRAM_API_ROOT: apiRoot, BQ_RATE_LIMIT: String(RATE), BQ_HTTP_PORT: String(httpPort), BQ_API_TOKEN: apiToken, BQ_CONCURRENCY: '2', LOG_LEVEL: 'warn' };
+  const env = { ...process.env, DATABASE_URL: db.connectionString, TELEGRAM_BOT_TOKEN: TOKEN, TELEGRAM_API_ROOT: apiRoot, BQ_RATE_LIMIT: String(RATE), BQ_HTTP_PORT: String(httpPort), BQ_API_TOKEN: apiToken, BQ_CONCURRENCY: '2', LOG_LEVEL: 'warn',
+    BQ_PUBLIC_URL: publicUrl, BQ_PUBLIC_PORT: String(publicPort), BQ_LINK_SECRET: randomBytes(24).toString('base64url') };
   const daemon = spawn(process.execPath, [path.join(root, 'bin', 'broadcast-queued')], { env, stdio: ['ignore', 'ignore', 'inherit'] });
   const dashboard = `http://127.0.0.1:${httpPort}/`;
   say(`3. Daemon started (pid ${daemon.pid}); admin API on http://127.0.0.1:${httpPort}/api/admin/queue (token ${apiToken})`);
@@ -69,9 +76,14 @@ async function main(): Promise<void> {
   const final = (await pool.query('SELECT status, total, sent, failed, blocked, skipped, unknown FROM broadcasts WHERE broadcast_id = $1', [broadcastId])).rows[0];
   say(`\n6. Finished: ${JSON.stringify(final)}`);
   say(`   The stand-in received ${api.delivered.length.toLocaleString('en')} messages and answered ${api.tooManyRequests} × 429; busiest second: ${api.maxCallsInWindow(1000)} calls (limit ${RATE}).`);
+  const abId = await abTest(pool, env, people);
+  people.stop();
+  say(`   The simulated recipients followed ${people.clicks.length} tracked links: ${people.clicks.filter((c) => c.text.startsWith('A:')).length} of variant A's, ${people.clicks.filter((c) => c.text.startsWith('B:')).length} of B's.`);
+
   say(`\nLook around while it runs${keep ? '' : ' (or run `npm run demo -- --keep` to keep it running)'}:`);
   say(`   BQ_DATA_DIR=${dataDir} npx bqctl status        # bqctl finds the embedded PostgreSQL itself`);
   say(`   BQ_DATA_DIR=${dataDir} npx bqctl broadcast show ${broadcastId}`);
+  say(`   BQ_DATA_DIR=${dataDir} npx bqctl broadcast report ${abId}`);
   say(`   ${db.psqlHint}`);
   say(`   curl -s -H 'authorization: Bearer ${apiToken}' http://127.0.0.1:${httpPort}/api/admin/queue/broadcasts/${broadcastId}`);
   say(`   curl -s -H 'authorization: Bearer ${apiToken}' http://127.0.0.1:${httpPort}/metrics | grep broadcast_queue_`);
@@ -88,6 +100,28 @@ async function main(): Promise<void> {
   await db.stop();
   say('Stopped. The data stays in ' + dataDir + '; delete it to start afresh.');
   process.exitCode = watchCode === 0 ? 0 : 1;
+}
+
+/** Step 7: a tracked A/B test on the VIPs, 20 % sample, decided 10 s later; prints the report. */
+async function abTest(pool: ReturnType<typeof createPool>, env: NodeJS.ProcessEnv, people: SimulatedRecipients): Promise<number> {
+  const offer = (label: string, path: string) => ({ text: `${label}: spring sale, 20 % off`, entities: [{ type: 'text_link', offset: 0, length: label.length, url: `https://shop.example.com/${path}` }] });
+  const variants = [{ name: 'A', weight: 1, message: offer('A', 'sale') }, { name: 'B', weight: 1, message: offer('B', 'sale?b') }];
+  const ab = { sample_percent: 20, metric: 'ctr', decide_after: '10s', fallback: 'A' };
+  const created = await pool.query(
+    `INSERT INTO broadcasts (title, variants, audience, track, ab_test) VALUES ('Spring sale A/B', $1, '{"tags_any": ["vip"]}', true, $2) RETURNING broadcast_id`,
+    [JSON.stringify(variants), ab],
+  );
+  const id = created.rows[0].broadcast_id as number;
+  await pool.query(`INSERT INTO broadcast_queue_jobs (job_type, payload) VALUES ('broadcast', $1)`, [{ broadcast_id: id }]);
+  say(`\n7. A tracked A/B test on the 1,000 VIPs: variants to a 20 % sample, the winner to the rest after 10 s:\n     INSERT INTO broadcasts (title, variants, audience, track, ab_test) VALUES ('Spring sale A/B', '[{"name": "A", …}, {"name": "B", …}]',\n       '{"tags_any": ["vip"]}', true, '${JSON.stringify(ab)}');\n`);
+  const watch = spawn(process.execPath, [path.join(root, 'bin', 'bqctl'), 'watch', String(id)], { env, stdio: 'inherit' });
+  await once(watch, 'exit');
+  await people.settled();
+  // Clicks reach the database every 250 ms; the report is read after the last of them.
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  const report = spawn(process.execPath, [path.join(root, 'bin', 'bqctl'), 'broadcast', 'report', String(id)], { env, stdio: 'inherit' });
+  await once(report, 'exit');
+  return id;
 }
 
 async function stop(child: ChildProcess): Promise<void> {

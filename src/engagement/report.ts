@@ -31,16 +31,27 @@ export interface BroadcastReport extends EngagementCounts {
   track: boolean;
   links: { index: number; url: string; clicks: number; unique_clickers: number }[];
   variants: (EngagementCounts & { name: string })[];
-  ab_test: { metric: 'ctr'; test: 'two-proportion z-test'; alpha: number; p_value: number | null } | null;
+  ab_test: {
+    metric: 'ctr'; test: 'two-proportion z-test'; alpha: number; p_value: number | null;
+    /** Test, then send the winner (the broadcast's ab_test field); null for variants sent to everyone. */
+    plan: { sample_percent: number; decide_after: string; fallback: string; decide_at: Date | null } | null;
+    /** What was decided at decide_at on the sample's numbers then; null until then. */
+    decision: { decided_at: Date; winner: string | null; p_value: number | null; sent_variant: string } | null;
+  } | null;
+  /** The variants' test on their recipients now (with the plan: the sample's), so it may differ from decision.winner later on. */
   winner: string | null;
+  /** With a plan: the recipients outside the sample, sent `variant` (null until the decision); `waiting` not sent yet. */
+  rest: (EngagementCounts & { variant: string | null; waiting: number }) | null;
 }
 
 const ALPHA = 0.05;
 
-const BROADCAST_SQL = 'SELECT broadcast_id, title, status, track, message, variants FROM broadcasts WHERE broadcast_id = $1';
+const BROADCAST_SQL = `
+  SELECT broadcast_id, title, status, track, message, variants, ab_test, ab_decide_at, ab_decided_at, ab_winner, ab_p_value, ab_sent_variant
+    FROM broadcasts WHERE broadcast_id = $1`;
 const DELIVERED_SQL = `
-  SELECT variant, count(*)::int AS delivered FROM broadcast_deliveries
-   WHERE broadcast_id = $1 AND status = 'sent' GROUP BY variant`;
+  SELECT variant, count(*) FILTER (WHERE status = 'sent')::int AS delivered, count(*) FILTER (WHERE status = 'pending')::int AS waiting
+    FROM broadcast_deliveries WHERE broadcast_id = $1 GROUP BY variant`;
 // Per variant and in total (the grouping set without the variant), so a recipient counts once.
 const EVENTS_SQL = `
   SELECT d.variant, e.kind, GROUPING(d.variant) = 1 AS total, count(*)::int AS events, count(DISTINCT e.chat_id)::int AS people
@@ -93,6 +104,14 @@ export async function broadcastReport(pool: Pool, broadcastId: number): Promise<
   const messages = Array.isArray(b.variants) && b.variants.length ? b.variants.map((v: { message: Record<string, unknown> }) => v.message) : [b.message];
   const urls = b.track ? trackedParts(messages).urls : [];
   const ab = variants.length >= 2 ? abTest(variants) : null;
+  const plan = ab && b.ab_test
+    ? { sample_percent: b.ab_test.sample_percent, decide_after: b.ab_test.decide_after, fallback: b.ab_test.fallback ?? variantNames[0]!, decide_at: b.ab_decide_at }
+    : null;
+  const decision = plan && b.ab_decided_at ? { decided_at: b.ab_decided_at, winner: b.ab_winner, p_value: b.ab_p_value, sent_variant: b.ab_sent_variant } : null;
+  // The rest's rows have no variant (broadcast/ab-test.ts), so they are the NULL group.
+  const rest = plan
+    ? { variant: decision?.sent_variant ?? null, waiting: delivered.rows.find((r) => r.variant === null)?.waiting ?? 0, ...counts(deliveredBy.get(null) ?? 0, byVariant.get(null) ?? new Map()) }
+    : null;
   return {
     broadcast_id: b.broadcast_id,
     title: b.title,
@@ -101,8 +120,9 @@ export async function broadcastReport(pool: Pool, broadcastId: number): Promise<
     ...counts([...deliveredBy.values()].reduce((s, x) => s + x, 0), total),
     links: links.rows.map((r) => ({ index: r.link_index, url: urls[r.link_index] ?? '', clicks: r.clicks, unique_clickers: r.people })),
     variants,
-    ab_test: ab ? { metric: 'ctr', test: 'two-proportion z-test', alpha: ALPHA, p_value: ab.pValue } : null,
+    ab_test: ab ? { metric: 'ctr', test: 'two-proportion z-test', alpha: ALPHA, p_value: ab.pValue, plan, decision } : null,
     winner: ab?.winner ?? null,
+    rest,
   };
 }
 

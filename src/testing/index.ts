@@ -4,3 +4,4 @@ export {
   FakeBotApi, DEFAULT_FAKE_TOKEN, isSendMethod, maxArrivalsInWindow,
   type FakeBotApiOptions, type FaultOptions, type ChatState, type ChatId, type CallRecord, type DeliveredRecord,
 } from './fake-bot-api.js';
+export { SimulatedRecipients, trackedLinks, type SimulatedRecipientsOptions, type SimulatedClick } from './simulated-recipients.js';

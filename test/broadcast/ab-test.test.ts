@@ -5,6 +5,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startRedirectServer } from '../../src/engagement/redirect-server.js';
 import { decideAbTest, parseAbTest, parseDecideAfter } from '../../src/broadcast/ab-test.js';
+import { broadcastReport } from '../../src/engagement/report.js';
+import { runBqctl } from '../cli/run-bqctl.js';
 import type { JobEvent } from '../../src/queue/worker-pool.js';
 import { withTelegram, insertJob, jobRow, range, type TelegramWorld } from '../helpers/telegram.js';
 import { waitForEvent } from '../helpers/wait.js';
@@ -74,6 +76,9 @@ test('a significant winner: the sample gets both variants, the rest waits, then 
     assert.ok(sample.every((r) => r.status === 'sent'));
     assert.ok(rows.filter((r) => r.variant === null).every((r) => r.status === 'pending'), 'the rest is held');
     assert.is(api.delivered.length, 40);
+    const before = (await broadcastReport(db.pool, broadcastId))!;
+    assert.equal([before.rest!.variant, before.rest!.waiting, before.rest!.delivered, before.ab_test!.decision], [null, 60, 0, null]);
+    assert.equal([before.ab_test!.plan!.sample_percent, before.ab_test!.plan!.decide_after, before.ab_test!.plan!.fallback], [40, '1h', 'A']);
 
     // Simulated recipients, through the real redirect listener: 15 of B's 20 follow the link, 1 of A's.
     const server = await startRedirectServer(queue.redirectHandler(), '127.0.0.1', 0);
@@ -107,6 +112,17 @@ test('a significant winner: the sample gets both variants, the rest waits, then 
     assert.equal(rest.filter((c) => got.get(c)![0] !== 'Offer B'), [], 'the rest got the winner');
     assert.ok((await ledger(world, broadcastId)).filter((r) => r.variant === null).every((r) => r.status === 'sent'));
 
+    // The report: the sample's variants with what the simulated recipients did, the decision, and the rest.
+    const report = (await broadcastReport(db.pool, broadcastId))!;
+    assert.equal(report.variants.map((v) => [v.name, v.delivered, v.unique_clickers, v.clicks]), [['A', 20, 1, 1], ['B', 20, 15, 15]]);
+    assert.equal([report.rest!.variant, report.rest!.delivered, report.rest!.waiting, report.rest!.unique_clickers], ['B', 60, 0, 0]);
+    assert.equal([report.delivered, report.unique_clickers, report.winner], [100, 16, 'B']);
+    const decision = report.ab_test!.decision!;
+    assert.equal([decision.winner, decision.sent_variant, decision.p_value, decision.decided_at.getTime()], ['B', 'B', b.ab_p_value, b.ab_decided_at.getTime()]);
+    const shown = await runBqctl(['broadcast', 'report', String(broadcastId)], { DATABASE_URL: db.url });
+    assert.match(shown.stdout, /rest \(B\)\s+60\b/);
+    assert.match(shown.stdout, /Test, then send the winner: sample 40 %, decided .* winner B; the rest got B/);
+
     // Decided once: two runs racing for the decision (the lock and the IS NULL) write it once.
     await db.pool.query('UPDATE broadcasts SET ab_decided_at = NULL WHERE broadcast_id = $1', [broadcastId]);
     const driver = { broadcastId, jobId: Number(b.driver_job_id), claimedAt: b.claimed };
@@ -137,6 +153,8 @@ test('nothing significant: the rest gets the fallback after decide_after, with t
     const got = received(world);
     assert.equal(CHATS.filter((c) => got.get(c)?.length !== 1), [], 'every chat exactly once');
     assert.equal(CHATS.filter((c) => !sample.has(c) && got.get(c)![0] !== 'Offer B'), [], 'the rest got the fallback');
+    const report = (await broadcastReport(db.pool, broadcastId))!;
+    assert.equal([report.rest!.variant, report.rest!.delivered, report.ab_test!.decision!.winner, report.ab_test!.decision!.sent_variant], ['B', 80, null, 'B']);
     // None of the rest was sent before the decision.
     const early = await db.pool.query('SELECT count(*)::int AS n FROM broadcast_deliveries WHERE broadcast_id = $1 AND variant IS NULL AND sent_at < $2', [broadcastId, b.ab_decided_at]);
     assert.is(early.rows[0].n, 0);

@@ -129,8 +129,16 @@ export function registerBroadcast(program: Command): void {
         variant: name, delivered: n(c.delivered), clickers: n(c.unique_clickers), clicks: n(c.clicks), ctr: pct(c.ctr),
         presses: n(c.presses), replies: n(c.replies), reactions: n(c.reactions), opt_outs: `${n(c.opt_outs)} (${pct(c.opt_out_rate)})`, blocks: `${n(c.blocks)} (${pct(c.block_rate)})`,
       });
-      const lines = [`broadcast ${r.broadcast_id}: ${r.title ?? '(untitled)'} — ${r.status}${r.track ? '' : ' (links not tracked)'}`, '', table([...r.variants.map((v) => row(v.name, v)), row('all', r)])];
+      const rest = r.rest ? [row(`rest (${r.rest.variant ?? 'waiting'})`, r.rest)] : [];
+      const lines = [`broadcast ${r.broadcast_id}: ${r.title ?? '(untitled)'} — ${r.status}${r.track ? '' : ' (links not tracked)'}`, '', table([...r.variants.map((v) => row(v.name, v)), ...rest, row('all', r)])];
       if (r.ab_test) lines.push('', `A/B on CTR (${r.ab_test.test}, alpha ${r.ab_test.alpha}): p = ${r.ab_test.p_value?.toPrecision(3) ?? '-'}; winner: ${r.winner ?? 'none (no significant difference)'}`);
+      const plan = r.ab_test?.plan;
+      const decision = r.ab_test?.decision;
+      if (plan) {
+        lines.push(decision
+          ? `Test, then send the winner: sample ${plan.sample_percent} %, decided ${decision.decided_at.toISOString()} (p = ${decision.p_value?.toPrecision(3) ?? '-'}): ${decision.winner ? `winner ${decision.winner}` : `no winner, fallback ${plan.fallback}`}; the rest got ${decision.sent_variant}`
+          : `Test, then send the winner: sample ${plan.sample_percent} %, deciding at ${plan.decide_at?.toISOString() ?? `${plan.decide_after} after the start`}; ${n(r.rest?.waiting ?? 0)} recipients wait`);
+      }
       if (r.links.length) lines.push('', 'Links', table(r.links.map((l) => ({ link: l.index, url: l.url, clicks: n(l.clicks), clickers: n(l.unique_clickers) }))));
       out(lines.join('\n'));
     });
