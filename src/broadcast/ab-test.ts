@@ -6,7 +6,7 @@ import type { Pool } from '../db/pool.js';
 import { DriverLostError, PayloadError } from '../errors.js';
 import { abTest, broadcastReport } from '../engagement/report.js';
 import { describeValue } from '../telegram/message.js';
-import type { Driver } from './ledger.js';
+import type { Driver } from './driver.js';
 
 /** The metrics an A/B test may decide on: the report's test compares click-through rates. */
 export const AB_METRICS = ['ctr'] as const;

@@ -4,7 +4,7 @@
 // it is the record the admin API, `bqctl --json`, webhooks and psql all show.
 import type { Pool, PoolClient } from '../db/pool.js';
 import { LIST_BRIEF_BYTES, ONE_BRIEF_BYTES } from '../queue/jobs-store.js';
-import type { BroadcastCounts } from './ledger.js';
+import type { BroadcastCounts } from './finish.js';
 
 export type BroadcastStatus = 'draft' | 'queued' | 'sending' | 'paused' | 'completed' | 'cancelled' | 'failed';
 /**

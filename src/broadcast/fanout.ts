@@ -4,7 +4,7 @@ import { parseMessage } from '../telegram/message.js';
 import { buildAudienceQuery } from './audience.js';
 import { localDueSql, parseDeliverAtLocal } from './local-time.js';
 import { AB_SAMPLE_SQL, abSampleParams, parseAbTest } from './ab-test.js';
-import { type Driver } from './ledger.js';
+import { type Driver } from './driver.js';
 import type { BroadcastRow, Variant } from './broadcasts-store.js';
 
 export { FINAL_STATUSES, loadBroadcast, type BroadcastRow, type Variant } from './broadcasts-store.js';

@@ -1,5 +1,6 @@
 import type { Pool, PoolClient } from '../db/pool.js';
 import { DriverLostError, type ReasonCode } from '../errors.js';
+import { owned, stillDrives, type Driver } from './driver.js';
 
 /** Outcomes in the 'blocked' count: the 403 class. Every other permanent failure counts as 'failed'. */
 export const BLOCKED_OUTCOMES = ['blocked', 'deactivated', 'kicked', 'chat_deleted'] as const;
@@ -36,35 +37,6 @@ export interface DeliveryRecord {
   /** DueDelivery.claim of the row's claim. Required with a Driver; tools that write directly may omit it. */
   claim?: string;
 }
-
-export interface BroadcastCounts {
-  total: number;
-  sent: number;
-  failed: number;
-  blocked: number;
-  skipped: number;
-  unknown: number;
-}
-
-/**
- * One run of one broadcast job that holds its broadcast (sql/0005): the job and its claim's
- * started_at, as PostgreSQL wrote it (text round-trips to the microsecond).
- */
-export interface Driver {
-  broadcastId: number;
-  jobId: number;
-  claimedAt: string;
-}
-
-// True while the run named by the job and claim parameters still drives broadcast $1 (sql/0005),
-// or when no run is named (a NULL job: tools and benchmarks that write a ledger directly). KEY
-// SHARE makes a takeover in progress (FOR UPDATE) wait for this write, or this write for it, but
-// does not wait for the counter updates of the driver's own writes. Uncorrelated: one InitPlan.
-const owned = (job: string, claimedAt: string) => `
-  (${job}::bigint IS NULL OR EXISTS (
-     SELECT 1 FROM broadcasts
-      WHERE broadcast_id = $1 AND driver_job_id = ${job}::bigint AND driver_claimed_at = ${claimedAt}::timestamptz
-        FOR KEY SHARE))`;
 
 // Claims the next due rows, marking them 'sending' just before their calls: after a crash the
 // rows still 'sending' are exactly the sends whose outcome is unknown. The picked keys go through
@@ -180,66 +152,6 @@ export async function recordDeliveries(pool: Pool, target: Driver | number, reco
   return rows[0]?.written ?? 0;
 }
 
-async function stillDrives(pool: Pool, driver: Driver): Promise<boolean> {
-  const { rows } = await pool.query(`SELECT ${owned('$2', '$3')} AS owned FROM broadcasts WHERE broadcast_id = $1`, [driver.broadcastId, driver.jobId, driver.claimedAt]);
-  return rows[0]?.owned === true;
-}
-
-/**
- * Takes the broadcast over for this run of `jobId` unless another run drives it and is live (its
- * job still 'processing' under the same claim). Returns the driver, or the job that holds it.
- * The row lock comes first and the liveness check after it, in a statement of its own, so that
- * two jobs taking over at once see each other (READ COMMITTED: each statement a new snapshot).
- */
-export async function takeOver(pool: Pool, broadcastId: number, jobId: number, attempt: number): Promise<{ driver: Driver } | { heldBy: number | null }> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    const b = (await client.query('SELECT driver_job_id, driver_claimed_at FROM broadcasts WHERE broadcast_id = $1 FOR UPDATE', [broadcastId])).rows[0];
-    const { rows } = await client.query(
-      `WITH me AS (SELECT job_id, started_at FROM broadcast_queue_jobs WHERE job_id = $2 AND status = 'processing' AND attempts = $3),
-       live AS (SELECT j.job_id FROM broadcasts b JOIN broadcast_queue_jobs j ON j.job_id = b.driver_job_id
-                 WHERE b.broadcast_id = $1 AND j.status = 'processing' AND j.started_at = b.driver_claimed_at AND j.job_id <> $2)
-       UPDATE broadcasts b SET driver_job_id = me.job_id, driver_claimed_at = me.started_at, job_id = me.job_id, updated_at = now()
-         FROM me WHERE b.broadcast_id = $1 AND NOT EXISTS (SELECT 1 FROM live)
-       RETURNING me.started_at::text AS claimed_at`,
-      [broadcastId, jobId, attempt],
-    );
-    await client.query('COMMIT');
-    if (rows[0]) return { driver: { broadcastId, jobId, claimedAt: rows[0].claimed_at } };
-    return { heldBy: b?.driver_job_id ?? null };
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
-}
-
-/**
- * Rows left 'sending' by a run that died. At-most-once: their outcome is unknown and they are not
- * resent. At-least-once: they go back to pending and will be sent (perhaps a second time).
- */
-export async function recoverInterrupted(pool: Pool, driver: Driver, atLeastOnce: boolean): Promise<number> {
-  const params = [driver.broadcastId, driver.jobId, driver.claimedAt];
-  const { rows } = atLeastOnce
-    ? await pool.query(
-        `WITH r AS (UPDATE broadcast_deliveries SET status = 'pending', next_attempt_at = now(), updated_at = now()
-                WHERE broadcast_id = $1 AND status = 'sending' AND ${owned('$2', '$3')} RETURNING 1)
-         SELECT count(*)::int AS n, ${owned('$2', '$3')} AS owned FROM r`,
-        params,
-      )
-    : await pool.query(
-        `WITH r AS (UPDATE broadcast_deliveries SET status = 'unknown', outcome = 'crashed', updated_at = now()
-                WHERE broadcast_id = $1 AND status = 'sending' AND ${owned('$2', '$3')} RETURNING 1)
-         UPDATE broadcasts SET unknown = unknown + (SELECT count(*) FROM r), updated_at = now()
-          WHERE broadcast_id = $1 AND ${owned('$2', '$3')} RETURNING (SELECT count(*) FROM r)::int AS n, true AS owned`,
-        params,
-      );
-  if (!rows[0]?.owned) throw new DriverLostError(driver);
-  return rows[0].n;
-}
-
 const SKIP_PENDING_SQL = `
   WITH r AS (UPDATE broadcast_deliveries SET status = 'skipped', outcome = $2, updated_at = now()
               WHERE broadcast_id = $1 AND status = 'pending' AND ${owned('$3', '$4')} RETURNING 1)
@@ -263,52 +175,6 @@ export async function skipRemaining(pool: Pool, driver: Driver, outcome: string)
   return n;
 }
 
-export interface Finish {
-  status: 'completed' | 'cancelled' | 'failed';
-  reason: string | null;
-  counts: BroadcastCounts;
-  /** The queue of the 'webhook' job, enqueued only when `webhook` is set. */
-  queue: string;
-  webhook: boolean;
-}
-
-/**
- * Closes the broadcast with its final counts. The webhook job is enqueued by the same statement,
- * so a crash cannot lose it; its job_key keeps a re-run from sending it twice. It carries only the
- * id: the body is built from this row when it is sent, and only by the job named in webhook_job_id.
- * The insert checks the driver under the same KEY SHARE lock as every ledger write: with a plain
- * read, a takeover holding the row let the insert through while the UPDATE, waiting for the
- * takeover, then matched nothing, leaving a webhook job that no broadcast named.
- */
-export async function finishBroadcast(pool: Pool, driver: Driver, f: Finish): Promise<void> {
-  const { counts } = f;
-  const { rowCount } = await pool.query(
-    `WITH hook AS (
-       INSERT INTO broadcast_queue_jobs (queue, job_type, payload, max_attempts, job_key)
-       SELECT $10, 'webhook', jsonb_build_object('event', 'broadcast.finished', 'broadcast_id', $1::bigint), 8, 'webhook:broadcast:' || $1
-        WHERE $11::boolean AND ${owned('$12', '$13')}
-       ON CONFLICT (job_key) WHERE job_key IS NOT NULL AND status IN ('pending', 'processing') DO NOTHING
-       RETURNING job_id)
-     UPDATE broadcasts SET status = $2, failure_reason = $3, finished_at = now(), updated_at = now(),
-            total = $4, sent = $5, failed = $6, blocked = $7, skipped = $8, unknown = $9,
-            webhook_job_id = COALESCE((SELECT job_id FROM hook), webhook_job_id)
-      WHERE broadcast_id = $1 AND driver_job_id = $12 AND driver_claimed_at = $13::timestamptz`,
-    [driver.broadcastId, f.status, f.reason, counts.total, counts.sent, counts.failed, counts.blocked, counts.skipped, counts.unknown, f.queue, f.webhook, driver.jobId, driver.claimedAt],
-  );
-  if (rowCount === 0) throw new DriverLostError(driver);
-}
-
-/** Fails a broadcast that is not final yet, with its counts, as long as `driver` still drives it. */
-export async function failBroadcast(pool: Pool, driver: Driver, reason: string, counts: BroadcastCounts): Promise<void> {
-  await pool.query(
-    `UPDATE broadcasts SET status = 'failed', failure_reason = $2, finished_at = now(), updated_at = now(),
-            total = $3, sent = $4, failed = $5, blocked = $6, skipped = $7, unknown = $8
-      WHERE broadcast_id = $1 AND status NOT IN ('completed', 'cancelled', 'failed')
-        AND driver_job_id = $9 AND driver_claimed_at = $10::timestamptz`,
-    [driver.broadcastId, reason.slice(0, 1000), counts.total, counts.sent, counts.failed, counts.blocked, counts.skipped, counts.unknown, driver.jobId, driver.claimedAt],
-  );
-}
-
 /** Milliseconds until the next pending row is due (0: now), or null when none is pending. */
 export async function nextDueInMs(pool: Pool, broadcastId: number): Promise<number | null> {
   const { rows } = await pool.query(
@@ -319,27 +185,4 @@ export async function nextDueInMs(pool: Pool, broadcastId: number): Promise<numb
     [broadcastId],
   );
   return rows[0].ms;
-}
-
-/** The final counts, from the ledger itself, with the same split per variant. */
-export async function countDeliveries(pool: Pool, broadcastId: number): Promise<BroadcastCounts & { variants?: Record<string, BroadcastCounts> }> {
-  const { rows } = await pool.query(
-    `SELECT variant,
-            count(*)::int AS total,
-            count(*) FILTER (WHERE status = 'sent')::int AS sent,
-            count(*) FILTER (WHERE status = 'failed' AND outcome = ANY($2::text[]))::int AS blocked,
-            count(*) FILTER (WHERE status = 'failed' AND NOT (outcome = ANY($2::text[])))::int AS failed,
-            count(*) FILTER (WHERE status = 'skipped')::int AS skipped,
-            count(*) FILTER (WHERE status = 'unknown')::int AS unknown
-       FROM broadcast_deliveries WHERE broadcast_id = $1 GROUP BY variant ORDER BY variant NULLS FIRST`,
-    [broadcastId, BLOCKED_OUTCOMES],
-  );
-  const total: BroadcastCounts = { total: 0, sent: 0, failed: 0, blocked: 0, skipped: 0, unknown: 0 };
-  const variants: Record<string, BroadcastCounts> = {};
-  for (const row of rows) {
-    const counts = { total: row.total, sent: row.sent, failed: row.failed, blocked: row.blocked, skipped: row.skipped, unknown: row.unknown };
-    for (const key of Object.keys(total) as (keyof BroadcastCounts)[]) total[key] += counts[key];
-    if (row.variant !== null) variants[row.variant] = counts;
-  }
-  return Object.keys(variants).length ? { ...total, variants } : total;
 }

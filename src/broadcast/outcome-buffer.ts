@@ -3,7 +3,8 @@ import type { Pool } from '../db/pool.js';
 import { DriverLostError } from '../errors.js';
 import { errorMessage, type Logger } from '../log.js';
 import { cappedBackoffMs, sleep } from '../time.js';
-import { recordDeliveries, type DeliveryRecord, type Driver, type DueDelivery } from './ledger.js';
+import type { Driver } from './driver.js';
+import { recordDeliveries, type DeliveryRecord, type DueDelivery } from './ledger.js';
 import { deliveryOutcome } from './outcomes.js';
 
 /**

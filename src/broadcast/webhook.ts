@@ -8,7 +8,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { PermanentError } from '../errors.js';
 import type { Pool } from '../db/pool.js';
 import type { Job } from '../queue/claimer.js';
-import { countDeliveries } from './ledger.js';
+import { countDeliveries } from './finish.js';
 import { finishedBroadcastOfWebhook } from './broadcasts-store.js';
 
 export interface WebhookSettings {

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import pg from 'pg';
-import { finishBroadcast } from '../../src/broadcast/ledger.js';
+import { finishBroadcast } from '../../src/broadcast/finish.js';
 import type { JobEvent } from '../../src/queue/worker-pool.js';
 import { createTestDatabase } from '../helpers/db.js';
 import { jobRow, range, withTelegram } from '../helpers/telegram.js';

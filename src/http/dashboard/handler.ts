@@ -10,7 +10,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { errorMessage, type Logger } from '../../log.js';
 import { getJob, searchJobs, type JobSearch, type JobStatus } from '../../queue/jobs-store.js';
 import { broadcastProgress, listBroadcasts } from '../../broadcast/progress.js';
-import { countDeliveries } from '../../broadcast/ledger.js';
+import { countDeliveries } from '../../broadcast/finish.js';
 import { migrationState } from '../../db/migrate.js';
 import { readRateLimitState } from '../../telegram/rate-limit-sql.js';
 import type { Pool } from '../../db/pool.js';

@@ -1,6 +1,6 @@
 // The broadcasts list (by key, newest first) and one broadcast's page with its live progress,
 // counts, per-variant results and the pause / resume / cancel / resend-unknown actions.
-import type { BroadcastCounts } from '../../../broadcast/ledger.js';
+import type { BroadcastCounts } from '../../../broadcast/finish.js';
 import type { BroadcastProgress } from '../../../broadcast/progress.js';
 import { count, duration, html, json, when, type Html } from '../html.js';
 import { actionButton, badge, page, type PageContext } from '../layout.js';
