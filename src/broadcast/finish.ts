@@ -1,7 +1,7 @@
 import type { Pool } from '../db/pool.js';
 import { DriverLostError } from '../errors.js';
 import { owned, type Driver } from './driver.js';
-import { BLOCKED_OUTCOMES } from './ledger.js';
+import { BLOCKED_OUTCOMES, blockedSql } from './ledger.js';
 
 // How a broadcast ends: its final counts, from the ledger, written to its row with its status.
 
@@ -66,8 +66,8 @@ export async function countDeliveries(pool: Pool, broadcastId: number): Promise<
     `SELECT variant,
             count(*)::int AS total,
             count(*) FILTER (WHERE status = 'sent')::int AS sent,
-            count(*) FILTER (WHERE status = 'failed' AND outcome = ANY($2::text[]))::int AS blocked,
-            count(*) FILTER (WHERE status = 'failed' AND NOT (outcome = ANY($2::text[])))::int AS failed,
+            count(*) FILTER (WHERE status = 'failed' AND ${blockedSql('$2')})::int AS blocked,
+            count(*) FILTER (WHERE status = 'failed' AND NOT ${blockedSql('$2')})::int AS failed,
             count(*) FILTER (WHERE status = 'skipped')::int AS skipped,
             count(*) FILTER (WHERE status = 'unknown')::int AS unknown
        FROM broadcast_deliveries WHERE broadcast_id = $1 GROUP BY variant ORDER BY variant NULLS FIRST`,

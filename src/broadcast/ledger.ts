@@ -2,8 +2,16 @@ import type { Pool, PoolClient } from '../db/pool.js';
 import { DriverLostError, type ReasonCode } from '../errors.js';
 import { owned, stillDrives, type Driver } from './driver.js';
 
-/** Outcomes in the 'blocked' count: the 403 class. Every other permanent failure counts as 'failed'. */
+/** The 403 class's outcomes, by which a row failed before sql/0017 (no reason code) counts as blocked (blockedSql). */
 export const BLOCKED_OUTCOMES = ['blocked', 'deactivated', 'kicked', 'chat_deleted'] as const;
+
+// Whether a failed row counts as blocked rather than failed: its reason code is 'blocked' (the 403
+// class, sql/0017), whatever Telegram's words were. A row failed before sql/0017 has no reason code
+// and counts by its outcome, as it was counted when it failed, so an older broadcast's recount
+// (countDeliveries) and a resend of its rows still agree with its counters. `outcomes`: the
+// parameter that holds BLOCKED_OUTCOMES; `row`: the alias with its dot, if any.
+export const blockedSql = (outcomes: string, row = '') =>
+  `(CASE WHEN ${row}error_reason IS NOT NULL THEN ${row}error_reason = 'blocked' ELSE ${row}outcome = ANY(${outcomes}::text[]) END)`;
 
 export interface DueDelivery {
   chatId: number;
@@ -93,20 +101,26 @@ export const LEDGER_RECORD_SQL = `
      WHERE d.broadcast_id = $1 AND d.chat_id = ANY ($2::bigint[]) AND d.status = 'sending'
        AND d.xmin::text = COALESCE($3::jsonb -> d.chat_id::text ->> 'claim', d.xmin::text)
        AND ${owned('$5', '$6')}
-    RETURNING d.status, d.outcome
+    RETURNING d.status, d.outcome, d.error_reason
   ), counted AS (
     INSERT INTO broadcast_messages_sent (minute, messages)
     SELECT date_trunc('minute', now()), count(*) FROM written WHERE status = 'sent' HAVING count(*) > 0
   )
   UPDATE broadcasts b
      SET sent    = b.sent    + (SELECT count(*) FROM written WHERE status = 'sent'),
-         blocked = b.blocked + (SELECT count(*) FROM written WHERE status = 'failed' AND outcome = ANY($4::text[])),
-         failed  = b.failed  + (SELECT count(*) FROM written WHERE status = 'failed' AND NOT (outcome = ANY($4::text[]))),
+         blocked = b.blocked + (SELECT count(*) FROM written WHERE status = 'failed' AND ${blockedSql('$4')}),
+         failed  = b.failed  + (SELECT count(*) FROM written WHERE status = 'failed' AND NOT ${blockedSql('$4')}),
          skipped = b.skipped + (SELECT count(*) FROM written WHERE status = 'skipped'),
          unknown = b.unknown + (SELECT count(*) FROM written WHERE status = 'unknown'),
          updated_at = now()
    WHERE b.broadcast_id = $1 AND ${owned('$5', '$6')}
   RETURNING (SELECT count(*) FROM written)::int AS written`;
+
+/** blockedSql for a record about to be written (its label in metrics). */
+export function countsAsBlocked(r: DeliveryRecord): boolean {
+  if (r.status !== 'failed') return false;
+  return r.errorReason !== null && r.errorReason !== undefined ? r.errorReason === 'blocked' : (BLOCKED_OUTCOMES as readonly string[]).includes(r.outcome ?? '');
+}
 
 /** The parameters of LEDGER_RECORD_SQL for one batch, guarded by `driver` when one is given. */
 export function recordParams(broadcastId: number, records: DeliveryRecord[], driver?: Driver): unknown[] {

@@ -5,7 +5,7 @@ import { errorMessage, type Logger } from '../log.js';
 import { classifyTelegramError, describeClass, mayHaveBeenDelivered } from '../telegram/classify.js';
 import { decide } from '../telegram/decision.js';
 import type { RateLimiter } from '../telegram/rate-limiter.js';
-import { BLOCKED_OUTCOMES, type DeliveryRecord, type DueDelivery } from './ledger.js';
+import { countsAsBlocked, type DeliveryRecord, type DueDelivery } from './ledger.js';
 import { markUnreachable, recordMigration } from './subscribers.js';
 
 /** A recipient's transient failures (5xx, network) are retried 1, 2, 4, 8 s later, then failed. */
@@ -94,6 +94,6 @@ export async function recordFailure(run: FailedSendRun, d: DueDelivery, error: u
 /** The label a recorded row gets in metrics: its final status, blocked apart, or 'retry'. */
 export function deliveryOutcome(r: DeliveryRecord): string {
   if (r.status === 'pending') return r.refund ? 'deferred' : 'retry';
-  if (r.status === 'failed' && (BLOCKED_OUTCOMES as readonly string[]).includes(r.outcome ?? '')) return 'blocked';
+  if (countsAsBlocked(r)) return 'blocked';
   return r.status;
 }

@@ -5,7 +5,7 @@
 import type { Pool } from '../db/pool.js';
 import { inTransaction } from '../db/transaction.js';
 import { PayloadError, REASON_CODES, isReasonCode, type ReasonCode } from '../errors.js';
-import { BLOCKED_OUTCOMES } from './ledger.js';
+import { BLOCKED_OUTCOMES, blockedSql } from './ledger.js';
 import { broadcastJobKeySql, drivesBroadcast, insertBroadcastJob } from './broadcasts-store.js';
 
 export interface ResendRequest {
@@ -60,11 +60,11 @@ export interface ResendResult {
 }
 
 // Rows are picked by their reason code; the counter a row leaves is told by the rule ledger.ts
-// counted it in by (BLOCKED_OUTCOMES), so the counters go back by exactly what they gained. A row
+// counted it in by (blockedSql), so the counters go back by exactly what they gained. A row
 // failed before sql/0017 has no reason code and is picked only by 'all'.
 const RESEND_SQL = `
   WITH t AS (
-    SELECT chat_id, status, outcome FROM broadcast_deliveries
+    SELECT chat_id, status, outcome, error_reason FROM broadcast_deliveries
      WHERE broadcast_id = $1
        AND ((status = 'unknown' AND $2::bool)
          OR (status = 'failed' AND ($3::bool OR error_reason = ANY($4::text[]))))
@@ -74,7 +74,7 @@ const RESEND_SQL = `
        SET status = 'pending', attempts = 0, next_attempt_at = now(), outcome = NULL,
            error_code = NULL, error_description = NULL, error_reason = NULL, updated_at = now()
       FROM t WHERE d.broadcast_id = $1 AND d.chat_id = t.chat_id
-    RETURNING t.status AS old_status, COALESCE(t.outcome, '') = ANY($5::text[]) AS was_blocked)
+    RETURNING t.status AS old_status, COALESCE(${blockedSql('$5', 't.')}, false) AS was_blocked)
   SELECT count(*) FILTER (WHERE old_status = 'unknown')::int AS from_unknown,
          count(*) FILTER (WHERE old_status = 'failed' AND was_blocked)::int AS from_blocked,
          count(*) FILTER (WHERE old_status = 'failed' AND NOT was_blocked)::int AS from_failed
