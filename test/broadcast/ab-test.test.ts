@@ -6,6 +6,8 @@ import * as assert from 'uvu/assert';
 import { startRedirectServer } from '../../src/engagement/redirect-server.js';
 import { decideAbTest, parseAbTest, parseDecideAfter } from '../../src/broadcast/ab-test.js';
 import { broadcastReport } from '../../src/engagement/report.js';
+import { claimDue } from '../../src/broadcast/ledger.js';
+import { createTestDatabase } from '../helpers/db.js';
 import { runBqctl } from '../cli/run-bqctl.js';
 import type { JobEvent } from '../../src/queue/worker-pool.js';
 import { withTelegram, insertJob, jobRow, range, type TelegramWorld } from '../helpers/telegram.js';
@@ -50,6 +52,23 @@ test('ab_test is checked with errors that say what is wrong', () => {
   refused(good, /needs two or more variants/, { variants: [variants[0]], track: true });
   refused(good, /needs track: true/, { variants });
   refused(good, /cannot be combined with deliver_at_local/, { ...b, deliver_at_local: '09:00' });
+});
+
+test('the claim leaves the held rest of an undecided A/B test, even when due by the clock, and takes it once decided', async () => {
+  const db = await createTestDatabase();
+  try {
+    const { rows } = await db.pool.query(
+      `INSERT INTO broadcasts (title, variants, audience, track, ab_test, status) VALUES ('t', $1, '{}', true, '{"sample_percent": 10, "decide_after": "1h"}', 'sending') RETURNING broadcast_id`,
+      [JSON.stringify(variants)],
+    );
+    const id = rows[0].broadcast_id;
+    await db.pool.query(`INSERT INTO broadcast_deliveries (broadcast_id, chat_id, status, variant) VALUES ($1, 1, 'pending', 'A'), ($1, 2, 'pending', NULL), ($1, 3, 'pending', NULL)`, [id]);
+    assert.equal((await claimDue(db.pool, id, 10)).map((d) => d.chatId), [1]);
+    await db.pool.query('UPDATE broadcasts SET ab_decided_at = now(), ab_sent_variant = $2 WHERE broadcast_id = $1', [id, 'A']);
+    assert.equal((await claimDue(db.pool, id, 10)).map((d) => d.chatId).sort(), [2, 3]);
+  } finally {
+    await db.drop();
+  }
 });
 
 test('a bad ab_test fails the inline broadcast with the reason, before anything is created', async () => {
