@@ -17,6 +17,8 @@ export interface Plan {
   idle: { windowMs: number; windows: number };
   broadcast: { fanouts: number[]; runs: number; rates: RateCase[]; apiLatencyMs: number };
   stale: { jobs: number; runs: number; concurrency: number; capMs: number };
+  /** Ours only: independent jobs per round, claim size, rounds of the four modes (measure/dependencies.ts). */
+  dependencies: { jobs: number; batch: number; rounds: number };
   /** What --quick leaves out, said in the output. */
   skipped: string[];
 }
@@ -30,6 +32,7 @@ export function makePlan(quick: boolean): Plan {
       enqueue: { jobs: 1_000, runs: 2 },
       idle: { windowMs: 30_000, windows: 3 },
       stale: { jobs: 20_000, runs: 1, concurrency: 10, capMs: 30_000 },
+      dependencies: { jobs: 20_000, batch: 250, rounds: 2 },
       broadcast: {
         fanouts: [100_000],
         runs: 2,
@@ -44,7 +47,7 @@ export function makePlan(quick: boolean): Plan {
         'the 1M-subscriber fan-out',
         'the 1000/s run with three daemons',
         'one stale-statistics run per queue and state instead of 2, capped at 30 s instead of 60',
-        'smaller N: 100 wake-ups per run instead of 1,000; 10,000 jobs instead of 20,000 for throughput and 1,000 for enqueue; 3-second rate runs instead of 15; 30 s idle windows instead of 60 s; 2 runs instead of 3 for throughput and broadcast',
+        'smaller N: 2 dependency-cost rounds instead of 5; 100 wake-ups per run instead of 1,000; 10,000 jobs instead of 20,000 for throughput and 1,000 for enqueue; 3-second rate runs instead of 15; 30 s idle windows instead of 60 s; 2 runs instead of 3 for throughput and broadcast',
       ],
     };
   }
@@ -55,6 +58,7 @@ export function makePlan(quick: boolean): Plan {
     enqueue: { jobs: 20_000, runs: 2 },
     idle: { windowMs: 60_000, windows: 3 },
     stale: { jobs: 20_000, runs: 2, concurrency: 10, capMs: 60_000 },
+    dependencies: { jobs: 20_000, batch: 250, rounds: 5 },
     broadcast: {
       fanouts: [100_000, 1_000_000],
       runs: 3,

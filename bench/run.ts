@@ -1,6 +1,6 @@
 // `npm run bench [-- --quick]`: broadcast-queued, graphile-worker and pg-boss side by side on one
 // PostgreSQL, in one run, under one Node 24 (installed on first use: see node24.ts). Prints the
-// tables and writes bench/RESULTS.md. `--only=latency,throughput,enqueue,idle,broadcast` runs a
+// tables and writes bench/RESULTS.md. `--only=latency,throughput,enqueue,idle,stale,dependencies,broadcast` runs a
 // subset (and writes bench/RESULTS.partial.md instead); `--only=rate` runs only the broadcast rate
 // rows, `--rates=1000x1,1000x3` picks which (limit × daemons; messages: 3 s of sending in --quick,
 // 15 s otherwise), `--autovacuum=off` switches autovacuum off on the jobs tables as runs before
@@ -15,7 +15,7 @@ import path from 'node:path';
 import { nodeBinary, reexecUnderNode24 } from './node24.js';
 import { REPO_ROOT, reexecFromSnapshot } from './snapshot.js';
 
-const MEASUREMENTS = ['idle', 'latency', 'throughput', 'enqueue', 'stale', 'broadcast'] as const;
+const MEASUREMENTS = ['idle', 'latency', 'throughput', 'enqueue', 'stale', 'dependencies', 'broadcast'] as const;
 /** Not in a default run: the rate rows of 'broadcast' alone. */
 const EXTRA_MEASUREMENTS = ['rate'] as const;
 
@@ -33,7 +33,8 @@ async function main(): Promise<void> {
   const { measureEnqueue } = await import('./measure/enqueue.js');
   const { measureBroadcast } = await import('./measure/broadcast.js');
   const { measureStale } = await import('./measure/stale.js');
-  const { broadcastTable, queueTable, renderMarkdown, targetsTable } = await import('./report.js');
+  const { measureDependencyCost } = await import('./measure/dependencies.js');
+  const { broadcastTable, dependencyTable, queueTable, renderMarkdown, targetsTable } = await import('./report.js');
   const { closeLanes, openLanes } = await import('./child.js');
 
   const args = process.argv.slice(2);
@@ -79,6 +80,7 @@ async function main(): Promise<void> {
     await closeLanes(lanes);
     const enqueue = only.has('enqueue') ? await measureEnqueue(ctx) : undefined;
     const stale = only.has('stale') ? await measureStale(ctx) : undefined;
+    const dependencies = only.has('dependencies') ? await measureDependencyCost(server, plan.dependencies, progress) : undefined;
     const broadcast = only.has('broadcast') || only.has('rate') ? await measureBroadcast(ctx) : undefined;
     const idleResult = (await idle?.finish()) ?? undefined;
 
@@ -97,9 +99,10 @@ async function main(): Promise<void> {
       enqueue,
       idle: idleResult,
       stale,
+      dependencies,
       broadcast,
     };
-    const tables = `${queueTable(results)}\n\n${broadcastTable(results)}`;
+    const tables = [queueTable(results), dependencyTable(results), broadcastTable(results)].filter(Boolean).join('\n\n');
     console.log(`\n${tables}\n\n${targetsTable(results)}\n`);
     const outArg = args.find((a) => a.startsWith('--out='))?.slice('--out='.length);
     const file = outArg ? path.resolve(outArg) : path.join(REPO_ROOT, 'bench', `RESULTS${onlyArg ? '.partial' : ''}.md`);

@@ -1,110 +1,26 @@
-// What job dependencies (sql/0010_job_dependencies.sql) cost jobs that have none: a burst of
-// independent jobs claimed in batches and completed through the daemon's own Claimer and Recorder,
-// timed from the first claim to the last completion, in modes taken in turn each round:
-//   off          the dependency triggers disabled (the hot path as it was before the feature);
-//   unused       the triggers on, no job depends on anything;
-//   in use       the triggers on, and 2,000 jobs wait in the table on 200 open jobs of another
-//                workflow (neither is claimed here): the burst is still all independent jobs;
-//   with dependents  not independent: one job in ten of the burst has a dependent waiting on it,
-//                so those completions release one each. What a completion with dependents costs
-//                (pg-boss's 50x was paid by these), reported beside the rule's figures.
-// The dependents are another job type, not claimed: only the burst is timed.
-//
+// What job dependencies cost jobs that have none (bench/measure/dependencies.ts), alone and with
+// more rounds than `npm run bench` gives it:
 //   npx tsc -p tsconfig.json && node dist/bench/production/dependency-cost.js [--jobs 20000] [--batch 250] [--rounds 3]
 import { parseArgs } from 'node:util';
 import { openServer } from '../db.js';
-import { migrate } from '../../src/db/migrate.js';
-import { createPool } from '../../src/db/pool.js';
-import { silentLogger } from '../../src/log.js';
-import { Claimer } from '../../src/queue/claimer.js';
-import { Recorder } from '../../src/queue/recorder.js';
+import { DEPENDENCY_MODES, measureDependencyCost } from '../measure/dependencies.js';
 
 const { values: args } = parseArgs({ options: { jobs: { type: 'string', default: '20000' }, batch: { type: 'string', default: '250' }, rounds: { type: 'string', default: '3' } } });
-const jobs = Number(args.jobs);
-const batch = Number(args.batch);
-const TRIGGERS = ['_100_dependencies_checked', '_100_dependencies_checked_again', '_100_dependencies_fixed', '_300_dependents_resolved'];
-const MODES = ['off', 'unused', 'in use', 'with dependents'] as const;
 
 async function main(): Promise<void> {
   const server = await openServer();
-  const name = await server.createDatabase('dependency_cost');
-  const pool = createPool({ connectionString: server.urlFor(name), max: 4, applicationName: 'bq-bench-dependency-cost', log: silentLogger() });
   try {
-    await migrate(pool, silentLogger());
-    console.log(`PostgreSQL ${server.version} (${server.origin}); ${jobs} independent jobs per round, claims of ${batch}`);
-    const results: Record<(typeof MODES)[number], number[]> = { off: [], unused: [], 'in use': [], 'with dependents': [] };
-    let released = 0;
-    for (let round = 0; round < Number(args.rounds); round++) {
-      for (const mode of MODES) {
-        for (const t of TRIGGERS) await pool.query(`ALTER TABLE broadcast_queue_jobs ${mode === 'off' ? 'DISABLE' : 'ENABLE'} TRIGGER ${t}`);
-        await pool.query('TRUNCATE broadcast_queue_jobs');
-        await pool.query(`INSERT INTO broadcast_queue_jobs (job_type) SELECT 'send' FROM generate_series(1, $1::int)`, [jobs]);
-        if (mode === 'in use') {
-          await pool.query(`INSERT INTO broadcast_queue_jobs (job_type) SELECT 'gate' FROM generate_series(1, 200)`);
-          await pool.query(
-            `INSERT INTO broadcast_queue_jobs (job_type, depends_on)
-             SELECT 'after', ARRAY[job_id] FROM broadcast_queue_jobs, generate_series(1, 10) WHERE job_type = 'gate'`,
-          );
-        }
-        if (mode === 'with dependents') {
-          await pool.query(
-            `INSERT INTO broadcast_queue_jobs (job_type, depends_on)
-             SELECT 'after', ARRAY[job_id] FROM broadcast_queue_jobs WHERE job_type = 'send' AND job_id % 10 = 0`,
-          );
-        }
-        await pool.query('VACUUM ANALYZE broadcast_queue_jobs');
-        const claimer = new Claimer(pool, 'bench', ['broadcasts'], ['send']);
-        const recorder = new Recorder(pool, 'bench', silentLogger());
-        const started = performance.now();
-        for (;;) {
-          const claimed = await claimer.claim(batch);
-          if (claimed.length === 0) break;
-          await Promise.all(claimed.map((job) => recorder.record({ jobId: job.jobId, attempt: job.attempt, claimedAt: job.claimedAt, outcome: { kind: 'completed', result: null } })));
-        }
-        results[mode].push(jobs / ((performance.now() - started) / 1000));
-        recorder.close();
-        if (mode === 'with dependents') {
-          const { rows } = await pool.query(`SELECT count(*) FILTER (WHERE status = 'pending')::int AS pending, count(*)::int AS total FROM broadcast_queue_jobs WHERE job_type = 'after'`);
-          if (rows[0].pending !== rows[0].total) throw new Error(`only ${rows[0].pending} of ${rows[0].total} dependents were released`);
-          released += rows[0].pending;
-        }
-      }
-    }
-    for (const t of TRIGGERS) await pool.query(`ALTER TABLE broadcast_queue_jobs ENABLE TRIGGER ${t}`);
-    // Rates on a shared machine swing by 2-3x from run to run; the share of each completion
-    // statement's own execution time spent in the dependency triggers does not depend on the load.
-    const shares: Record<string, number[]> = { unused: [], 'in use': [], 'with dependents': [] };
-    for (const mode of ['unused', 'in use', 'with dependents'] as const) {
-      await pool.query('TRUNCATE broadcast_queue_jobs');
-      await pool.query(`INSERT INTO broadcast_queue_jobs (job_type) SELECT 'send' FROM generate_series(1, $1::int)`, [jobs]);
-      if (mode === 'in use') {
-        await pool.query(`INSERT INTO broadcast_queue_jobs (job_type) SELECT 'gate' FROM generate_series(1, 200)`);
-        await pool.query(`INSERT INTO broadcast_queue_jobs (job_type, depends_on) SELECT 'after', ARRAY[job_id] FROM broadcast_queue_jobs, generate_series(1, 10) WHERE job_type = 'gate'`);
-      }
-      if (mode === 'with dependents') await pool.query(`INSERT INTO broadcast_queue_jobs (job_type, depends_on) SELECT 'after', ARRAY[job_id] FROM broadcast_queue_jobs WHERE job_type = 'send' AND job_id % 10 = 0`);
-      await pool.query('VACUUM ANALYZE broadcast_queue_jobs');
-      const { rows: ids } = await pool.query(`SELECT job_id FROM broadcast_queue_jobs WHERE job_type = 'send' ORDER BY job_id`);
-      // The first statements compile and plan the trigger function: left out.
-      for (let at = 0, n = 0; at + batch <= ids.length && n < 40; at += batch, n++) {
-        const { rows } = await pool.query(
-          `EXPLAIN (ANALYZE, FORMAT JSON) UPDATE broadcast_queue_jobs SET status = 'completed', finished_at = now(), result = 'null'
-            WHERE job_id = ANY ($1::bigint[])`,
-          [ids.slice(at, at + batch).map((r) => r.job_id)],
-        );
-        const plan = rows[0]['QUERY PLAN'][0];
-        const spent = (plan.Triggers ?? []).filter((t: any) => TRIGGERS.includes(t['Trigger Name'])).reduce((sum: number, t: any) => sum + t.Time, 0);
-        if (n >= 5) shares[mode]!.push(spent / plan['Execution Time']);
-      }
-    }
+    const plan = { jobs: Number(args.jobs), batch: Number(args.batch), rounds: Number(args.rounds) };
+    console.log(`PostgreSQL ${server.version} (${server.origin}); ${plan.jobs} independent jobs per round, claims of ${plan.batch}`);
+    const { rates, shares, released } = await measureDependencyCost(server, plan);
     const fmt = (xs: number[]) => xs.map((x) => x.toFixed(0)).join(', ');
     const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-    for (const mode of MODES) console.log(`jobs/s, dependencies ${mode.padEnd(15)} ${fmt(results[mode])} (median ${med(results[mode]).toFixed(0)}, ${(med(results[mode]) / med(results.off)).toFixed(3)}x of off)`);
+    for (const mode of DEPENDENCY_MODES) console.log(`jobs/s, dependencies ${mode.padEnd(15)} ${fmt(rates[mode])} (median ${med(rates[mode]).toFixed(0)}, ${(med(rates[mode]) / med(rates.off)).toFixed(3)}x of off)`);
     console.log(`dependents released in the 'with dependents' rounds: ${released}`);
     for (const [mode, xs] of Object.entries(shares)) {
-      console.log(`share of a ${batch}-job completion statement spent in the dependency triggers, ${mode.padEnd(15)} median ${(100 * med(xs)).toFixed(2)} % (min ${(100 * Math.min(...xs)).toFixed(2)}, max ${(100 * Math.max(...xs)).toFixed(2)}; ${xs.length} statements)`);
+      console.log(`share of a ${plan.batch}-job completion statement spent in the dependency triggers, ${mode.padEnd(15)} median ${(100 * med(xs)).toFixed(2)} % (min ${(100 * Math.min(...xs)).toFixed(2)}, max ${(100 * Math.max(...xs)).toFixed(2)}; ${xs.length} statements)`);
     }
   } finally {
-    await pool.end();
     await server.close();
   }
 }
