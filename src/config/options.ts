@@ -2,6 +2,7 @@ import { ConfigError } from '../errors.js';
 import { DEFAULTS, rescueAfterMsFor } from './defaults.js';
 import { checkSetting, crossProblems, type RuleKey } from './validate.js';
 import type { Config } from './load.js';
+import type { Update as CaptureUpdate } from '../engagement/capture.js';
 
 /** The tunable options of a BroadcastQueue; each default is in DEFAULTS and said here in its words. */
 export interface QueueSettings {
@@ -57,9 +58,18 @@ export interface CaptureOptions {
   optInReply?: string | null;
   /** How often recorded updates are written, coalesced, in one transaction. Defaults to 1 000 ms. */
   flushMs?: number;
+  /**
+   * The IANA zone of the private chat an update comes from, when the bot knows it (its own records, a
+   * /timezone answer, a guess from language_code): written to the subscriber's time_zone with the next
+   * flush. null or undefined leaves the stored zone alone. Called once per update from a private chat;
+   * an unknown zone, or a throw, drops that update's zone with a warning and nothing else.
+   */
+  timeZone?: (update: CaptureUpdate) => string | null | undefined;
 }
 
-export type ResolvedCaptureOptions = { readonly [K in keyof CaptureOptions]-?: K extends 'optOutReply' | 'optInReply' ? string | null : K extends 'flushMs' ? number : readonly string[] };
+export type ResolvedCaptureOptions = {
+  readonly [K in keyof CaptureOptions]-?: K extends 'optOutReply' | 'optInReply' ? string | null : K extends 'flushMs' ? number : K extends 'timeZone' ? NonNullable<CaptureOptions['timeZone']> | null : readonly string[];
+};
 
 const COMMAND = /^\/?[A-Za-z0-9_]{1,32}$/;
 
@@ -74,6 +84,7 @@ export function resolveCaptureOptions(options: CaptureOptions = {}): ResolvedCap
     if (value === undefined || value === null) return;
     if (typeof value !== 'string' || value.trim() === '' || value.length > 4096) problems.push(`capture.${name} must be null or a text of 1 to 4096 characters, got ${typeof value === 'string' ? `${value.length} characters` : typeof value}`);
   };
+  if (options.timeZone !== undefined && options.timeZone !== null && typeof options.timeZone !== 'function') problems.push(`capture.timeZone must be a function of the update returning an IANA time zone, got ${typeof options.timeZone}`);
   commands('optOutCommands', options.optOutCommands);
   commands('optInCommands', options.optInCommands);
   reply('optOutReply', options.optOutReply);
@@ -94,6 +105,7 @@ export function resolveCaptureOptions(options: CaptureOptions = {}): ResolvedCap
     optOutReply: options.optOutReply === undefined ? DEFAULTS.capture.optOutReply : options.optOutReply,
     optInReply: options.optInReply === undefined ? DEFAULTS.capture.optInReply : options.optInReply,
     flushMs: options.flushMs ?? DEFAULTS.capture.flushMs,
+    timeZone: options.timeZone ?? null,
   };
 }
 

@@ -39,6 +39,16 @@ export interface Update {
   [other: string]: unknown;
 }
 
+function knownZone(zone: unknown): zone is string {
+  if (typeof zone !== 'string' || zone === '' || zone.length > 64) return false;
+  try {
+    new Intl.DateTimeFormat(undefined, { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 const minuteOf = (ms: number) => new Date(ms - (ms % 60_000));
 const commandName = (c: string) => c.replace(/^\//, '').toLowerCase();
 
@@ -48,6 +58,8 @@ export class SubscriberCapture {
   private leaves: LeaveEvent[] = [];
   private events: EngagementEvent[] = [];
   private written = new Map<number, number>();
+  /** The zone each chat was last given (written, or refused by the server): a bot returning it on every update writes it once. */
+  private zones = new Map<number, string>();
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | null = null;
   private closed = false;
@@ -93,6 +105,7 @@ export class SubscriberCapture {
         this.onEvent('reaction');
       }
     }
+    if (this.settings.timeZone) this.timeZone(update);
     this.schedule();
     const reply = command === 'opt_out' ? this.settings.optOutReply : command === 'opt_in' ? this.settings.optInReply : null;
     return { command, reply };
@@ -153,6 +166,26 @@ export class SubscriberCapture {
     if (languageCode) change.languageCode = languageCode;
   }
 
+  private timeZone(update: Update): void {
+    const chat = [update.message?.chat, update.edited_message?.chat, update.callback_query?.message?.chat, update.my_chat_member?.chat, update.message_reaction?.chat]
+      .find((c) => c?.type === 'private');
+    if (!chat) return;
+    let zone: unknown;
+    try {
+      zone = this.settings.timeZone!(update);
+    } catch (error) {
+      this.log.warn({ chatId: chat.id, err: errorMessage(error) }, 'capture.timeZone threw; this update\'s time zone is dropped');
+      return;
+    }
+    if (zone === undefined || zone === null) return;
+    if ((this.pending.get(chat.id)?.timeZone ?? this.zones.get(chat.id)) === zone) return;
+    if (!knownZone(zone)) {
+      this.log.warn({ chatId: chat.id, timeZone: String(zone).slice(0, 100) }, 'capture.timeZone returned no IANA time zone; dropped');
+      return;
+    }
+    this.change(chat.id).timeZone = zone;
+  }
+
   private command(message: Message, at: number): RecordedUpdate['command'] {
     const entity = message.entities?.[0];
     if (!message.text || entity?.type !== 'bot_command' || entity.offset !== 0) return null;
@@ -191,9 +224,14 @@ export class SubscriberCapture {
     this.leaves = [];
     this.events = [];
     try {
-      await writeCapture(await this.pool(), changes, messages, leaves, events);
+      const refused = await writeCapture(await this.pool(), changes, messages, leaves, events);
       if (this.written.size > MAX_REMEMBERED) this.written.clear();
-      for (const c of changes) if (c.activeAt) this.written.set(c.chatId, c.activeAt.getTime());
+      if (this.zones.size > MAX_REMEMBERED) this.zones.clear();
+      for (const c of changes) {
+        if (c.activeAt) this.written.set(c.chatId, c.activeAt.getTime());
+        if (c.timeZone) this.zones.set(c.chatId, c.timeZone);
+      }
+      for (const r of refused) this.log.warn({ chatId: r.chatId, timeZone: r.timeZone, err: r.error }, 'time zone unknown to the database (its tzdata); dropped');
     } catch (error) {
       // Kept for the next flush; what came in meanwhile is newer and wins.
       for (const c of changes) if (!this.pending.has(c.chatId)) this.pending.set(c.chatId, c);

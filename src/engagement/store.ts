@@ -1,7 +1,7 @@
 // The engagement area's SQL: the subscriber list the bot keeps from its updates, and the events
 // (clicks, presses, replies, reactions, opt-outs, blocks) recorded against a broadcast. Every write
 // takes a whole batch in one statement (unnest of arrays), so its cost is per flush, not per update.
-import type { Pool } from '../db/pool.js';
+import type { Pool, PoolClient } from '../db/pool.js';
 import { inTransaction } from '../db/transaction.js';
 
 /** What a batch of updates said about one chat, coalesced: the last word on each field wins. */
@@ -14,6 +14,15 @@ export interface SubscriberChange {
   optedOut?: { value: boolean; at: Date };
   /** A reason ('blocked', 'kicked', 'left') makes the chat unreachable; null makes it reachable again. */
   unreachable?: { reason: string | null; at: Date };
+  /** From capture.timeZone, already accepted by Intl; undefined: leave the stored zone alone. */
+  timeZone?: string;
+}
+
+/** A zone Intl accepted and this server's tzdata did not (sql/0020's CHECK): not written, the rest of the flush is. */
+export interface RefusedZone {
+  chatId: number;
+  timeZone: string;
+  error: string;
 }
 
 export type EngagementKind = 'click' | 'press' | 'reply' | 'reaction' | 'opt_out' | 'block';
@@ -50,6 +59,11 @@ const UPSERT_ACTIVE_SQL = `
          last_active_at = GREATEST(s.last_active_at, EXCLUDED.last_active_at)
    WHERE EXCLUDED.language_code IS DISTINCT FROM s.language_code
       OR s.last_active_at IS NULL OR EXCLUDED.last_active_at > s.last_active_at`;
+
+const TIME_ZONE_SQL = `
+  UPDATE broadcast_subscribers s SET time_zone = u.z
+    FROM unnest($1::bigint[], $2::text[]) AS u(c, z)
+   WHERE s.chat_id = u.c AND s.time_zone IS DISTINCT FROM u.z`;
 
 const OPT_SQL = `
   UPDATE broadcast_subscribers s SET opted_out = u.o, opted_out_at = u.a
@@ -88,13 +102,16 @@ const LEAVE_EVENTS_SQL = `
                      AND sent_at BETWEEN u.a - make_interval(hours => ${ATTRIBUTION_WINDOW_HOURS}) AND u.a
                    ORDER BY sent_at DESC LIMIT 1) d ON true`;
 
-/** Writes one flush of the subscriber capture: at most five statements, however many updates it holds. */
-export async function writeCapture(pool: Pool, changes: SubscriberChange[], messages: MessageEvent[], leaves: LeaveEvent[], events: EngagementEvent[]): Promise<void> {
-  if (changes.length + messages.length + leaves.length + events.length === 0) return;
+/** Writes one flush of the subscriber capture: at most six statements, however many updates it holds. */
+export async function writeCapture(pool: Pool, changes: SubscriberChange[], messages: MessageEvent[], leaves: LeaveEvent[], events: EngagementEvent[]): Promise<RefusedZone[]> {
+  if (changes.length + messages.length + leaves.length + events.length === 0) return [];
+  let refused: RefusedZone[] = [];
   await inTransaction(pool, async (client) => {
     // Opt and reachability changes need the row to exist, so every changed chat is upserted.
     if (changes.length) {
       await client.query(UPSERT_ACTIVE_SQL, [changes.map((c) => c.chatId), changes.map((c) => c.languageCode), changes.map((c) => c.activeAt)]);
+      const zoned = changes.filter((c) => c.timeZone);
+      if (zoned.length) refused = await writeTimeZones(client, zoned);
       const opts = changes.filter((c) => c.optedOut);
       if (opts.length) await client.query(OPT_SQL, [opts.map((c) => c.chatId), opts.map((c) => c.optedOut!.value), opts.map((c) => c.optedOut!.at)]);
       const reach = changes.filter((c) => c.unreachable);
@@ -104,6 +121,35 @@ export async function writeCapture(pool: Pool, changes: SubscriberChange[], mess
     if (leaves.length) await client.query(LEAVE_EVENTS_SQL, [leaves.map((l) => l.chatId), leaves.map((l) => l.kind), leaves.map((l) => l.at)]);
     if (events.length) await insertEvents(client, events);
   });
+  return refused;
+}
+
+// 22023: AT TIME ZONE's 'time zone "X" not recognized', raised inside sql/0020's CHECK; 23514: the CHECK itself.
+const REFUSED_ZONE = new Set(['22023', '23514']);
+
+// Savepoints, so a zone the server does not know costs only that zone: the common case is one
+// statement; only when it fails is each distinct zone written on its own.
+async function writeTimeZones(client: PoolClient, zoned: SubscriberChange[]): Promise<RefusedZone[]> {
+  const update = async (rows: SubscriberChange[]): Promise<string | null> => {
+    await client.query('SAVEPOINT capture_zones');
+    try {
+      await client.query(TIME_ZONE_SQL, [rows.map((c) => c.chatId), rows.map((c) => c.timeZone)]);
+      await client.query('RELEASE SAVEPOINT capture_zones');
+      return null;
+    } catch (error) {
+      if (!REFUSED_ZONE.has((error as { code?: string }).code ?? '')) throw error;
+      await client.query('ROLLBACK TO SAVEPOINT capture_zones');
+      return (error as Error).message;
+    }
+  };
+  if ((await update(zoned)) === null) return [];
+  const refused: RefusedZone[] = [];
+  for (const zone of new Set(zoned.map((c) => c.timeZone!))) {
+    const rows = zoned.filter((c) => c.timeZone === zone);
+    const error = await update(rows);
+    if (error !== null) refused.push(...rows.map((c) => ({ chatId: c.chatId, timeZone: zone, error })));
+  }
+  return refused;
 }
 
 /** Events already tied to a broadcast (clicks and presses, from their tokens), in one statement. */
