@@ -36,8 +36,8 @@ export async function recordMigration(pool: Pool, oldChatId: number, newChatId: 
 
 /**
  * Sets (null: clears) the IANA time zone that deliver_at_local broadcasts read for a chat, adding
- * the chat to broadcast_subscribers if it is not there yet. Telegram tells a bot nobody's zone, so
- * the update middleware cannot: the bot asks (a /timezone command, a shared location) and says so here.
+ * the chat to broadcast_subscribers if it is not there yet. Telegram tells a bot nobody's zone: the
+ * bot asks (a /timezone command, a shared location) and says so here or through capture.timeZone.
  */
 export async function setSubscriberTimeZone(pool: Pool, chatId: unknown, timeZone: unknown): Promise<void> {
   const id = parseChatId(chatId, 'chatId');
