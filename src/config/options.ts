@@ -2,7 +2,7 @@ import { ConfigError } from '../errors.js';
 import { DEFAULTS, rescueAfterMsFor } from './defaults.js';
 import { checkSetting, crossProblems, type RuleKey } from './validate.js';
 import type { Config } from './load.js';
-import type { Update as CaptureUpdate } from '../engagement/capture.js';
+import type { Update as CaptureUpdate } from '../telegram/update.js';
 
 /** The tunable options of a BroadcastQueue; each default is in DEFAULTS and said here in its words. */
 export interface QueueSettings {

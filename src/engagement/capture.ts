@@ -6,6 +6,7 @@
 import type { Pool } from '../db/pool.js';
 import type { ResolvedCaptureOptions } from '../config/options.js';
 import { errorMessage, type Logger } from '../log.js';
+import type { ChatMemberUpdated, Message, Update } from '../telegram/update.js';
 import { writeCapture, type EngagementEvent, type EngagementKind, type LeaveEvent, type MessageEvent, type SubscriberChange } from './store.js';
 
 /** The checked options with their defaults (config/options.ts, CaptureOptions). */
@@ -24,20 +25,7 @@ const MAX_REMEMBERED = 200_000;
 /** Events kept across failed flushes before the oldest are dropped (and said so). */
 const MAX_RETAINED_EVENTS = 100_000;
 
-// The parts of a Bot API update this reads; anything else in it is ignored.
-interface Chat { id: number; type: string }
-interface User { id: number; is_bot?: boolean; language_code?: string }
-interface Message { message_id: number; chat: Chat; from?: User; text?: string; entities?: { type: string; offset: number; length: number }[]; reply_to_message?: { message_id: number; from?: User } }
-interface ChatMemberUpdated { chat: Chat; from: User; new_chat_member: { status: string; is_member?: boolean } }
-export interface Update {
-  update_id?: number;
-  message?: Message;
-  edited_message?: Message;
-  callback_query?: { from: User; message?: { chat: Chat }; data?: string };
-  my_chat_member?: ChatMemberUpdated;
-  message_reaction?: { chat: Chat; message_id: number; user?: User; new_reaction?: unknown[] };
-  [other: string]: unknown;
-}
+export type { Update };
 
 function knownZone(zone: unknown): zone is string {
   if (typeof zone !== 'string' || zone === '' || zone.length > 64) return false;
