@@ -14,6 +14,8 @@ import type { Pool } from '../db/pool.js';
 // alternated and each pushed the timeline another allowance ahead, until slots were 2 s out and
 // every send job waited for them (chaos load --stress, with no broadcast running); and allowance
 // sends packed together could bunch past the limit. A late send catches up instead (catchUp).
+// The column is still written 0, so that an older daemon beside this one during an upgrade reads
+// no allowance left over from before and starts no reservation early.
 export const RESERVE_SQL = `
   WITH cur AS (
     SELECT GREATEST(next_slot_at, clock_timestamp(), COALESCE(paused_until, '-infinity')) AS first_slot,
@@ -23,7 +25,7 @@ export const RESERVE_SQL = `
        FOR UPDATE
   )
   UPDATE broadcast_rate_limits r
-     SET next_slot_at = cur.first_slot + $2::float8 * $3::float8 * interval '1 microsecond', updated_at = now()
+     SET next_slot_at = cur.first_slot + $2::float8 * $3::float8 * interval '1 microsecond', late_allowance = interval '0', updated_at = now()
     FROM cur
    WHERE r.bot_id = $1
   RETURNING (extract(epoch FROM cur.first_slot) * 1000)::float8 AS first_slot_ms,
@@ -116,7 +118,7 @@ export const RESERVE_FOR_CHAT_SQL = `
        FOR UPDATE
   ), slot AS (
     UPDATE broadcast_rate_limits r
-       SET next_slot_at = cur.first_slot + $2::float8 * interval '1 microsecond', updated_at = now()
+       SET next_slot_at = cur.first_slot + $2::float8 * interval '1 microsecond', late_allowance = interval '0', updated_at = now()
       FROM cur
      WHERE r.bot_id = $1
     RETURNING (extract(epoch FROM cur.first_slot) * 1000)::float8 AS first_slot_ms, r.next_slot_at::text AS reserved_until

@@ -54,14 +54,17 @@ export class SlotShare {
 
   /**
    * Takes the earliest slot not yet reached by a broadcast of this rate and of no higher priority,
-   * and not yet passed; null when there is none (the caller reserves its own).
+   * and passed by no more than `lateMs` (a send may start that late, see LATE_SLOT_MS); null when
+   * there is none (the caller reserves its own). A slot just passed is what a late wake needs: the
+   * broadcast, late in the same event loop, has not reached it either, and the send leaves at once
+   * instead of sleeping towards a later slot and missing that too.
    */
-  borrow(rate: number, priority: number, now = Date.now()): number | null {
+  borrow(rate: number, priority: number, now = Date.now(), lateMs = 0): number | null {
     let best: { lender: SlotLender; index: number } | null = null;
     for (const l of this.lenders) {
       if (l.rate !== rate || l.priority > priority) continue;
       for (let i = l.next + 1; i < l.slots.length; i++) {
-        if (l.taken.has(i) || l.slots[i]! < now) continue;
+        if (l.taken.has(i) || l.slots[i]! < now - lateMs) continue;
         if (!best || l.slots[i]! < best.lender.slots[best.index]!) best = { lender: l, index: i };
         break;
       }

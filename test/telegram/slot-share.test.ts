@@ -23,6 +23,16 @@ test('a slot already passed is not lent: the broadcast skips it as missed', () =
   assert.is(share.borrow(30, 0, now), now + 40);
 });
 
+test('a late wake may take a slot passed by no more than the lateness a send is allowed', () => {
+  const share = new SlotShare();
+  const now = 1_000_000;
+  const lender = share.lend(at(now, -30, -20, -8, -4, 10), 30, 0);
+  lender.next = 0; // the broadcast, late too, still waits for its slot at -30
+  assert.is(share.borrow(30, 0, now, 10), now - 8, 'the earliest slot within 10 ms');
+  assert.is(share.borrow(30, 0, now, 10), now - 4);
+  assert.is(share.borrow(30, 0, now), now + 10, 'without the lateness only slots still to come');
+});
+
 test('only a send job of the same rate and of at least the broadcast job priority borrows', () => {
   const share = new SlotShare();
   const now = 1_000_000;
