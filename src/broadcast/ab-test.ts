@@ -2,6 +2,7 @@
 // and holds the rest (variant NULL, due at ab_decide_at); at that moment the run that drives the
 // broadcast decides once, by the report's test on the sample (engagement/report.ts), and the rest
 // get the winner, or the fallback when no variant won.
+import { inTransaction } from '../db/transaction.js';
 import type { Pool } from '../db/pool.js';
 import { DriverLostError, PayloadError } from '../errors.js';
 import { abTest, broadcastReport } from '../engagement/report.js';
@@ -114,19 +115,15 @@ const decision = (r: Record<string, any>): AbDecision => ({ winner: r.ab_winner,
  * taken over midway, decide once; a later call returns the decision made.
  */
 export async function decideAbTest(pool: Pool, driver: Driver, ab: AbTest): Promise<{ decision: AbDecision; now: boolean } | null> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
+  return inTransaction(pool, async (client) => {
     const { rows } = await client.query(
       `SELECT ab_decide_at <= now() AS due, ab_decided_at, ab_winner, ab_p_value, ab_sent_variant FROM broadcasts
         WHERE broadcast_id = $1 AND driver_job_id = $2 AND driver_claimed_at = $3::timestamptz FOR UPDATE`,
       [driver.broadcastId, driver.jobId, driver.claimedAt],
     );
     if (!rows[0]) throw new DriverLostError(driver);
-    if (rows[0].ab_decided_at || !rows[0].due) {
-      await client.query('COMMIT');
-      return rows[0].ab_decided_at ? { decision: decision(rows[0]), now: false } : null;
-    }
+    if (rows[0].ab_decided_at) return { decision: decision(rows[0]), now: false };
+    if (!rows[0].due) return null;
     // Read outside the lock's transaction: the sample's outcomes and clicks are others' writes.
     const report = await broadcastReport(pool, driver.broadcastId);
     const test = abTest(report?.variants ?? []);
@@ -135,12 +132,6 @@ export async function decideAbTest(pool: Pool, driver: Driver, ab: AbTest): Prom
         WHERE broadcast_id = $1 RETURNING ab_winner, ab_p_value, ab_sent_variant, ab_decided_at`,
       [driver.broadcastId, test.winner, test.pValue, test.winner ?? ab.fallback],
     );
-    await client.query('COMMIT');
     return { decision: decision(written.rows[0]), now: true };
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
+  });
 }

@@ -1,3 +1,4 @@
+import { inTransaction } from '../db/transaction.js';
 import type { Pool } from '../db/pool.js';
 import { DriverLostError } from '../errors.js';
 
@@ -37,9 +38,7 @@ export async function stillDrives(pool: Pool, driver: Driver): Promise<boolean> 
  * two jobs taking over at once see each other (READ COMMITTED: each statement a new snapshot).
  */
 export async function takeOver(pool: Pool, broadcastId: number, jobId: number, attempt: number): Promise<{ driver: Driver } | { heldBy: number | null }> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
+  return inTransaction(pool, async (client) => {
     const b = (await client.query('SELECT driver_job_id, driver_claimed_at FROM broadcasts WHERE broadcast_id = $1 FOR UPDATE', [broadcastId])).rows[0];
     const { rows } = await client.query(
       `WITH me AS (SELECT job_id, started_at FROM broadcast_queue_jobs WHERE job_id = $2 AND status = 'processing' AND attempts = $3),
@@ -50,15 +49,9 @@ export async function takeOver(pool: Pool, broadcastId: number, jobId: number, a
        RETURNING me.started_at::text AS claimed_at`,
       [broadcastId, jobId, attempt],
     );
-    await client.query('COMMIT');
     if (rows[0]) return { driver: { broadcastId, jobId, claimedAt: rows[0].claimed_at } };
     return { heldBy: b?.driver_job_id ?? null };
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
+  });
 }
 
 /**
