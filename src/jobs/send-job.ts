@@ -101,13 +101,14 @@ export class SendJob {
    */
   private async waitForTurn(target: number, rate: number, priority: number, ctx: HandlerContext): Promise<void> {
     const waiting = anySignal(ctx.signal, ctx.stopping);
-    const paused = () => new SnoozeError(Math.max(0, this.limiter.pausedUntil - Date.now()), 'sending is paused after a 429', { reason: 'rate_limited' });
+    const pausedFor = (ms: number) => new SnoozeError(Math.max(0, ms), 'sending is paused after a 429', { reason: 'rate_limited' });
+    const paused = () => pausedFor(this.limiter.pausedUntil - Date.now());
     try {
       // A broadcast this process runs lends a slot of its batch (SlotShare), so only the chat's
       // own turn is reserved here; else one global slot too, behind every batch reserved so far.
       const borrowing = this.limiter.share.lends(rate, priority);
       const turn = await this.limiter.reserveForChat(target, target < 0 ? GROUP_CHAT_SPACING_MS : PRIVATE_CHAT_SPACING_MS, rate, !borrowing);
-      if ('pausedMs' in turn) throw new SnoozeError(turn.pausedMs, 'sending is paused after a 429', { reason: 'rate_limited' });
+      if ('pausedMs' in turn) throw pausedFor(turn.pausedMs);
       const chatWait = turn.chatAllowedAt - Date.now();
       if (chatWait > MAX_INLINE_WAIT_MS) throw new SnoozeError(chatWait, `chat ${target} is pacing (about one message a second, 20 a minute to groups)`, { reason: 'rate_limited' });
       // unused: what a catch-up may give back to the timeline (a borrowed slot is the broadcast's).
@@ -128,7 +129,7 @@ export class SendJob {
         // The slot comes after a pause another daemon's 429 began (RESERVE_SQL starts after it):
         // the worker is given back until then rather than held through it.
         const waitMs = r.slots[0]! - Date.now();
-        if (waitMs > MAX_INLINE_WAIT_MS) throw new SnoozeError(waitMs, 'sending is paused after a 429', { reason: 'rate_limited' });
+        if (waitMs > MAX_INLINE_WAIT_MS) throw pausedFor(waitMs);
         return { at: r.slots[0]!, reservedUntil: r.reservedUntil, unused: 1 };
       };
       let slot: Slot;
@@ -159,7 +160,7 @@ export class SendJob {
           continue;
         }
         const caught = await this.limiter.catchUp(1, rate, { reservedUntil: slot.reservedUntil, unused: slot.unused });
-        if ('pausedMs' in caught) throw new SnoozeError(caught.pausedMs, 'sending is paused after a 429', { reason: 'rate_limited' });
+        if ('pausedMs' in caught) throw pausedFor(caught.pausedMs);
         slot = caught.slots.length ? { at: caught.slots[0]!, reservedUntil: caught.reservedUntil, unused: 1 } : borrowed() ?? (await reserveOne());
       }
     } catch (error) {
