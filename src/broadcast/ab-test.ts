@@ -5,16 +5,16 @@
 import { inTransaction } from '../db/transaction.js';
 import type { Pool } from '../db/pool.js';
 import { DriverLostError, PayloadError } from '../errors.js';
-import { abTest, broadcastReport } from '../engagement/report.js';
+import { AB_METRICS, abTest, broadcastReport, type AbMetric } from '../engagement/report.js';
 import { describeValue } from '../telegram/message.js';
+import { unsendableOutcomeSql } from './audience.js';
 import type { Driver } from './driver.js';
 
-/** The metrics an A/B test may decide on: the report's test compares click-through rates. */
-export const AB_METRICS = ['ctr'] as const;
+const METRIC_NAMES = Object.keys(AB_METRICS) as AbMetric[];
 
 export interface AbTest {
   samplePercent: number;
-  metric: (typeof AB_METRICS)[number];
+  metric: AbMetric;
   decideAfterMs: number;
   /** The variant the rest get when no variant won; the first variant when not given. */
   fallback: string;
@@ -57,7 +57,7 @@ export function parseAbTest(
     throw new PayloadError(`${path}.sample_percent must be a whole number from 1 to 50 (the share of the audience that tests the variants), got ${describeValue(samplePercent)}`);
   }
   const metric = a.metric ?? 'ctr';
-  if (!(AB_METRICS as readonly unknown[]).includes(metric)) throw new PayloadError(`${path}.metric must be one of ${AB_METRICS.join(', ')} (what the report's test compares), got ${describeValue(metric)}`);
+  if (typeof metric !== 'string' || !Object.hasOwn(AB_METRICS, metric)) throw new PayloadError(`${path}.metric must be one of ${METRIC_NAMES.join(', ')} (what the report's test compares: click-through, reply, opt-out or block rate), got ${describeValue(metric)}`);
   const decideAfterMs = parseDecideAfter(a.decide_after);
   if (decideAfterMs === null) throw new PayloadError(`${path}.decide_after must be a duration from 1s to 30d such as "90s", "30m", "2h" or "1h30m", got ${describeValue(a.decide_after)}`);
   const names = Array.isArray(b.variants) ? b.variants.map((v) => (v as { name?: unknown })?.name) : [];
@@ -108,13 +108,27 @@ export async function loadAbDecision(pool: Pool, broadcastId: number): Promise<A
 
 const decision = (r: Record<string, any>): AbDecision => ({ winner: r.ab_winner, pValue: r.ab_p_value, sentVariant: r.ab_sent_variant, decidedAt: r.ab_decided_at });
 
+// The rest were fanned out hours ago: who opted out or became unreachable (blocked the bot, a 403
+// from another broadcast) since is skipped now, with the fan-out's rule and outcome, and counted.
+const SKIP_UNSENDABLE_REST_SQL = `
+  WITH skipped AS (
+    UPDATE broadcast_deliveries d SET status = 'skipped', outcome = ${unsendableOutcomeSql('s')}, updated_at = now()
+      FROM broadcast_subscribers s
+     WHERE d.broadcast_id = $1 AND d.variant IS NULL AND d.status = 'pending'
+       AND s.chat_id = d.chat_id AND ${unsendableOutcomeSql('s')} IS NOT NULL
+    RETURNING 1)
+  UPDATE broadcasts SET skipped = skipped + (SELECT count(*) FROM skipped) WHERE broadcast_id = $1
+  RETURNING (SELECT count(*) FROM skipped)::int AS n`;
+
 /**
  * Decides once the moment has come: null before it. The test runs on the report of the sample
- * (the rest's rows have no variant), and the decision is written under the broadcast's row lock,
- * only while `driver` drives it and only if no decision is there yet, so two daemons, or a run
- * taken over midway, decide once; a later call returns the decision made.
+ * (the rest's rows have no variant) with the test's metric, and the decision is written under the
+ * broadcast's row lock, only while `driver` drives it and only if no decision is there yet, so two
+ * daemons, or a run taken over midway, decide once; a later call returns the decision made. The
+ * same transaction writes the metric into ab_test (a default made explicit, for the broadcast
+ * record and webhook) and skips those of the rest who can no longer be sent to (`skipped`).
  */
-export async function decideAbTest(pool: Pool, driver: Driver, ab: AbTest): Promise<{ decision: AbDecision; now: boolean } | null> {
+export async function decideAbTest(pool: Pool, driver: Driver, ab: AbTest): Promise<{ decision: AbDecision; now: boolean; skipped: number } | null> {
   return inTransaction(pool, async (client) => {
     const { rows } = await client.query(
       `SELECT ab_decide_at <= now() AS due, ab_decided_at, ab_winner, ab_p_value, ab_sent_variant FROM broadcasts
@@ -122,16 +136,18 @@ export async function decideAbTest(pool: Pool, driver: Driver, ab: AbTest): Prom
       [driver.broadcastId, driver.jobId, driver.claimedAt],
     );
     if (!rows[0]) throw new DriverLostError(driver);
-    if (rows[0].ab_decided_at) return { decision: decision(rows[0]), now: false };
+    if (rows[0].ab_decided_at) return { decision: decision(rows[0]), now: false, skipped: 0 };
     if (!rows[0].due) return null;
     // Read outside the lock's transaction: the sample's outcomes and clicks are others' writes.
     const report = await broadcastReport(pool, driver.broadcastId);
-    const test = abTest(report?.variants ?? []);
+    const test = abTest(report?.variants ?? [], ab.metric);
     const written = await client.query(
-      `UPDATE broadcasts SET ab_decided_at = now(), ab_winner = $2, ab_p_value = $3, ab_sent_variant = $4, updated_at = now()
+      `UPDATE broadcasts SET ab_decided_at = now(), ab_winner = $2, ab_p_value = $3, ab_sent_variant = $4,
+              ab_test = ab_test || jsonb_build_object('metric', $5::text), updated_at = now()
         WHERE broadcast_id = $1 RETURNING ab_winner, ab_p_value, ab_sent_variant, ab_decided_at`,
-      [driver.broadcastId, test.winner, test.pValue, test.winner ?? ab.fallback],
+      [driver.broadcastId, test.winner, test.pValue, test.winner ?? ab.fallback, ab.metric],
     );
-    return { decision: decision(written.rows[0]), now: true };
+    const skipped = await client.query(SKIP_UNSENDABLE_REST_SQL, [driver.broadcastId]);
+    return { decision: decision(written.rows[0]), now: true, skipped: skipped.rows[0].n };
   });
 }

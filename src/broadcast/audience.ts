@@ -198,6 +198,14 @@ export function buildAudienceQuery(audience: unknown, firstParam: number, path =
   };
 }
 
+/**
+ * SQL: why a recipient (`r`, a row with opted_out and unreachable_reason) is not sent to, as the
+ * skipped row's outcome ('opted_out' before 'unreachable'); NULL when they can be. The fan-out
+ * skips by it, and an A/B test's held rest is checked by it again at the decision (ab-test.ts).
+ */
+export const unsendableOutcomeSql = (r: string) =>
+  `(CASE WHEN ${r}.opted_out THEN 'opted_out' WHEN ${r}.unreachable_reason IS NOT NULL THEN 'unreachable' END)`;
+
 export interface AudienceCount {
   /** Every recipient the audience selects. */
   total: number;

@@ -136,8 +136,10 @@ export class BroadcastEngine {
       apply(result.decision);
       if (!result.now) return;
       const { winner, pValue, sentVariant } = result.decision;
-      log.info({ broadcastId: driver.broadcastId, winner, pValue, sentVariant }, winner ? 'A/B test decided: the rest get the winner' : 'A/B test decided: no variant won; the rest get the fallback');
-      this.events.emit('broadcast:ab-decided', { broadcastId: driver.broadcastId, ...result.decision });
+      const { metric } = ab;
+      log.info({ broadcastId: driver.broadcastId, metric, winner, pValue, sentVariant, skipped: result.skipped }, winner ? 'A/B test decided: the rest get the winner' : 'A/B test decided: no variant won; the rest get the fallback');
+      if (result.skipped) this.events.emit('delivery', { jobType: 'broadcast', outcome: 'skipped', count: result.skipped });
+      this.events.emit('broadcast:ab-decided', { broadcastId: driver.broadcastId, metric, ...result.decision });
     };
     // A decision made by an earlier run is read at once; otherwise from a second before the
     // moment, so that a clock a little behind the database's does not leave the rest's rows

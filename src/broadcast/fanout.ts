@@ -1,7 +1,7 @@
 import type { Pool } from '../db/pool.js';
 import { PayloadError, DriverLostError } from '../errors.js';
 import { parseMessage } from '../telegram/message.js';
-import { buildAudienceQuery } from './audience.js';
+import { buildAudienceQuery, unsendableOutcomeSql } from './audience.js';
 import { localDueSql, parseDeliverAtLocal } from './local-time.js';
 import { AB_SAMPLE_SQL, abSampleParams, parseAbTest } from './ab-test.js';
 import { type Driver } from './driver.js';
@@ -102,9 +102,8 @@ export async function fanOut(pool: Pool, b: BroadcastRow, by: Driver | number, n
       `WITH ins AS (
          INSERT INTO broadcast_deliveries (broadcast_id, chat_id, status, outcome, variant${due ? ', next_attempt_at' : ''})
          SELECT $1, r.chat_id,
-                CASE WHEN r.opted_out OR r.unreachable_reason IS NOT NULL OR ${overCap} THEN 'skipped' ELSE 'pending' END,
-                CASE WHEN r.opted_out THEN 'opted_out' WHEN r.unreachable_reason IS NOT NULL THEN 'unreachable'
-                     WHEN ${overCap} THEN 'frequency_cap' END,
+                CASE WHEN ${unsendableOutcomeSql('r')} IS NOT NULL OR ${overCap} THEN 'skipped' ELSE 'pending' END,
+                COALESCE(${unsendableOutcomeSql('r')}, CASE WHEN ${overCap} THEN 'frequency_cap' END),
                 ${variantSql}${due ? `, ${due}` : ''}
            FROM ${audience.from}
          ON CONFLICT (broadcast_id, chat_id) DO NOTHING

@@ -18,17 +18,18 @@ export class BotEngagement {
   private readonly captureSettings: ResolvedCaptureOptions;
   private captureRef: SubscriberCapture | null = null;
 
-  /** `db` connects on first use; `onEvent` hears each engagement event's kind. */
+  /** `db` connects on first use; `onEvent` hears each engagement event's kind, `onRefused` each refused token's (link, button). */
   constructor(
     capture: CaptureOptions | undefined,
     tracking: TrackingOptions | undefined,
     private readonly db: () => Promise<Pool>,
     private readonly log: Logger,
     private readonly onEvent: (kind: string) => void,
+    onRefused: (kind: 'link' | 'button') => void = () => undefined,
   ) {
     this.captureSettings = resolveCaptureOptions(capture);
     const checked = checkTrackingOptions(tracking);
-    this.tracking = checked ? new Tracking(db, { ...checked, flushMs: DEFAULTS.clickFlushMs }, log, onEvent) : null;
+    this.tracking = checked ? new Tracking(db, { ...checked, flushMs: DEFAULTS.clickFlushMs }, log, onEvent, onRefused) : null;
   }
 
   private capture(): SubscriberCapture {

@@ -2,9 +2,10 @@
 // delivered, and which variant they got) and broadcast_engagement (what they did). The record
 // leaves the project as is (admin API, bqctl --json), so its fields are snake_case.
 //
-// A/B: with two or more variants, the variant with the highest click-through rate is compared with
-// each other variant by a two-sided two-proportion z-test (pooled); it is the winner only when
-// every comparison is significant at 0.05 / (variants − 1) (Bonferroni), else winner is null.
+// A/B: with two or more variants, the variant best on the chosen metric (AB_METRICS: the highest
+// click-through or reply rate, the lowest opt-out or block rate) is compared with each other
+// variant by a two-sided two-proportion z-test (pooled); it is the winner only when every
+// comparison is significant at 0.05 / (variants − 1) (Bonferroni), else winner is null.
 import type { Pool } from '../db/pool.js';
 import { trackedParts } from './links.js';
 
@@ -17,6 +18,9 @@ export interface EngagementCounts {
   presses: number;
   unique_pressers: number;
   replies: number;
+  /** Recipients who replied; reply_rate = repliers ÷ delivered. */
+  repliers: number;
+  reply_rate: number | null;
   reactions: number;
   opt_outs: number;
   opt_out_rate: number | null;
@@ -32,7 +36,7 @@ export interface BroadcastReport extends EngagementCounts {
   links: { index: number; url: string; clicks: number; unique_clickers: number }[];
   variants: (EngagementCounts & { name: string })[];
   ab_test: {
-    metric: 'ctr'; test: 'two-proportion z-test'; alpha: number; p_value: number | null;
+    metric: AbMetric; better: 'higher' | 'lower'; test: 'two-proportion z-test'; alpha: number; p_value: number | null;
     /** Test, then send the winner (the broadcast's ab_test field); null for variants sent to everyone. */
     plan: { sample_percent: number; decide_after: string; fallback: string; decide_at: Date | null } | null;
     /** What was decided at decide_at on the sample's numbers then; null until then. */
@@ -45,6 +49,24 @@ export interface BroadcastReport extends EngagementCounts {
 }
 
 const ALPHA = 0.05;
+
+/**
+ * What an A/B test may decide on: each is a share of the delivered recipients (`people` of them
+ * did it), so the two-proportion test applies, and `better` says which way wins.
+ */
+export const AB_METRICS = {
+  ctr: { people: 'unique_clickers', better: 'higher' },
+  reply_rate: { people: 'repliers', better: 'higher' },
+  opt_out_rate: { people: 'opt_outs', better: 'lower' },
+  block_rate: { people: 'blocks', better: 'lower' },
+} as const;
+export type AbMetric = keyof typeof AB_METRICS;
+
+/** The metric a broadcast's ab_test names; ctr when it names none (or none known: the engine refuses those). */
+export function abMetricOf(abTestField: unknown): AbMetric {
+  const metric = (abTestField as { metric?: unknown } | null)?.metric;
+  return typeof metric === 'string' && Object.hasOwn(AB_METRICS, metric) ? (metric as AbMetric) : 'ctr';
+}
 
 const BROADCAST_SQL = `
   SELECT broadcast_id, title, status, track, message, variants, ab_test, ab_decide_at, ab_decided_at, ab_winner, ab_p_value, ab_sent_variant
@@ -75,6 +97,8 @@ function counts(delivered: number, events: Map<string, { events: number; people:
     presses: e('press').events,
     unique_pressers: e('press').people,
     replies: e('reply').events,
+    repliers: e('reply').people,
+    reply_rate: rate(e('reply').people, delivered),
     reactions: e('reaction').events,
     opt_outs: e('opt_out').people,
     opt_out_rate: rate(e('opt_out').people, delivered),
@@ -103,7 +127,8 @@ export async function broadcastReport(pool: Pool, broadcastId: number): Promise<
   const variants = variantNames.map((name) => ({ name, ...counts(deliveredBy.get(name) ?? 0, byVariant.get(name) ?? new Map()) }));
   const messages = Array.isArray(b.variants) && b.variants.length ? b.variants.map((v: { message: Record<string, unknown> }) => v.message) : [b.message];
   const urls = b.track ? trackedParts(messages).urls : [];
-  const ab = variants.length >= 2 ? abTest(variants) : null;
+  const metric = abMetricOf(b.ab_test);
+  const ab = variants.length >= 2 ? abTest(variants, metric) : null;
   const plan = ab && b.ab_test
     ? { sample_percent: b.ab_test.sample_percent, decide_after: b.ab_test.decide_after, fallback: b.ab_test.fallback ?? variantNames[0]!, decide_at: b.ab_decide_at }
     : null;
@@ -120,21 +145,23 @@ export async function broadcastReport(pool: Pool, broadcastId: number): Promise<
     ...counts([...deliveredBy.values()].reduce((s, x) => s + x, 0), total),
     links: links.rows.map((r) => ({ index: r.link_index, url: urls[r.link_index] ?? '', clicks: r.clicks, unique_clickers: r.people })),
     variants,
-    ab_test: ab ? { metric: 'ctr', test: 'two-proportion z-test', alpha: ALPHA, p_value: ab.pValue, plan, decision } : null,
+    ab_test: ab ? { metric, better: AB_METRICS[metric].better, test: 'two-proportion z-test', alpha: ALPHA, p_value: ab.pValue, plan, decision } : null,
     winner: ab?.winner ?? null,
     rest,
   };
 }
 
-/** The best variant by CTR against each other one; its largest p-value, and the winner if every comparison is significant. */
-export function abTest(variants: { name: string; delivered: number; unique_clickers: number }[]): { pValue: number | null; winner: string | null } {
+/** The best variant on `metric` against each other one; its largest p-value, and the winner if every comparison is significant. */
+export function abTest(variants: ({ name: string; delivered: number } & Partial<Record<(typeof AB_METRICS)[AbMetric]['people'], number>>)[], metric: AbMetric = 'ctr'): { pValue: number | null; winner: string | null } {
+  const { people, better } = AB_METRICS[metric];
   const tested = variants.filter((v) => v.delivered > 0);
   if (tested.length < 2) return { pValue: null, winner: null };
-  const best = tested.reduce((a, v) => (v.unique_clickers / v.delivered > a.unique_clickers / a.delivered ? v : a));
+  const share = (v: (typeof tested)[number]) => (v[people] ?? 0) / v.delivered;
+  const best = tested.reduce((a, v) => ((better === 'higher' ? share(v) > share(a) : share(v) < share(a)) ? v : a));
   let worst = 0;
   for (const other of tested) {
     if (other === best) continue;
-    worst = Math.max(worst, twoProportionPValue(best.unique_clickers, best.delivered, other.unique_clickers, other.delivered));
+    worst = Math.max(worst, twoProportionPValue(best[people] ?? 0, best.delivered, other[people] ?? 0, other.delivered));
   }
   return { pValue: worst, winner: worst < ALPHA / (tested.length - 1) ? best.name : null };
 }

@@ -34,6 +34,8 @@ export class Tracking {
     log: Logger,
     /** Told of each click and press (for the metrics). */
     private readonly onEvent: (kind: 'click' | 'press') => void = () => undefined,
+    /** Told of each token refused (for the metrics). */
+    private readonly onRefused: (kind: 'link' | 'button') => void = () => undefined,
   ) {
     this.tokens = new LinkTokens(settings.linkSecret);
     this.writer = new EventWriter(pool, settings.flushMs, log);
@@ -48,9 +50,9 @@ export class Tracking {
   /** The URL a link token stands for, with its click queued for writing (unless `record` is false); null (nothing recorded) for any other token. */
   async click(token: string, record = true): Promise<string | null> {
     const fields = this.tokens.decode(token);
-    if (fields?.kind !== 'link') return null;
+    if (fields?.kind !== 'link') return this.refuse('link');
     const url = (await this.parts(fields.broadcastId))?.urls[fields.index];
-    if (url === undefined) return null;
+    if (url === undefined) return this.refuse('link');
     if (record) this.record(fields, 'click');
     return url;
   }
@@ -58,15 +60,20 @@ export class Tracking {
   /** The bot's own callback_data behind a tracked button's token, with the press queued; null when it is no such token. */
   async press(token: string): Promise<string | null> {
     const fields = this.tokens.decode(token);
-    if (fields?.kind !== 'button') return null;
+    if (fields?.kind !== 'button') return this.refuse('button');
     const data = (await this.parts(fields.broadcastId))?.buttons[fields.index];
-    if (data === undefined) return null;
+    if (data === undefined) return this.refuse('button');
     this.record(fields, 'press');
     return data;
   }
 
   flush(): Promise<void> {
     return this.writer.flush();
+  }
+
+  private refuse(kind: 'link' | 'button'): null {
+    this.onRefused(kind);
+    return null;
   }
 
   private record(fields: TokenFields, kind: 'click' | 'press'): void {

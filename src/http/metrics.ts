@@ -194,6 +194,20 @@ export function createMetrics(access: QueueAccess): Metrics {
     registers,
   });
   access.on('engagement', (kind: string) => engagement.inc({ kind }));
+  const refused = new Counter({
+    name: name('link_tokens_refused_total'),
+    help: 'Tracked link (redirect listener) and button (callback) tokens refused as bad, forged, expired or not of that broadcast\'s message, by kind (link, button); nothing was recorded for them.',
+    labelNames: ['kind'],
+    registers,
+  });
+  access.on('engagement:refused', (kind: string) => refused.inc({ kind }));
+  const abDecisions = new Counter({
+    name: name('ab_decisions_total'),
+    help: 'A/B tests decided by this process (test, then send the winner), by metric and outcome: winner (a significant one, sent to the rest) or fallback (none was).',
+    labelNames: ['metric', 'outcome'],
+    registers,
+  });
+  access.telegram()?.on('broadcast:ab-decided', (d: { metric: string; winner: string | null }) => abDecisions.inc({ metric: d.metric, outcome: d.winner ? 'winner' : 'fallback' }));
 
   collectDefaultMetrics({ register: registry });
 

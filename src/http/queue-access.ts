@@ -17,8 +17,8 @@ export interface TelegramView {
   readonly botId: number;
   /** Why sending is halted (a rejected token), or null. */
   readonly halted: string | null;
-  /** 'delivery' ({ jobType, outcome, count?, reason? }) and 'rate-limited' ({ retryAfterMs }). */
-  on(event: 'delivery' | 'rate-limited', listener: (...args: any[]) => void): unknown;
+  /** 'delivery' ({ jobType, outcome, count?, reason? }), 'rate-limited' ({ retryAfterMs }) and 'broadcast:ab-decided' ({ broadcastId, metric, winner, … }). */
+  on(event: 'delivery' | 'rate-limited' | 'broadcast:ab-decided', listener: (...args: any[]) => void): unknown;
 }
 
 /** What a BroadcastQueue lets its admin handler and metrics see, without ever connecting. */
