@@ -12,7 +12,7 @@ import { readQueueStatus } from './queue/status.js';
 import { enqueueJob, type EnqueueOptions, type EnqueuedJob } from './queue/enqueue.js';
 import { PayloadError } from './errors.js';
 import { parseChatId, parseMessage } from './telegram/message.js';
-import { validateInlineBroadcast } from './broadcast/engine.js';
+import { createBroadcastFromSpec, validateInlineBroadcast } from './broadcast/engine.js';
 import { setSubscriberTimeZone } from './broadcast/subscribers.js';
 import { TelegramDelivery } from './jobs/delivery.js';
 import { createDashboardHandler, type DashboardHandler, type DashboardOptions } from './http/dashboard/handler.js';
@@ -57,7 +57,7 @@ export class BroadcastQueue extends EventEmitter {
     super();
     this.settings = resolveQueueOptions(options);
     this.log = options.log ?? silentLogger();
-    this.engagement = new BotEngagement(options.capture, options.tracking, () => this.db(), this.log, (kind) => this.emit('engagement', kind));
+    this.engagement = new BotEngagement(options.capture, options.tracking, () => this.db(), this.log, (kind) => this.emit('engagement', kind), (kind) => this.emit('engagement:refused', kind));
     this.handlers = { ...options.handlers };
     this.concurrency = this.settings.concurrency;
     this.telegram = options.telegram ? new TelegramDelivery(options.telegram, { ...this.settings, webhook: options.webhook, sleep: options.sleep, tracking: this.tracking }, this.log) : null;
@@ -200,6 +200,17 @@ export class BroadcastQueue extends EventEmitter {
     }
     validateInlineBroadcast(idOrSpec);
     return this.enqueue('broadcast', idOrSpec, options);
+  }
+
+  /**
+   * Stores a broadcast for later or, with `send`, queues it at once with its job (`bqctl broadcast
+   * create`): the inline spec's fields with a title ({ title?, message | variants, chat_ids |
+   * audience (left out: every subscriber), track?, ab_test?, frequency_cap?, … }), checked as
+   * queueBroadcast checks them, so a bad one throws a PayloadError and stores nothing.
+   */
+  async createBroadcast(spec: Record<string, unknown>, options: { send?: boolean } & Pick<EnqueueOptions, 'queue' | 'priority' | 'runAt' | 'maxAttempts'> = {}): Promise<{ broadcast_id: number; status: string; job_id: number | null }> {
+    const { send, ...job } = options;
+    return createBroadcastFromSpec(await this.db(), spec, send ? { ...job, maxAttempts: job.maxAttempts ?? this.settings.maxAttempts } : null);
   }
 
   /** Enqueues one message to one chat (the low-latency 'send' job). */

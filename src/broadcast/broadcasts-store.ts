@@ -80,6 +80,10 @@ export interface NewBroadcast {
   /** deliver_at_local and default_time_zone (local-time.ts); absent: at once, and UTC. */
   deliverAtLocal?: string | null;
   defaultTimeZone?: string | null;
+  /** Tracked links and buttons; absent: not tracked. */
+  track?: boolean;
+  /** Test, then send the winner (ab-test.ts, checked by the caller with parseAbTest); absent: none. */
+  abTest?: Record<string, unknown> | null;
   /** Enqueue its job too (then it is 'queued', else a 'draft'). */
   send: { queue?: string; priority?: number; runAt?: Date | string; maxAttempts: number } | null;
 }
@@ -120,15 +124,16 @@ export function insertBroadcastJob(id: string, job: BroadcastJobColumns): string
 export async function createBroadcast(pool: Pool, b: NewBroadcast): Promise<Pick<BroadcastRow, 'broadcast_id' | 'status' | 'job_id'>> {
   const { rows } = await pool.query(
     `WITH b AS (
-       INSERT INTO broadcasts (title, message, variants, audience, frequency_cap, allow_paid_broadcast, deliver_at_local, default_time_zone, status)
-       VALUES ($1, $2, $3, $4, $5, $6, $12, COALESCE($13, 'UTC'), CASE WHEN $7::bool THEN 'queued' ELSE 'draft' END)
+       INSERT INTO broadcasts (title, message, variants, audience, frequency_cap, allow_paid_broadcast, deliver_at_local, default_time_zone, track, ab_test, status)
+       VALUES ($1, $2, $3, $4, $5, $6, $12, COALESCE($13, 'UTC'), $14, $15, CASE WHEN $7::bool THEN 'queued' ELSE 'draft' END)
        RETURNING broadcast_id, status),
      j AS (
        ${insertBroadcastJob('b.broadcast_id', { queue: `COALESCE($8, 'broadcasts')`, priority: 'COALESCE($9, 0)', runAt: 'COALESCE($10, now())', maxAttempts: '$11', from: 'FROM b WHERE $7::bool' })}
        RETURNING job_id)
      SELECT b.broadcast_id, b.status, (SELECT job_id FROM j) AS job_id FROM b`,
     [b.title, b.message ? JSON.stringify(b.message) : null, b.variants ? JSON.stringify(b.variants) : null, JSON.stringify(b.audience), b.frequencyCap, b.allowPaidBroadcast,
-      b.send !== null, b.send?.queue ?? null, b.send?.priority ?? null, b.send?.runAt ?? null, b.send?.maxAttempts ?? null, b.deliverAtLocal ?? null, b.defaultTimeZone ?? null],
+      b.send !== null, b.send?.queue ?? null, b.send?.priority ?? null, b.send?.runAt ?? null, b.send?.maxAttempts ?? null, b.deliverAtLocal ?? null, b.defaultTimeZone ?? null,
+      b.track === true, b.abTest ? JSON.stringify(b.abTest) : null],
   );
   return { broadcast_id: rows[0].broadcast_id, status: rows[0].status, job_id: rows[0].job_id };
 }

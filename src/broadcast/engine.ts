@@ -15,7 +15,7 @@ import { countDeliveries, failBroadcast, finishBroadcast } from './finish.js';
 import { skipRemaining } from './ledger.js';
 import { parseAudience } from './audience.js';
 import { parseDeliverAtLocal, parseTimeZone } from './local-time.js';
-import { markSending } from './broadcasts-store.js';
+import { createBroadcast, markSending, type NewBroadcast } from './broadcasts-store.js';
 import { abDecideInMs, decideAbTest, parseAbTest, type AbDecision, type AbTest } from './ab-test.js';
 
 export interface EngineSettings {
@@ -214,6 +214,25 @@ export function validateInlineBroadcast(p: Record<string, unknown>): void {
   parseDeliverAtLocal(p.deliver_at_local, 'payload.deliver_at_local');
   if (p.default_time_zone !== undefined && p.default_time_zone !== null) parseTimeZone(p.default_time_zone, 'payload.default_time_zone');
   parseAbTest(p.ab_test, p, 'payload.ab_test');
+}
+
+/**
+ * Stores a broadcast from an inline spec (the payload's fields, plus title; no audience and no
+ * chat_ids: every subscriber), checked as an inline broadcast is, so a bad spec stores nothing: a
+ * draft, or with `send` queued with its keyed job.
+ */
+export async function createBroadcastFromSpec(pool: Pool, spec: Record<string, unknown>, send: NewBroadcast['send']): Promise<{ broadcast_id: number; status: string; job_id: number | null }> {
+  if (spec === null || typeof spec !== 'object' || Array.isArray(spec)) throw new PayloadError('createBroadcast needs a spec object: { title, message | variants, chat_ids | audience, … }');
+  if (spec.title !== undefined && spec.title !== null && typeof spec.title !== 'string') throw new PayloadError(`title must be a string, got ${JSON.stringify(spec.title)}`);
+  const withAudience = spec.chat_ids === undefined && spec.audience === undefined ? { ...spec, audience: {} } : spec;
+  validateInlineBroadcast(withAudience);
+  const p = withAudience as Record<string, any>;
+  return createBroadcast(pool, {
+    title: p.title ?? null, message: p.message, variants: p.variants,
+    audience: p.chat_ids !== undefined ? { ...p.audience, chat_ids: p.chat_ids } : p.audience,
+    frequencyCap: p.frequency_cap ?? null, allowPaidBroadcast: p.allow_paid_broadcast === true, deliverAtLocal: p.deliver_at_local ?? null,
+    defaultTimeZone: p.default_time_zone ?? null, track: p.track === true, abTest: p.ab_test ?? null, send,
+  });
 }
 
 function withPaid(message: OutgoingMessage, paid: boolean): OutgoingMessage {

@@ -64,6 +64,38 @@ test('broadcast create stores a draft, or with --send a queued broadcast and its
   });
 });
 
+test('broadcast create --track --ab-test stores a test-then-send-the-winner broadcast, checked as the daemon checks it; --help explains it', async () => {
+  await withDb(async (db, env, dir) => {
+    const variants = path.join(dir, 'variants.json');
+    await writeFile(variants, JSON.stringify([{ name: 'A', weight: 1, message: { text: 'A' } }, { name: 'B', weight: 1, message: { text: 'B' } }]));
+    const ab = '{"sample_percent": 10, "metric": "reply_rate", "decide_after": "2h", "fallback": "B"}';
+    const sent = json(await runBqctl(['broadcast', 'create', '--title', 'Spring', '--variants-file', variants, '--track', '--ab-test', ab, '--send', '--json'], env));
+    const row = await broadcastRow(db, sent.broadcast_id);
+    assert.equal([row.status, row.track, row.ab_test], ['queued', true, JSON.parse(ab)]);
+    assert.is((await broadcastRow(db, json(await runBqctl(['broadcast', 'create', '--title', 't', '--text', 'x', '--track', '--json'], env)).broadcast_id)).track, true);
+
+    const refused = async (args: string[], pattern: RegExp) => {
+      const r = await bqctlInProcess(['broadcast', 'create', '--title', 'x', ...args], env);
+      assert.is(r.code, 2, r.stderr);
+      assert.match(r.stderr, pattern);
+    };
+    await refused(['--variants-file', variants, '--track', '--ab-test', '{"sample_percent": 60, "decide_after": "2h"}'], /--ab-test\.sample_percent must be a whole number from 1 to 50 .*got 60/);
+    await refused(['--variants-file', variants, '--track', '--ab-test', '{"sample_percent": 10, "metric": "opens", "decide_after": "2h"}'], /--ab-test\.metric must be one of ctr, reply_rate, opt_out_rate, block_rate/);
+    await refused(['--variants-file', variants, '--track', '--ab-test', '{"sample_percent": 10, "decide_after": "soon"}'], /--ab-test\.decide_after must be a duration/);
+    await refused(['--variants-file', variants, '--track', '--ab-test', '{"sample_percent": 10, "decide_after": "2h", "fallback": "C"}'], /--ab-test\.fallback must name one of the variants \(A, B\)/);
+    await refused(['--variants-file', variants, '--track', '--ab-test', '{sample_percent: 10}'], /--ab-test is not valid JSON/);
+    await refused(['--variants-file', variants, '--ab-test', '{"sample_percent": 10, "decide_after": "2h"}'], /--ab-test needs --track/);
+    await refused(['--text', 'x', '--track', '--ab-test', '{"sample_percent": 10, "decide_after": "2h"}'], /--ab-test needs --variants-file with two or more variants/);
+    await refused(['--variants-file', variants, '--track', '--deliver-at-local', '09:00', '--ab-test', '{"sample_percent": 10, "decide_after": "2h"}'], /cannot be combined with deliver_at_local/);
+    assert.is((await db.pool.query('SELECT count(*)::int AS n FROM broadcasts')).rows[0].n, 2, 'nothing refused was stored');
+
+    const help = (await runBqctl(['broadcast', 'create', '--help'], env)).stdout;
+    assert.match(help, /--track/);
+    assert.match(help, /--ab-test <json>/);
+    assert.match(help.replace(/\s+/g, ' '), /"metric": "ctr" \| "reply_rate" \| "opt_out_rate" \| "block_rate"/);
+  });
+});
+
 test('broadcast pause, resume and cancel move the status and refuse what does not apply', async () => {
   await withDb(async (db, env) => {
     const { rows } = await db.pool.query(`INSERT INTO broadcasts (title, message, status, total) VALUES ('b', '{"text":"x"}', 'sending', 3) RETURNING broadcast_id`);

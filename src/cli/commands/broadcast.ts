@@ -1,7 +1,7 @@
 // bqctl broadcast create / list / show. Control (pause, resume, cancel) and resend live in
 // broadcast-control.ts; both register under the same `broadcast` command.
 import type { Command } from 'commander';
-import { audienceFromFlags, intInRange, positiveInt } from '../args.js';
+import { asUsage, audienceFromFlags, intInRange, parseJsonArg, positiveInt } from '../args.js';
 import { dbCommand, examples, n, out, runDb } from '../command.js';
 import { printJson, table } from '../format.js';
 import { createBroadcast, deliveryOutcomes, listBroadcastRows } from '../../broadcast/broadcasts-store.js';
@@ -9,15 +9,28 @@ import { broadcastProgress } from '../../broadcast/progress.js';
 import { addJobFlags, addMessageFlags, jobOptionsFromFlags, messageFromFlags, variantsFromFile, type JobFlags, type MessageFlags } from '../job-flags.js';
 import { registerBroadcastControl } from './broadcast-control.js';
 import { UsageError } from '../../errors.js';
-import { broadcastReport, type EngagementCounts } from '../../engagement/report.js';
+import { broadcastReport, type AbMetric, type EngagementCounts } from '../../engagement/report.js';
 import { parseDeliverAtLocal, parseTimeZone } from '../../broadcast/local-time.js';
+import { parseAbTest } from '../../broadcast/ab-test.js';
 
 export const BROADCAST_STATUSES = ['draft', 'queued', 'sending', 'paused', 'completed', 'cancelled', 'failed'];
 
 type CreateOptions = MessageFlags & JobFlags & {
   title: string; variantsFile?: string; segment?: string; chats?: string; chatsFile?: string;
-  frequencyCap?: string; allowPaid?: boolean; deliverAtLocal?: string; defaultTimeZone?: string; send?: boolean; json?: boolean;
+  frequencyCap?: string; allowPaid?: boolean; deliverAtLocal?: string; defaultTimeZone?: string; track?: boolean; abTest?: string; send?: boolean; json?: boolean;
 };
+
+const METRIC_LABELS: Record<AbMetric, string> = { ctr: 'CTR', reply_rate: 'reply rate', opt_out_rate: 'opt-out rate', block_rate: 'block rate' };
+const AB_TEST_HELP = 'a JSON object {"sample_percent": 1-50, "metric": "ctr" | "reply_rate" | "opt_out_rate" | "block_rate", "decide_after": "90s" | "30m" | "2h" | "1h30m" (up to 30d), "fallback": a variant name}: the variants go to that share of the audience, and after decide_after the rest get the variant that won on the metric (two-proportion z-test; rates higher is better, opt-out and block rates lower), or the fallback (default the first variant) when none won significantly';
+
+/** --ab-test, checked as the daemon will (parseAbTest), with the flag named in the error. */
+function abTestFromFlag(raw: string, b: { variants?: unknown[]; track: boolean; deliver_at_local?: string }): Record<string, unknown> {
+  const value = parseJsonArg(raw, '--ab-test');
+  if (b.variants === undefined) throw new UsageError('--ab-test needs --variants-file with two or more variants to compare');
+  if (!b.track) throw new UsageError('--ab-test needs --track (the test counts clicks on tracked links)');
+  asUsage(() => parseAbTest(value, b, '--ab-test'));
+  return value as Record<string, unknown>;
+}
 
 export function registerBroadcast(program: Command): void {
   const group = program.command('broadcast').description('Stored broadcasts: create, list, show, pause, resume, cancel, resend.');
@@ -33,11 +46,14 @@ export function registerBroadcast(program: Command): void {
     .option('--allow-paid', 'send with allow_paid_broadcast (paid, up to 1000 messages/s)')
     .option('--deliver-at-local <time>', 'send at this time in each recipient\'s time zone: HH:MM (the next one) or YYYY-MM-DDTHH:MM')
     .option('--default-time-zone <zone>', 'with --deliver-at-local: the IANA zone of recipients without one (default UTC)')
+    .option('--track', 'tracked links and buttons: each recipient\'s links count their clicks (needs BQ_PUBLIC_URL and BQ_LINK_SECRET on the daemon)')
+    .option('--ab-test <json>', `test, then send the winner (needs --variants-file with 2+ variants and --track): ${AB_TEST_HELP}`)
     .option('--send', 'queue it now instead of leaving a draft');
   dbCommand(create);
   examples(create, [
     "bqctl broadcast create --title 'Nov promo' --text 'Hello <b>VIPs</b>' --parse-mode HTML --segment '{\"tags_any\":[\"vip\"]}'",
     "bqctl broadcast create --title 'A/B test' --variants-file variants.json --frequency-cap 2 --send",
+    "bqctl broadcast create --title 'Spring' --variants-file variants.json --track --ab-test '{\"sample_percent\": 10, \"metric\": \"ctr\", \"decide_after\": \"2h\"}' --send",
     "bqctl broadcast create --title 'Ops' --message-file photo.json --chats 1,2,3 --send --run-at 30m",
     "bqctl broadcast create --title 'Morning' --text 'Good morning' --deliver-at-local 09:00 --default-time-zone Europe/Berlin --send",
   ]);
@@ -54,12 +70,13 @@ export function registerBroadcast(program: Command): void {
     } catch (error) {
       throw new UsageError((error as Error).message);
     }
+    const abTest = opts.abTest !== undefined ? abTestFromFlag(opts.abTest, { variants, track: opts.track === true, deliver_at_local: opts.deliverAtLocal }) : null;
     const job = jobOptionsFromFlags(opts);
     if (!opts.send && (opts.queue ?? opts.priority ?? opts.runAt ?? opts.maxAttempts) !== undefined) throw new UsageError('--queue, --priority, --run-at and --max-attempts apply with --send');
     await runDb(create, async ({ pool, config }) => {
       const r = await createBroadcast(pool, {
         title: opts.title, message, variants, audience, frequencyCap: cap, allowPaidBroadcast: opts.allowPaid === true,
-        deliverAtLocal: opts.deliverAtLocal ?? null, defaultTimeZone: opts.defaultTimeZone ?? null,
+        deliverAtLocal: opts.deliverAtLocal ?? null, defaultTimeZone: opts.defaultTimeZone ?? null, track: opts.track === true, abTest,
         send: opts.send === true ? { queue: job.queue, priority: job.priority, runAt: job.runAt, maxAttempts: job.maxAttempts ?? config.maxAttempts } : null,
       });
       if (opts.json) return printJson(r);
@@ -115,7 +132,7 @@ export function registerBroadcast(program: Command): void {
     });
   });
 
-  const report = group.command('report').description('What worked: delivered, unique clickers, CTR, replies, opt-outs and blocks (72 h), per variant and per link, and the A/B winner.').argument('<broadcast_id>');
+  const report = group.command('report').description('What worked: delivered, unique clickers, CTR, replies, opt-outs and blocks (72 h), per variant and per link, and the A/B winner on the test\'s metric.').argument('<broadcast_id>');
   dbCommand(report);
   examples(report, ['bqctl broadcast report 42', "bqctl broadcast report 42 --json | jq '.variants[] | {name, ctr}'"]);
   report.action(async (rawId: string, opts: { json?: boolean }) => {
@@ -127,11 +144,11 @@ export function registerBroadcast(program: Command): void {
       const pct = (x: number | null) => (x === null ? '-' : `${(x * 100).toFixed(2)} %`);
       const row = (name: string, c: EngagementCounts) => ({
         variant: name, delivered: n(c.delivered), clickers: n(c.unique_clickers), clicks: n(c.clicks), ctr: pct(c.ctr),
-        presses: n(c.presses), replies: n(c.replies), reactions: n(c.reactions), opt_outs: `${n(c.opt_outs)} (${pct(c.opt_out_rate)})`, blocks: `${n(c.blocks)} (${pct(c.block_rate)})`,
+        presses: n(c.presses), replies: n(c.replies), repliers: `${n(c.repliers)} (${pct(c.reply_rate)})`, reactions: n(c.reactions), opt_outs: `${n(c.opt_outs)} (${pct(c.opt_out_rate)})`, blocks: `${n(c.blocks)} (${pct(c.block_rate)})`,
       });
       const rest = r.rest ? [row(`rest (${r.rest.variant ?? 'waiting'})`, r.rest)] : [];
       const lines = [`broadcast ${r.broadcast_id}: ${r.title ?? '(untitled)'} — ${r.status}${r.track ? '' : ' (links not tracked)'}`, '', table([...r.variants.map((v) => row(v.name, v)), ...rest, row('all', r)])];
-      if (r.ab_test) lines.push('', `A/B on CTR (${r.ab_test.test}, alpha ${r.ab_test.alpha}): p = ${r.ab_test.p_value?.toPrecision(3) ?? '-'}; winner: ${r.winner ?? 'none (no significant difference)'}`);
+      if (r.ab_test) lines.push('', `A/B on ${METRIC_LABELS[r.ab_test.metric]}, ${r.ab_test.better} is better (${r.ab_test.test}, alpha ${r.ab_test.alpha}): p = ${r.ab_test.p_value?.toPrecision(3) ?? '-'}; winner: ${r.winner ?? 'none (no significant difference)'}`);
       const plan = r.ab_test?.plan;
       const decision = r.ab_test?.decision;
       if (plan) {
