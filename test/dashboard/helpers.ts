@@ -15,12 +15,12 @@ export class DashboardClient {
   cookie: string | null = null;
   constructor(readonly base: string) {}
 
-  async request(method: string, path: string, options: { form?: Record<string, string>; headers?: Record<string, string> } = {}): Promise<Answer> {
+  async request(method: string, path: string, options: { form?: Record<string, string>; headers?: Record<string, string>; body?: string } = {}): Promise<Answer> {
     const res = await fetch(`${this.base}${path}`, {
       method,
       redirect: 'manual',
       headers: { ...(this.cookie ? { cookie: this.cookie } : {}), ...(options.form ? { 'content-type': 'application/x-www-form-urlencoded' } : {}), ...options.headers },
-      body: options.form ? new URLSearchParams(options.form).toString() : undefined,
+      body: options.form ? new URLSearchParams(options.form).toString() : options.body,
     });
     const setCookie = res.headers.get('set-cookie');
     if (setCookie) this.cookie = setCookie.split(';')[0]!;

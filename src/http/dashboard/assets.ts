@@ -12,6 +12,7 @@ const require = createRequire(import.meta.url);
 
 const FILES: Record<string, { path: () => string; type: string }> = {
   'dashboard.js': { path: () => `${OWN}dashboard.js`, type: 'text/javascript; charset=utf-8' },
+  'subscribers.js': { path: () => `${OWN}subscribers.js`, type: 'text/javascript; charset=utf-8' },
   'dashboard.css': { path: () => `${OWN}dashboard.css`, type: 'text/css; charset=utf-8' },
   'uplot.js': { path: () => require.resolve('uplot/dist/uPlot.iife.min.js'), type: 'text/javascript; charset=utf-8' },
   'uplot.css': { path: () => require.resolve('uplot/dist/uPlot.min.css'), type: 'text/css; charset=utf-8' },

@@ -31,6 +31,7 @@ import { loginPage } from './pages/login.js';
 import { overviewPage } from './pages/overview.js';
 import { errorPage, overviewLive } from './pages/misc.js';
 import { readForm, redirect, SECURITY_HEADERS, sendHtml } from './respond.js';
+import { SubscriberRoutes } from './subscriber-routes.js';
 import { clearedCookie, sameSecret, sessionCookie, SessionStore, type Role, type Session } from './session.js';
 
 export interface DashboardOptions {
@@ -49,7 +50,7 @@ export interface DashboardOptions {
 }
 
 export type DashboardHandler = ((req: IncomingMessage, res: ServerResponse, next?: (error?: unknown) => void) => void) & {
-  /** Ends the live streams, so that a closing server need not wait for open tabs. */
+  /** Ends the live streams and stops subscriber imports, so that a closing server need not wait for open tabs. */
   closeStreams(): void;
 };
 
@@ -67,6 +68,7 @@ export function createDashboardHandler(access: QueueAccess, options: DashboardOp
   const localOnly: RequestGuard | null = tokens.length ? null : requestGuard({ allowUnauthenticated: options.allowUnauthenticated }, 'the dashboard');
   const sessions = new SessionStore();
   const live = new LiveStreams(log);
+  const subscribers = new SubscriberRoutes(log, live);
   const cookiePath = base || '/';
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -148,6 +150,8 @@ export function createDashboardHandler(access: QueueAccess, options: DashboardOp
       });
       return null;
     }
+    const subscriberPage = await subscribers.render(ctx, path, query, pool, res);
+    if (subscriberPage !== undefined) return subscriberPage;
     throw new HttpError(404, 'no such page');
   }
 
@@ -168,7 +172,9 @@ export function createDashboardHandler(access: QueueAccess, options: DashboardOp
   }
 
   async function post(req: IncomingMessage, res: ServerResponse, session: Session, path: string): Promise<void> {
-    const form = await readForm(req);
+    // An import's body is the file, read only once the token and the role have been checked.
+    const upload = path === '/subscribers/import';
+    const form = upload ? new URLSearchParams() : await readForm(req);
     const csrf = String(req.headers['x-csrf-token'] ?? form.get('_csrf') ?? '');
     if (!csrf || !sameSecret(csrf, session.csrf)) throw new HttpError(403, 'the form has no valid CSRF token; reload the page and try again');
     if (path === '/logout') {
@@ -178,6 +184,7 @@ export function createDashboardHandler(access: QueueAccess, options: DashboardOp
     if (session.role !== 'admin') throw new HttpError(403, 'this session is read-only (logged in with the read-only token): it cannot change anything');
     const pool = access.pool();
     if (!pool) throw new HttpError(503, 'the queue is not running (no database connection)');
+    if (upload) return afterPost(req, res, `${base}/subscribers/imports/${(await subscribers.upload(pool, req)).id}`);
     const outcome = await runAction(pool, path);
     if (!outcome) throw new HttpError(404, 'no such action');
     log.info({ action: path, outcome: outcome.notice.kind }, 'dashboard action');
@@ -195,7 +202,10 @@ export function createDashboardHandler(access: QueueAccess, options: DashboardOp
       if (status === 413) req.resume();
     });
   }) as DashboardHandler;
-  handler.closeStreams = () => live.closeAll();
+  handler.closeStreams = () => {
+    live.closeAll();
+    subscribers.close();
+  };
   return handler;
 }
 

@@ -11,7 +11,7 @@ export interface PageContext {
   notice?: { kind: 'done' | 'error'; text: string };
 }
 
-const NAV: [string, string][] = [['/', 'Overview'], ['/jobs', 'Jobs'], ['/broadcasts', 'Broadcasts'], ['/health', 'Health']];
+const NAV: [string, string][] = [['/', 'Overview'], ['/jobs', 'Jobs'], ['/broadcasts', 'Broadcasts'], ['/subscribers', 'Subscribers'], ['/health', 'Health']];
 
 export function page(ctx: PageContext, title: string, current: string, body: Html): Html {
   const { base, session } = ctx;
@@ -21,6 +21,7 @@ export function page(ctx: PageContext, title: string, current: string, body: Htm
 <meta name="bq-csrf" content="${session.csrf}"><meta name="bq-base" content="${base}">
 <link rel="stylesheet" href="${base}/assets/dashboard.css"><link rel="stylesheet" href="${base}/assets/uplot.css">
 <script src="${base}/assets/uplot.js" defer></script><script src="${base}/assets/dashboard.js" defer></script>
+${current === '/subscribers' ? html`<script src="${base}/assets/subscribers.js" defer></script>` : ''}
 </head><body>
 <header><a class="brand" href="${base}/">broadcast-queued</a><nav>${NAV.map(([href, label]) => html`<a href="${base}${href}"${current === href ? html` aria-current="page"` : ''}>${label}</a>`)}</nav>
 <span class="who">${session.role === 'read' ? 'read-only' : 'admin'}</span>
