@@ -1,9 +1,11 @@
 // The Subscribers pages over plain HTTP: counts by reach, language and tag (top N), one subscriber
 // by chat id, a segment count, and an import through the same importer as bqctl: good rows stored,
-// bad rows reported by line, an oversized upload, a CSRF-less and a read-only POST refused.
+// bad rows reported by line, an oversized upload, a CSRF-less and a read-only POST refused, one
+// import at a time.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import http from 'node:http';
+import pg from 'pg';
 import { startAdminServer, type AdminServer } from '../../src/http/admin-server.js';
 import { countSubscribers } from '../../src/broadcast/subscriber-counts.js';
 import { MAX_UPLOAD_BYTES } from '../../src/http/dashboard/subscriber-imports.js';
@@ -165,7 +167,7 @@ test('an import stores the good rows and reports each bad row by line and reason
   });
 });
 
-test('an import without the CSRF token, from a read-only session, as a form or too large is refused and stores nothing', async () => {
+test('an import without the CSRF token, from a read-only session, as a form, too large or beside another is refused', async () => {
   await withTelegram({}, async (world) => {
     await withDashboard(world, async (server) => {
       const csv = 'chat_id\n1\n2\n';
@@ -195,6 +197,26 @@ test('an import without the CSRF token, from a read-only session, as a form or t
       assert.is(tooLarge.status, 413);
       assert.match(tooLarge.text, 'larger than the dashboard&#39;s 32 MB upload limit; import it with bqctl subscribers import FILE');
       assert.is((await world.db.pool.query('SELECT count(*)::int AS n FROM broadcast_subscribers')).rows[0].n, 0);
+
+      // One import at a time: while the first waits on a lock, a second is refused.
+      const locker = new pg.Client({ connectionString: world.db.url });
+      await locker.connect();
+      let first: string;
+      try {
+        await locker.query('BEGIN');
+        await locker.query('LOCK TABLE broadcast_subscribers IN EXCLUSIVE MODE');
+        const started = await upload(admin, csrf, 'first.csv', csv);
+        assert.is(started.status, 200);
+        first = (JSON.parse(started.text) as { location: string }).location;
+        const second = await upload(admin, csrf, 'second.csv', csv);
+        assert.is(second.status, 409);
+        assert.match(second.text, 'is still running; wait for it to finish');
+      } finally {
+        await locker.query('COMMIT').catch(() => undefined);
+        await locker.end();
+      }
+      assert.is(await importEnded(admin, first), 'finished');
+      assert.is((await world.db.pool.query('SELECT count(*)::int AS n FROM broadcast_subscribers')).rows[0].n, 2);
     });
   });
 });

@@ -84,7 +84,10 @@ export class SubscriberRoutes {
     if (chatId && !/^-?[1-9][0-9]{0,15}$/.test(chatId)) throw new HttpError(400, `chat id must be a whole number such as 123456789 or -1001234567890, got ${JSON.stringify(truncate(chatId, 40))}`);
     const segmentText = (query.get('segment') ?? '').trim();
     const [counts, row, segment] = await Promise.all([
-      this.keptCounts(pool),
+      this.keptCounts(pool).catch((error: unknown) => {
+        if ((error as { code?: string }).code !== '57014') throw error;
+        throw new HttpError(503, `counting the subscribers took longer than ${COUNT_TIMEOUT_MS / 1000} s and was stopped; bqctl subscribers count counts without a time limit`);
+      }),
       chatId ? findSubscriber(pool, Number(chatId)) : null,
       segmentText ? this.countSegment(pool, segmentText) : null,
     ]);
