@@ -106,6 +106,7 @@ export class QueueParts {
     rescuer.on('rescued', (rows) => events.emit('rescued', rows));
     rescuer.on('due', () => scheduler.wake('sweep'));
     scheduler.on('claimed', (count) => events.emit('claimed', count));
+    scheduler.on('claim-failed', (error) => events.emit('claim:failed', error));
   }
 
   /**

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { databaseRetryWaitMs } from '../db/pool.js';
 import { errorMessage, type Logger } from '../log.js';
 import { cappedBackoffMs } from '../time.js';
 import type { Claimer, Job } from './claimer.js';
@@ -45,6 +46,8 @@ export class Scheduler extends EventEmitter {
   private runAtDue = Infinity;
   /** Short claims in a row after which a job was still due (see armForNextRun). */
   private dueButUnclaimed = 0;
+  /** Claims that failed in a row: the next one is retried after a backoff. */
+  private failedClaims = 0;
   /** Claimed jobs waiting for a free slot (prefetch), oldest first, with their claim time. */
   private readonly buffer: { job: Job; claimedAt: number }[] = [];
   private bufferTimer: NodeJS.Timeout | undefined;
@@ -178,6 +181,7 @@ export class Scheduler extends EventEmitter {
     this.requested += want;
     try {
       const jobs = await this.claimer.claim(want);
+      this.failedClaims = 0;
       const claimedAt = Date.now();
       for (const job of jobs) this.buffer.push({ job, claimedAt });
       // Claimed during shutdown too: the pool runs what fits, stop() hands back the rest.
@@ -192,9 +196,14 @@ export class Scheduler extends EventEmitter {
       this.backlog = jobs.length === want || this.claims.size > 1;
       if (!this.backlog) await this.armForNextRun();
     } catch (error) {
-      // The database is away; the listener's reconnect or the sweep will wake us again.
-      this.log.warn({ err: errorMessage(error) }, 'claim failed');
+      // Retried here, not left to the listener's reconnect or the sweep: the listener may stay
+      // connected while the claim fails (a pooled connection cut, a server restarted between the
+      // two), and then the work that woke us would wait a whole sweep, or for ever with none.
+      this.failedClaims++;
+      const retryMs = databaseRetryWaitMs(this.failedClaims);
+      if (this.failedClaims === 1 || this.failedClaims % 60 === 0) this.log.warn({ err: errorMessage(error), failures: this.failedClaims, retryMs }, 'claim failed; retrying');
       this.emit('claim-failed', error);
+      this.armRunAtTimer(retryMs);
     } finally {
       this.requested -= want;
     }

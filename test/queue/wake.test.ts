@@ -3,6 +3,7 @@ import * as assert from 'uvu/assert';
 import pg from 'pg';
 import { BroadcastQueue } from '../../src/broadcast-queue.js';
 import type { Job } from '../../src/queue/claimer.js';
+import type { JobEvent } from '../../src/queue/worker-pool.js';
 import { createTestDatabase } from '../helpers/db.js';
 import { waitForEvent } from '../helpers/wait.js';
 
@@ -23,6 +24,34 @@ test('an idle daemon with an hour-long sweep picks up a plain SQL INSERT at once
     await done;
     const row = (await db.pool.query('SELECT status, attempts, result FROM broadcast_queue_jobs WHERE job_id = $1', [job.jobId])).rows[0];
     assert.equal(row, { status: 'completed', attempts: 1, result: 'done' });
+  } finally {
+    await queue.stop();
+    await db.drop();
+  }
+});
+
+test('a claim that fails while the listener stays connected is retried, not left for the sweep', async () => {
+  const db = await createTestDatabase();
+  const queue = new BroadcastQueue({ connectionString: db.url, sweepMs: HOUR_MS, handlers: { noop: () => 'done' } });
+  try {
+    await queue.start();
+    const failed = waitForEvent(queue, 'claim:failed', undefined, 15_000);
+    const done = waitForEvent<JobEvent>(queue, 'job:done', undefined, 30_000);
+    // The notification arrives at commit, when the table the claim reads is no longer there by
+    // its name: the claim it wakes fails, and the listener stays connected throughout.
+    const client = await db.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query(`INSERT INTO broadcast_queue_jobs (job_type) VALUES ('noop')`);
+      await client.query('ALTER TABLE broadcast_queue_jobs RENAME TO broadcast_queue_jobs_away');
+      await client.query('COMMIT');
+    } finally {
+      client.release();
+    }
+    await failed;
+    // Back under its name with no notification: only a retried claim (or the hour's sweep) finds the job.
+    await db.pool.query('ALTER TABLE broadcast_queue_jobs_away RENAME TO broadcast_queue_jobs');
+    assert.is((await done).outcome.kind, 'completed');
   } finally {
     await queue.stop();
     await db.drop();
