@@ -92,6 +92,8 @@ test('decided on opt-out rate (lower wins); the rest who opted out or blocked th
       } finally {
         await server.close();
       }
+      // A forged tracked button, as queue.telegraf() hands it over from a callback query.
+      assert.is(await queue.tracking!.press('forged0123456789abcdef'), null);
       // During the hold, two of the rest opt out and one blocks the bot.
       const [optOut1, optOut2, blocker] = rest as [number, number, number];
       queue.recordUpdate(stop(optOut1));
@@ -127,6 +129,7 @@ test('decided on opt-out rate (lower wins); the rest who opted out or blocked th
       assert.match(metrics, 'broadcast_queue_ab_decisions_total{metric="opt_out_rate",outcome="winner"} 1');
       assert.match(metrics, 'broadcast_queue_engagement_total{kind="click"} 1');
       assert.match(metrics, 'broadcast_queue_link_tokens_refused_total{kind="link"} 1');
+      assert.match(metrics, 'broadcast_queue_link_tokens_refused_total{kind="button"} 1');
       assert.match(metrics, 'broadcast_queue_deliveries_total{job_type="broadcast",outcome="skipped"} 3');
       assert.not.match(metrics, /(ab_decisions|refused)_total\{[^}]*broadcast_id/);
     } finally {

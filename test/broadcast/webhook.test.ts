@@ -162,4 +162,20 @@ test('a webhook job queued by the code before migration 0006 is still sent after
   }
 });
 
+test('an A/B broadcast\'s webhook names the metric its test decided on, also when ab_test left it out', async () => {
+  const hook = await receiver(() => ({ status: 200 }));
+  try {
+    const tracking = { publicUrl: 'https://t.example.com', linkSecret: 'webhook-ab-link-secret-0123456789abcd' };
+    await withTelegram({ queue: { webhook: { url: hook.url, secret: SECRET }, tracking } }, async ({ db, queue }) => {
+      const variants = ['A', 'B'].map((name) => ({ name, weight: 1, message: { text: `Offer ${name}` } }));
+      await insertJob(db, 'broadcast', { variants, chat_ids: range(1, 10), track: true, ab_test: { sample_percent: 50, decide_after: '1s' } });
+      await waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobType === 'webhook' && e.outcome.kind === 'completed', 20_000);
+      const { broadcast } = JSON.parse(hook.received[0]!.body);
+      assert.equal([broadcast.ab_test.metric, broadcast.ab_winner, broadcast.ab_sent_variant, broadcast.sent], ['ctr', null, 'A', 10]);
+    });
+  } finally {
+    hook.close();
+  }
+});
+
 test.run();

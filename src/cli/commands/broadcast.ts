@@ -21,7 +21,7 @@ type CreateOptions = MessageFlags & JobFlags & {
 };
 
 const METRIC_LABELS: Record<AbMetric, string> = { ctr: 'CTR', reply_rate: 'reply rate', opt_out_rate: 'opt-out rate', block_rate: 'block rate' };
-const AB_TEST_HELP = 'a JSON object {"sample_percent": 1-50, "metric": "ctr" | "reply_rate" | "opt_out_rate" | "block_rate", "decide_after": "90s" | "30m" | "2h" | "1h30m" (up to 30d), "fallback": a variant name}: the variants go to that share of the audience, and after decide_after the rest get the variant that won on the metric (two-proportion z-test; rates higher is better, opt-out and block rates lower), or the fallback (default the first variant) when none won significantly';
+const AB_TEST_HELP = 'a JSON object {"sample_percent": 1-50, "metric": "ctr" | "reply_rate" | "opt_out_rate" | "block_rate", "decide_after": "90s" | "30m" | "2h" | "1h30m" (up to 30d), "fallback": a variant name}: the variants go to that share of the audience, and after decide_after the rest get the variant that won on the metric (two-proportion z-test: the higher CTR or reply rate wins, the lower opt-out or block rate), or the fallback (default the first variant) when none won significantly';
 
 /** --ab-test, checked as the daemon will (parseAbTest), with the flag named in the error. */
 function abTestFromFlag(raw: string, b: { variants?: unknown[]; track: boolean; deliver_at_local?: string }): Record<string, unknown> {
