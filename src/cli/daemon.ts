@@ -32,7 +32,7 @@ const queue = new BroadcastQueue({
   embedded: config.databaseUrl ? undefined : { dataDir: config.dataDir, port: config.embeddedPort },
   telegram: config.telegramBotToken ? { token: config.telegramBotToken, apiRoot: config.telegramApiRoot } : undefined,
   webhook: config.webhookUrl && config.webhookSecret ? { url: config.webhookUrl, secret: config.webhookSecret } : undefined,
-  tracking: config.publicUrl && config.linkSecret ? { publicUrl: config.publicUrl, linkSecret: config.linkSecret } : undefined,
+  tracking: config.publicUrl && config.linkSecret ? { publicUrl: config.publicUrl, linkSecret: config.linkSecret, linkTtlDays: config.linkTtlDays } : undefined,
   log,
 });
 

@@ -32,6 +32,8 @@ export const DEFAULTS = Object.freeze({
   /** The public redirect listener of tracked links: loopback until said otherwise (a proxy in front). */
   publicHost: '127.0.0.1',
   publicPort: 3001,
+  /** Tracked links and buttons stop being tracked this many days after their broadcast finished; 0: never. The ledger retention deletes finished broadcasts after 30 days too. */
+  linkTtlDays: 30,
   /** Clicks and presses are written together this often. */
   clickFlushMs: 250,
   logLevel: 'info',

@@ -29,6 +29,7 @@ export interface Config {
   publicPort: number;
   publicUrl: string | undefined;
   linkSecret: string | undefined;
+  linkTtlDays: number;
   cleanupDays: number;
   ledgerRetentionDays: number;
   logLevel: string;
@@ -176,6 +177,7 @@ export const SETTINGS: Setting[] = [
     const value = optionalString(raw);
     return value.ok && value.value !== undefined ? ruled('linkSecret', value.value) : value;
   } },
+  { key: 'linkTtlDays', env: 'BQ_LINK_TTL_DAYS', flag: '--link-ttl-days', doc: `Days after a broadcast finished that its tracked links redirect and its button presses count; an expired link gets a 404 and nothing is recorded. 0 keeps them forever (unless BQ_LEDGER_RETENTION_DAYS deletes the broadcast). Defaults to ${DEFAULTS.linkTtlDays}.`, parse: integer('linkTtlDays') },
   { key: 'webhookUrl', env: 'BQ_WEBHOOK_URL', flag: '--webhook-url', doc: 'URL that receives a signed POST when a broadcast finishes. Defaults to none.', parse: optionalHttpUrl('webhookUrl') },
   { key: 'webhookSecret', env: 'BQ_WEBHOOK_SECRET', flag: '--webhook-secret', secret: true, doc: 'HMAC-SHA256 key for webhook signatures; required with BQ_WEBHOOK_URL.', parse: optionalString },
   { key: 'cleanupDays', env: 'BQ_CLEANUP_DAYS', flag: '--cleanup-days', doc: `Finished jobs older than this many days are deleted; 0 keeps them forever. Defaults to ${DEFAULTS.cleanupDays}.`, parse: integer('cleanupDays') },

@@ -115,18 +115,23 @@ export interface TrackingOptions {
   publicUrl: string;
   /** The key of the link tokens, at least 32 characters, of its own (not the admin token). */
   linkSecret: string;
+  /** Days after a broadcast finished that its links redirect and its presses count (BQ_LINK_TTL_DAYS); 0: forever. Defaults to 30. */
+  linkTtlDays?: number;
 }
 
 /** The tracking options checked; throws one ConfigError naming every problem, secrets never echoed. */
-export function checkTrackingOptions(options: TrackingOptions | undefined): TrackingOptions | null {
+export function checkTrackingOptions(options: TrackingOptions | undefined): Required<TrackingOptions> | null {
   if (options === undefined) return null;
   const problems: string[] = [];
   for (const [name, key] of [['publicUrl', 'publicUrl'], ['linkSecret', 'linkSecret']] as const) {
     const problem = checkSetting(key, options[name], 'ms');
     if (problem) problems.push(`tracking.${name} ${problem}`);
   }
+  const linkTtlDays = options.linkTtlDays ?? DEFAULTS.linkTtlDays;
+  const ttlProblem = checkSetting('linkTtlDays', linkTtlDays);
+  if (ttlProblem) problems.push(`tracking.linkTtlDays ${ttlProblem}`);
   if (problems.length) throw new ConfigError(problems);
-  return { publicUrl: options.publicUrl.trim().replace(/\/+$/, ''), linkSecret: options.linkSecret };
+  return { publicUrl: options.publicUrl.trim().replace(/\/+$/, ''), linkSecret: options.linkSecret, linkTtlDays };
 }
 
 /** Every setting with its default filled in: what a queue actually runs with. */

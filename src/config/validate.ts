@@ -71,6 +71,7 @@ export const RULES = {
   // 0 turns each off, in the daemon and the library alike.
   cleanupDays: whole(0, 3650),
   ledgerRetentionDays: whole(0, 3650),
+  linkTtlDays: whole(0, 3650),
   httpPort: whole(-1, 65535),
   publicPort: whole(-1, 65535),
   publicUrl: (value) => {

@@ -159,9 +159,11 @@ export async function insertEvents(db: Pick<Pool, 'query'>, events: EngagementEv
 }
 
 /** What a tracked broadcast sends (its message, or each variant's), for the redirect listener; null if it is gone or not tracked. */
-export async function loadTrackedMessages(pool: Pool, broadcastId: number): Promise<Record<string, unknown>[] | null> {
-  const { rows } = await pool.query('SELECT message, variants FROM broadcasts WHERE broadcast_id = $1 AND track', [broadcastId]);
+/** A tracked broadcast's messages (its message, or each variant's in order) and when it finished; null when it is not tracked or gone. */
+export async function loadTrackedMessages(pool: Pool, broadcastId: number): Promise<{ messages: Record<string, unknown>[]; finishedAt: Date | null } | null> {
+  const { rows } = await pool.query('SELECT message, variants, finished_at FROM broadcasts WHERE broadcast_id = $1 AND track', [broadcastId]);
   const r = rows[0];
   if (!r) return null;
-  return Array.isArray(r.variants) && r.variants.length ? r.variants.map((v: { message: Record<string, unknown> }) => v.message) : [r.message];
+  const messages = Array.isArray(r.variants) && r.variants.length ? r.variants.map((v: { message: Record<string, unknown> }) => v.message) : [r.message];
+  return { messages, finishedAt: r.finished_at };
 }

@@ -2,12 +2,14 @@
 // and the resolution of a token back to its URL (redirect listener) or callback data (middleware),
 // which records the click or press. A token resolves only to a link or button that is in the
 // message of the broadcast it names, read from the broadcasts row: never to an address the token
-// or the request could choose.
+// or the request could choose. A broadcast's tokens expire linkTtlDays after it finished: an expired
+// link is refused like a forged one, and an expired button still gives the bot its own data (the
+// button keeps working) but its press is not recorded.
 import type { Pool } from '../db/pool.js';
 import type { Logger } from '../log.js';
 import { EventWriter } from './event-writer.js';
-import { personalize, trackedParts, type TrackedParts } from './links.js';
-import { loadTrackedMessages } from './store.js';
+import { LinkTables, type LinkTable } from './link-tables.js';
+import { personalize, trackedParts } from './links.js';
 import { LinkTokens, type TokenFields } from './token.js';
 
 export interface TrackingSettings {
@@ -17,16 +19,16 @@ export interface TrackingSettings {
   linkSecret: string;
   /** How often clicks and presses are written. */
   flushMs: number;
+  /** Days after a broadcast finished that its links and buttons are tracked (BQ_LINK_TTL_DAYS); 0: forever. */
+  linkTtlDays: number;
 }
 
-/** A broadcast's links stay cached this long: a click storm reads the row once. */
-const PARTS_TTL_MS = 60_000;
-const MAX_CACHED = 1_000;
+const DAY_MS = 86_400_000;
 
 export class Tracking {
   private readonly tokens: LinkTokens;
   private readonly writer: EventWriter;
-  private readonly cache = new Map<number, { parts: Promise<TrackedParts | null>; at: number }>();
+  private readonly tables: LinkTables;
 
   constructor(
     private readonly pool: () => Promise<Pool>,
@@ -39,31 +41,36 @@ export class Tracking {
   ) {
     this.tokens = new LinkTokens(settings.linkSecret);
     this.writer = new EventWriter(pool, settings.flushMs, log);
+    this.tables = new LinkTables(pool, settings.linkTtlDays > 0 ? settings.linkTtlDays * DAY_MS : null);
   }
 
   /** The rewrite of one broadcast's messages (its message or variants, in order) for each recipient. */
   personalizer(broadcastId: number, messages: Record<string, unknown>[]): (params: Record<string, unknown>, chatId: number) => Record<string, unknown> {
     const parts = trackedParts(messages);
+    // The daemon that sends a broadcast answers its first clicks without reading the row.
+    this.tables.prime(broadcastId, parts);
     return (params, chatId) => personalize(params, parts, this.tokens, this.settings.publicUrl, broadcastId, chatId);
   }
 
-  /** The URL a link token stands for, with its click queued for writing (unless `record` is false); null (nothing recorded) for any other token. */
+  /** The URL a link token stands for, with its click queued for writing (unless `record` is false); null (nothing recorded) for any other token, or an expired one. */
   async click(token: string, record = true): Promise<string | null> {
     const fields = this.tokens.decode(token);
     if (fields?.kind !== 'link') return this.refuse('link');
-    const url = (await this.parts(fields.broadcastId))?.urls[fields.index];
-    if (url === undefined) return this.refuse('link');
+    const table = await this.tables.get(fields.broadcastId);
+    const url = table?.parts.urls[fields.index];
+    if (url === undefined || this.expired(table!)) return this.refuse('link');
     if (record) this.record(fields, 'click');
     return url;
   }
 
-  /** The bot's own callback_data behind a tracked button's token, with the press queued; null when it is no such token. */
+  /** The bot's own callback_data behind a tracked button's token, with the press queued unless the token expired; null when it is no such token. */
   async press(token: string): Promise<string | null> {
     const fields = this.tokens.decode(token);
     if (fields?.kind !== 'button') return this.refuse('button');
-    const data = (await this.parts(fields.broadcastId))?.buttons[fields.index];
+    const table = await this.tables.get(fields.broadcastId);
+    const data = table?.parts.buttons[fields.index];
     if (data === undefined) return this.refuse('button');
-    this.record(fields, 'press');
+    if (!this.expired(table!)) this.record(fields, 'press');
     return data;
   }
 
@@ -81,17 +88,7 @@ export class Tracking {
     this.onEvent(kind);
   }
 
-  private parts(broadcastId: number): Promise<TrackedParts | null> {
-    const now = Date.now();
-    const cached = this.cache.get(broadcastId);
-    if (cached && now - cached.at < PARTS_TTL_MS) return cached.parts;
-    if (this.cache.size >= MAX_CACHED) this.cache.clear();
-    const parts = this.pool()
-      .then((pool) => loadTrackedMessages(pool, broadcastId))
-      .then((messages) => (messages ? trackedParts(messages) : null));
-    // A failed read is not remembered: the next click asks again.
-    parts.catch(() => this.cache.delete(broadcastId));
-    this.cache.set(broadcastId, { parts, at: now });
-    return parts;
+  private expired(table: LinkTable): boolean {
+    return table.expiresAt !== null && Date.now() >= table.expiresAt;
   }
 }
