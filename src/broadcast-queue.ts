@@ -21,7 +21,7 @@ import type { QueueAccess, QueueRuntime } from './http/queue-access.js';
 import { createMetrics, type Metrics } from './http/metrics.js';
 import { resolveQueueOptions, type ResolvedQueueSettings } from './config/options.js';
 import type { BroadcastQueueOptions, BroadcastQueueStatus } from './queue-options.js';
-import type { RecordedUpdate } from './engagement/capture.js';
+import type { RecordedUpdate } from './engagement/bot-engagement.js';
 import type { Tracking } from './engagement/tracking.js';
 import type { RedirectHandler } from './engagement/redirect-server.js';
 import { BotEngagement } from './engagement/bot-engagement.js';
@@ -280,9 +280,12 @@ export class BroadcastQueue extends EventEmitter {
 
   /**
    * The same for any other framework or a raw webhook: records one Bot API update (written
-   * coalesced, in the background) and says whether it was an opt-out or opt-in and what to reply.
+   * coalesced, in the background) and says whether it was an opt-out or opt-in and what to reply,
+   * and for a tracked callback button's press (recorded), the button's own callback_data (also put
+   * back into the update) and the query for the bot to answer. Throws at once for what is no
+   * update; the promise never rejects.
    */
-  recordUpdate(update: Record<string, unknown>): RecordedUpdate {
+  recordUpdate(update: Record<string, unknown>): Promise<RecordedUpdate> {
     return this.engagement.record(update);
   }
 

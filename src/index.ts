@@ -18,3 +18,5 @@ export function createBroadcastQueue(options: BroadcastQueueOptions = {}): Broad
   return new BroadcastQueue(options);
 }
 export type { ScheduleRow, ScheduleSpec } from './schedules/schedules-store.js';
+export type { RecordedUpdate } from './engagement/bot-engagement.js';
+export type { TrackedPress } from './engagement/tracked-press.js';

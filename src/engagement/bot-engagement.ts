@@ -7,10 +7,17 @@ import type { Logger } from '../log.js';
 import { ConfigError, PayloadError } from '../errors.js';
 import { DEFAULTS } from '../config/defaults.js';
 import { checkTrackingOptions, resolveCaptureOptions, type CaptureOptions, type ResolvedCaptureOptions, type TrackingOptions } from '../config/options.js';
-import { SubscriberCapture, type RecordedUpdate, type Update } from './capture.js';
+import { SubscriberCapture, type CapturedUpdate, type Update } from './capture.js';
+import { resolveTrackedPress, type TrackedPress } from './tracked-press.js';
 import { captureMiddleware } from './telegraf.js';
 import { Tracking } from './tracking.js';
 import { createRedirectHandler, type RedirectHandler } from './redirect-server.js';
+
+/** What queue.recordUpdate() says about one update. */
+export interface RecordedUpdate extends CapturedUpdate {
+  /** A tracked callback button's press (recorded): the button's own data and the query to answer; null for any other update. */
+  press: TrackedPress | null;
+}
 
 export class BotEngagement {
   /** Tracked links and buttons; null when the tracking option is absent. */
@@ -41,9 +48,11 @@ export class BotEngagement {
     return captureMiddleware(this.capture(), this.tracking, this.log);
   }
 
-  record(update: Record<string, unknown>): RecordedUpdate {
+  /** Throws at once for what is no update; the returned promise never rejects. */
+  record(update: Record<string, unknown>): Promise<RecordedUpdate> {
     if (update === null || typeof update !== 'object' || Array.isArray(update)) throw new PayloadError(`recordUpdate needs a Bot API update object, got ${update === null ? 'null' : typeof update}`);
-    return this.capture().record(update as Update);
+    const captured = this.capture().record(update as Update);
+    return resolveTrackedPress(this.tracking, update as Update, this.log).then((press) => ({ ...captured, press }));
   }
 
   redirectHandler(): RedirectHandler {

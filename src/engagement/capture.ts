@@ -13,7 +13,7 @@ import { writeCapture, type EngagementEvent, type EngagementKind, type LeaveEven
 export type CaptureSettings = ResolvedCaptureOptions;
 
 /** What an update asked of the bot beyond being recorded: an opt-out or opt-in command and the reply to send. */
-export interface RecordedUpdate {
+export interface CapturedUpdate {
   command: 'opt_out' | 'opt_in' | null;
   reply: string | null;
 }
@@ -67,9 +67,9 @@ export class SubscriberCapture {
   }
 
   /** Records one update in memory; never waits for the database. */
-  record(update: Update): RecordedUpdate {
+  record(update: Update): CapturedUpdate {
     const at = this.now();
-    let command: RecordedUpdate['command'] = null;
+    let command: CapturedUpdate['command'] = null;
     const message = update.message ?? update.edited_message;
     if (message) {
       if (message.chat.type === 'private') {
@@ -174,7 +174,7 @@ export class SubscriberCapture {
     this.change(chat.id).timeZone = zone;
   }
 
-  private command(message: Message, at: number): RecordedUpdate['command'] {
+  private command(message: Message, at: number): CapturedUpdate['command'] {
     const entity = message.entities?.[0];
     if (!message.text || entity?.type !== 'bot_command' || entity.offset !== 0) return null;
     const name = commandName(message.text.slice(0, entity.length).split('@')[0]!);

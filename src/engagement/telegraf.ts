@@ -5,7 +5,7 @@
 import type { Context, MiddlewareFn } from 'telegraf';
 import { errorMessage, type Logger } from '../log.js';
 import type { SubscriberCapture, Update } from './capture.js';
-import { CALLBACK_PREFIX } from './links.js';
+import { resolveTrackedPress } from './tracked-press.js';
 import type { Tracking } from './tracking.js';
 
 export function captureMiddleware(capture: SubscriberCapture, tracking: Tracking | null, log: Logger): MiddlewareFn<Context> {
@@ -14,16 +14,8 @@ export function captureMiddleware(capture: SubscriberCapture, tracking: Tracking
     const { reply } = capture.record(update);
     // A user who blocked the bot right after /stop must not break the bot's update loop.
     if (reply && ctx.chat) await ctx.reply(reply).catch((error: unknown) => log.warn({ err: errorMessage(error), chatId: ctx.chat?.id }, 'opt-out or opt-in reply not sent'));
-    const data = update.callback_query?.data;
-    if (tracking && data?.startsWith(CALLBACK_PREFIX)) {
-      const original = await tracking.press(data.slice(CALLBACK_PREFIX.length)).catch((error: unknown) => {
-        log.warn({ err: errorMessage(error) }, 'tracked button not resolved: database unavailable');
-        return null;
-      });
-      if (original !== null) {
-        update.callback_query!.data = original;
-        await ctx.answerCbQuery().catch((error: unknown) => log.warn({ err: errorMessage(error) }, 'tracked button press not answered'));
-      }
+    if (await resolveTrackedPress(tracking, update, log)) {
+      await ctx.answerCbQuery().catch((error: unknown) => log.warn({ err: errorMessage(error) }, 'tracked button press not answered'));
     }
     return next();
   };

@@ -9,7 +9,7 @@ export interface Update {
   update_id?: number;
   message?: Message;
   edited_message?: Message;
-  callback_query?: { from: User; message?: { chat: Chat }; data?: string };
+  callback_query?: { id: string; from: User; message?: { chat: Chat }; data?: string };
   my_chat_member?: ChatMemberUpdated;
   message_reaction?: { chat: Chat; message_id: number; user?: User; new_reaction?: unknown[] };
   [other: string]: unknown;

@@ -55,6 +55,17 @@ test('a link 31 days after its broadcast finished gets a plain 404 and nothing i
   });
 });
 
+test('an expired button still hands the bot its own data through recordUpdate, but the press is not counted', async () => {
+  await withTelegram({ queue: { tracking } }, async ({ queue }) => {
+    const expired = await broadcast(queue, 31);
+    const data = `bq:${tokens.encode({ kind: 'button', broadcastId: expired, chatId: 7, index: 0 })}`;
+    const update = { update_id: 1, callback_query: { id: 'q', chat_instance: 'c', from: { id: 7, is_bot: false, first_name: 'x' }, data } };
+    assert.is((await queue.recordUpdate(update)).press?.data, 'like:1');
+    assert.is(update.callback_query.data, 'like:1');
+    assert.equal(await recorded(queue), []);
+  });
+});
+
 test('linkTtlDays: 0 keeps links forever; BQ_LINK_TTL_DAYS is read, and a negative or fractional value is refused in both', async () => {
   await withTelegram({ queue: { tracking: { ...tracking, linkTtlDays: 0 } } }, async ({ queue }) => {
     const old = await broadcast(queue, 3_000);
