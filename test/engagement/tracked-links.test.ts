@@ -97,17 +97,23 @@ test('track: true rewrites each recipient\'s links; the listener redirects to th
         `/r/${token.slice(0, -1)}${token.endsWith('A') ? 'B' : 'A'}`, // forged
         `/r/${new LinkTokens(`${SECRET}-other`).encode({ kind: 'link', broadcastId, chatId: 11, index: 0 })}`, // another key
         `/r/${right.encode({ kind: 'link', broadcastId, chatId: 11, index: 9 })}`, // a link the message does not have
-        `/r/${right.encode({ kind: 'link', broadcastId: broadcastId + 1, chatId: 11, index: 0 })}`, // a broadcast that does not exist
+        `/r/${right.encode({ kind: 'link', broadcastId: broadcastId + 1_000, chatId: 11, index: 0 })}`, // a broadcast that does not exist (not the next id: the untracked broadcast below gets that)
         `/r/${right.encode({ kind: 'button', broadcastId, chatId: 11, index: 0 })}`, // a button's token is no link
         `/r/${token}/x`, '/r/', '/', '/metrics', '/api/admin/queue/status', '/health', '/r/..%2f..%2fetc',
       ];
       for (const p of refused) assert.equal(await get(server, p), { status: 404, location: null, body: 'Not found\n' }, p);
       assert.is((await get(server, path(links[0]!), 'POST')).status, 404);
+      // No open redirect: nothing in the request chooses the address, only the broadcast's message.
+      for (const extra of ['?url=https://evil.example.com', '?to=//evil.example.com&next=https://evil.example.com']) {
+        assert.equal(await get(server, `${path(links[0]!)}${extra}`), { status: 302, location: 'http://example.com', body: '' }, extra);
+      }
+      assert.is((await get(server, `${path(links[0]!)}/https://evil.example.com`)).status, 404);
+      assert.is((await get(server, `//evil.example.com${path(links[0]!)}`)).status, 404);
       // Telegram's link-preview fetcher and HEAD requests are redirected, never counted as clicks.
       const preview = await fetch(`http://127.0.0.1:${server.port}${path(links[0]!)}`, { redirect: 'manual', headers: { 'user-agent': 'TelegramBot (like TwitterBot)' } });
       assert.equal([preview.status, preview.headers.get('location')], [302, 'http://example.com']);
       assert.equal((await get(server, path(links[0]!), 'HEAD')).status, 302);
-      assert.is((await clicks(queue)).length, 3, 'nothing recorded for a refused token');
+      assert.is((await clicks(queue)).length, 5, 'nothing recorded for a refused token (the two with a query are clicks)');
 
       // An untracked broadcast's links are its own: a token naming it redirects nowhere.
       const plainJob = await insertJob(db, 'broadcast', { message: MESSAGE, chat_ids: [13] });
