@@ -21,6 +21,25 @@ function plain(res: http.ServerResponse, status: number, text: string): void {
   res.writeHead(status, { ...COMMON, 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(text) }).end(text);
 }
 
+const HEADER_SAFE = /^[\x21-\x7e]+$/;
+
+/**
+ * The Location header for a tracked URL. A message may link to what a header cannot carry
+ * (Cyrillic domains and paths are common on Telegram, and a producer's line break would end the
+ * header): Node's writeHead throws on those, so they go out in the form a browser requests anyway
+ * (WHATWG URL: punycode host, percent-encoded path, tabs and line breaks dropped). An address
+ * that is already plain ASCII is sent exactly as the message had it. Null when it does not parse.
+ */
+export function locationFor(url: string): string | null {
+  if (HEADER_SAFE.test(url)) return url;
+  try {
+    const href = new URL(url).href;
+    return HEADER_SAFE.test(href) ? href : null;
+  } catch {
+    return null;
+  }
+}
+
 export function createRedirectHandler(tracking: Tracking, log: Logger): RedirectHandler {
   return (req, res) => {
     const path = (req.url ?? '').split('?', 1)[0]!;
@@ -31,15 +50,22 @@ export function createRedirectHandler(tracking: Tracking, log: Logger): Redirect
     const visit = req.method === 'GET' && !PREVIEW_AGENT.test(String(req.headers['user-agent'] ?? ''));
     tracking.click(match[1]!, visit).then(
       (url) => {
-        if (url === null) return plain(res, 404, 'Not found\n');
-        res.writeHead(302, { ...COMMON, location: url, 'content-length': 0 }).end();
+        const location = url === null ? null : locationFor(url);
+        if (location === null) return plain(res, 404, 'Not found\n');
+        res.writeHead(302, { ...COMMON, location, 'content-length': 0 }).end();
       },
       (error: unknown) => {
         // The token is not logged: it names a recipient.
         log.warn({ err: errorMessage(error) }, 'tracked link not resolved: database unavailable');
         plain(res, 503, 'Service unavailable, try again\n');
       },
-    );
+    ).catch((error: unknown) => {
+      // Whatever goes wrong answering one click must not become an unhandled rejection, which
+      // would end the daemon.
+      log.error({ err: errorMessage(error) }, 'tracked link: answering the click failed');
+      if (!res.headersSent) plain(res, 500, 'Internal error\n');
+      else res.destroy();
+    });
   };
 }
 

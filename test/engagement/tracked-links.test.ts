@@ -150,6 +150,32 @@ test('HTML links and each variant\'s links are tracked, indexed across the broad
   });
 });
 
+test('a link a header cannot carry (a Cyrillic address, a line break) is redirected in its encoded form, and the listener answers on', async () => {
+  await withTelegram({ queue: { tracking } }, async ({ db, api, queue }) => {
+    const message = {
+      text: 'Распродажа: сайт и кнопка',
+      entities: [{ type: 'text_link', offset: 12, length: 4, url: 'https://пример.рф/скидки?код=да' }],
+      reply_markup: { inline_keyboard: [[{ text: 'Go', url: 'https://shop.example.com/a\r\nSet-Cookie: x=1' }]] },
+    };
+    const jobId = await insertJob(db, 'broadcast', { message, chat_ids: [31], track: true });
+    await waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === jobId);
+    const server = await startRedirectServer(queue.redirectHandler(), '127.0.0.1', 0);
+    try {
+      const body = api.delivered.find((d) => d.chatId === 31)!.body as typeof message;
+      const path = (link: string) => link.slice(PUBLIC.length);
+      assert.equal(await get(server, path(body.entities[0]!.url)), {
+        status: 302, location: 'https://xn--e1afmkfd.xn--p1ai/%D1%81%D0%BA%D0%B8%D0%B4%D0%BA%D0%B8?%D0%BA%D0%BE%D0%B4=%D0%B4%D0%B0', body: '',
+      });
+      // The line break cannot smuggle a header in: it is dropped, the rest percent-encoded.
+      const injected = await fetch(`http://127.0.0.1:${server.port}${path(body.reply_markup.inline_keyboard[0]![0]!.url)}`, { redirect: 'manual' });
+      assert.equal([injected.status, injected.headers.get('location'), injected.headers.get('set-cookie')], [302, 'https://shop.example.com/aSet-Cookie:%20x=1', null]);
+      assert.is((await get(server, path(body.entities[0]!.url))).status, 302, 'still answering');
+    } finally {
+      await server.close();
+    }
+  });
+});
+
 test('a tracked callback button: the middleware records the press, answers the query, and the bot sees the original data', async () => {
   await withTelegram({ queue: { tracking } }, async ({ db, api, apiRoot, queue }) => {
     const broadcastId = await trackedBroadcast(db, queue, [31]);
