@@ -86,7 +86,11 @@ export class BroadcastQueue extends EventEmitter {
       this.log.info({ dataDir: this.embeddedDb.dataDir, port: this.embeddedDb.port, psql: this.embeddedDb.psqlHint }, 'embedded PostgreSQL started');
       connectionString = this.embeddedDb.connectionString;
     }
-    this.poolRef = createPool({ connectionString, max: this.concurrency + 4, applicationName: 'broadcast-queued', log: this.log });
+    // The sweep's connection outlives the pause between two sweeps: closed after 30 s, it was
+    // opened anew for nearly every 30 s sweep of an idle daemon (a backend started each time,
+    // which the server counts as a transaction of its own).
+    const idleTimeoutMs = Math.min(Math.max(30_000, 2 * this.settings.sweepMs), 600_000);
+    this.poolRef = createPool({ connectionString, max: this.concurrency + 4, applicationName: 'broadcast-queued', log: this.log, idleTimeoutMs });
     return this.poolRef;
   }
 

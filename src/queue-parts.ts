@@ -105,6 +105,7 @@ export class QueueParts {
     rescuer.on('lost-lease', () => workers.abortAll('this daemon was declared dead; its jobs were handed to others'));
     rescuer.on('rescued', (rows) => events.emit('rescued', rows));
     rescuer.on('due', () => scheduler.wake('sweep'));
+    rescuer.on('next-tick', (delayMs: number | null) => this.ticker.noteNextTick(delayMs));
     scheduler.on('claimed', (count) => events.emit('claimed', count));
     scheduler.on('claim-failed', (error) => events.emit('claim:failed', error));
   }

@@ -20,6 +20,8 @@ export interface PoolOptions {
   log: Logger;
   /** Settings for every session, as PostgreSQL's startup `options` (`-c name=value`). */
   sessionOptions?: string;
+  /** An idle connection is closed after this long. Defaults to 30 s. */
+  idleTimeoutMs?: number;
 }
 
 export function createPool(options: PoolOptions): Pool {
@@ -31,7 +33,7 @@ export function createPool(options: PoolOptions): Pool {
     keepAlive: true,
     connectionTimeoutMillis: 10_000,
     ...(options.sessionOptions ? { options: options.sessionOptions } : {}),
-    idleTimeoutMillis: 30_000,
+    idleTimeoutMillis: options.idleTimeoutMs ?? 30_000,
   });
   // An idle client whose server went away emits 'error' on the pool; without a listener that
   // would crash the process. The next checkout gets a fresh connection.

@@ -13,6 +13,20 @@ export const NOTIFY_CHANNEL = 'broadcast_queue';
 export const SCHEDULES_CHANNEL = 'broadcast_queue_schedules';
 
 /**
+ * How often the LISTEN connection is checked with a statement (pg-listen's paranoid check), which
+ * reconnects when the check fails or gets no answer within LISTEN_CHECK_TIMEOUT_MS. A connection
+ * that died quietly costs latency only: the sweep claims due jobs and feeds the schedule ticker
+ * every 30 s without any notification. Every 2 minutes keeps an idle daemon at about 2.6
+ * statements a minute (issue 17: at most 3; the sweep is 2 of them).
+ */
+export const LISTEN_CHECK_MS = 120_000;
+/**
+ * Without an answer in this time the check fails. Without it, a check on a half-open connection
+ * (the server gone without a FIN) waited for TCP's retransmissions to give up, about 15 minutes.
+ */
+const LISTEN_CHECK_TIMEOUT_MS = 15_000;
+
+/**
  * The dedicated LISTEN connection. Events: 'notification' (queue name), 'schedules' (a schedule
  * changed), 'connected' (first time and after every reconnect: notifications sent meanwhile were
  * lost, so the scheduler claims and the ticker re-reads), 'disconnected'.
@@ -25,8 +39,8 @@ export class Listener extends EventEmitter {
   constructor(
     private readonly connectionString: string,
     private readonly log: Logger,
-    /** How often pg-listen checks a quiet connection is still alive. */
-    private readonly checkIntervalMs = 60_000,
+    /** How often pg-listen checks the connection is still alive: see LISTEN_CHECK_MS. */
+    private readonly checkIntervalMs = LISTEN_CHECK_MS,
   ) {
     super();
   }
@@ -69,7 +83,7 @@ export class Listener extends EventEmitter {
 
   private createSubscriber(): Subscriber {
     const subscriber = createSubscriber(
-      { connectionString: this.connectionString, application_name: 'broadcast-queued listener' },
+      { connectionString: this.connectionString, application_name: 'broadcast-queued listener', query_timeout: LISTEN_CHECK_TIMEOUT_MS },
       {
         // pg-listen's default retryTimeout (3 s) stops reconnecting for good after a short
         // outage; 0 disables the timeout, so it retries forever with the backoff below.

@@ -2,6 +2,7 @@ import os from 'node:os';
 import { EventEmitter } from 'node:events';
 import type { Pool } from '../db/pool.js';
 import { errorMessage, type Logger } from '../log.js';
+import { NEXT_TICK_DELAY_SQL } from '../schedules/schedules-store.js';
 import { LOCK_NAMESPACE, type LivenessLock } from './liveness.js';
 
 export interface DaemonIdentity {
@@ -22,7 +23,12 @@ export interface DaemonIdentity {
 //    cannot loop forever; the attempt stays counted. A broadcast is the exception: it resumes
 //    from its ledger, so a rescue continues it rather than retrying it, and costs no attempt
 //    (three kills would otherwise fail a half-sent broadcast: the chaos suite found it);
-// 3. report whether a job this daemon can run is due: the fallback for a lost notification.
+// 3. report whether a job this daemon can run is due: the fallback for a lost notification;
+// 4. report what the other periodic readers would otherwise ask for themselves, so that an idle
+//    daemon sends this one statement a sweep (issue 17: at most 3 statements a minute, with
+//    pg-listen's connection check): whether the finished-job counts have rows to fold (the
+//    roll-up then runs as a statement of its own, only when there is something to fold), and
+//    when the earliest schedule tick is due (the ticker's re-read, src/schedules/ticker.ts).
 // A daemon judged hung still holds its lock: it is alive, only stalled or starved (the chaos suite's
 // stressed runs declared live daemons hung). Its outcome for a rescued job still lands while no
 // other daemon has claimed the job (queue/recorder.ts), and that outcome is the truth, where a
@@ -67,7 +73,14 @@ const SWEEP_SQL = `
   SELECT (SELECT inserted FROM me) AS inserted,
          (SELECT COALESCE(json_agg(json_build_object('job_id', job_id, 'status', status, 'was_locked_by', locked_by)), '[]') FROM rescued) AS rescued,
          EXISTS (SELECT 1 FROM broadcast_queue_jobs
-                  WHERE status = 'pending' AND run_at <= now() AND queue = ANY($4) AND job_type = ANY($5)) AS due`;
+                  WHERE status = 'pending' AND run_at <= now() AND queue = ANY($4) AND job_type = ANY($5)) AS due,
+         -- A key with two rows (or a minute past the 25-hour window) is what a roll-up folds; after
+         -- one, every key has a single row: a few for the counts, one per minute, job type and status
+         -- of the last 25 hours for the finishes.
+         EXISTS (SELECT 1 FROM broadcast_queue_job_counts GROUP BY queue, job_type, status, retried HAVING count(*) > 1)
+           OR EXISTS (SELECT 1 FROM broadcast_queue_job_finishes GROUP BY minute, job_type, status
+                       HAVING count(*) > 1 OR minute <= now() - interval '25 hours') AS fold_counts,
+         ${NEXT_TICK_DELAY_SQL} AS next_tick_ms`;
 
 export interface SweepTiming {
   /** How often the sweep runs. */
@@ -78,7 +91,8 @@ export interface SweepTiming {
 
 /**
  * The periodic sweep: keeps this daemon registered, rescues the jobs of dead daemons, and wakes
- * the scheduler if a due job was missed. Emits 'due', 'rescued' (rows) and 'lost-lease'.
+ * the scheduler if a due job was missed. Emits 'due', 'rescued' (rows), 'lost-lease',
+ * 'next-tick' (milliseconds until the earliest schedule tick, or null: none) and 'swept'.
  */
 export class Rescuer extends EventEmitter {
   private timer: NodeJS.Timeout | undefined;
@@ -136,7 +150,7 @@ export class Rescuer extends EventEmitter {
       daemonId, os.hostname(), process.pid, queues, jobTypes, concurrency, version, this.liveness.lockKey,
       this.mayRescue(), this.timing.hungAfterMs, LOCK_NAMESPACE, this.timing.sweepMs,
     ]);
-    const { inserted, rescued, due } = rows[0];
+    const { inserted, rescued, due, fold_counts: foldCounts, next_tick_ms: nextTickMs } = rows[0];
     if (inserted && this.registered) {
       this.log.error('this daemon was declared dead and its jobs were handed back; aborting them');
       this.emit('lost-lease');
@@ -147,8 +161,10 @@ export class Rescuer extends EventEmitter {
       this.emit('rescued', rescued);
     }
     if (due) this.emit('due');
-    // Folds the finished-job counts appended since the last sweep (sql/0007_job_counts.sql), so
+    this.emit('next-tick', nextTickMs);
+    // Folds the finished-job counts appended since the last roll-up (sql/0007_job_counts.sql), so
     // that status reads sum a few rows per key. Harmless to skip: the reads are right either way.
-    await this.pool.query('SELECT broadcast_queue_roll_up_counts()').catch((error) => this.log.warn({ err: errorMessage(error) }, 'rolling up job counts failed'));
+    if (foldCounts) await this.pool.query('SELECT broadcast_queue_roll_up_counts()').catch((error) => this.log.warn({ err: errorMessage(error) }, 'rolling up job counts failed'));
+    this.emit('swept');
   }
 }

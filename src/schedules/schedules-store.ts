@@ -170,11 +170,17 @@ export async function takeDueTicks(pool: Pool, now?: Date): Promise<TickReport[]
   return reports;
 }
 
+/**
+ * Milliseconds until the earliest tick of an enabled schedule (0 or less: due; a NULL next_run_at
+ * is due, to be filled in), or NULL when none is enabled: a scalar subquery, which the sweep
+ * (queue/rescuer.ts) also reads so that the ticker needs no re-read of its own.
+ */
+export const NEXT_TICK_DELAY_SQL = `
+  (SELECT CASE WHEN bool_or(next_run_at IS NULL) THEN 0 ELSE extract(epoch FROM min(next_run_at) - now()) * 1000 END::float8
+     FROM broadcast_queue_schedules WHERE enabled)`;
+
 /** Milliseconds until the earliest tick of an enabled schedule (0 or less: due), or null when none is enabled. */
 export async function nextTickDelayMs(pool: Pool): Promise<number | null> {
-  const { rows } = await pool.query(
-    `SELECT CASE WHEN bool_or(next_run_at IS NULL) THEN 0 ELSE extract(epoch FROM min(next_run_at) - now()) * 1000 END::float8 AS delay_ms
-       FROM broadcast_queue_schedules WHERE enabled`,
-  );
+  const { rows } = await pool.query(`SELECT ${NEXT_TICK_DELAY_SQL} AS delay_ms`);
   return rows[0].delay_ms;
 }
