@@ -64,7 +64,6 @@ async function main(): Promise<void> {
 
   const server = await openServer();
   progress(`PostgreSQL ${server.version}: ${server.origin}`);
-  progress(`statements counted with ${server.counter}`);
   if (daemonNodeArg) progress(`our daemon runs under ${process.env.BENCH_DAEMON_NODE}`);
   if (quick) progress(`--quick skips: ${plan.skipped.join('; ')}`);
   try {
@@ -91,7 +90,7 @@ async function main(): Promise<void> {
       plan,
       machine,
       loadAfter: os.loadavg().map((l) => l.toFixed(2)).join(' '),
-      server: { origin: server.origin, version: server.version, counter: server.counter, autovacuum: server.autovacuum },
+      server: { origin: server.origin, version: server.version, autovacuum: server.autovacuum },
       autovacuumOnJobTables: autovacuum,
       daemonNode,
       latency,
