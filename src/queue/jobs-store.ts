@@ -256,6 +256,25 @@ export const SEARCH_WINDOW_IDS = 10_000;
 const ACTIVE_STATUSES: readonly string[] = ['pending', 'processing'];
 
 /**
+ * The WHERE conditions of a search, its values appended to `params`: the list (searchJobs) and the
+ * dashboard's bulk actions (broadcast/bulk-control.ts) share them, so an action touches what the list shows.
+ */
+export function searchConditions(search: JobSearch, params: unknown[]): string[] {
+  const where: string[] = [];
+  const add = (sql: string, value: unknown) => where.push(sql.replaceAll('?', `$${params.push(value)}`));
+  if (search.before !== undefined) add('job_id < ?', search.before);
+  if (search.statuses?.length) add('status = ANY(?::text[])', search.statuses);
+  if (search.queue !== undefined) add('queue = ?', search.queue);
+  if (search.jobType !== undefined) add('job_type = ?', search.jobType);
+  if (search.createdFrom !== undefined) add('created_at >= ?', search.createdFrom);
+  if (search.createdTo !== undefined) add('created_at < ?', search.createdTo);
+  if (search.text !== undefined) {
+    add(`(payload::text ILIKE ? OR last_error ILIKE ?)`, `%${search.text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+  }
+  return where;
+}
+
+/**
  * One page of jobs, newest first, by key (job_id < before), never by OFFSET. A filter that matches
  * one finished job in a million would otherwise walk the whole table for one page; so a page over
  * finished jobs looks through at most SEARCH_WINDOW_IDS ids and says where it stopped, and the next
@@ -274,15 +293,7 @@ export async function searchJobs(pool: Pool, search: JobSearch, limit: number): 
     add('job_id >= ?', windowFloor);
     if (windowFloor <= bottom) windowFloor = null; // the window reaches the oldest job
   }
-  if (search.before !== undefined) add('job_id < ?', search.before);
-  if (search.statuses?.length) add('status = ANY(?::text[])', search.statuses);
-  if (search.queue !== undefined) add('queue = ?', search.queue);
-  if (search.jobType !== undefined) add('job_type = ?', search.jobType);
-  if (search.createdFrom !== undefined) add('created_at >= ?', search.createdFrom);
-  if (search.createdTo !== undefined) add('created_at < ?', search.createdTo);
-  if (search.text !== undefined) {
-    add(`(payload::text ILIKE ? OR last_error ILIKE ?)`, `%${search.text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
-  }
+  where.push(...searchConditions(search, params));
   const { rows } = await pool.query(
     `SELECT ${jobColumns(LIST_BRIEF_BYTES)} FROM broadcast_queue_jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
       ORDER BY job_id DESC LIMIT ${Math.floor(limit) + 1}`,

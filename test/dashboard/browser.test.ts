@@ -114,6 +114,26 @@ it('retry a failed job, filter jobs; a CSRF-less POST is refused', async () => {
   });
 });
 
+it('retry every job matching the filter: the confirmation says how many, then they are retried', async () => {
+  await withTelegram({}, async (world) => {
+    const needles: number[] = [];
+    for (let i = 0; i < 3; i++) needles.push(await insertFinishedJob(world.db, 'failed', { order: `needle-${i}` }, 'card declined'));
+    const hay = await insertFinishedJob(world.db, 'failed', { order: 'hay' }, 'card declined');
+    await withBrowser(world, async (server, open) => {
+      const page = await open(ADMIN_TOKEN);
+      await page.goto(`${server.url}/jobs?state=failed&q=needle`);
+      await Promise.all([page.waitForURL(/\/jobs\/bulk\?/), page.click('p.bulk a[href*="action=retry"]')]);
+      assert.match((await page.textContent('#bulk-count'))!, '3 jobs will be retried');
+      await page.screenshot({ path: path.join(shots, 'dashboard-jobs-bulk.png'), fullPage: true });
+      await Promise.all([page.waitForURL(`${server.url}/jobs?state=failed&q=needle`), page.click('#bulk-confirm button')]);
+      await page.locator('.notice.done', { hasText: 'Retried 3 jobs matching the filter.' }).waitFor();
+      for (const id of needles) assert.is((await jobRow(world.db, id)).status, 'pending');
+      assert.is((await jobRow(world.db, hay)).status, 'failed');
+      assert.equal(problemsOf(page), []);
+    });
+  });
+});
+
 it('a read-only login sees the pages but no button, and cannot change anything', async () => {
   await withTelegram({}, async (world) => {
     const failed = await insertFinishedJob(world.db, 'failed', { n: 1 }, 'boom');

@@ -8,6 +8,7 @@ import { broadcastStatus } from '../../broadcast/broadcasts-store.js';
 import { resendRecipients } from '../../broadcast/resend.js';
 import { HttpError } from '../../errors.js';
 import { parseId } from '../request.js';
+import { runBulkAction } from './bulk.js';
 
 export interface ActionOutcome {
   back: string;
@@ -18,7 +19,8 @@ const JOB_ACTION = /^\/jobs\/([^/]+)\/(retry|cancel)$/;
 const BROADCAST_ACTION = /^\/broadcasts\/([^/]+)\/(pause|resume|cancel|resend-unknown)$/;
 
 /** Runs the action `path` names; null when no action has that path. */
-export async function runAction(pool: Pool, path: string): Promise<ActionOutcome | null> {
+export async function runAction(pool: Pool, path: string, form: URLSearchParams): Promise<ActionOutcome | null> {
+  if (path === '/jobs/bulk') return runBulkAction(pool, form);
   let m = JOB_ACTION.exec(path);
   if (m) {
     const id = parseId(m[1]!, 'job');

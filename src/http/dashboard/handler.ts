@@ -8,7 +8,7 @@
 //     (guard.ts), still with a session and its CSRF token.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { errorMessage, type Logger } from '../../log.js';
-import { getJob, searchJobs, type JobSearch, type JobStatus } from '../../queue/jobs-store.js';
+import { getJob, searchJobs } from '../../queue/jobs-store.js';
 import { broadcastProgress, listBroadcasts } from '../../broadcast/progress.js';
 import { countDeliveries } from '../../broadcast/finish.js';
 import { migrationState } from '../../db/migrate.js';
@@ -26,7 +26,10 @@ import { LiveStreams } from './live.js';
 import { readOverview } from './overview-data.js';
 import { broadcastLive, broadcastPage, broadcastsPage, BROADCAST_STATUSES } from './pages/broadcasts.js';
 import { healthPage, type HealthData } from './pages/health.js';
-import { jobPage, jobsPage, JOB_STATES, type JobFilterForm } from './pages/jobs.js';
+import { jobPage, jobsPage } from './pages/jobs.js';
+import { jobFilterForm, jobSearch } from './job-filter.js';
+import { bulkPreview } from './bulk.js';
+import { bulkPage } from './pages/jobs-bulk.js';
 import { loginPage } from './pages/login.js';
 import { overviewPage } from './pages/overview.js';
 import { errorPage, overviewLive } from './pages/misc.js';
@@ -110,6 +113,7 @@ export function createDashboardHandler(access: QueueAccess, options: DashboardOp
       const search = jobSearch(form, query.get('before'));
       return jobsPage(ctx, form, search, await searchJobs(pool, search, PAGE_SIZE));
     }
+    if (path === '/jobs/bulk') return bulkPage(ctx, await bulkPreview(pool, query));
     let m = /^\/jobs\/([^/]+)$/.exec(path);
     if (m) {
       const id = parseId(m[1]!, 'job');
@@ -185,7 +189,7 @@ export function createDashboardHandler(access: QueueAccess, options: DashboardOp
     const pool = access.pool();
     if (!pool) throw new HttpError(503, 'the queue is not running (no database connection)');
     if (upload) return afterPost(req, res, `${base}/subscribers/imports/${(await subscribers.upload(pool, req)).id}`);
-    const outcome = await runAction(pool, path);
+    const outcome = await runAction(pool, path, form);
     if (!outcome) throw new HttpError(404, 'no such action');
     log.info({ action: path, outcome: outcome.notice.kind }, 'dashboard action');
     session.flash = outcome.notice;
@@ -232,30 +236,3 @@ function sameOriginAs(req: IncomingMessage): boolean {
     return false;
   }
 }
-
-function jobFilterForm(query: URLSearchParams): JobFilterForm {
-  const get = (k: string) => (query.get(k) ?? '').trim();
-  return { state: get('state'), type: get('type'), queue: get('queue'), from: get('from'), to: get('to'), q: get('q') };
-}
-
-function jobSearch(form: JobFilterForm, before: string | null): JobSearch {
-  if (form.state && !(JOB_STATES as readonly string[]).includes(form.state)) throw new HttpError(400, `state must be one of ${JOB_STATES.join(', ')}`);
-  const time = (value: string, name: string) => {
-    if (!value) return undefined;
-    // datetime-local has no zone: it is read as UTC, as every time on these pages is shown.
-    const d = new Date(/Z|[+-]\d\d:?\d\d$/.test(value) ? value : `${value}Z`);
-    if (Number.isNaN(d.getTime())) throw new HttpError(400, `${name} must be a date and time such as 2026-12-03T14:00, got ${JSON.stringify(truncate(value, 40))}`);
-    return d;
-  };
-  if (form.q.length > 200) throw new HttpError(400, 'the text to search for is longer than 200 characters');
-  return {
-    ...(form.state ? { statuses: [form.state as JobStatus] } : {}),
-    ...(form.type ? { jobType: form.type } : {}),
-    ...(form.queue ? { queue: form.queue } : {}),
-    ...(form.from ? { createdFrom: time(form.from, 'created from') } : {}),
-    ...(form.to ? { createdTo: time(form.to, 'created before') } : {}),
-    ...(form.q ? { text: form.q } : {}),
-    ...(before ? { before: parseId(before, 'job') } : {}),
-  };
-}
-

@@ -3,6 +3,7 @@
 import { SEARCH_WINDOW_IDS, type JobRow, type JobSearch, type JobSearchPage } from '../../../queue/jobs-store.js';
 import { count, html, json, when, type Html } from '../html.js';
 import { actionButton, badge, page, type PageContext } from '../layout.js';
+import { filterQuery } from '../job-filter.js';
 
 export const JOB_STATES = ['pending', 'processing', 'completed', 'failed', 'cancelled'] as const;
 
@@ -17,13 +18,15 @@ export interface JobFilterForm {
 }
 
 export function jobsPage(ctx: PageContext, form: JobFilterForm, search: JobSearch, result: JobSearchPage): Html {
-  const next = result.nextBefore === null ? null : `${ctx.base}/jobs?${new URLSearchParams({ ...Object.fromEntries(Object.entries(form).filter(([, v]) => v !== '')), before: String(result.nextBefore) }).toString()}`;
+  const next = result.nextBefore === null ? null : `${ctx.base}/jobs?${filterQuery(form, { before: String(result.nextBefore) })}`;
+  const bulk = (action: string, label: string) => html`<a class="button" href="${ctx.base}/jobs/bulk?${filterQuery(form, { action })}">${label}</a>`;
   const input = (name: keyof JobFilterForm, label: string, type = 'text') => html`<label>${label} <input type="${type}" name="${name}" value="${form[name]}"></label>`;
   return page(ctx, 'Jobs', '/jobs', html`
 <form method="get" class="filters" id="job-filters"><label>state <select name="state"><option value="">any</option>
 ${JOB_STATES.map((s) => html`<option${s === form.state ? html` selected` : ''}>${s}</option>`)}</select></label>
 ${input('type', 'type')}${input('queue', 'queue')}${input('from', 'created from (UTC)', 'datetime-local')}${input('to', 'created before (UTC)', 'datetime-local')}${input('q', 'payload or error contains', 'search')}
 <button>Filter</button> <a href="${ctx.base}/jobs">clear</a></form>
+${ctx.session.role === 'admin' ? html`<p class="bulk">Every job matching this filter, on every page: ${bulk('retry', 'Retry…')} ${bulk('cancel', 'Cancel…')} <span class="muted">(the next page says how many and asks)</span></p>` : ''}
 <table class="grid jobs"><thead><tr><th>id</th><th>queue</th><th>type</th><th>state</th><th>attempts</th><th>created</th><th>last error</th></tr></thead><tbody>
 ${result.jobs.length ? result.jobs.map((j) => html`<tr><td><a href="${ctx.base}/jobs/${j.job_id}">${j.job_id}</a></td><td>${j.queue}</td><td>${j.job_type}</td><td>${badge(j.status)}</td>
 <td class="num">${j.attempts} / ${j.max_attempts}</td><td>${when(j.created_at)}</td><td class="error-text">${j.last_error ?? ''}</td></tr>`)
