@@ -15,7 +15,7 @@ const APPLIES_TO: Record<BulkAction, string> = {
   cancel: `(status IN ('pending', 'waiting') OR (status = 'processing' AND job_type = 'broadcast'))`,
 };
 
-/** Rows one batch changes; measured, a batch of 1,000 retries takes tens of milliseconds. */
+/** Rows one batch changes, and locks for its one statement (retry) or transaction (cancel). */
 export const BULK_BATCH = 1_000;
 /** The most one bulk action takes on; beyond it the operator narrows the filter (or uses bqctl). */
 export const BULK_LIMIT = 1_000_000;

@@ -10,7 +10,11 @@ import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { startAdminServer, type AdminServer } from '../../src/http/admin-server.js';
 import { withTelegram, jobRow, insertJob, range, type TelegramWorld } from '../helpers/telegram.js';
-import { until } from '../helpers/wait.js';
+import { until, waitForEvent } from '../helpers/wait.js';
+import { startRedirectServer } from '../../src/engagement/redirect-server.js';
+import { broadcastReport } from '../../src/engagement/report.js';
+import { SimulatedRecipients } from '../../src/testing/index.js';
+import type { JobEvent } from '../../src/queue/worker-pool.js';
 import { ADMIN_TOKEN, insertFinishedJob, READ_TOKEN } from './helpers.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));
@@ -131,6 +135,55 @@ it('retry every job matching the filter: the confirmation says how many, then th
       assert.is((await jobRow(world.db, hay)).status, 'failed');
       assert.equal(problemsOf(page), []);
     });
+  });
+});
+
+it('a tracked A/B broadcast\'s page shows its engagement report, the plan and then the decision', async () => {
+  const PUBLIC = 'https://t.example.com';
+  const offer = (name: string) => ({ text: `Offer ${name}`, entities: [{ type: 'text_link', offset: 0, length: 5, url: `https://shop.example.com/${name}` }] });
+  await withTelegram({ queue: { tracking: { publicUrl: PUBLIC, linkSecret: 'dashboard-ab-link-secret-0123456789' } } }, async (world) => {
+    const { db, api, queue } = world;
+    const redirect = await startRedirectServer(queue.redirectHandler(), '127.0.0.1', 0);
+    const people = new SimulatedRecipients(api, { publicUrl: PUBLIC, redirectBase: `http://127.0.0.1:${redirect.port}`, clickRate: (text) => (text === 'Offer B' ? 0.5 : 0.05), seed: 15 });
+    try {
+      const jobId = await insertJob(db, 'broadcast', {
+        title: 'Spring offer', variants: [{ name: 'A', weight: 1, message: offer('A') }, { name: 'B', weight: 1, message: offer('B') }],
+        chat_ids: range(9_000, 300), track: true, ab_test: { sample_percent: 50, metric: 'ctr', decide_after: '1h' },
+      });
+      await waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === jobId && e.outcome.kind === 'snooze', 30_000);
+      await people.settled();
+      await queue.flushUpdates(); // clicks are written in batches
+      const broadcastId = (await jobRow(db, jobId)).payload.broadcast_id as number;
+      await withBrowser(world, async (server, open) => {
+        const page = await open(ADMIN_TOKEN);
+        await page.goto(`${server.url}/broadcasts/${broadcastId}`);
+        const before = (await broadcastReport(db.pool, broadcastId))!;
+        const cells = async (label: string) => page.$$eval(`#engagement table.engagement tr`, (rows, l) => Array.from(rows.find((r) => r.querySelector('th')?.textContent?.startsWith(l as string))?.children ?? []).map((c) => c.textContent).join('|'), label);
+        for (const v of before.variants) assert.match(await cells(`variant ${v.name}`), `|${v.delivered}|${v.unique_clickers}|${v.clicks}|${(v.ctr! * 100).toFixed(1)}%|`);
+        assert.match((await page.textContent('#ab-test'))!, 'not yet: due');
+        assert.match((await page.textContent('#engagement table.links'))!, 'https://shop.example.com/');
+
+        // decide_after passes: the winner goes to the rest.
+        await db.pool.query('UPDATE broadcasts SET ab_decide_at = now() WHERE broadcast_id = $1', [broadcastId]);
+        await db.pool.query("UPDATE broadcast_deliveries SET next_attempt_at = now() WHERE broadcast_id = $1 AND status = 'pending'", [broadcastId]);
+        const finished = waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === jobId && e.outcome.kind === 'completed', 60_000);
+        await db.pool.query("UPDATE broadcast_queue_jobs SET run_at = now() WHERE job_id = $1 AND status = 'pending'", [jobId]);
+        await finished;
+        await people.settled();
+        await queue.flushUpdates();
+        await page.goto(`${server.url}/broadcasts/${broadcastId}`);
+        const after = (await broadcastReport(db.pool, broadcastId))!;
+        const decision = after.ab_test!.decision!;
+        assert.match((await page.textContent('#ab-test'))!, `the rest were sent ${decision.sent_variant}`);
+        assert.match(await cells('total'), `|${after.delivered}|${after.unique_clickers}|${after.clicks}|`);
+        assert.match(await cells('the rest'), `(sent ${decision.sent_variant})`);
+        await page.screenshot({ path: path.join(shots, 'dashboard-broadcast-engagement.png'), fullPage: true });
+        assert.equal(problemsOf(page), []);
+      });
+    } finally {
+      people.stop();
+      await redirect.close();
+    }
   });
 });
 

@@ -11,6 +11,7 @@ import { errorMessage, type Logger } from '../../log.js';
 import { getJob, searchJobs } from '../../queue/jobs-store.js';
 import { broadcastProgress, listBroadcasts } from '../../broadcast/progress.js';
 import { countDeliveries } from '../../broadcast/finish.js';
+import { broadcastReport } from '../../engagement/report.js';
 import { migrationState } from '../../db/migrate.js';
 import { readRateLimitState } from '../../telegram/rate-limit-sql.js';
 import type { Pool } from '../../db/pool.js';
@@ -135,7 +136,9 @@ export function createDashboardHandler(access: QueueAccess, options: DashboardOp
       if (!b) throw new HttpError(404, `broadcast ${id} does not exist`);
       // Per-variant counts read the broadcast's ledger rows; only A/B broadcasts have them.
       const variants = b.variants ? ((await countDeliveries(pool, id)).variants ?? null) : null;
-      return broadcastPage(ctx, b, variants);
+      // The report reads the whole ledger by variant: only where there is one to show (tracked or A/B).
+      const report = b.track || (b.variants?.length ?? 0) >= 2 ? await broadcastReport(pool, id) : null;
+      return broadcastPage(ctx, b, variants, report);
     }
     if (path === '/health') {
       const [h, migrations, rateLimits] = await Promise.all([health(access, log), migrationState(pool).catch(() => null), readRateLimitState(pool)]);

@@ -2,6 +2,8 @@
 // counts, per-variant results and the pause / resume / cancel / resend-unknown actions.
 import type { BroadcastCounts } from '../../../broadcast/finish.js';
 import type { BroadcastProgress } from '../../../broadcast/progress.js';
+import type { BroadcastReport } from '../../../engagement/report.js';
+import { engagementSection } from './engagement.js';
 import { count, duration, html, json, when, type Html } from '../html.js';
 import { actionButton, badge, page, type PageContext } from '../layout.js';
 
@@ -29,7 +31,7 @@ const eta = (b: BroadcastProgress) => (b.status === 'paused' ? null : b.eta_seco
 
 const COUNTS: (keyof BroadcastCounts)[] = ['total', 'sent', 'failed', 'blocked', 'skipped', 'unknown'];
 
-export function broadcastPage(ctx: PageContext, b: BroadcastProgress, variants: Record<string, BroadcastCounts> | null): Html {
+export function broadcastPage(ctx: PageContext, b: BroadcastProgress, variants: Record<string, BroadcastCounts> | null, report: BroadcastReport | null = null): Html {
   const id = b.broadcast_id;
   const live = (key: string, text: string) => html`<span data-live="b:${id}:${key}">${text}</span>`;
   const actions = html`${b.status === 'sending' || b.status === 'queued' ? actionButton(ctx, `/broadcasts/${id}/pause`, 'Pause', `Pause broadcast ${id}? Sending stops until it is resumed.`) : ''}
@@ -49,6 +51,7 @@ ${b.failure_reason ? html`<p class="error">${b.failure_reason}</p>` : ''}
 </section>
 ${variants ? html`<section><h2>Variants</h2><table class="grid"><thead><tr><th>variant</th>${COUNTS.map((k) => html`<th>${k}</th>`)}</tr></thead><tbody>
 ${Object.entries(variants).map(([name, c]) => html`<tr><th scope="row">${name}</th>${COUNTS.map((k) => html`<td class="num">${count(c[k])}</td>`)}</tr>`)}</tbody></table></section>` : ''}
+${report ? engagementSection(report) : ''}
 <section class="two"><div><h2>Message</h2><pre>${json(b.variants ?? b.message)}</pre></div><div><h2>Audience</h2><pre>${json(b.audience)}</pre>
 <p>frequency cap ${b.frequency_cap ?? 'none'} · paid broadcast ${b.allow_paid_broadcast ? 'yes' : 'no'}${b.deliver_at_local ? html` · at ${b.deliver_at_local} local time (default ${b.default_time_zone})` : ''}${b.job_id ? html` · <a href="${ctx.base}/jobs/${b.job_id}">job ${b.job_id}</a>` : ''}</p></div></section>`);
 }
