@@ -25,6 +25,7 @@ import { sendAsset } from './assets.js';
 import type { PageContext } from './layout.js';
 import { LiveStreams } from './live.js';
 import { readOverview } from './overview-data.js';
+import { RateLimitedCounter } from './rate-limited.js';
 import { broadcastLive, broadcastPage, broadcastsPage, BROADCAST_STATUSES } from './pages/broadcasts.js';
 import { healthPage, type HealthData } from './pages/health.js';
 import { jobPage, jobsPage } from './pages/jobs.js';
@@ -73,6 +74,7 @@ export function createDashboardHandler(access: QueueAccess, options: DashboardOp
   const sessions = new SessionStore();
   const live = new LiveStreams(log);
   const subscribers = new SubscriberRoutes(log, live);
+  const rateLimited = new RateLimitedCounter(access.telegram());
   const cookiePath = base || '/';
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -108,7 +110,7 @@ export function createDashboardHandler(access: QueueAccess, options: DashboardOp
   }
 
   async function render(ctx: PageContext, path: string, query: URLSearchParams, pool: Pool, res: ServerResponse) {
-    if (path === '/') return overviewPage(ctx, await readOverview(access, pool));
+    if (path === '/') return overviewPage(ctx, await readOverview(access, pool, rateLimited));
     if (path === '/jobs') {
       const form = jobFilterForm(query);
       const search = jobSearch(form, query.get('before'));
@@ -145,7 +147,7 @@ export function createDashboardHandler(access: QueueAccess, options: DashboardOp
       return healthPage(ctx, { health: h.body as HealthData['health'], migrations, rateLimits });
     }
     if (path === '/events/overview') {
-      live.start(res, 2_000, async () => overviewLive(await readOverview(access, pool)));
+      live.start(res, 2_000, async () => overviewLive(await readOverview(access, pool, rateLimited)));
       return null;
     }
     m = /^\/events\/broadcasts\/([^/]+)$/.exec(path);

@@ -8,6 +8,7 @@ import { broadcastsInProgress, type BroadcastProgress } from '../../broadcast/pr
 import { messagesSentSeries } from '../../broadcast/messages-sent.js';
 import { readRateLimitState, type RateLimitState } from '../../telegram/rate-limit-sql.js';
 import type { QueueAccess } from '../queue-access.js';
+import type { RateLimitedCounter, RateLimitedCounts } from './rate-limited.js';
 
 export interface OverviewData {
   status: QueueStatus;
@@ -17,6 +18,8 @@ export interface OverviewData {
   /** Per minute over the last hour, and per 15 minutes over the last day. */
   charts: { hour: Series; day: Series };
   halted: string | null;
+  /** The 429s this daemon got; null without a Telegram bot here. */
+  rateLimited: RateLimitedCounts | null;
 }
 
 /** Columns: bucket start (epoch s), messages sent, jobs completed, jobs failed. */
@@ -27,7 +30,7 @@ function series(messages: [number, number][], jobs: ThroughputPoint[]): Series {
   return [jobs.map((p) => p[0]), jobs.map((p) => sent.get(p[0]) ?? 0), jobs.map((p) => p[1]), jobs.map((p) => p[2])];
 }
 
-export async function readOverview(access: QueueAccess, pool: Pool): Promise<OverviewData> {
+export async function readOverview(access: QueueAccess, pool: Pool, rateLimited: RateLimitedCounter): Promise<OverviewData> {
   const status = await access.status();
   const [gauges, rateLimits, inProgress, hourJobs, hourSent, dayJobs, daySent] = await Promise.all([
     jobGauges(pool, Object.keys(status.queues)),
@@ -44,5 +47,6 @@ export async function readOverview(access: QueueAccess, pool: Pool): Promise<Ove
     status, due, rateLimits, inProgress,
     charts: { hour: series(hourSent, hourJobs), day: series(daySent, dayJobs) },
     halted: access.telegram()?.halted ?? null,
+    rateLimited: access.telegram() ? rateLimited.counts() : null,
   };
 }

@@ -1,5 +1,5 @@
 // The error page, and what the overview's live stream sends.
-import { count, duration, html, type Html } from '../html.js';
+import { count, duration, html, when, type Html } from '../html.js';
 import type { OverviewData } from '../overview-data.js';
 
 export function errorPage(base: string, status: number, message: string): Html {
@@ -25,6 +25,12 @@ export function overviewLive(d: OverviewData) {
   for (const b of d.inProgress) {
     values[`b:${b.broadcast_id}:progress`] = b.progress;
     values[`b:${b.broadcast_id}:pct`] = `${(b.progress * 100).toFixed(1)}%`;
+  }
+  if (d.rateLimited) {
+    values['rl:hour'] = count(d.rateLimited.lastHour);
+    values['rl:paused'] = duration(d.rateLimited.pausedSecondsLastHour);
+    values['rl:total'] = count(d.rateLimited.sinceStart);
+    values['rl:last'] = d.rateLimited.last ? `; the last at ${when(d.rateLimited.last)}` : '';
   }
   return { values, charts: d.charts, shape: overviewShape(d) };
 }

@@ -43,7 +43,10 @@ ${d.status.daemons.map((x) => html`<tr><td>${x.hostname}</td><td class="num">${x
 
 function rateLimits(d: OverviewData): Html {
   const now = Date.now();
+  const r = d.rateLimited;
   return html`${d.halted ? html`<p class="error">Sending is halted: ${d.halted}</p>` : ''}
+${r ? html`<p id="rate-limited">429 answers to this daemon: <strong data-live="rl:hour">${count(r.lastHour)}</strong> in the last hour
+(<span data-live="rl:paused">${duration(r.pausedSecondsLastHour)}</span> of pause asked for), <span data-live="rl:total">${count(r.sinceStart)}</span> since ${when(r.since)}<span data-live="rl:last">${r.last ? `; the last at ${when(r.last)}` : ""}</span></p>` : ''}
 ${d.rateLimits.length ? html`<table class="grid"><thead><tr><th>bot</th><th>state</th><th>why</th></tr></thead><tbody>
 ${d.rateLimits.map((r) => {
     const state = r.haltedAt ? 'halted' : r.pausedUntil && r.pausedUntil.getTime() > now ? `paused by a 429 until ${when(r.pausedUntil)}` : 'sending';
