@@ -12,8 +12,14 @@ export interface Answer {
 }
 
 export class DashboardClient {
-  cookie: string | null = null;
+  /** The cookies the dashboard set (the session, and a notice after an action), as a browser keeps them. */
+  readonly cookies = new Map<string, string>();
   constructor(readonly base: string) {}
+
+  /** The Cookie header this client sends; null before any cookie was set. */
+  get cookie(): string | null {
+    return this.cookies.size ? [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ') : null;
+  }
 
   async request(method: string, path: string, options: { form?: Record<string, string>; headers?: Record<string, string>; body?: string } = {}): Promise<Answer> {
     const res = await fetch(`${this.base}${path}`, {
@@ -22,8 +28,12 @@ export class DashboardClient {
       headers: { ...(this.cookie ? { cookie: this.cookie } : {}), ...(options.form ? { 'content-type': 'application/x-www-form-urlencoded' } : {}), ...options.headers },
       body: options.form ? new URLSearchParams(options.form).toString() : options.body,
     });
-    const setCookie = res.headers.get('set-cookie');
-    if (setCookie) this.cookie = setCookie.split(';')[0]!;
+    for (const setCookie of res.headers.getSetCookie()) {
+      const pair = setCookie.split(';')[0]!;
+      const eq = pair.indexOf('=');
+      if (/Max-Age=0(;|$)/.test(setCookie)) this.cookies.delete(pair.slice(0, eq));
+      else this.cookies.set(pair.slice(0, eq), pair.slice(eq + 1));
+    }
     return { status: res.status, headers: res.headers, text: await res.text() };
   }
 

@@ -46,7 +46,7 @@ test('pages need a login; a wrong token is refused; the right one gives an HttpO
       const ok = await c.login(ADMIN_TOKEN);
       assert.is(ok.status, 303);
       const cookie = ok.headers.get('set-cookie') ?? '';
-      assert.match(cookie, /^bq_dashboard=[\w-]{40,}; Path=\/; HttpOnly; SameSite=Strict/);
+      assert.match(cookie, /^bq_dashboard=[\w-]{40,}\.[\w-]{40,}; Path=\/; HttpOnly; SameSite=Strict/);
       for (const path of ['/', '/jobs', '/broadcasts', '/health']) assert.is((await c.get(path)).status, 200, path);
       // The admin API still wants its bearer token: a dashboard cookie opens nothing there.
       assert.is((await c.get('/api/admin/queue/status')).status, 401);

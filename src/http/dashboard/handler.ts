@@ -37,7 +37,7 @@ import { overviewPage } from './pages/overview.js';
 import { errorPage, overviewLive } from './pages/misc.js';
 import { readForm, redirect, SECURITY_HEADERS, sendHtml } from './respond.js';
 import { SubscriberRoutes } from './subscriber-routes.js';
-import { clearedCookie, sameSecret, sessionCookie, SessionStore, type Role, type Session } from './session.js';
+import { sameSecret, SessionKeeper, type Role, type Session } from './session.js';
 
 export interface DashboardOptions {
   /** The admin token (BQ_API_TOKEN): logs in with every right. */
@@ -71,11 +71,10 @@ export function createDashboardHandler(access: QueueAccess, options: DashboardOp
   if (options.apiToken !== undefined && options.apiToken === options.readOnlyToken) throw new Error('readOnlyToken must differ from apiToken: one token cannot be both read-only and not');
   // No token: the admin API's own local-callers-only guard, on every request.
   const localOnly: RequestGuard | null = tokens.length ? null : requestGuard({ allowUnauthenticated: options.allowUnauthenticated }, 'the dashboard');
-  const sessions = new SessionStore();
+  const sessions = new SessionKeeper([options.apiToken, options.readOnlyToken], { path: base || '/', secure: options.secureCookie === true });
   const live = new LiveStreams(log);
   const subscribers = new SubscriberRoutes(log, live);
   const rateLimited = new RateLimitedCounter(access.telegram());
-  const cookiePath = base || '/';
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const { path, query } = splitUrl(req.url);
@@ -89,12 +88,9 @@ export function createDashboardHandler(access: QueueAccess, options: DashboardOp
     if (path === '/login') return login(req, res, method);
     if (path === '/favicon.ico') return void res.writeHead(204, SECURITY_HEADERS).end();
 
-    let session = sessions.fromRequest(req);
-    const headers: Record<string, string> = {};
-    if (!session && localOnly) {
-      session = sessions.create('admin');
-      headers['set-cookie'] = sessionCookie(session, cookiePath, options.secureCookie === true);
-    }
+    const found = sessions.fromRequest(req) ?? (localOnly ? sessions.issue('admin') : null);
+    const session = found?.session;
+    const cookies: string[] = found?.setCookie ? [found.setCookie] : [];
     if (!session) {
       if (method === 'GET' && !path.startsWith('/events/')) return redirect(res, `${base}/login`);
       throw new HttpError(401, 'log in first: the session is missing or has expired');
@@ -103,10 +99,11 @@ export function createDashboardHandler(access: QueueAccess, options: DashboardOp
 
     const pool = access.pool();
     if (!pool) throw new HttpError(503, 'the queue is not running (no database connection)');
-    const ctx: PageContext = { base, session, notice: session.flash };
-    session.flash = undefined;
+    const notice = sessions.notice(req);
+    if (notice) cookies.push(sessions.clearedNotice());
+    const ctx: PageContext = { base, session, notice: notice ?? undefined };
     const page = await render(ctx, path, query, pool, res);
-    if (page) sendHtml(res, 200, page, headers);
+    if (page) sendHtml(res, 200, page, cookies.length ? { 'set-cookie': cookies } : {});
   }
 
   async function render(ctx: PageContext, path: string, query: URLSearchParams, pool: Pool, res: ServerResponse) {
@@ -175,9 +172,8 @@ export function createDashboardHandler(access: QueueAccess, options: DashboardOp
       log.warn({ reason: given ? 'wrong token' : 'no token' }, 'dashboard login refused');
       return sendHtml(res, 401, loginPage(base, 'That token is not accepted.'));
     }
-    const session = sessions.create(match[1]);
     log.info({ role: match[1] }, 'dashboard login');
-    redirect(res, `${base}/`, { 'set-cookie': sessionCookie(session, cookiePath, options.secureCookie === true) });
+    redirect(res, `${base}/`, { 'set-cookie': sessions.issue(match[1]).setCookie });
   }
 
   async function post(req: IncomingMessage, res: ServerResponse, session: Session, path: string): Promise<void> {
@@ -187,8 +183,7 @@ export function createDashboardHandler(access: QueueAccess, options: DashboardOp
     const csrf = String(req.headers['x-csrf-token'] ?? form.get('_csrf') ?? '');
     if (!csrf || !sameSecret(csrf, session.csrf)) throw new HttpError(403, 'the form has no valid CSRF token; reload the page and try again');
     if (path === '/logout') {
-      sessions.end(session);
-      return afterPost(req, res, `${base}/${localOnly ? '' : 'login'}`, { 'set-cookie': clearedCookie(cookiePath) });
+      return afterPost(req, res, `${base}/${localOnly ? '' : 'login'}`, { 'set-cookie': sessions.cleared() });
     }
     if (session.role !== 'admin') throw new HttpError(403, 'this session is read-only (logged in with the read-only token): it cannot change anything');
     const pool = access.pool();
@@ -197,8 +192,7 @@ export function createDashboardHandler(access: QueueAccess, options: DashboardOp
     const outcome = await runAction(pool, path, form);
     if (!outcome) throw new HttpError(404, 'no such action');
     log.info({ action: path, outcome: outcome.notice.kind }, 'dashboard action');
-    session.flash = outcome.notice;
-    afterPost(req, res, `${base}${outcome.back}`);
+    afterPost(req, res, `${base}${outcome.back}`, { 'set-cookie': sessions.noticeCookie(outcome.notice) });
   }
 
   const handler = ((req, res, _next) => {

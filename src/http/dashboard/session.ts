@@ -1,26 +1,31 @@
-// Dashboard sessions: a token typed once on the login page becomes a random session id in an
-// HttpOnly, SameSite=Strict cookie (script cannot read it, other sites cannot send it), with a CSRF
-// token of its own that every state-changing request must carry. Kept in memory: a daemon restart
-// logs everyone out, which is the safe direction.
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+// Dashboard sessions: a token typed once on the login page becomes a signed cookie (HttpOnly, so
+// script cannot read it; SameSite=Strict, so other sites cannot send it) carrying the role, the
+// expiry and a random nonce, with an HMAC over them keyed from the configured tokens. Nothing is
+// kept in memory: a session survives a daemon restart and works on every daemon behind one address
+// configured with the same tokens, and changing a token ends every session. The cookie holds no
+// secret: not the token (only a key derived from it signs), and not the CSRF token either, which
+// is an HMAC of the nonce (so a cookie planted by a sibling subdomain still needs its page's token).
+import { createHash, createHmac, randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 
 export type Role = 'admin' | 'read';
 
 export interface Session {
-  id: string;
   role: Role;
+  /** The token every state-changing request must carry (pages have it in a meta tag and their forms). */
   csrf: string;
+  /** Epoch ms. */
   expiresAt: number;
-  /** What the last action did, shown once on the next page. */
-  flash?: { kind: 'done' | 'error'; text: string };
 }
 
+export type Notice = { kind: 'done' | 'error'; text: string };
+
 export const COOKIE_NAME = 'bq_dashboard';
-/** A session unused this long is forgotten. */
+/** What the last action did, shown once on the next page: signed too, so no other page can plant one. */
+export const NOTICE_COOKIE = 'bq_dashboard_notice';
+/** A session unused this long ends (each page renews it, at most every RENEW_MS). */
 const IDLE_MS = 12 * 60 * 60 * 1000;
-/** Logins beyond this push out the least recently used session, so a login loop cannot fill memory. */
-const MAX_SESSIONS = 1_000;
+const RENEW_MS = 5 * 60 * 1000;
 
 const digest = (text: string) => createHash('sha256').update(text).digest();
 
@@ -29,33 +34,98 @@ export function sameSecret(given: string, expected: string): boolean {
   return timingSafeEqual(digest(given), digest(expected));
 }
 
-export class SessionStore {
-  private readonly sessions = new Map<string, Session>();
+interface Claims { r: Role; e: number; n: string }
 
-  constructor(private readonly now: () => number = Date.now) {}
+export interface SessionCookieOptions {
+  path: string;
+  secure: boolean;
+}
 
-  create(role: Role): Session {
-    while (this.sessions.size >= MAX_SESSIONS) this.sessions.delete(this.sessions.keys().next().value!);
-    const session: Session = { id: randomBytes(32).toString('base64url'), role, csrf: randomBytes(24).toString('base64url'), expiresAt: this.now() + IDLE_MS };
-    this.sessions.set(session.id, session);
-    return session;
+export class SessionKeeper {
+  private readonly key: Buffer;
+
+  /**
+   * `tokens`: the admin and read-only tokens (either may be absent). With neither (the local-only
+   * mode) the key is random: sessions then last as long as the process, and every local caller
+   * gets one anyway.
+   */
+  constructor(tokens: (string | undefined)[], private readonly cookie: SessionCookieOptions, private readonly now: () => number = Date.now) {
+    // scrypt, not a plain hash: a cookie read off a disk would otherwise let a short token be guessed offline fast.
+    this.key = tokens.some((t) => t !== undefined)
+      ? scryptSync(JSON.stringify(tokens.map((t) => t ?? null)), 'bq-dashboard-session-v1', 32)
+      : randomBytes(32);
   }
 
-  /** The session the request's cookie names, refreshed; null when none or expired. */
-  fromRequest(req: IncomingMessage): Session | null {
-    const id = readCookie(req, COOKIE_NAME);
-    if (!id) return null;
-    const session = this.sessions.get(id);
-    if (!session) return null;
-    this.sessions.delete(id);
-    if (session.expiresAt <= this.now()) return null;
-    session.expiresAt = this.now() + IDLE_MS;
-    this.sessions.set(id, session); // re-inserted: the Map's order is least recently used first
-    return session;
+  private sign(kind: string, body: string): string {
+    return createHmac('sha256', this.key).update(`${kind}\0${body}`).digest('base64url');
   }
 
-  end(session: Session): void {
-    this.sessions.delete(session.id);
+  private session(claims: Claims): Session {
+    return { role: claims.r, csrf: this.sign('csrf', claims.n), expiresAt: claims.e };
+  }
+
+  private cookieFor(claims: Claims): string {
+    const body = Buffer.from(JSON.stringify(claims)).toString('base64url');
+    return `${COOKIE_NAME}=${body}.${this.sign('session', body)}; ${this.attributes(IDLE_MS / 1000)}`;
+  }
+
+  private attributes(maxAgeSeconds: number): string {
+    return `Path=${this.cookie.path}; HttpOnly; SameSite=Strict; Max-Age=${maxAgeSeconds}${this.cookie.secure ? '; Secure' : ''}`;
+  }
+
+  /** A new session and its Set-Cookie value. */
+  issue(role: Role): { session: Session; setCookie: string } {
+    const claims: Claims = { r: role, e: this.now() + IDLE_MS, n: randomBytes(18).toString('base64url') };
+    return { session: this.session(claims), setCookie: this.cookieFor(claims) };
+  }
+
+  /**
+   * The session the request's cookie carries, when its signature holds and it has not expired;
+   * with a renewed cookie when the last renewal is RENEW_MS old (same nonce, so open tabs keep
+   * their CSRF token).
+   */
+  fromRequest(req: IncomingMessage): { session: Session; setCookie?: string } | null {
+    const claims = this.verified(readCookie(req, COOKIE_NAME), 'session');
+    if (!claims || (claims.r !== 'admin' && claims.r !== 'read') || typeof claims.e !== 'number' || typeof claims.n !== 'string') return null;
+    const now = this.now();
+    if (claims.e <= now) return null;
+    if (claims.e - now > IDLE_MS - RENEW_MS) return { session: this.session(claims) };
+    const renewed = { ...claims, e: now + IDLE_MS };
+    return { session: this.session(renewed), setCookie: this.cookieFor(renewed) };
+  }
+
+  private verified(value: string | null, kind: string): Claims | null {
+    if (!value) return null;
+    const dot = value.indexOf('.');
+    if (dot <= 0) return null;
+    const body = value.slice(0, dot);
+    if (!sameSecret(value.slice(dot + 1), this.sign(kind, body))) return null;
+    try {
+      return JSON.parse(Buffer.from(body, 'base64url').toString('utf8'));
+    } catch {
+      return null;
+    }
+  }
+
+  /** The Set-Cookie that carries a notice to the next page (for a minute at most). */
+  noticeCookie(notice: Notice): string {
+    const body = Buffer.from(JSON.stringify(notice)).toString('base64url');
+    return `${NOTICE_COOKIE}=${body}.${this.sign('notice', body)}; ${this.attributes(60)}`;
+  }
+
+  /** The notice the request carries, if signed here; the page that shows it clears it (clearedNotice). */
+  notice(req: IncomingMessage): Notice | null {
+    const n = this.verified(readCookie(req, NOTICE_COOKIE), 'notice') as unknown as Notice | null;
+    return n && (n.kind === 'done' || n.kind === 'error') && typeof n.text === 'string' ? n : null;
+  }
+
+  clearedNotice(): string {
+    return `${NOTICE_COOKIE}=; ${this.attributes(0)}`;
+  }
+
+  /** Logging out clears the cookie; a copy taken before still works until it expires or a token changes. */
+  cleared(): string {
+    return `${COOKIE_NAME}=; ${this.attributes(0)}`;
   }
 }
 
@@ -65,12 +135,4 @@ export function readCookie(req: IncomingMessage, name: string): string | null {
     if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
   }
   return null;
-}
-
-export function sessionCookie(session: Session, path: string, secure: boolean): string {
-  return `${COOKIE_NAME}=${session.id}; Path=${path}; HttpOnly; SameSite=Strict; Max-Age=${IDLE_MS / 1000}${secure ? '; Secure' : ''}`;
-}
-
-export function clearedCookie(path: string): string {
-  return `${COOKIE_NAME}=; Path=${path}; HttpOnly; SameSite=Strict; Max-Age=0`;
 }
