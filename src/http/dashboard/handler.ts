@@ -33,6 +33,7 @@ import { jobFilterForm, jobSearch } from './job-filter.js';
 import { bulkPreview } from './bulk.js';
 import { bulkPage } from './pages/jobs-bulk.js';
 import { loginPage } from './pages/login.js';
+import { LoginThrottle } from './login-throttle.js';
 import { overviewPage } from './pages/overview.js';
 import { errorPage, overviewLive } from './pages/misc.js';
 import { readForm, redirect, SECURITY_HEADERS, sendHtml } from './respond.js';
@@ -74,6 +75,7 @@ export function createDashboardHandler(access: QueueAccess, options: DashboardOp
   const sessions = new SessionKeeper([options.apiToken, options.readOnlyToken], { path: base || '/', secure: options.secureCookie === true });
   const live = new LiveStreams(log);
   const subscribers = new SubscriberRoutes(log, live);
+  const throttle = new LoginThrottle();
   const rateLimited = new RateLimitedCounter(access.telegram());
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -167,9 +169,13 @@ export function createDashboardHandler(access: QueueAccess, options: DashboardOp
     // A login form posted from another site would log the operator into the attacker's session.
     if (req.headers['sec-fetch-site'] === 'cross-site' || (req.headers.origin !== undefined && !sameOriginAs(req))) throw new HttpError(403, 'the login form must be sent from this dashboard');
     const given = (await readForm(req)).get('token') ?? '';
+    const address = req.socket.remoteAddress ?? 'unknown';
+    const wait = throttle.retryAfter(address);
+    if (wait > 0) throw new HttpError(429, `too many wrong tokens from this address; try again in ${wait} s`, { 'retry-after': String(wait) });
     const match = tokens.find(([token]) => sameSecret(given, token));
     if (!match) {
-      log.warn({ reason: given ? 'wrong token' : 'no token' }, 'dashboard login refused');
+      throttle.failed(address);
+      log.warn({ reason: given ? 'wrong token' : 'no token', address }, 'dashboard login refused');
       return sendHtml(res, 401, loginPage(base, 'That token is not accepted.'));
     }
     log.info({ role: match[1] }, 'dashboard login');
