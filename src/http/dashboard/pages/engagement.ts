@@ -19,7 +19,7 @@ function abTest(r: BroadcastReport): Html {
   const plan = ab.plan;
   const decision = ab.decision;
   return html`<h3>A/B test</h3><dl class="facts" id="ab-test">
-<dt>test</dt><dd>${ab.test} on ${ab.metric.toUpperCase()}, α ${ab.alpha}</dd>
+<dt>test</dt><dd>${ab.test} on ${ab.metric} (${ab.better} wins), α ${ab.alpha}</dd>
 <dt>${plan ? 'on the sample now' : 'now'}</dt><dd>p-value ${pValue(ab.p_value)} · ${r.winner ? html`winner <strong>${r.winner}</strong>` : 'no significant winner yet'}</dd>
 ${plan ? html`<dt>plan</dt><dd>${plan.sample_percent}% sample, decide after ${plan.decide_after} (at ${when(plan.decide_at)}), fallback ${plan.fallback}</dd>
 <dt>decision</dt><dd>${decision
