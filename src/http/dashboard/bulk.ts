@@ -7,7 +7,7 @@ import { HttpError } from '../../errors.js';
 import { parseId } from '../request.js';
 import { count } from './html.js';
 import { filterQuery, jobFilterForm, jobSearch } from './job-filter.js';
-import type { JobFilterForm } from './pages/jobs.js';
+import type { JobFilterForm } from './job-filter.js';
 
 export interface BulkPreview {
   action: BulkAction;

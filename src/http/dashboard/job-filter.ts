@@ -3,7 +3,18 @@
 import type { JobSearch, JobStatus } from '../../queue/jobs-store.js';
 import { HttpError } from '../../errors.js';
 import { parseId, truncate } from '../request.js';
-import { JOB_STATES, type JobFilterForm } from './pages/jobs.js';
+
+export const JOB_STATES = ['pending', 'processing', 'completed', 'failed', 'cancelled'] as const;
+
+/** The filter as the form sent it, to fill the form again and build the next page's link. */
+export interface JobFilterForm {
+  state: string;
+  type: string;
+  queue: string;
+  from: string;
+  to: string;
+  q: string;
+}
 
 export function jobFilterForm(query: URLSearchParams): JobFilterForm {
   const get = (k: string) => (query.get(k) ?? '').trim();

@@ -4,7 +4,7 @@ import type { BulkPreview } from '../bulk.js';
 import { filterQuery } from '../job-filter.js';
 import { count, html, type Html } from '../html.js';
 import { page, type PageContext } from '../layout.js';
-import type { JobFilterForm } from './jobs.js';
+import type { JobFilterForm } from '../job-filter.js';
 
 const APPLIES_TO = { retry: 'failed or cancelled jobs', cancel: 'pending or waiting jobs, and running broadcast jobs (through their broadcast)' };
 const LABELS: Record<keyof JobFilterForm, string> = { state: 'state', type: 'type', queue: 'queue', from: 'created from (UTC)', to: 'created before (UTC)', q: 'payload or error contains' };

@@ -3,19 +3,9 @@
 import { SEARCH_WINDOW_IDS, type JobRow, type JobSearch, type JobSearchPage } from '../../../queue/jobs-store.js';
 import { count, html, json, when, type Html } from '../html.js';
 import { actionButton, badge, page, type PageContext } from '../layout.js';
-import { filterQuery } from '../job-filter.js';
+import { filterQuery, JOB_STATES, type JobFilterForm } from '../job-filter.js';
 
-export const JOB_STATES = ['pending', 'processing', 'completed', 'failed', 'cancelled'] as const;
 
-/** The filter as the form sent it, to fill the form again and build the next page's link. */
-export interface JobFilterForm {
-  state: string;
-  type: string;
-  queue: string;
-  from: string;
-  to: string;
-  q: string;
-}
 
 export function jobsPage(ctx: PageContext, form: JobFilterForm, search: JobSearch, result: JobSearchPage): Html {
   const next = result.nextBefore === null ? null : `${ctx.base}/jobs?${filterQuery(form, { before: String(result.nextBefore) })}`;
