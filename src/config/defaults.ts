@@ -6,8 +6,8 @@
 export const DEFAULTS = Object.freeze({
   queues: Object.freeze(['broadcasts']) as readonly string[],
   concurrency: 2,
-  /** Off: a broadcast runs for minutes, and holding one back helps nobody. */
-  prefetch: 0,
+  /** As many as the slots finish in 10 ms at the jobs' recent duration: none for broadcasts. */
+  prefetch: 'auto' as number | 'auto',
   maxAttempts: 3,
   /** Telegram's limit for one bot without paid broadcasts. */
   rateLimit: 30,

@@ -10,10 +10,11 @@ export interface QueueSettings {
   concurrency?: number;
   /**
    * Jobs claimed ahead of free slots, so short jobs start without a round trip each. A prefetched
-   * job that waits over a second is handed back for other daemons. Defaults to 0 (off): a
-   * broadcast runs for minutes, and holding one back helps nobody.
+   * job that waits over a second is handed back for other daemons. 0 turns it off. Defaults to
+   * 'auto': as many as the slots finish in 10 ms at the recent jobs' duration (at most 500), so
+   * none while jobs take 10 ms × concurrency or longer (a broadcast runs for minutes).
    */
-  prefetch?: number;
+  prefetch?: number | 'auto';
   /** Queues this instance works. Defaults to ['broadcasts']. */
   queues?: string[];
   /** Messages per second per bot, shared by every daemon. Defaults to 30. */

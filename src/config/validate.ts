@@ -50,7 +50,7 @@ function httpUrl(value: unknown): { problem?: string; url?: URL } {
 
 export const RULES = {
   concurrency: whole(1, 1000),
-  prefetch: whole(0, 10_000),
+  prefetch: (value, unit) => (value === 'auto' ? undefined : whole(0, 10_000)(value, unit)),
   maxAttempts: whole(1, 100),
   // Telegram allows 30/s per bot and 1000/s paid; higher figures make sense only against a stand-in
   // or a local server, which the tests and benchmarks use.

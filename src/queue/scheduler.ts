@@ -6,8 +6,11 @@ import type { Claimer, Job } from './claimer.js';
 import type { WorkerPool } from './worker-pool.js';
 
 export interface PrefetchOptions {
-  /** Jobs claimed beyond the free slots, started as slots free without a round trip. 0: off. */
-  size: number;
+  /**
+   * Jobs claimed beyond the free slots, started as slots free without a round trip. 0: off.
+   * 'auto': as many as the slots finish in AUTO_HORIZON_MS at the jobs' recent duration.
+   */
+  size: number | 'auto';
   /** A prefetched job waiting longer than this for a slot is handed back. */
   maxWaitMs: number;
   handBack(jobs: Job[]): Promise<void>;
@@ -24,6 +27,16 @@ const MAX_CLAIMS_IN_FLIGHT = 2;
 
 // A due job that claim after claim skips (its row locked elsewhere) is re-checked this often at most.
 const MAX_DUE_RECHECK_MS = 1_000;
+
+// prefetch 'auto': the buffer holds what the slots finish in this long at the jobs' recent
+// duration, so short jobs never wait out a claim's round trip (about 1 ms, several on a busy
+// machine) while a prefetched job waits for its slot no longer than this. Jobs of a second or
+// more (a broadcast runs for minutes) get none: nothing is held back from other daemons.
+const AUTO_HORIZON_MS = 10;
+// The largest automatic buffer: the best fixed setting measured for 20,000 no-op jobs.
+const AUTO_MAX = 500;
+// Weight of the latest job in the running duration: about the last 20 jobs count.
+const DURATION_WEIGHT = 0.05;
 
 /**
  * The one place that decides to claim. Notifications, the run_at timer, the fallback sweep (the
@@ -51,6 +64,8 @@ export class Scheduler extends EventEmitter {
   /** Claimed jobs waiting for a free slot (prefetch), oldest first, with their claim time. */
   private readonly buffer: { job: Job; claimedAt: number }[] = [];
   private bufferTimer: NodeJS.Timeout | undefined;
+  /** Recent handler duration (ms), weighted towards the latest jobs; null before the first. */
+  private recentDurationMs: number | null = null;
 
   constructor(
     private readonly claimer: Claimer,
@@ -59,17 +74,29 @@ export class Scheduler extends EventEmitter {
     private readonly prefetch: PrefetchOptions = { size: 0, maxWaitMs: 1_000, handBack: async () => undefined },
   ) {
     super();
-    pool.on('slot-freed', () => {
+    // A finished handler frees its slot with how long it ran; a written outcome frees one without.
+    pool.on('slot-freed', (ranMs?: number) => {
+      if (ranMs !== undefined) this.recentDurationMs = this.recentDurationMs === null ? ranMs : this.recentDurationMs + DURATION_WEIGHT * (ranMs - this.recentDurationMs);
       this.dispatch();
       if (!this.backlog) return;
-      if (this.prefetch.size === 0) this.wake('slot');
-      else if (this.buffer.length + this.requested <= this.prefetch.size / 2) this.claimNow(true);
+      const size = this.prefetchSize;
+      if (size === 0) this.wake('slot');
+      else if (this.buffer.length + this.requested <= size / 2) this.claimNow(true);
     });
+  }
+
+  /** Jobs to hold beyond the free slots now. */
+  get prefetchSize(): number {
+    if (this.prefetch.size !== 'auto') return this.prefetch.size;
+    // Before any job finished nothing is known: the first claim takes what the slots can run.
+    if (this.recentDurationMs === null) return 0;
+    const perSlot = AUTO_HORIZON_MS / Math.max(this.recentDurationMs, 0.001);
+    return Math.min(AUTO_MAX, Math.floor(this.pool.concurrency * perSlot));
   }
 
   start(): void {
     this.stopped = false;
-    if (this.prefetch.size > 0) {
+    if (this.prefetch.size === 'auto' || this.prefetch.size > 0) {
       this.bufferTimer = setInterval(() => void this.handBackStale(), this.prefetch.maxWaitMs);
       this.bufferTimer.unref();
     }
@@ -162,7 +189,7 @@ export class Scheduler extends EventEmitter {
     this.dispatch();
     if (this.claims.size >= MAX_CLAIMS_IN_FLIGHT) return;
     if (this.pool.free <= 0 && !turningOver) return;
-    const want = this.pool.free + Math.max(0, this.prefetch.size - this.buffer.length) - this.requested;
+    const want = this.pool.free + Math.max(0, this.prefetchSize - this.buffer.length) - this.requested;
     if (want <= 0) return;
     const claim = this.claim(want).finally(() => {
       this.claims.delete(claim);

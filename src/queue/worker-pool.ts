@@ -77,7 +77,8 @@ class RunningJob {
 
 /**
  * Runs claimed jobs in a fixed number of slots and turns what each handler did into an Outcome.
- * Events: 'job:start' (job), 'job:done' (JobEvent), 'slot-freed', 'halt' ({ jobType, reason }).
+ * Events: 'job:start' (job), 'job:done' (JobEvent), 'slot-freed' (how long the handler ran, when a
+ * handler finished; nothing when a written outcome freed it), 'halt' ({ jobType, reason }).
  */
 export class WorkerPool extends EventEmitter {
   private readonly running = new Map<number, RunningJob>();
@@ -109,6 +110,11 @@ export class WorkerPool extends EventEmitter {
     return this.running.size;
   }
 
+  /** How many jobs run at once at most. */
+  get concurrency(): number {
+    return this.capacity;
+  }
+
   runningJobs(): Job[] {
     return [...this.running.values()].map((r) => r.job);
   }
@@ -119,13 +125,15 @@ export class WorkerPool extends EventEmitter {
     this.emit('job:start', job);
     this.running.set(job.jobId, entry);
     entry.done = this.outcomeOf(entry).then((outcome) => {
+      // The handler's own time, without the outcome's write: what prefetch 'auto' sizes by.
+      const ranMs = performance.now() - started;
       this.running.delete(job.jobId);
       const recording = this.record(entry, outcome, started).finally(() => {
         this.recording.delete(recording);
         this.emit('slot-freed');
       });
       this.recording.add(recording);
-      this.emit('slot-freed');
+      this.emit('slot-freed', ranMs);
     });
   }
 
