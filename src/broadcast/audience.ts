@@ -206,28 +206,46 @@ export function buildAudienceQuery(audience: unknown, firstParam: number, path =
 export const unsendableOutcomeSql = (r: string) =>
   `(CASE WHEN ${r}.opted_out THEN 'opted_out' WHEN ${r}.unreachable_reason IS NOT NULL THEN 'unreachable' END)`;
 
+/**
+ * SQL: recipient `r` already got `capParam` (an SQL expression) or more broadcast messages in the
+ * last 24 hours, so a broadcast with that frequency cap skips them (fanout.ts, countAudience).
+ */
+export function overFrequencyCapSql(capParam: string): string {
+  return `(SELECT count(*) FROM broadcast_deliveries x WHERE x.chat_id = r.chat_id AND x.status = 'sent' AND x.sent_at > now() - interval '24 hours') >= ${capParam}`;
+}
+
 export interface AudienceCount {
   /** Every recipient the audience selects. */
   total: number;
-  /** Those a broadcast would send to: not opted out and not marked unreachable. */
+  /** Those a broadcast would send to: not opted out, not marked unreachable (and not over the frequency cap, when one is given). */
   reachable: number;
   /** Opted out (counted here even when also unreachable). */
   opted_out: number;
-  /** Marked unreachable and not opted out; total = reachable + optedOut + unreachable. */
+  /** Marked unreachable and not opted out; total = reachable + opted_out + unreachable (+ over_frequency_cap). */
   unreachable: number;
+  /** With a frequency cap: neither opted out nor unreachable, but over the cap (what fanOut skips as 'frequency_cap'). */
+  over_frequency_cap?: number;
 }
 
-/** Counts an audience for `bqctl subscribers count` and for previews before sending. */
-export async function countAudience(pool: Pool | PoolClient, audience: unknown, path = 'audience'): Promise<AudienceCount> {
-  const { from, params } = buildAudienceQuery(audience, 1, path);
-  const { rows } = await pool.query<{ total: number; reachable: number; opted_out: number; unreachable: number }>(
+/**
+ * Counts an audience for `bqctl subscribers count` and for previews before sending (the
+ * dashboard's Compose page), with the frequency cap a broadcast would apply when one is given.
+ */
+export async function countAudience(pool: Pool | PoolClient, audience: unknown, path = 'audience', frequencyCap: number | null = null): Promise<AudienceCount> {
+  const { from, params } = buildAudienceQuery(audience, frequencyCap === null ? 1 : 2, path);
+  const overCap = frequencyCap === null ? 'false' : overFrequencyCapSql('$1::int');
+  const { rows } = await pool.query<{ total: number; reachable: number; opted_out: number; unreachable: number; over_cap: number }>(
     `SELECT count(*)::int AS total,
-            count(*) FILTER (WHERE NOT r.opted_out AND r.unreachable_reason IS NULL)::int AS reachable,
+            count(*) FILTER (WHERE NOT r.opted_out AND r.unreachable_reason IS NULL AND NOT r.over_cap)::int AS reachable,
             count(*) FILTER (WHERE r.opted_out)::int AS opted_out,
-            count(*) FILTER (WHERE NOT r.opted_out AND r.unreachable_reason IS NOT NULL)::int AS unreachable
-       FROM ${from}`,
-    params,
+            count(*) FILTER (WHERE NOT r.opted_out AND r.unreachable_reason IS NOT NULL)::int AS unreachable,
+            count(*) FILTER (WHERE NOT r.opted_out AND r.unreachable_reason IS NULL AND r.over_cap)::int AS over_cap
+       FROM (SELECT r.*, ${overCap} AS over_cap FROM ${from}) r`,
+    frequencyCap === null ? params : [frequencyCap, ...params],
   );
   const row = rows[0]!;
-  return { total: row.total, reachable: row.reachable, opted_out: row.opted_out, unreachable: row.unreachable };
+  return {
+    total: row.total, reachable: row.reachable, opted_out: row.opted_out, unreachable: row.unreachable,
+    ...(frequencyCap === null ? {} : { over_frequency_cap: row.over_cap }),
+  };
 }

@@ -1,7 +1,7 @@
 import type { Pool } from '../db/pool.js';
 import { PayloadError, DriverLostError } from '../errors.js';
 import { parseMessage } from '../telegram/message.js';
-import { buildAudienceQuery, unsendableOutcomeSql } from './audience.js';
+import { buildAudienceQuery, overFrequencyCapSql, unsendableOutcomeSql } from './audience.js';
 import { localDueSql, parseDeliverAtLocal } from './local-time.js';
 import { AB_SAMPLE_SQL, abSampleParams, parseAbTest } from './ab-test.js';
 import { type Driver } from './driver.js';
@@ -96,7 +96,7 @@ export async function fanOut(pool: Pool, b: BroadcastRow, by: Driver | number, n
     const audience = buildAudienceQuery(b.audience, params.length + 1);
     params.push(...audience.params);
     const overCap = capParam
-      ? `(SELECT count(*) FROM broadcast_deliveries x WHERE x.chat_id = r.chat_id AND x.status = 'sent' AND x.sent_at > now() - interval '24 hours') >= $${capParam}`
+      ? overFrequencyCapSql(`$${capParam}`)
       : 'false';
     const inserted = await client.query(
       `WITH ins AS (
