@@ -14,6 +14,10 @@ const FILES: Record<string, { path: () => string; type: string }> = {
   'dashboard.js': { path: () => `${OWN}dashboard.js`, type: 'text/javascript; charset=utf-8' },
   'subscribers.js': { path: () => `${OWN}subscribers.js`, type: 'text/javascript; charset=utf-8' },
   'dashboard.css': { path: () => `${OWN}dashboard.css`, type: 'text/css; charset=utf-8' },
+  'compose.js': { path: () => `${OWN}compose.js`, type: 'text/javascript; charset=utf-8' },
+  'compose.css': { path: () => `${OWN}compose.css`, type: 'text/css; charset=utf-8' },
+  // The formatting parser the server checks with (src/telegram/markup.ts, an import-free module), for the preview.
+  'telegram-markup.js': { path: () => fileURLToPath(new URL('../../telegram/markup.js', import.meta.url)), type: 'text/javascript; charset=utf-8' },
   'uplot.js': { path: () => require.resolve('uplot/dist/uPlot.iife.min.js'), type: 'text/javascript; charset=utf-8' },
   'uplot.css': { path: () => require.resolve('uplot/dist/uPlot.min.css'), type: 'text/css; charset=utf-8' },
 };

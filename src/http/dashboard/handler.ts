@@ -21,6 +21,9 @@ import type { QueueAccess } from '../queue-access.js';
 import { parseId, splitUrl, truncate } from '../request.js';
 import { health } from '../views.js';
 import { runAction } from './actions.js';
+import { answerCompose, checkCompose, sendJson } from './compose-actions.js';
+import { emptyFields } from './compose-form.js';
+import { composePage } from './pages/compose.js';
 import { sendAsset } from './assets.js';
 import type { PageContext } from './layout.js';
 import { LiveStreams } from './live.js';
@@ -141,6 +144,8 @@ export function createDashboardHandler(access: QueueAccess, options: DashboardOp
       const report = b.track || (b.variants?.length ?? 0) >= 2 ? await broadcastReport(pool, id) : null;
       return broadcastPage(ctx, b, variants, report);
     }
+    if (path === '/compose') return composePage(ctx, emptyFields());
+    if (path === '/compose/check') return void sendJson(res, 200, await checkCompose(pool, query));
     if (path === '/health') {
       const [h, migrations, rateLimits] = await Promise.all([health(access, log), migrationState(pool).catch(() => null), readRateLimitState(pool)]);
       return healthPage(ctx, { health: h.body as HealthData['health'], migrations, rateLimits });
@@ -195,6 +200,7 @@ export function createDashboardHandler(access: QueueAccess, options: DashboardOp
     const pool = access.pool();
     if (!pool) throw new HttpError(503, 'the queue is not running (no database connection)');
     if (upload) return afterPost(req, res, `${base}/subscribers/imports/${(await subscribers.upload(pool, req)).id}`);
+    if (path === '/compose') return answerCompose(req, res, { base, session }, pool, form, log, (n) => sessions.noticeCookie(n));
     const outcome = await runAction(pool, path, form);
     if (!outcome) throw new HttpError(404, 'no such action');
     log.info({ action: path, outcome: outcome.notice.kind }, 'dashboard action');

@@ -11,7 +11,7 @@ export interface PageContext {
   notice?: { kind: 'done' | 'error'; text: string };
 }
 
-const NAV: [string, string][] = [['/', 'Overview'], ['/jobs', 'Jobs'], ['/broadcasts', 'Broadcasts'], ['/subscribers', 'Subscribers'], ['/health', 'Health']];
+const NAV: [string, string][] = [['/', 'Overview'], ['/jobs', 'Jobs'], ['/broadcasts', 'Broadcasts'], ['/compose', 'Compose'], ['/subscribers', 'Subscribers'], ['/health', 'Health']];
 
 export function page(ctx: PageContext, title: string, current: string, body: Html): Html {
   const { base, session } = ctx;
