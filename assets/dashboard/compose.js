@@ -1,7 +1,7 @@
 // broadcast-queued dashboard, Compose page: the formatted preview of each variant (parsed by the
 // same module the server checks with, telegram-markup.js, and built as DOM nodes: no markup from
 // the text is ever given to the browser as HTML), the server's checks and the live audience count
-// as you type (GET /compose/check), adding buttons and variants, and sending the form by fetch so
+// as you type (POST /compose/check), adding buttons and variants, and sending the form by fetch so
 // a test send keeps what you wrote on the page.
 import { parseMarkup } from './telegram-markup.js';
 
@@ -141,7 +141,13 @@ async function check() {
   checkController?.abort();
   checkController = new AbortController();
   try {
-    const res = await fetch(`${base}/compose/check?${formParams()}`, { headers: { 'x-requested-with': 'bq-dashboard' }, signal: checkController.signal, credentials: 'same-origin' });
+    const res = await fetch(`${base}/compose/check`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-csrf-token': csrf, 'x-requested-with': 'bq-dashboard' },
+      body: formParams().toString(),
+      signal: checkController.signal,
+      credentials: 'same-origin',
+    });
     if (seq !== checkSeq) return;
     if (!res.ok) {
       countState.textContent = `The server did not check it (${res.status}).`;

@@ -1,5 +1,6 @@
-// What the Compose page asks the server: GET /compose/check (the form's problems and the live
-// count of its audience, for the page's script; it changes nothing, so a read-only session may ask)
+// What the Compose page asks the server: POST /compose/check (the form's problems and the live
+// count of its audience, for the page's script: a POST because a message in a query string would
+// outgrow the request line, but it changes nothing, so a read-only session may ask)
 // and POST /compose (save as a draft, schedule, send now, or send a test to one chat). Through the
 // same area operations as bqctl: countAudience, createBroadcast, enqueueJob.
 import type { IncomingMessage, ServerResponse } from 'node:http';

@@ -10,6 +10,12 @@ import { parseMarkup, type ParseMode } from '../../telegram/markup.js';
 import { parseChatId, parseMessage } from '../../telegram/message.js';
 
 export const MAX_VARIANTS = 5;
+/**
+ * The largest form POST /compose reads: five variants of 4,096 characters, each up to 12 bytes
+ * form-encoded (%F0%9F%98%80 for two UTF-16 units: Cyrillic text takes 6 bytes a character), plus
+ * buttons and an audience; the dashboard's other forms stay within 16 KB.
+ */
+export const COMPOSE_FORM_BYTES = 512 * 1024;
 export const MAX_BUTTONS = 20;
 const PARSE_MODES = ['', 'HTML', 'MarkdownV2'] as const;
 export const INTENTS = ['draft', 'schedule', 'send', 'test'] as const;

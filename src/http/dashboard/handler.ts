@@ -22,7 +22,7 @@ import { parseId, splitUrl, truncate } from '../request.js';
 import { health } from '../views.js';
 import { runAction } from './actions.js';
 import { answerCompose, checkCompose, sendJson } from './compose-actions.js';
-import { emptyFields } from './compose-form.js';
+import { COMPOSE_FORM_BYTES, emptyFields } from './compose-form.js';
 import { composePage } from './pages/compose.js';
 import { sendAsset } from './assets.js';
 import type { PageContext } from './layout.js';
@@ -145,7 +145,6 @@ export function createDashboardHandler(access: QueueAccess, options: DashboardOp
       return broadcastPage(ctx, b, variants, report);
     }
     if (path === '/compose') return composePage(ctx, emptyFields());
-    if (path === '/compose/check') return void sendJson(res, 200, await checkCompose(pool, query));
     if (path === '/health') {
       const [h, migrations, rateLimits] = await Promise.all([health(access, log), migrationState(pool).catch(() => null), readRateLimitState(pool)]);
       return healthPage(ctx, { health: h.body as HealthData['health'], migrations, rateLimits });
@@ -190,12 +189,14 @@ export function createDashboardHandler(access: QueueAccess, options: DashboardOp
   async function post(req: IncomingMessage, res: ServerResponse, session: Session, path: string): Promise<void> {
     // An import's body is the file, read only once the token and the role have been checked.
     const upload = path === '/subscribers/import';
-    const form = upload ? new URLSearchParams() : await readForm(req);
+    const form = upload ? new URLSearchParams() : await readForm(req, path.startsWith('/compose') ? COMPOSE_FORM_BYTES : undefined);
     const csrf = String(req.headers['x-csrf-token'] ?? form.get('_csrf') ?? '');
     if (!csrf || !sameSecret(csrf, session.csrf)) throw new HttpError(403, 'the form has no valid CSRF token; reload the page and try again');
     if (path === '/logout') {
       return afterPost(req, res, `${base}/${localOnly ? '' : 'login'}`, { 'set-cookie': sessions.cleared() });
     }
+    // Checking and counting a composed message changes nothing: a read-only session may ask too.
+    if (path === '/compose/check') return void sendJson(res, 200, await checkCompose(access.pool() ?? noPool(), form));
     if (session.role !== 'admin') throw new HttpError(403, 'this session is read-only (logged in with the read-only token): it cannot change anything');
     const pool = access.pool();
     if (!pool) throw new HttpError(503, 'the queue is not running (no database connection)');
@@ -233,6 +234,10 @@ function afterPost(req: IncomingMessage, res: ServerResponse, location: string, 
   const body = JSON.stringify({ location });
   res.writeHead(200, { ...SECURITY_HEADERS, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), ...headers });
   res.end(body);
+}
+
+function noPool(): never {
+  throw new HttpError(503, 'the queue is not running (no database connection)');
 }
 
 function checkedToken(token: string, name: string): string {

@@ -35,16 +35,16 @@ export function redirect(res: ServerResponse, location: string, headers: Record<
 
 const MAX_FORM_BYTES = 16 * 1024;
 
-/** An application/x-www-form-urlencoded body (what the dashboard's forms send). */
-export async function readForm(req: IncomingMessage): Promise<URLSearchParams> {
+/** An application/x-www-form-urlencoded body (what the dashboard's forms send), of at most `maxBytes`. */
+export async function readForm(req: IncomingMessage, maxBytes = MAX_FORM_BYTES): Promise<URLSearchParams> {
   const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
   if (type !== '' && type !== 'application/x-www-form-urlencoded') throw new HttpError(415, 'dashboard forms are sent as application/x-www-form-urlencoded');
-  if (Number(req.headers['content-length'] ?? 0) > MAX_FORM_BYTES) throw new HttpError(413, `the form is larger than ${MAX_FORM_BYTES} bytes`, { connection: 'close' });
+  if (Number(req.headers['content-length'] ?? 0) > maxBytes) throw new HttpError(413, `the form is larger than ${maxBytes} bytes`, { connection: 'close' });
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > MAX_FORM_BYTES) throw new HttpError(413, `the form is larger than ${MAX_FORM_BYTES} bytes`, { connection: 'close' });
+    if (size > maxBytes) throw new HttpError(413, `the form is larger than ${maxBytes} bytes`, { connection: 'close' });
     chunks.push(chunk);
   }
   return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));

@@ -1,7 +1,7 @@
 // The Compose page: variants of a message (text with HTML or MarkdownV2 formatting, buttons), a
 // segment builder over every audience filter, the frequency cap, and the four ways out (a test to
 // one chat, a draft, a scheduled send, send now). It is a plain form that works without script;
-// compose.js adds the formatted preview, checks as you type and the live count (GET /compose/check).
+// compose.js adds the formatted preview, checks as you type and the live count (POST /compose/check).
 import { AUDIENCE_FILTERS } from '../../../broadcast/audience.js';
 import { TEXT_MAX } from '../../../telegram/message.js';
 import { html, type Html } from '../html.js';
