@@ -19,7 +19,34 @@ const MEASUREMENTS = ['idle', 'latency', 'throughput', 'enqueue', 'stale', 'depe
 /** Not in a default run: the rate rows of 'broadcast' alone. */
 const EXTRA_MEASUREMENTS = ['rate'] as const;
 
+const USAGE = `usage: npm run bench [-- OPTIONS]
+
+broadcast-queued, graphile-worker and pg-boss side by side on one PostgreSQL (DATABASE_URL, else an
+embedded one with durability off), under Node 24 (installed from the npm registry on first use).
+A full run takes about 20 minutes and writes bench/RESULTS.md; with --only, bench/RESULTS.partial.md.
+
+  --quick               a shorter run (about two minutes), fewer rows
+  --only=LIST           a subset of ${MEASUREMENTS.join(',')}; or rate (the broadcast rate rows only)
+  --rates=LxD,...       which broadcast rate rows: limit x daemons, e.g. 1000x1,1000x3
+  --autovacuum=off      autovacuum off on the jobs tables (as runs before issue 13)
+  --out=FILE            write the results to FILE
+  --daemon-node=MAJOR   run our daemon (only) under that Node major
+  --help                this text
+`;
+const FLAGS = /^--(quick|help|autovacuum=off|only=.+|rates=.+|out=.+|daemon-node=\d+)$/;
+
 async function main(): Promise<void> {
+  const given = process.argv.slice(2);
+  if (given.includes('--help') || given.includes('-h')) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  const unknown = given.find((a) => !FLAGS.test(a));
+  if (unknown !== undefined) {
+    process.stderr.write(`bench: unknown option ${JSON.stringify(unknown)}\n\n${USAGE}`);
+    process.exitCode = 2;
+    return;
+  }
   if (await reexecUnderNode24()) return;
   if (await reexecFromSnapshot()) return;
   // Loaded only under Node ≥ 22: graphile-worker and pg-boss refuse older ones.
