@@ -40,11 +40,13 @@ test('bulk cancel cancels the matching pending jobs and says how many; the other
   try {
     const pending: number[] = [];
     for (let i = 0; i < 7; i++) pending.push(await insertFinishedJob(db, 'pending', { i }));
+    // A broadcast job goes through cancelJobs (its broadcast would be cancelled with it); the rest in one statement a batch.
+    pending.push(await insertFinishedJob(db, 'pending', { note: 'no broadcast row yet' }, null, 'broadcast'));
     const failed = await insertFinishedJob(db, 'failed', { i: 99 }, 'boom');
     const target = { action: 'cancel' as const, search: {}, upTo: await newestJobId(db.pool) };
-    assert.is(await countBulk(db.pool, target), 7);
+    assert.is(await countBulk(db.pool, target), 8);
     const r = await runBulk(db.pool, target, 3);
-    assert.equal({ done: r.done, batches: r.batches }, { done: 7, batches: 3 });
+    assert.equal({ done: r.done, refused: r.refused, batches: r.batches }, { done: 8, refused: 0, batches: 3 });
     assert.ok((await statuses(db.pool, pending)).every((s) => s === 'cancelled'));
     assert.equal(await statuses(db.pool, [failed]), ['failed']);
   } finally {
