@@ -26,6 +26,9 @@ export const LISTEN_CHECK_MS = 120_000;
  */
 const LISTEN_CHECK_TIMEOUT_MS = 15_000;
 
+/** pg-listen's error when it could not re-issue LISTEN after a reconnect, after which it stops trying. */
+const GAVE_UP = /^Re-initializing the PostgreSQL notification client after connection loss failed/;
+
 /**
  * The dedicated LISTEN connection. Events: 'notification' (queue name), 'schedules' (a schedule
  * changed), 'connected' (first time and after every reconnect: notifications sent meanwhile were
@@ -109,9 +112,26 @@ export class Listener extends EventEmitter {
     });
     // Without this listener an 'error' event would crash the process.
     subscriber.events.on('error', (error: Error) => {
-      if (!this.closing) this.log.error({ err: errorMessage(error) }, 'listener error');
+      if (this.closing) return;
+      this.log.error({ err: errorMessage(error) }, 'listener error');
+      if (this.subscriber === subscriber && GAVE_UP.test(error.message)) void this.startOver(subscriber);
     });
     return subscriber;
+  }
+
+  /**
+   * pg-listen gives up for good when re-issuing LISTEN after a reconnect fails (the server went
+   * away again, or the statement timed out): it keeps a client that is connected and listens to
+   * nothing, so no notification would arrive until a restart. Start over with a fresh subscriber.
+   */
+  private async startOver(broken: Subscriber): Promise<void> {
+    this.subscriber = null;
+    if (this.isConnected) {
+      this.isConnected = false;
+      this.emit('disconnected');
+    }
+    await broken.close().catch(() => undefined);
+    await this.start().catch((error) => this.log.error({ err: errorMessage(error) }, 'listener could not start over'));
   }
 
   private markConnected(): void {

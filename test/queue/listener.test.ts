@@ -9,6 +9,7 @@ import { startEmbeddedPostgres } from '../../src/db/embedded.js';
 import { silentLogger } from '../../src/log.js';
 import { databaseRetryWaitMs } from '../../src/db/pool.js';
 import type { JobEvent } from '../../src/queue/worker-pool.js';
+import { Listener } from '../../src/queue/listener.js';
 import { createTestDatabase } from '../helpers/db.js';
 import { waitForEvent } from '../helpers/wait.js';
 
@@ -29,9 +30,32 @@ test('the listener survives pg_terminate_backend and runs a job inserted meanwhi
     await reconnected;
     // And notifications work again afterwards.
     const next = await db.pool.query(`INSERT INTO broadcast_queue_jobs (job_type) VALUES ('noop') RETURNING job_id`);
-    await waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === next.rows[0].job_id, 5_000);
+    await waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === next.rows[0].job_id, 20_000);
   } finally {
     await queue.stop();
+    await db.drop();
+  }
+});
+
+test('when pg-listen gives up re-issuing LISTEN after a reconnect, the listener starts over and hears notifications again', async () => {
+  const db = await createTestDatabase();
+  const listener = new Listener(db.url, silentLogger());
+  try {
+    await listener.start();
+    // The state pg-listen leaves when LISTEN fails after a reconnect: connected, listening to
+    // nothing, and an 'error' that says it stopped trying.
+    const subscriber = (listener as unknown as { subscriber: import('pg-listen').Subscriber }).subscriber;
+    await subscriber.unlistenAll();
+    const disconnected = waitForEvent(listener, 'disconnected', undefined, 5_000);
+    const connected = waitForEvent(listener, 'connected', undefined, 20_000);
+    subscriber.events.emit('error', new Error('Re-initializing the PostgreSQL notification client after connection loss failed: Connection terminated'));
+    await disconnected;
+    await connected;
+    const heard = waitForEvent<string>(listener, 'notification', (queue) => queue === 'after', 20_000);
+    await db.pool.query(`SELECT pg_notify('broadcast_queue', 'after')`);
+    assert.is(await heard, 'after');
+  } finally {
+    await listener.stop();
     await db.drop();
   }
 });
