@@ -165,8 +165,10 @@ test('a broadcast payload that names no recipients, or a message Telegram would 
       [{ message: { text: 'hi' }, audience: { tag: ['x'] } }, /unknown filter "tag"/],
     ];
     for (const [payload, expected] of cases) {
+      // Listened for before the INSERT: a payload refused at once can fail before its reply is read.
+      const done = waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobType === 'broadcast');
       const jobId = await insertJob(db, 'broadcast', payload);
-      await waitForEvent<JobEvent>(queue, 'job:done', finished(jobId));
+      assert.is((await done).job.jobId, jobId);
       const row = await jobRow(db, jobId);
       assert.is(row.status, 'failed', JSON.stringify(payload));
       assert.match(row.last_error, expected);
