@@ -1,57 +1,21 @@
 /// <reference lib="dom" />
-// The dashboard in a real browser: Debian's chromium driven by playwright-core through the main
-// flows. Screenshots go to $BQ_SCREENSHOTS_DIR when set (`BQ_SCREENSHOTS_DIR=docs npm test` renews
-// the README's), else to a temporary directory. Without chromium every test here is skipped, saying so.
+// The dashboard in a real browser through the main flows (browser-helpers.ts: chromium, logins,
+// screenshots; `BQ_SCREENSHOTS_DIR=docs npm test` renews the README's).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, mkdtempSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
-import { startAdminServer, type AdminServer } from '../../src/http/admin-server.js';
-import { withTelegram, jobRow, insertJob, range, type TelegramWorld } from '../helpers/telegram.js';
+import { withTelegram, jobRow, insertJob, range } from '../helpers/telegram.js';
 import { until, waitForEvent } from '../helpers/wait.js';
 import { startRedirectServer } from '../../src/engagement/redirect-server.js';
 import { broadcastReport } from '../../src/engagement/report.js';
 import { SimulatedRecipients } from '../../src/testing/index.js';
 import type { JobEvent } from '../../src/queue/worker-pool.js';
 import { ADMIN_TOKEN, insertFinishedJob, READ_TOKEN } from './helpers.js';
+import { browserTest, shotsDir as shots, withBrowser, type TestPage } from './browser-helpers.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));
-const shots = process.env.BQ_SCREENSHOTS_DIR ? path.resolve(process.env.BQ_SCREENSHOTS_DIR) : mkdtempSync(path.join(os.tmpdir(), 'bq-dashboard-shots-'));
-const it = CHROMIUM ? test : test.skip;
-if (!CHROMIUM) console.warn('dashboard browser tests SKIPPED: no chromium found (apt-get install chromium, or set CHROMIUM_PATH); .ci/run installs it');
+const it = browserTest('dashboard browser tests');
 
-async function withBrowser(world: TelegramWorld, body: (server: AdminServer, open: (token: string) => Promise<Page>) => Promise<void>) {
-  const server = await startAdminServer(world.queue, { host: '127.0.0.1', port: 0, apiToken: ADMIN_TOKEN, dashboard: { readOnlyToken: READ_TOKEN } });
-  let browser: Browser | null = null;
-  try {
-    // --no-sandbox: CI runs as root, where chromium's sandbox cannot start.
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
-    const b = browser;
-    const open = async (token: string) => {
-      const context = await b.newContext({ viewport: { width: 1280, height: 900 } });
-      const page = await context.newPage();
-      const problems: string[] = [];
-      page.on('console', (m) => { if (m.type() === 'error') problems.push(m.text()); });
-      page.on('pageerror', (e) => problems.push(String(e)));
-      // Every confirmation is accepted: the operator said yes.
-      page.on('dialog', (d) => void d.accept());
-      (page as Page & { problems?: string[] }).problems = problems;
-      await page.goto(`${server.url}/`);
-      assert.is(new URL(page.url()).pathname, '/login');
-      await page.fill('#token', token);
-      await Promise.all([page.waitForURL(`${server.url}/`), page.click('#login button')]);
-      return page;
-    };
-    await body(server, open);
-  } finally {
-    await browser?.close();
-    await server.close();
-  }
-}
-
-const problemsOf = (page: Page) => (page as Page & { problems?: string[] }).problems ?? [];
+const problemsOf = (page: TestPage) => page.problems;
 
 it('log in, watch a broadcast progress live, pause and resume it', async () => {
   await withTelegram({ queue: { rateLimit: 25 } }, async (world) => {

@@ -6,45 +6,23 @@
 // read-only login cannot send. Screenshots go to $BQ_SCREENSHOTS_DIR when set (the README's).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, mkdtempSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
-import { startAdminServer, type AdminServer } from '../../src/http/admin-server.js';
+import type { Page } from 'playwright-core';
+import type { AdminServer } from '../../src/http/admin-server.js';
 import { withTelegram, type TelegramWorld } from '../helpers/telegram.js';
 import { until } from '../helpers/wait.js';
 import { ADMIN_TOKEN, READ_TOKEN } from './helpers.js';
+import { browserTest, shotsDir as shots, withBrowser, type TestPage } from './browser-helpers.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));
-const shots = process.env.BQ_SCREENSHOTS_DIR ? path.resolve(process.env.BQ_SCREENSHOTS_DIR) : mkdtempSync(path.join(os.tmpdir(), 'bq-dashboard-shots-'));
-const it = CHROMIUM ? test : test.skip;
-if (!CHROMIUM) console.warn('dashboard compose browser tests SKIPPED: no chromium found (apt-get install chromium, or set CHROMIUM_PATH)');
+const it = browserTest('dashboard compose browser tests');
 
-type TestPage = Page & { problems: string[] };
-
-async function withBrowser(world: TelegramWorld, body: (server: AdminServer, open: (token: string) => Promise<TestPage>) => Promise<void>) {
-  const server = await startAdminServer(world.queue, { host: '127.0.0.1', port: 0, apiToken: ADMIN_TOKEN, dashboard: { readOnlyToken: READ_TOKEN } });
-  let browser: Browser | null = null;
-  try {
-    // --no-sandbox: CI runs as root, where chromium's sandbox cannot start.
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
-    const b = browser;
-    await body(server, async (token) => {
-      const page = (await (await b.newContext({ viewport: { width: 1280, height: 900 } })).newPage()) as TestPage;
-      page.problems = [];
-      page.on('console', (m) => { if (m.type() === 'error') page.problems.push(m.text()); });
-      page.on('pageerror', (e) => page.problems.push(String(e)));
-      page.on('dialog', (d) => void d.accept());
-      await page.goto(`${server.url}/login`);
-      await page.fill('#token', token);
-      await Promise.all([page.waitForURL(`${server.url}/`), page.click('#login button')]);
-      await page.goto(`${server.url}/compose`);
-      return page;
-    });
-  } finally {
-    await browser?.close();
-    await server.close();
-  }
+/** Logged in (see browser-helpers.ts), then on the Compose page. */
+async function withCompose(world: TelegramWorld, body: (server: AdminServer, open: (token: string) => Promise<TestPage>) => Promise<void>) {
+  await withBrowser(world, (server, open) => body(server, async (token) => {
+    const page = await open(token);
+    await page.goto(`${server.url}/compose`);
+    return page;
+  }));
 }
 
 /** Chats 101-110: 101-106 tagged vip, of which 104 got a broadcast message an hour ago, 105 is unreachable and 106 opted out. */
@@ -74,7 +52,7 @@ async function compose(page: Page, text: string) {
 it('compose with a button to a segment: live count, a formatting error, a draft not sent, a test, then sent to exactly that segment', async () => {
   await withTelegram({}, async (world) => {
     await seedSubscribers(world);
-    await withBrowser(world, async (server, open) => {
+    await withCompose(world, async (server, open) => {
       const page = await open(ADMIN_TOKEN);
       // Every subscriber at first.
       await waitForCount(page, 'total', '10');
@@ -143,7 +121,7 @@ it('compose with a button to a segment: live count, a formatting error, a draft 
 it('variants with weights preview side by side; a read-only login previews and counts but cannot send', async () => {
   await withTelegram({}, async (world) => {
     await seedSubscribers(world);
-    await withBrowser(world, async (server, open) => {
+    await withCompose(world, async (server, open) => {
       const page = await open(READ_TOKEN);
       assert.is(await page.$('button[name="intent"]'), null, 'no send buttons');
       await page.fill('[name="v0.text"]', '*Hello* VIPs\\!');
