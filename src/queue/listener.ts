@@ -69,6 +69,11 @@ export class Listener extends EventEmitter {
           })(),
           signal,
         );
+        // stop() ran while this connected (a start-over has no signal): it could not close this one.
+        if (this.closing) {
+          await subscriber.close().catch(() => undefined);
+          return;
+        }
         this.subscriber = subscriber;
         this.markConnected();
         return;
