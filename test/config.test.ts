@@ -44,6 +44,15 @@ test('a long sweep stretches the default hung window to three sweeps instead of 
   assert.throws(() => createBroadcastQueue({ sweepMs: 3_600_000, rescueAfterMs: 120_000 }), /rescueAfterMs \(120000\) must be at least three times sweepMs \(3600000\)/);
 });
 
+test('the read-only dashboard token is BQ_VIEWER_TOKEN, as DESIGN.md names it; the old name is refused with the new one', () => {
+  const viewer = 'a-viewer-token-of-24-chars';
+  assert.is(loadConfig({ BQ_VIEWER_TOKEN: viewer }).dashboardReadOnlyToken, viewer);
+  const error = (() => { try { loadConfig({ BQ_DASHBOARD_READONLY_TOKEN: viewer }); } catch (e) { return e as Error; } return null; })();
+  assert.ok(error, 'the old name is not ignored');
+  assert.match(error!.message, 'BQ_DASHBOARD_READONLY_TOKEN is now BQ_VIEWER_TOKEN');
+  assert.not.match(error!.message, viewer);
+});
+
 test('every bad value is reported at once, and secrets are not echoed', () => {
   try {
     loadConfig({ BQ_CONCURRENCY: 'many', BQ_RATE_LIMIT: '0', DATABASE_URL: 'postgres://u:hunter2@', BQ_QUEUES: 'ok,bad queue', TELEGRAM_BOT_TOKEN: 'nope', LOG_LEVEL: 'loud' });

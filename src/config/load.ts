@@ -169,7 +169,7 @@ export const SETTINGS: Setting[] = [
   { key: 'httpPort', env: 'BQ_HTTP_PORT', flag: '--http-port', doc: `Admin API port; -1 turns the server off, 0 picks a free port. Defaults to ${DEFAULTS.httpPort}.`, parse: integer('httpPort') },
   { key: 'apiToken', env: 'BQ_API_TOKEN', flag: '--api-token', secret: true, doc: 'Bearer token for the admin API and /metrics, and the dashboard\'s admin login. Defaults to none (loopback only).', parse: httpToken },
   { key: 'dashboard', env: 'BQ_DASHBOARD', flag: '--dashboard', doc: 'Serve the web dashboard at / of the admin server (--no-dashboard to turn it off). Defaults to true.', parse: boolean(true) },
-  { key: 'dashboardReadOnlyToken', env: 'BQ_DASHBOARD_READONLY_TOKEN', flag: '--dashboard-readonly-token', secret: true, doc: 'A second dashboard login that shows everything and changes nothing. Defaults to none.', parse: httpToken },
+  { key: 'dashboardReadOnlyToken', env: 'BQ_VIEWER_TOKEN', flag: '--viewer-token', secret: true, doc: 'A second dashboard login that shows everything and changes nothing. Defaults to none.', parse: httpToken },
   { key: 'publicHost', env: 'BQ_PUBLIC_HOST', flag: '--public-host', doc: `Address of the public redirect listener of tracked links (GET /r/<token>, nothing else). Defaults to ${DEFAULTS.publicHost}.`, parse: (raw) => host(raw, DEFAULTS.publicHost) },
   { key: 'publicPort', env: 'BQ_PUBLIC_PORT', flag: '--public-port', doc: `Port of the redirect listener; -1 turns it off, 0 picks a free port. It runs only with BQ_PUBLIC_URL and BQ_LINK_SECRET. Defaults to ${DEFAULTS.publicPort}.`, parse: integer('publicPort') },
   { key: 'publicUrl', env: 'BQ_PUBLIC_URL', flag: '--public-url', doc: 'Where recipients reach the redirect listener (e.g. https://t.example.com, usually a proxy in front of it); tracked links are <url>/r/<token>. Defaults to none (track: true broadcasts fail).', parse: optionalHttpUrl('publicUrl') },
@@ -252,13 +252,18 @@ export function loadConfig(env: Record<string, string | undefined>, flags: Parti
     if (parsed.ok) config[setting.key] = parsed.value;
     else problems.push(`${from} ${parsed.problem}`);
   }
+  // The name DESIGN.md gives (BQ_VIEWER_TOKEN) replaced this one before any release; a token set
+  // under the old name would otherwise be ignored without a word.
+  for (const old of ['BQ_DASHBOARD_READONLY_TOKEN', 'BQ_DASHBOARD_READONLY_TOKEN_FILE']) {
+    if (env[old]?.trim()) problems.push(`${old} is now ${old.replace('DASHBOARD_READONLY', 'VIEWER')}: rename it`);
+  }
   const result = config as unknown as Config;
   if (problems.length === 0) {
     if (!result.dataDir) result.dataDir = defaultDataDir(env);
     result.rescueAfterMs ??= rescueAfterMsFor(result.sweepMs);
     problems.push(...crossProblems(result, (key) => SETTINGS.find((setting) => setting.key === key)!.env, 'seconds'));
     if (!result.apiToken && result.httpPort >= 0 && !isLoopback(result.httpHost)) problems.push(`BQ_HTTP_HOST ${result.httpHost} is not a loopback address, so BQ_API_TOKEN must be set`);
-    if (result.dashboardReadOnlyToken && result.dashboardReadOnlyToken === result.apiToken) problems.push('BQ_DASHBOARD_READONLY_TOKEN is the same as BQ_API_TOKEN: the read-only login must have a token of its own');
+    if (result.dashboardReadOnlyToken && result.dashboardReadOnlyToken === result.apiToken) problems.push('BQ_VIEWER_TOKEN is the same as BQ_API_TOKEN: the read-only login must have a token of its own');
     // A key of its own: signing with the admin token would hand every receiver the admin API.
     if (result.webhookUrl && !result.webhookSecret) problems.push('BQ_WEBHOOK_URL is set, so BQ_WEBHOOK_SECRET must be set too (a key of its own: the receiver needs it to check signatures, and the admin token would let it operate the queue)');
     // A link needs both: where it points and the key that makes its token.

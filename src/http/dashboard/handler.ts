@@ -46,7 +46,7 @@ import { sameSecret, SessionKeeper, type Role, type Session } from './session.js
 export interface DashboardOptions {
   /** The admin token (BQ_API_TOKEN): logs in with every right. */
   apiToken?: string;
-  /** A token that shows everything and changes nothing (BQ_DASHBOARD_READONLY_TOKEN). */
+  /** A token that shows everything and changes nothing (BQ_VIEWER_TOKEN). */
   readOnlyToken?: string;
   /** With neither token: answer local callers only, as the admin API does without a token. Never implied. */
   allowUnauthenticated?: boolean;

@@ -15,6 +15,6 @@ export function loginPage(base: string, error: string | null): Html {
 ${error ? html`<p class="error" role="alert">${error}</p>` : ''}
 <button>Log in</button>
 </form>
-<p class="muted">The token is BQ_API_TOKEN (everything) or BQ_DASHBOARD_READONLY_TOKEN (look, change nothing).</p>
+<p class="muted">The token is BQ_API_TOKEN (everything) or BQ_VIEWER_TOKEN (look, change nothing).</p>
 </main></body></html>`;
 }
