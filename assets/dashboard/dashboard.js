@@ -112,7 +112,8 @@
     const source = stream(`/events/broadcasts/${encodeURIComponent(id)}`, (update) => {
       setLive(update.values);
       // The buttons that apply change with the status: the server renders them again.
-      if (update.status !== status) {
+      // "counting…" was shown: the kept report is ready now.
+      if (update.status !== status || (update.report && broadcast.hasAttribute('data-report-counting'))) {
         source.close();
         location.reload();
       }

@@ -3,7 +3,7 @@
 // was asked to confirm, so jobs enqueued since are not touched. It runs in batches by key, each its
 // own statement or transaction (retryJobs, cancelJobs), so a million-row cancel never holds a
 // million row locks at once, and a running daemon keeps claiming between batches.
-import type { Pool } from '../db/pool.js';
+import type { Pool, PoolClient } from '../db/pool.js';
 import { cancelJobs } from './control.js';
 import { retryJobs, searchConditions, type JobActionResult, type JobSearch } from '../queue/jobs-store.js';
 
@@ -36,12 +36,12 @@ function statement(target: BulkTarget, tail: (params: unknown[]) => string): { s
 }
 
 /** The newest job id now: the bound a confirmation shows and its action keeps to. */
-export async function newestJobId(pool: Pool): Promise<number> {
+export async function newestJobId(pool: Pool | PoolClient): Promise<number> {
   return Number((await pool.query('SELECT COALESCE(max(job_id), 0) AS top FROM broadcast_queue_jobs')).rows[0].top);
 }
 
 /** How many jobs the action would take on now, counted up to BULK_LIMIT + 1 (more is "too many"). */
-export async function countBulk(pool: Pool, target: BulkTarget): Promise<number> {
+export async function countBulk(pool: Pool | PoolClient, target: BulkTarget): Promise<number> {
   const { sql, params } = statement(target, (p) => `LIMIT $${p.push(BULK_LIMIT + 1)}`);
   return Number((await pool.query(`SELECT count(*)::int AS n FROM (SELECT 1 ${sql}) AS matched`, params)).rows[0].n);
 }

@@ -6,7 +6,7 @@
 // click-through or reply rate, the lowest opt-out or block rate) is compared with each other
 // variant by a two-sided two-proportion z-test (pooled); it is the winner only when every
 // comparison is significant at 0.05 / (variants − 1) (Bonferroni), else winner is null.
-import type { Pool } from '../db/pool.js';
+import type { Pool, PoolClient } from '../db/pool.js';
 import { trackedParts } from './links.js';
 
 export interface EngagementCounts {
@@ -108,14 +108,14 @@ function counts(delivered: number, events: Map<string, { events: number; people:
 }
 
 /** The report of one broadcast, or null when it does not exist. */
-export async function broadcastReport(pool: Pool, broadcastId: number): Promise<BroadcastReport | null> {
+export async function broadcastReport(pool: Pool | PoolClient, broadcastId: number): Promise<BroadcastReport | null> {
   const b = (await pool.query(BROADCAST_SQL, [broadcastId])).rows[0];
   if (!b) return null;
-  const [delivered, events, links] = await Promise.all([
-    pool.query(DELIVERED_SQL, [broadcastId]),
-    pool.query(EVENTS_SQL, [broadcastId]),
-    pool.query(LINKS_SQL, [broadcastId]),
-  ]);
+  const read = (sql: string) => pool.query(sql, [broadcastId]);
+  // On a pool the three run on three connections; one client (the dashboard's bounded read) runs them in turn.
+  const [delivered, events, links] = 'totalCount' in pool
+    ? await Promise.all([read(DELIVERED_SQL), read(EVENTS_SQL), read(LINKS_SQL)])
+    : [await read(DELIVERED_SQL), await read(EVENTS_SQL), await read(LINKS_SQL)];
   const deliveredBy = new Map<string | null, number>(delivered.rows.map((r) => [r.variant, r.delivered]));
   const byVariant = new Map<string | null, Map<string, { events: number; people: number }>>();
   const total = new Map<string, { events: number; people: number }>();

@@ -121,6 +121,8 @@ it('a tracked A/B broadcast\'s page shows its engagement report, the plan and th
       await withBrowser(world, async (server, open) => {
         const page = await open(ADMIN_TOKEN);
         await page.goto(`${server.url}/broadcasts/${broadcastId}`);
+        // The first view shows "counting…"; the live stream reloads the page once the report is kept.
+        await page.waitForSelector('#engagement table.engagement');
         const before = (await broadcastReport(db.pool, broadcastId))!;
         const cells = async (label: string) => page.$$eval(`#engagement table.engagement tr`, (rows, l) => Array.from(rows.find((r) => r.querySelector('th')?.textContent?.startsWith(l as string))?.children ?? []).map((c) => c.textContent).join('|'), label);
         for (const v of before.variants) assert.match(await cells(`variant ${v.name}`), `|${v.delivered}|${v.unique_clickers}|${v.clicks}|${(v.ctr! * 100).toFixed(1)}%|`);
@@ -136,6 +138,8 @@ it('a tracked A/B broadcast\'s page shows its engagement report, the plan and th
         await people.settled();
         await queue.flushUpdates();
         await page.goto(`${server.url}/broadcasts/${broadcastId}`);
+        // The kept report was counted while sending: the completed broadcast's is counted afresh.
+        await page.waitForSelector('#engagement table.engagement');
         const after = (await broadcastReport(db.pool, broadcastId))!;
         const decision = after.ab_test!.decision!;
         assert.match((await page.textContent('#ab-test'))!, `the rest were sent ${decision.sent_variant}`);

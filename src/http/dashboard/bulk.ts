@@ -4,6 +4,7 @@
 import type { Pool } from '../../db/pool.js';
 import { BULK_LIMIT, countBulk, newestJobId, runBulk, type BulkAction } from '../../broadcast/bulk-control.js';
 import { HttpError } from '../../errors.js';
+import type { HeavyReads } from './heavy-reads.js';
 import { parseId } from '../request.js';
 import { count } from './html.js';
 import { filterQuery, jobFilterForm, jobSearch } from './job-filter.js';
@@ -23,12 +24,14 @@ function bulkAction(value: string | null): BulkAction {
   throw new HttpError(400, 'action must be retry or cancel');
 }
 
-export async function bulkPreview(pool: Pool, query: URLSearchParams): Promise<BulkPreview> {
+export async function bulkPreview(pool: Pool, query: URLSearchParams, heavy: HeavyReads): Promise<BulkPreview> {
   const action = bulkAction(query.get('action'));
   const form = jobFilterForm(query);
   const search = jobSearch(form, null);
-  const upTo = await newestJobId(pool);
-  return { action, form, upTo, matching: await countBulk(pool, { action, search, upTo }) };
+  return heavy.run(pool, 'counting the jobs matching the filter', async (c) => {
+    const upTo = await newestJobId(c);
+    return { action, form, upTo, matching: await countBulk(c, { action, search, upTo }) };
+  });
 }
 
 /** What the action did, as actions.ts's ActionOutcome: the page to go back to and a sentence. */

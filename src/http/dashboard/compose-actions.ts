@@ -11,6 +11,7 @@ import { countAudience, type AudienceCount } from '../../broadcast/audience.js';
 import { createBroadcast } from '../../broadcast/broadcasts-store.js';
 import { enqueueJob } from '../../queue/enqueue.js';
 import { HttpError } from '../../errors.js';
+import type { HeavyReads } from './heavy-reads.js';
 import { when } from './html.js';
 import type { PageContext } from './layout.js';
 import { blockingErrors, INTENTS, readCompose, type ComposeRequest, type Intent } from './compose-form.js';
@@ -25,12 +26,13 @@ export interface ComposeCheck {
 }
 
 /** The form's problems and its audience's count, as the page's script shows them while you type. */
-export async function checkCompose(pool: Pool, form: URLSearchParams): Promise<ComposeCheck> {
+export async function checkCompose(pool: Pool, form: URLSearchParams, heavy: HeavyReads): Promise<ComposeCheck> {
   const r = readCompose(form);
   const errors = { ...r.errors };
   delete errors.test_chat_id;
   let count: AudienceCount | null = null;
-  if (r.audience && !errors.frequency_cap) count = await countAudience(pool, r.audience, 'audience', r.frequencyCap);
+  const audience = r.audience;
+  if (audience && !errors.frequency_cap) count = await heavy.run(pool, 'counting the audience', (c) => countAudience(c, audience, 'audience', r.frequencyCap));
   return { errors, count, audience: r.audience as Record<string, unknown> | null };
 }
 

@@ -11,7 +11,6 @@ import { errorMessage, type Logger } from '../../log.js';
 import { getJob, searchJobs } from '../../queue/jobs-store.js';
 import { broadcastProgress, listBroadcasts } from '../../broadcast/progress.js';
 import { countDeliveries } from '../../broadcast/finish.js';
-import { broadcastReport } from '../../engagement/report.js';
 import { migrationState } from '../../db/migrate.js';
 import { readRateLimitState } from '../../telegram/rate-limit-sql.js';
 import type { Pool } from '../../db/pool.js';
@@ -26,6 +25,8 @@ import { COMPOSE_FORM_BYTES, emptyFields } from './compose-form.js';
 import { composePage } from './pages/compose.js';
 import { sendAsset } from './assets.js';
 import type { PageContext } from './layout.js';
+import { HeavyReads } from './heavy-reads.js';
+import { KeptReports } from './kept-reports.js';
 import { LiveStreams } from './live.js';
 import { readOverview } from './overview-data.js';
 import { RateLimitedCounter } from './rate-limited.js';
@@ -78,6 +79,8 @@ export function createDashboardHandler(access: QueueAccess, options: DashboardOp
   const sessions = new SessionKeeper([options.apiToken, options.readOnlyToken], { path: base || '/', secure: options.secureCookie === true });
   const live = new LiveStreams(log);
   const subscribers = new SubscriberRoutes(log, live);
+  const heavy = new HeavyReads();
+  const reports = new KeptReports(heavy, log);
   const throttle = new LoginThrottle();
   const rateLimited = new RateLimitedCounter(access.telegram());
 
@@ -118,7 +121,7 @@ export function createDashboardHandler(access: QueueAccess, options: DashboardOp
       const search = jobSearch(form, query.get('before'));
       return jobsPage(ctx, form, search, await searchJobs(pool, search, PAGE_SIZE));
     }
-    if (path === '/jobs/bulk') return bulkPage(ctx, await bulkPreview(pool, query));
+    if (path === '/jobs/bulk') return bulkPage(ctx, await bulkPreview(pool, query, heavy));
     let m = /^\/jobs\/([^/]+)$/.exec(path);
     if (m) {
       const id = parseId(m[1]!, 'job');
@@ -141,7 +144,7 @@ export function createDashboardHandler(access: QueueAccess, options: DashboardOp
       // Per-variant counts read the broadcast's ledger rows; only A/B broadcasts have them.
       const variants = b.variants ? ((await countDeliveries(pool, id)).variants ?? null) : null;
       // The report reads the whole ledger by variant: only where there is one to show (tracked or A/B).
-      const report = b.track || (b.variants?.length ?? 0) >= 2 ? await broadcastReport(pool, id) : null;
+      const report = b.track || (b.variants?.length ?? 0) >= 2 ? reports.view(pool, id, b.status) : null;
       return broadcastPage(ctx, b, variants, report);
     }
     if (path === '/compose') return composePage(ctx, emptyFields());
@@ -158,7 +161,7 @@ export function createDashboardHandler(access: QueueAccess, options: DashboardOp
       const id = parseId(m[1]!, 'broadcast');
       live.start(res, 1_000, async () => {
         const b = await broadcastProgress(pool, id);
-        return b ? { status: b.status, values: broadcastLive(b) } : null;
+        return b ? { status: b.status, report: reports.settled(id, b.status), values: broadcastLive(b) } : null;
       });
       return null;
     }
@@ -196,7 +199,7 @@ export function createDashboardHandler(access: QueueAccess, options: DashboardOp
       return afterPost(req, res, `${base}/${localOnly ? '' : 'login'}`, { 'set-cookie': sessions.cleared() });
     }
     // Checking and counting a composed message changes nothing: a read-only session may ask too.
-    if (path === '/compose/check') return void sendJson(res, 200, await checkCompose(access.pool() ?? noPool(), form));
+    if (path === '/compose/check') return void sendJson(res, 200, await checkCompose(access.pool() ?? noPool(), form, heavy));
     if (session.role !== 'admin') throw new HttpError(403, 'this session is read-only (logged in with the read-only token): it cannot change anything');
     const pool = access.pool();
     if (!pool) throw new HttpError(503, 'the queue is not running (no database connection)');

@@ -2,7 +2,7 @@
 // counts, per-variant results and the pause / resume / cancel / resend-unknown actions.
 import type { BroadcastCounts } from '../../../broadcast/finish.js';
 import type { BroadcastProgress } from '../../../broadcast/progress.js';
-import type { BroadcastReport } from '../../../engagement/report.js';
+import { KEEP_REPORT_MS, type ReportView } from '../kept-reports.js';
 import { engagementSection } from './engagement.js';
 import { count, duration, html, json, when, type Html } from '../html.js';
 import { actionButton, badge, page, type PageContext } from '../layout.js';
@@ -31,7 +31,7 @@ const eta = (b: BroadcastProgress) => (b.status === 'paused' ? null : b.eta_seco
 
 const COUNTS: (keyof BroadcastCounts)[] = ['total', 'sent', 'failed', 'blocked', 'skipped', 'unknown'];
 
-export function broadcastPage(ctx: PageContext, b: BroadcastProgress, variants: Record<string, BroadcastCounts> | null, report: BroadcastReport | null = null): Html {
+export function broadcastPage(ctx: PageContext, b: BroadcastProgress, variants: Record<string, BroadcastCounts> | null, report: ReportView | null = null): Html {
   const id = b.broadcast_id;
   const live = (key: string, text: string) => html`<span data-live="b:${id}:${key}">${text}</span>`;
   const actions = html`${b.status === 'sending' || b.status === 'queued' ? actionButton(ctx, `/broadcasts/${id}/pause`, 'Pause', `Pause broadcast ${id}? Sending stops until it is resumed.`) : ''}
@@ -39,7 +39,7 @@ ${b.status === 'paused' ? actionButton(ctx, `/broadcasts/${id}/resume`, 'Resume'
 ${['draft', 'queued', 'sending', 'paused'].includes(b.status) ? actionButton(ctx, `/broadcasts/${id}/cancel`, 'Cancel', `Cancel broadcast ${id}? Recipients not sent yet will not be.`, true) : ''}
 ${b.unknown > 0 ? actionButton(ctx, `/broadcasts/${id}/resend-unknown`, `Resend ${count(b.unknown)} unknown`, `Resend to the ${count(b.unknown)} recipients whose delivery a crash hid? Some may get the message twice.`) : ''}`;
   return page(ctx, `Broadcast ${id}${b.title ? ` · ${b.title}` : ''}`, '/broadcasts', html`
-<section class="live-broadcast" data-broadcast="${id}">
+<section class="live-broadcast" data-broadcast="${id}"${report?.state === 'counting' ? html` data-report-counting` : ''}>
 <p>${live('status', b.status)} · started ${when(b.started_at)} · finished ${live('finished', when(b.finished_at))}</p>
 <div class="big-progress">${progressBar(b)}</div>
 <dl class="stats"><div><dt>rate</dt><dd>${live('rate', `${b.rate_per_second.toFixed(1)}/s`)}</dd></div><div><dt>ETA</dt><dd>${live('eta', duration(eta(b)))}</dd></div>
@@ -51,9 +51,16 @@ ${b.failure_reason ? html`<p class="error">${b.failure_reason}</p>` : ''}
 </section>
 ${variants ? html`<section><h2>Variants</h2><table class="grid"><thead><tr><th>variant</th>${COUNTS.map((k) => html`<th>${k}</th>`)}</tr></thead><tbody>
 ${Object.entries(variants).map(([name, c]) => html`<tr><th scope="row">${name}</th>${COUNTS.map((k) => html`<td class="num">${count(c[k])}</td>`)}</tr>`)}</tbody></table></section>` : ''}
-${report ? engagementSection(report) : ''}
+${report ? reportSection(report) : ''}
 <section class="two"><div><h2>Message</h2><pre>${json(b.variants ?? b.message)}</pre></div><div><h2>Audience</h2><pre>${json(b.audience)}</pre>
 <p>frequency cap ${b.frequency_cap ?? 'none'} · paid broadcast ${b.allow_paid_broadcast ? 'yes' : 'no'}${b.deliver_at_local ? html` · at ${b.deliver_at_local} local time (default ${b.default_time_zone})` : ''}${b.job_id ? html` · <a href="${ctx.base}/jobs/${b.job_id}">job ${b.job_id}</a>` : ''}</p></div></section>`);
+}
+
+/** The kept report with its age, or why there is none yet: the page never waits for the ledger to be read. */
+function reportSection(r: ReportView): Html {
+  if (r.state === 'counting') return html`<section id="engagement"><h2>Engagement</h2><p class="muted">counting… (the report reads the whole ledger; this page shows it when it is ready)</p></section>`;
+  if (r.state === 'failed') return html`<section id="engagement"><h2>Engagement</h2><p class="error">The report could not be counted: ${r.error}</p></section>`;
+  return html`${engagementSection(r.report)}<p class="muted">Engagement as counted ${r.ageSeconds < 1 ? 'just now' : `${r.ageSeconds} s ago`}; kept for up to ${KEEP_REPORT_MS / 1000} s between counts.</p>`;
 }
 
 /** What the live stream sends for one broadcast: the values of its data-live fields. */
