@@ -115,6 +115,22 @@ test('settings that can never work are refused at start-up: tokens that cannot t
   assert.match(problems({ BQ_HTTP_PORT: '5433', BQ_EMBEDDED_PORT: '5433' })[0]!, /cannot share a port/);
 });
 
+test('a short admin token beside a read-only dashboard token is refused at start-up, without echoing it', () => {
+  const env = { BQ_API_TOKEN: 'short-admin-secret-23chr'.slice(0, 23), BQ_VIEWER_TOKEN: 'read-only-token-0123456789' };
+  try {
+    loadConfig(env);
+    assert.unreachable('a 23-character admin token was accepted beside a read-only token');
+  } catch (error) {
+    assert.instance(error, ConfigError);
+    assert.match((error as Error).message, 'BQ_API_TOKEN must be at least 24 characters when BQ_VIEWER_TOKEN is set');
+    assert.not.match((error as Error).message, env.BQ_API_TOKEN);
+  }
+  // 24 characters do; so does a short one alone, or with the dashboard off.
+  assert.is(loadConfig({ ...env, BQ_API_TOKEN: 'x'.repeat(24) }).apiToken, 'x'.repeat(24));
+  assert.ok(loadConfig({ BQ_API_TOKEN: env.BQ_API_TOKEN }));
+  assert.ok(loadConfig({ ...env, BQ_DASHBOARD: 'false' }));
+});
+
 test('secrets come from <VARIABLE>_FILE or a systemd credential; the variable itself still works; problems name the file, never the secret', () => {
   const bot = '123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw';
   const files: Record<string, string> = {

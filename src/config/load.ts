@@ -169,7 +169,7 @@ export const SETTINGS: Setting[] = [
   { key: 'httpPort', env: 'BQ_HTTP_PORT', flag: '--http-port', doc: `Admin API port; -1 turns the server off, 0 picks a free port. Defaults to ${DEFAULTS.httpPort}.`, parse: integer('httpPort') },
   { key: 'apiToken', env: 'BQ_API_TOKEN', flag: '--api-token', secret: true, doc: 'Bearer token for the admin API and /metrics, and the dashboard\'s admin login. Defaults to none (loopback only).', parse: httpToken },
   { key: 'dashboard', env: 'BQ_DASHBOARD', flag: '--dashboard', doc: 'Serve the web dashboard at / of the admin server (--no-dashboard to turn it off). Defaults to true.', parse: boolean(true) },
-  { key: 'dashboardReadOnlyToken', env: 'BQ_VIEWER_TOKEN', flag: '--viewer-token', secret: true, doc: 'A second dashboard login that shows everything and changes nothing. Defaults to none.', parse: httpToken },
+  { key: 'dashboardReadOnlyToken', env: 'BQ_VIEWER_TOKEN', flag: '--viewer-token', secret: true, doc: 'A second dashboard login that shows everything and changes nothing (`BQ_API_TOKEN` must then be at least 24 characters). Defaults to none.', parse: httpToken },
   { key: 'publicHost', env: 'BQ_PUBLIC_HOST', flag: '--public-host', doc: `Address of the public redirect listener of tracked links (GET /r/<token>, nothing else). Defaults to ${DEFAULTS.publicHost}.`, parse: (raw) => host(raw, DEFAULTS.publicHost) },
   { key: 'publicPort', env: 'BQ_PUBLIC_PORT', flag: '--public-port', doc: `Port of the redirect listener; -1 turns it off, 0 picks a free port. It runs only with BQ_PUBLIC_URL and BQ_LINK_SECRET. Defaults to ${DEFAULTS.publicPort}.`, parse: integer('publicPort') },
   { key: 'publicUrl', env: 'BQ_PUBLIC_URL', flag: '--public-url', doc: 'Where recipients reach the redirect listener (e.g. https://t.example.com, usually a proxy in front of it); tracked links are <url>/r/<token>. Defaults to none (track: true broadcasts fail).', parse: optionalHttpUrl('publicUrl') },
@@ -238,6 +238,18 @@ function secretValue(setting: Setting, env: Record<string, string | undefined>, 
 }
 
 /**
+ * The shortest admin token accepted beside a read-only one. The dashboard's session key comes from the
+ * tokens alone (so sessions survive restarts and cross daemons), so a read-only user holding a signed
+ * cookie and their own token can try admin tokens offline, past the login throttle; scrypt slows
+ * each try, and this length puts a random token out of reach.
+ */
+export const MIN_ADMIN_TOKEN_BESIDE_READ_ONLY = 24;
+
+export function adminTokenTooShort(admin: string, readOnly: string): string {
+  return `${admin} must be at least ${MIN_ADMIN_TOKEN_BESIDE_READ_ONLY} characters when ${readOnly} is set: a read-only user could otherwise guess it offline from their own session cookie (use a random one, e.g. openssl rand -base64 24)`;
+}
+
+/**
  * Builds the configuration from a plain object of environment variables, with flag values (by
  * config key) taking precedence. Secrets may also come from <VARIABLE>_FILE or a systemd
  * credential (see secretValue). Reports every problem at once in a ConfigError.
@@ -264,6 +276,7 @@ export function loadConfig(env: Record<string, string | undefined>, flags: Parti
     problems.push(...crossProblems(result, (key) => SETTINGS.find((setting) => setting.key === key)!.env, 'seconds'));
     if (!result.apiToken && result.httpPort >= 0 && !isLoopback(result.httpHost)) problems.push(`BQ_HTTP_HOST ${result.httpHost} is not a loopback address, so BQ_API_TOKEN must be set`);
     if (result.dashboardReadOnlyToken && result.dashboardReadOnlyToken === result.apiToken) problems.push('BQ_VIEWER_TOKEN is the same as BQ_API_TOKEN: the read-only login must have a token of its own');
+    if (result.dashboard && result.dashboardReadOnlyToken && result.apiToken && result.apiToken.length < MIN_ADMIN_TOKEN_BESIDE_READ_ONLY) problems.push(adminTokenTooShort('BQ_API_TOKEN', 'BQ_VIEWER_TOKEN'));
     // A key of its own: signing with the admin token would hand every receiver the admin API.
     if (result.webhookUrl && !result.webhookSecret) problems.push('BQ_WEBHOOK_URL is set, so BQ_WEBHOOK_SECRET must be set too (a key of its own: the receiver needs it to check signatures, and the admin token would let it operate the queue)');
     // A link needs both: where it points and the key that makes its token.

@@ -64,6 +64,8 @@ test('the server refuses what Telegram or the daemon would, field by field, and 
       assert.match((await post({ ...good, chat_ids: '1, 2' }))['audience.chat_ids']!, 'cannot be combined');
       assert.match((await post({ ...good, tags_any: '', chat_ids: '1, two' }))['audience.chat_ids']!, 'whole number');
       assert.match((await post({ ...good, active_within_days: '-3' }))['audience.active_within_days']!, 'positive');
+      // Assigned as-is, "__proto__" would set the object's prototype and the plan filter beside it would be all that is left.
+      assert.match((await post({ ...good, attributes: 'plan=pro\n__proto__=x' }))['audience.attributes']!, '"__proto__" cannot be an attribute name');
       assert.match((await post({ ...good, frequency_cap: '0' }))['frequency_cap']!, 'from 1');
       assert.match((await post({ ...good, intent: 'schedule' }))['send_at']!, 'time to send at');
       assert.match((await post({ ...good, intent: 'test' }))['test_chat_id']!, 'chat to send the test to');

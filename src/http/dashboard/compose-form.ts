@@ -199,6 +199,9 @@ function attributes(text: string): Record<string, unknown> {
   for (const line of text.split(/\r?\n|,/).map((l) => l.trim()).filter(Boolean)) {
     const eq = line.indexOf('=');
     if (eq < 1) throw new Error(`audience.attributes: write each as key=value, got ${JSON.stringify(line)}`);
+    const key = line.slice(0, eq).trim();
+    // Assigning it would set the object's prototype instead, and the filter would silently vanish.
+    if (key === '__proto__') throw new Error('audience.attributes: "__proto__" cannot be an attribute name here');
     const raw = line.slice(eq + 1).trim();
     let value: unknown = raw;
     try {
@@ -207,7 +210,7 @@ function attributes(text: string): Record<string, unknown> {
     } catch {
       // not JSON: the text itself
     }
-    out[line.slice(0, eq).trim()] = value;
+    out[key] = value;
   }
   return out;
 }

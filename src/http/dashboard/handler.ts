@@ -42,6 +42,7 @@ import { overviewPage } from './pages/overview.js';
 import { errorPage, overviewLive } from './pages/misc.js';
 import { readForm, redirect, SECURITY_HEADERS, sendHtml } from './respond.js';
 import { SubscriberRoutes } from './subscriber-routes.js';
+import { adminTokenTooShort, MIN_ADMIN_TOKEN_BESIDE_READ_ONLY } from '../../config/load.js';
 import { sameSecret, SessionKeeper, type Role, type Session } from './session.js';
 
 export interface DashboardOptions {
@@ -74,6 +75,7 @@ export function createDashboardHandler(access: QueueAccess, options: DashboardOp
   if (options.apiToken !== undefined) tokens.push([checkedToken(options.apiToken, 'apiToken'), 'admin']);
   if (options.readOnlyToken !== undefined) tokens.push([checkedToken(options.readOnlyToken, 'readOnlyToken'), 'read']);
   if (options.apiToken !== undefined && options.apiToken === options.readOnlyToken) throw new Error('readOnlyToken must differ from apiToken: one token cannot be both read-only and not');
+  if (options.apiToken !== undefined && options.readOnlyToken !== undefined && options.apiToken.length < MIN_ADMIN_TOKEN_BESIDE_READ_ONLY) throw new Error(adminTokenTooShort('apiToken', 'readOnlyToken'));
   // No token: the admin API's own local-callers-only guard, on every request.
   const localOnly: RequestGuard | null = tokens.length ? null : requestGuard({ allowUnauthenticated: options.allowUnauthenticated }, 'the dashboard');
   const sessions = new SessionKeeper([options.apiToken, options.readOnlyToken], { path: base || '/', secure: options.secureCookie === true });

@@ -1,10 +1,11 @@
 // Dashboard sessions: a token typed once on the login page becomes a signed cookie (HttpOnly, so
 // script cannot read it; SameSite=Strict, so other sites cannot send it) carrying the role, the
-// expiry and a random nonce, with an HMAC over them keyed from the configured tokens. Nothing is
-// kept in memory: a session survives a daemon restart and works on every daemon behind one address
-// configured with the same tokens, and changing a token ends every session. The cookie holds no
-// secret: not the token (only a key derived from it signs), and not the CSRF token either, which
-// is an HMAC of the nonce (so a cookie planted by a sibling subdomain still needs its page's token).
+// expiry, the login time and a random nonce, with an HMAC over them keyed from the configured
+// tokens. Nothing is kept in memory: a session survives a daemon restart and works on every daemon
+// behind one address configured with the same tokens, and changing a token ends every session.
+// The cookie holds no secret: not the token (only a key derived from it signs), and not the CSRF
+// token either, which is an HMAC of the nonce (so a cookie planted by a sibling subdomain still
+// needs its page's token).
 import { createHash, createHmac, randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 
@@ -26,6 +27,11 @@ export const NOTICE_COOKIE = 'bq_dashboard_notice';
 /** A session unused this long ends (each page renews it, at most every RENEW_MS). */
 const IDLE_MS = 12 * 60 * 60 * 1000;
 const RENEW_MS = 5 * 60 * 1000;
+/**
+ * However often it is used, a session ends this long after its login: renewal keeps the nonce, so
+ * without a cap a copied cookie (which logging out cannot revoke) would live for ever.
+ */
+export const MAX_SESSION_MS = 7 * 24 * 60 * 60 * 1000;
 
 const digest = (text: string) => createHash('sha256').update(text).digest();
 
@@ -34,7 +40,8 @@ export function sameSecret(given: string, expected: string): boolean {
   return timingSafeEqual(digest(given), digest(expected));
 }
 
-interface Claims { r: Role; e: number; n: string }
+/** Role, expiry (epoch ms), login time (epoch ms, kept across renewals), nonce. */
+interface Claims { r: Role; e: number; i: number; n: string }
 
 export interface SessionCookieOptions {
   path: string;
@@ -66,7 +73,8 @@ export class SessionKeeper {
 
   private cookieFor(claims: Claims): string {
     const body = Buffer.from(JSON.stringify(claims)).toString('base64url');
-    return `${COOKIE_NAME}=${body}.${this.sign('session', body)}; ${this.attributes(IDLE_MS / 1000)}`;
+    const maxAgeSeconds = Math.max(0, Math.ceil((claims.e - this.now()) / 1000));
+    return `${COOKIE_NAME}=${body}.${this.sign('session', body)}; ${this.attributes(maxAgeSeconds)}`;
   }
 
   private attributes(maxAgeSeconds: number): string {
@@ -75,22 +83,26 @@ export class SessionKeeper {
 
   /** A new session and its Set-Cookie value. */
   issue(role: Role): { session: Session; setCookie: string } {
-    const claims: Claims = { r: role, e: this.now() + IDLE_MS, n: randomBytes(18).toString('base64url') };
+    const now = this.now();
+    const claims: Claims = { r: role, e: now + IDLE_MS, i: now, n: randomBytes(18).toString('base64url') };
     return { session: this.session(claims), setCookie: this.cookieFor(claims) };
   }
 
   /**
    * The session the request's cookie carries, when its signature holds and it has not expired;
    * with a renewed cookie when the last renewal is RENEW_MS old (same nonce, so open tabs keep
-   * their CSRF token).
+   * their CSRF token), never past MAX_SESSION_MS after the login. A cookie without a login time
+   * (made before sessions had one) is refused: its age cannot be known.
    */
   fromRequest(req: IncomingMessage): { session: Session; setCookie?: string } | null {
     const claims = this.verified(readCookie(req, COOKIE_NAME), 'session');
-    if (!claims || (claims.r !== 'admin' && claims.r !== 'read') || typeof claims.e !== 'number' || typeof claims.n !== 'string') return null;
+    if (!claims || (claims.r !== 'admin' && claims.r !== 'read') || typeof claims.e !== 'number' || typeof claims.i !== 'number' || typeof claims.n !== 'string') return null;
     const now = this.now();
-    if (claims.e <= now) return null;
-    if (claims.e - now > IDLE_MS - RENEW_MS) return { session: this.session(claims) };
-    const renewed = { ...claims, e: now + IDLE_MS };
+    const end = claims.i + MAX_SESSION_MS;
+    if (claims.e <= now || end <= now) return null;
+    const expiry = Math.min(now + IDLE_MS, end);
+    if (expiry - claims.e < RENEW_MS) return { session: this.session(claims) };
+    const renewed = { ...claims, e: expiry };
     return { session: this.session(renewed), setCookie: this.cookieFor(renewed) };
   }
 
@@ -123,7 +135,10 @@ export class SessionKeeper {
     return `${NOTICE_COOKIE}=; ${this.attributes(0)}`;
   }
 
-  /** Logging out clears the cookie; a copy taken before still works until it expires or a token changes. */
+  /**
+   * Logging out clears the cookie; a copy taken before still works until it expires (idle, or
+   * MAX_SESSION_MS after its login at the latest) or a token changes.
+   */
   cleared(): string {
     return `${COOKIE_NAME}=; ${this.attributes(0)}`;
   }
