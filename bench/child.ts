@@ -4,6 +4,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { processTicks, USER_HZ } from './cpu.js';
 import { CONFIGS, type ConfigId } from './peers.js';
 import type { Context } from './plan.js';
 import { openProducer, type Producer } from './producers.js';
@@ -109,6 +110,8 @@ export async function armRun(worker: Child, run: number, n: number): Promise<(gr
 
 export interface Lane {
   id: ConfigId;
+  /** Its database's name, whose backends serve only this configuration (cpu.ts). */
+  database: string;
   worker: Child;
   producer: Producer;
 }
@@ -116,10 +119,12 @@ export interface Lane {
 /** For each configuration: a fresh database, a worker process on it and a producer for it. */
 export async function openLanes(ctx: Context, scenario: string, concurrency?: number, only?: ConfigId[]): Promise<Lane[]> {
   const configs = only ? CONFIGS.filter((c) => only.includes(c.id)) : CONFIGS;
-  const urls: string[] = [];
-  for (const config of configs) urls.push(ctx.server.urlFor(await ctx.server.createDatabase(`${scenario}_${config.id.replaceAll('-', '_')}`, ctx.templates[config.kind])));
+  const databases: string[] = [];
+  for (const config of configs) databases.push(await ctx.server.createDatabase(`${scenario}_${config.id.replaceAll('-', '_')}`, ctx.templates[config.kind]));
+  const urls = databases.map((database) => ctx.server.urlFor(database));
   return Promise.all(configs.map(async (config, i) => ({
     id: config.id,
+    database: databases[i]!,
     worker: await startWorker({ id: config.id, kind: config.kind, url: urls[i]!, concurrency }),
     producer: await openProducer(config, urls[i]!),
   })));
@@ -148,9 +153,7 @@ export function peakRssMb(pid: number): number {
 
 /** CPU time (user + system) a live process has used so far, in seconds (clock ticks of 1/100 s). */
 export function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+  return processTicks(pid) / USER_HZ;
 }
 
 /** Starts a new peak-RSS window for a process; false where the kernel does not allow it. */

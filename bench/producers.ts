@@ -10,6 +10,7 @@ import { migrate } from '../src/db/migrate.js';
 import { silentLogger } from '../src/log.js';
 import { PGBOSS_QUEUE, settingsOf, type Kind, type QueueConfig } from './peers.js';
 import type { Server } from './db.js';
+import { PRODUCER_APPLICATION_NAME } from './cpu.js';
 
 export interface Payload {
   run: number;
@@ -37,7 +38,7 @@ export interface Producer {
 export async function openProducer(config: QueueConfig, url: string): Promise<Producer> {
   // A pool of one rather than a client: a connection killed from outside (other people's tests
   // share this machine) is replaced instead of taking the bench down.
-  const client = new pg.Pool({ connectionString: url, application_name: 'bench producer', max: 1 });
+  const client = new pg.Pool({ connectionString: url, application_name: PRODUCER_APPLICATION_NAME, max: 1 });
   client.on('error', () => undefined);
   await client.query('SELECT 1');
   const count = async (sql: string, params: unknown[] = []) => Number((await client.query(sql, params)).rows[0].n);
@@ -68,7 +69,7 @@ export async function openProducer(config: QueueConfig, url: string): Promise<Pr
     };
   }
   const queue = (settingsOf(config.id) as { queue: { name: string } }).queue.name;
-  const boss = new PgBoss({ connectionString: url, max: 2, supervise: false, schedule: false, migrate: false, registerInstance: false });
+  const boss = new PgBoss({ connectionString: url, application_name: PRODUCER_APPLICATION_NAME, max: 2, supervise: false, schedule: false, migrate: false, registerInstance: false });
   boss.on('error', (error: Error) => console.error(`bench: pg-boss producer error: ${error.message}`));
   await boss.start();
   return {

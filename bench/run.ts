@@ -1,6 +1,8 @@
 // `npm run bench [-- --quick]`: broadcast-queued, graphile-worker and pg-boss side by side on one
 // PostgreSQL, in one run, under one Node 24 (installed on first use: see node24.ts). Prints the
-// tables and writes bench/RESULTS.md. `--only=latency,throughput,enqueue,idle,stale,dependencies,broadcast` runs a
+// tables (PostgreSQL CPU per job too, from /proc when the server is on this machine: cpu.ts) and
+// the targets of issues 5, 13, 16 and 17 checked against this run's medians, and writes
+// bench/RESULTS.md. `--only=latency,throughput,enqueue,idle,stale,dependencies,broadcast` runs a
 // subset (and writes bench/RESULTS.partial.md instead); `--only=rate` runs only the broadcast rate
 // rows, `--rates=1000x1,1000x3` picks which (limit × daemons; messages: 3 s of sending in --quick,
 // 15 s otherwise), `--autovacuum=off` switches autovacuum off on the jobs tables as runs before
@@ -24,6 +26,8 @@ const USAGE = `usage: npm run bench [-- OPTIONS]
 broadcast-queued, graphile-worker and pg-boss side by side on one PostgreSQL (DATABASE_URL, else an
 embedded one with durability off), under Node 24 (installed from the npm registry on first use).
 A full run takes about 20 minutes and writes bench/RESULTS.md; with --only, bench/RESULTS.partial.md.
+PostgreSQL CPU per job (the throughput runs) is read from /proc, so it needs the server on this
+machine (the embedded one, or a local DATABASE_URL); otherwise those cells say n/a and why.
 
   --quick               a shorter run (about two minutes), fewer rows
   --only=LIST           a subset of ${MEASUREMENTS.join(',')}; or rate (the broadcast rate rows only)

@@ -3,7 +3,10 @@
 // completed, so a queue that defers its completion writes gets no credit for them. A queue still
 // draining after capMs is stopped there and rated by what it finished (marked capped). The
 // worker processes of the wake-latency runs are reused: each queue is restarted at concurrency c.
+// PostgreSQL's CPU per job is that of the queue's backends from before the insert to the end of
+// the run (cpu.ts), divided by the jobs that ran.
 import { setTimeout as sleep } from 'node:timers/promises';
+import { pgCpuWindow } from '../cpu.js';
 import { armRun, peakRssMb, resetPeakRss, restartWorker, type Lane } from '../child.js';
 import { CONFIGS, type ConfigId } from '../peers.js';
 import { payloads, type Context } from '../plan.js';
@@ -14,6 +17,8 @@ export interface ThroughputRun {
   jobsPerSecond: number;
   capped: boolean;
   rssMb: number;
+  /** PostgreSQL CPU per job (µs) and backends that exited during the run (their CPU lost), or why not measured. */
+  pgCpu: { usPerJob: number; exited: number } | { unavailable: string };
 }
 
 export type ThroughputResults = Record<number, Record<ConfigId, ThroughputRun[]>>;
@@ -33,11 +38,19 @@ export async function measureThroughput(ctx: Context, lanes: Lane[]): Promise<Th
         ctx.progress(`throughput c=${concurrency}: ${lane.id}, run ${run + 1} of ${runs}`);
         resetPeakRss(lane.worker.pid);
         const finished = await armRun(lane.worker, id, jobs);
+        const pgCpu = await pgCpuWindow(ctx.server, lane.database);
         await lane.producer.bulk(batch);
         const start = monoMs();
         const { complete, seen } = await finished(capMs);
         const end = complete ? await allCompleted(lane.producer) : monoMs();
-        byConfig[lane.id].push({ jobsPerSecond: ((complete ? jobs : seen) / (end - start)) * 1000, capped: !complete, rssMb: peakRssMb(lane.worker.pid) });
+        const done = complete ? jobs : seen;
+        const cpu = await pgCpu();
+        byConfig[lane.id].push({
+          jobsPerSecond: (done / (end - start)) * 1000,
+          capped: !complete,
+          rssMb: peakRssMb(lane.worker.pid),
+          pgCpu: 'unavailable' in cpu ? cpu : done === 0 ? { unavailable: 'no job ran' } : { usPerJob: cpu.us / done, exited: cpu.exited },
+        });
         await lane.producer.clear();
       }
     }

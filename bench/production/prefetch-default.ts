@@ -10,10 +10,10 @@
 //
 // DATABASE_URL: a server where it may create databases; without it an embedded PostgreSQL is
 // started (durable: fsync on). The machine is shared: jobs/s move with its load, printed per run.
-import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
+import { cpuTicks, USER_HZ } from '../cpu.js';
 import { openServer } from '../db.js';
 import { migrate } from '../../src/db/migrate.js';
 import { createPool } from '../../src/db/pool.js';
@@ -30,22 +30,6 @@ const { values } = parseArgs({
 });
 const jobs = Number(values.jobs);
 const CAP_MS = 120_000;
-/** Clock ticks per second of /proc/<pid>/stat's utime and stime. */
-const USER_HZ = 100;
-
-function cpuTicks(pids: number[]): number {
-  let ticks = 0;
-  for (const pid of pids) {
-    try {
-      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      ticks += Number(fields[11]) + Number(fields[12]);
-    } catch {
-      // A backend that ended (an idle pool connection) took its CPU with it.
-    }
-  }
-  return ticks;
-}
-
 interface Run {
   jobsPerSecond: number;
   claims: number;
