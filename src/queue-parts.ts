@@ -10,6 +10,7 @@ import { Recorder } from './queue/recorder.js';
 import { WorkerPool, type JobHandler, type JobEvent } from './queue/worker-pool.js';
 import { Scheduler } from './queue/scheduler.js';
 import { Listener } from './queue/listener.js';
+import { IdleSlots, assignedJobs } from './queue/idle-slots.js';
 import { Rescuer } from './queue/rescuer.js';
 import { LivenessLock } from './queue/liveness.js';
 import { finishedJobsCleanup } from './queue/cleaner.js';
@@ -58,6 +59,7 @@ export class QueueParts {
     // shared with other clients through a transaction-pooling PgBouncer.
     this.claimPool = createClaimPool({ connectionString: directConnectionString, max: 2, applicationName: 'broadcast-queued claims', log });
     const claimer = new Claimer(this.claimPool, daemonId, queues, claimable());
+    const idleSlots = new IdleSlots(this.claimPool, daemonId, this.liveness.lockKey, queues, claimable);
     const scheduler = (this.scheduler = new Scheduler(claimer, workers, log, {
       size: settings.prefetch,
       maxWaitMs: 1_000,
@@ -65,7 +67,7 @@ export class QueueParts {
       handBack: async (jobs) => {
         await Promise.all(jobs.map((job) => recorder.record({ jobId: job.jobId, attempt: job.attempt, claimedAt: job.claimedAt, outcome: { kind: 'snooze', delayMs: 0, error: null, reason: null } })));
       },
-    }));
+    }, idleSlots));
     const listener = (this.listener = new Listener(directConnectionString, log));
     const rescuer = (this.rescuer = new Rescuer(pool, { daemonId, queues, jobTypes: claimable(), concurrency, version: PACKAGE_VERSION }, this.liveness, { sweepMs: settings.sweepMs, hungAfterMs: settings.rescueAfterMs }, log));
     // 0 days turns each off (config/validate.ts), in the daemon as in the library.
@@ -77,13 +79,22 @@ export class QueueParts {
       if (served.has(queue)) scheduler.wake('notification');
       events.emit('listener:notification', queue);
     });
+    listener.on('assigned', (payload: string) => {
+      const jobs = assignedJobs(payload, daemonId);
+      if (jobs) scheduler.assigned(jobs);
+    });
     listener.on('schedules', () => this.ticker.wake());
     listener.on('connected', () => {
       scheduler.wake('connected');
+      void scheduler.adoptOrphans();
       this.ticker.wake();
       events.emit('listener:connected');
     });
-    listener.on('disconnected', () => events.emit('listener:disconnected'));
+    listener.on('disconnected', () => {
+      // Jobs handed over now would come with no notification: offer no slots until LISTEN is back.
+      void idleSlots.withdraw().catch(() => undefined);
+      events.emit('listener:disconnected');
+    });
     workers.on('job:start', (job) => events.emit('job:start', job));
     workers.on('job:done', (event: JobEvent) => {
       if (event.outcome.kind === 'retry' || (event.outcome.kind === 'snooze' && event.outcome.delayMs > 0)) scheduler.noteFutureRun(event.outcome.delayMs);
@@ -94,6 +105,7 @@ export class QueueParts {
       events.emit('halt', info);
     });
     telegram?.on('halted', () => {
+      void idleSlots.withdraw().catch(() => undefined);
       claimer.setJobTypes(claimable());
       rescuer.setJobTypes(claimable());
     });

@@ -34,6 +34,19 @@ export interface DependencyResult {
   result: unknown;
 }
 
+// What a handler gets of a claimed row. claimed_at is started_at in UTC with microseconds, the
+// form the insert trigger's hand-over uses too (sql/0025), so that a run is known by the same key
+// however the daemon came to hold it.
+const JOB_COLUMNS = `
+  j.job_id, j.queue, j.job_type, j.payload, j.attempts, j.max_attempts, j.priority, j.job_key,
+  CASE WHEN j.depends_on IS NOT NULL THEN (
+    SELECT jsonb_agg(jsonb_build_object('jobId', d.job_id, 'jobType', d.job_type, 'status', d.status, 'result', d.result)
+                     ORDER BY array_position(j.depends_on, d.job_id))
+      FROM broadcast_queue_jobs d WHERE d.job_id = ANY (j.depends_on)) END AS dependencies,
+  (extract(epoch FROM j.run_at) * 1000)::float8 AS run_at_ms,
+  (extract(epoch FROM j.created_at) * 1000)::float8 AS created_at_ms,
+  to_char(j.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS claimed_at`;
+
 // Claims due jobs in priority order. SKIP LOCKED lets several daemons claim side by side without
 // waiting on each other's row locks; the attempt is counted here, at claim, so a job that kills
 // its daemon still uses up attempts and cannot loop forever. One LATERAL scan per queue and job
@@ -50,8 +63,15 @@ export interface DependencyResult {
 // a second query after the claim could fail and leave claimed jobs nobody runs. Only the RETURNING
 // list reads them, so which rows are picked, and how, is unchanged; the CASE keeps the subquery
 // from running for a job without dependencies.
+// A claim also withdraws this daemon's advertisement of idle slots (sql/0025_idle_slots.sql), in
+// the same statement so that it costs no round trip: claimed slots must not also be offered to
+// the insert trigger. One an inserter holds right now is skipped, not waited for; that insert may
+// still hand this daemon a few jobs, which wait for a slot like prefetched ones.
 export const CLAIM_SQL = `
-  WITH picked AS (
+  WITH withdrawn AS (
+    DELETE FROM broadcast_queue_idle_slots
+     WHERE daemon_id IN (SELECT daemon_id FROM broadcast_queue_idle_slots WHERE daemon_id = $4 FOR UPDATE SKIP LOCKED)
+  ), picked AS (
     SELECT due.job_id
       FROM unnest($1::text[]) AS q(name),
            unnest($2::text[]) AS t(name),
@@ -71,13 +91,12 @@ export const CLAIM_SQL = `
      SET status = 'processing', attempts = j.attempts + 1, locked_by = $4,
          started_at = now(), finished_at = NULL, updated_at = now()
    WHERE j.job_id = ANY (ARRAY(SELECT job_id FROM picked))
-  RETURNING j.job_id, j.queue, j.job_type, j.payload, j.attempts, j.max_attempts, j.priority, j.job_key,
-            CASE WHEN j.depends_on IS NOT NULL THEN (
-              SELECT jsonb_agg(jsonb_build_object('jobId', d.job_id, 'jobType', d.job_type, 'status', d.status, 'result', d.result)
-                               ORDER BY array_position(j.depends_on, d.job_id))
-                FROM broadcast_queue_jobs d WHERE d.job_id = ANY (j.depends_on)) END AS dependencies,
-            (extract(epoch FROM j.run_at) * 1000)::float8 AS run_at_ms,
-            (extract(epoch FROM j.created_at) * 1000)::float8 AS created_at_ms, j.started_at::text AS claimed_at`;
+  RETURNING ${JOB_COLUMNS}`;
+
+// Jobs this daemon holds in the database: after its listener reconnects, a job the insert trigger
+// handed over while it was away has no notification coming (Scheduler.adoptOrphans).
+export const HELD_SQL = `
+  SELECT ${JOB_COLUMNS} FROM broadcast_queue_jobs j WHERE j.status = 'processing' AND j.locked_by = $1`;
 
 // Milliseconds until the earliest pending job this daemon could run, on the database's clock; zero
 // or less when one is due already. Due jobs count: a job that became due between the claim and
@@ -130,22 +149,12 @@ export class Claimer {
     if (limit <= 0 || this.jobTypes.length === 0) return [];
     // Named, so each connection parses and plans it once rather than on every claim.
     const { rows } = await this.pool.query({ name: 'broadcast_queue_claim', text: CLAIM_SQL, values: [this.queues, this.jobTypes, limit, this.daemonId] });
-    // UPDATE … RETURNING gives no order; keep the claim's priority order for dispatch.
-    rows.sort((a, b) => b.priority - a.priority || a.run_at_ms - b.run_at_ms || a.job_id - b.job_id);
-    return rows.map((row) => ({
-      jobId: row.job_id,
-      queue: row.queue,
-      jobType: row.job_type,
-      payload: row.payload,
-      attempt: row.attempts,
-      maxAttempts: row.max_attempts,
-      runAt: new Date(row.run_at_ms),
-      priority: row.priority,
-      jobKey: row.job_key,
-      createdAt: new Date(row.created_at_ms),
-      claimedAt: row.claimed_at,
-      dependencies: row.dependencies ?? [],
-    }));
+    return jobsOf(rows);
+  }
+
+  /** Every job the database shows as held by this daemon, in claim order. */
+  async held(): Promise<Job[]> {
+    return jobsOf((await this.pool.query(HELD_SQL, [this.daemonId])).rows);
   }
 
   /** Delay until the earliest pending job (zero or less: due now), or null when there is none. */
@@ -154,4 +163,24 @@ export class Claimer {
     const { rows } = await this.pool.query(NEXT_RUN_SQL, [this.queues, this.jobTypes]);
     return rows[0].delay_ms ?? null;
   }
+}
+
+/** Rows of JOB_COLUMNS as handlers see them. */
+function jobsOf(rows: any[]): Job[] {
+  // UPDATE … RETURNING gives no order; keep the claim's priority order for dispatch.
+  rows.sort((a, b) => b.priority - a.priority || a.run_at_ms - b.run_at_ms || a.job_id - b.job_id);
+  return rows.map((row) => ({
+    jobId: row.job_id,
+    queue: row.queue,
+    jobType: row.job_type,
+    payload: row.payload,
+    attempt: row.attempts,
+    maxAttempts: row.max_attempts,
+    runAt: new Date(row.run_at_ms),
+    priority: row.priority,
+    jobKey: row.job_key,
+    createdAt: new Date(row.created_at_ms),
+    claimedAt: row.claimed_at,
+    dependencies: row.dependencies ?? [],
+  }));
 }

@@ -4,6 +4,7 @@ import { unlessAborted } from '../abort.js';
 import { databaseRetryWaitMs } from '../db/pool.js';
 import { errorMessage, type Logger } from '../log.js';
 import { sleep } from '../time.js';
+import { ASSIGNED_CHANNEL } from './idle-slots.js';
 
 // pg-listen is CommonJS with an ES-style default export.
 const createSubscriber = pgListen.default;
@@ -66,6 +67,7 @@ export class Listener extends EventEmitter {
             await subscriber.connect();
             await subscriber.listenTo(NOTIFY_CHANNEL);
             await subscriber.listenTo(SCHEDULES_CHANNEL);
+            await subscriber.listenTo(ASSIGNED_CHANNEL);
           })(),
           signal,
         );
@@ -104,6 +106,7 @@ export class Listener extends EventEmitter {
     );
     subscriber.notifications.on(NOTIFY_CHANNEL, (queue: string) => this.emit('notification', queue));
     subscriber.notifications.on(SCHEDULES_CHANNEL, () => this.emit('schedules'));
+    subscriber.notifications.on(ASSIGNED_CHANNEL, (payload: string) => this.emit('assigned', payload));
     // pg-listen emits 'connected' after a reconnect only once it has re-issued LISTEN.
     subscriber.events.on('connected', () => {
       if (this.subscriber === subscriber) this.markConnected();

@@ -4,6 +4,8 @@ import { errorMessage, type Logger } from '../log.js';
 import { cappedBackoffMs } from '../time.js';
 import type { Claimer, Job } from './claimer.js';
 import type { WorkerPool } from './worker-pool.js';
+import type { IdleSlots } from './idle-slots.js';
+import { RunRegistry } from './run-registry.js';
 
 export interface PrefetchOptions {
   /**
@@ -66,22 +68,30 @@ export class Scheduler extends EventEmitter {
   private bufferTimer: NodeJS.Timeout | undefined;
   /** Recent handler duration (ms), weighted towards the latest jobs; null before the first. */
   private recentDurationMs: number | null = null;
+  /** Every run this daemon holds, however it came: none may start twice. */
+  private readonly runs = new RunRegistry();
 
   constructor(
     private readonly claimer: Claimer,
     private readonly pool: WorkerPool,
     private readonly log: Logger,
     private readonly prefetch: PrefetchOptions = { size: 0, maxWaitMs: 1_000, handBack: async () => undefined },
+    private readonly idle?: IdleSlots,
   ) {
     super();
     // A finished handler frees its slot with how long it ran; a written outcome frees one without.
     pool.on('slot-freed', (ranMs?: number) => {
       if (ranMs !== undefined) this.recentDurationMs = this.recentDurationMs === null ? ranMs : this.recentDurationMs + DURATION_WEIGHT * (ranMs - this.recentDurationMs);
       this.dispatch();
-      if (!this.backlog) return;
+      if (!this.backlog) return this.advertiseIfIdle();
       const size = this.prefetchSize;
       if (size === 0) this.wake('slot');
       else if (this.buffer.length + this.requested <= size / 2) this.claimNow(true);
+    });
+    // An outcome that could not be written leaves its run held: its row still says 'processing'
+    // and ours, and adoption must not start it again.
+    pool.on('job:done', (event: { job: Job; recorded: boolean }) => {
+      if (event.recorded) this.runs.resolve(event.job);
     });
   }
 
@@ -106,12 +116,19 @@ export class Scheduler extends EventEmitter {
   /** Stops claiming; resolves once the claims in flight are done and prefetched jobs are handed back. */
   async stop(): Promise<void> {
     this.stopped = true;
+    await this.idle?.withdraw().catch((error) => this.log.warn({ err: errorMessage(error) }, 'withdrawing idle slots failed'));
     clearTimeout(this.runAtTimer);
     clearInterval(this.bufferTimer);
     this.runAtDue = Infinity;
     await this.claimsSettled();
     // Unwritten hand-backs stay 'processing' and are rescued; stop() must still finish.
-    await this.prefetch.handBack(this.buffer.splice(0).map((b) => b.job)).catch((error) => this.log.warn({ err: errorMessage(error) }, 'handing back prefetched jobs failed'));
+    await this.handBack(this.buffer.splice(0).map((b) => b.job), 'prefetched');
+  }
+
+  private async handBack(jobs: Job[], what: string): Promise<void> {
+    if (jobs.length === 0) return;
+    await this.prefetch.handBack(jobs).catch((error) => this.log.warn({ err: errorMessage(error) }, `handing back ${what} jobs failed`));
+    for (const job of jobs) this.runs.resolve(job);
   }
 
   /** Starts buffered jobs in free slots; no database round trip. */
@@ -129,8 +146,7 @@ export class Scheduler extends EventEmitter {
     let stale = 0;
     while (stale < this.buffer.length && this.buffer[stale]!.claimedAt <= cutoff) stale++;
     if (stale === 0) return;
-    const jobs = this.buffer.splice(0, stale).map((b) => b.job);
-    await this.prefetch.handBack(jobs).catch((error) => this.log.warn({ err: errorMessage(error) }, 'handing back prefetched jobs failed'));
+    await this.handBack(this.buffer.splice(0, stale).map((b) => b.job), 'prefetched');
   }
 
   /**
@@ -139,11 +155,11 @@ export class Scheduler extends EventEmitter {
    */
   async pause(): Promise<void> {
     this.paused = true;
+    await this.idle?.withdraw().catch((error) => this.log.warn({ err: errorMessage(error) }, 'withdrawing idle slots failed'));
     await this.claimsSettled();
     // A claim that was in flight when the pause began delivered jobs no slot may start now: held
     // here they would stay 'processing' for the whole pause, so they go back to the queue.
-    const held = this.buffer.splice(0).map((b) => b.job);
-    if (held.length) await this.prefetch.handBack(held).catch((error) => this.log.warn({ err: errorMessage(error) }, 'handing back claimed jobs failed'));
+    await this.handBack(this.buffer.splice(0).map((b) => b.job), 'claimed');
   }
 
   private async claimsSettled(): Promise<void> {
@@ -204,13 +220,64 @@ export class Scheduler extends EventEmitter {
     this.claims.add(claim);
   }
 
+  /** Jobs the insert trigger handed to this daemon's advertised slots: already claimed. */
+  assigned(handed: Job[]): void {
+    this.idle?.taken(handed.length);
+    this.take(this.runs.accept(handed));
+  }
+
+  /** Held jobs, claimed or handed over, start here (or go back, if claiming has stopped). */
+  private take(jobs: Job[]): void {
+    if (jobs.length === 0) return;
+    if (this.stopped || this.paused) {
+      void this.handBack(jobs, 'claimed');
+      return;
+    }
+    const claimedAt = Date.now();
+    for (const job of jobs) this.buffer.push({ job, claimedAt });
+    this.dispatch();
+    this.emit('claimed', jobs.length);
+  }
+
+  /**
+   * After the listener reconnects: a job handed over while it was away has no notification
+   * coming and would stay 'processing' under this live daemon, so the jobs the database shows as
+   * ours are read back and those nothing else delivered are run.
+   */
+  async adoptOrphans(): Promise<void> {
+    if (!this.idle?.everOffered || this.stopped) return;
+    this.runs.beginAdoption();
+    let read: Job[] | null = null;
+    try {
+      read = await this.claimer.held();
+    } catch (error) {
+      // The next reconnect, or the rescue once this daemon is gone, takes them back.
+      this.log.warn({ err: errorMessage(error) }, 'reading back held jobs failed');
+    }
+    const orphans = this.runs.endAdoption(read);
+    if (orphans.length) this.log.info({ jobs: orphans.map((j) => j.jobId) }, 'running jobs handed over while the listener was away');
+    this.take(orphans);
+  }
+
+  /** Nothing more is due: offer the free slots to the insert trigger. */
+  private advertiseIfIdle(claimsInFlight = 0): void {
+    if (!this.idle || this.stopped || this.paused || this.backlog || this.claims.size > claimsInFlight || this.buffer.length) return;
+    if (this.pool.free <= this.idle.advertised) return;
+    void this.idle.advertise(this.pool.free).catch((error) => this.log.warn({ err: errorMessage(error) }, 'advertising idle slots failed'));
+  }
+
   private async claim(want: number): Promise<void> {
     this.requested += want;
     try {
+      // The claim withdraws the offer (CLAIM_SQL); one still being written would outlive it.
+      if (this.idle) {
+        await this.idle.settled();
+        this.idle.withdrawnByClaim();
+      }
       const jobs = await this.claimer.claim(want);
       this.failedClaims = 0;
       const claimedAt = Date.now();
-      for (const job of jobs) this.buffer.push({ job, claimedAt });
+      for (const job of this.runs.accept(jobs)) this.buffer.push({ job, claimedAt });
       // Claimed during shutdown too: the pool runs what fits, stop() hands back the rest.
       this.dispatch();
       if (this.stopped) return;
@@ -221,7 +288,11 @@ export class Scheduler extends EventEmitter {
       // A short claim means nothing more is due, unless another claim was in flight: its locks
       // (SKIP LOCKED) may have hidden due rows from this one.
       this.backlog = jobs.length === want || this.claims.size > 1;
-      if (!this.backlog) await this.armForNextRun();
+      if (!this.backlog) {
+        await this.armForNextRun();
+        // This claim is the only one in flight and no wake came meanwhile.
+        if (!this.wakeAgain) this.advertiseIfIdle(1);
+      }
     } catch (error) {
       // Retried here, not left to the listener's reconnect or the sweep: the listener may stay
       // connected while the claim fails (a pooled connection cut, a server restarted between the

@@ -34,7 +34,7 @@ test('two migrators starting together apply each migration once', async () => {
       await listener.end();
     }
     const trig = await db.pool.query(`SELECT tgname FROM pg_trigger WHERE tgrelid = 'broadcast_queue_jobs'::regclass AND NOT tgisinternal ORDER BY tgname`);
-    assert.equal(trig.rows.map((r) => r.tgname), ['_100_dependencies_checked', '_100_dependencies_checked_again', '_100_dependencies_fixed', '_200_count_deleted', '_200_count_inserted', '_200_count_truncated', '_200_count_updated', '_300_dependents_resolved', '_400_paused_job_resumed', '_900_notify_due_again', '_900_notify_inserted']);
+    assert.equal(trig.rows.map((r) => r.tgname), ['_050_offer_picked', '_100_dependencies_checked', '_100_dependencies_checked_again', '_100_dependencies_fixed', '_200_count_deleted', '_200_count_inserted', '_200_count_truncated', '_200_count_updated', '_300_dependents_resolved', '_400_paused_job_resumed', '_800_handed_over', '_900_notify_due_again', '_900_notify_inserted']);
   } finally {
     await Promise.all(pools.map((p) => p.end()));
     await db.drop();

@@ -60,7 +60,8 @@ test('the claim reads due jobs in the claim index order, whatever the statistics
       await prepare(db, state);
       const plan = await explained(db, CLAIM_SQL, [['broadcasts'], ['noop'], 10, 'test-daemon']);
       const shown = `${state}:\n${JSON.stringify(plan, null, 1)}`;
-      const lock = nodes(plan).find((n) => n['Node Type'] === 'LockRows');
+      // The claim's own lock, not the one on this daemon's idle-slot offer that it withdraws.
+      const lock = nodes(plan).find((n) => n['Node Type'] === 'LockRows' && nodes(n).some((below) => below['Relation Name'] === 'broadcast_queue_jobs'));
       assert.ok(lock, `the claim locks the rows it picks (${shown})`);
       // Below the lock: a scan of the claim index in its order, stopped by the LIMIT. A Sort there
       // reads and sorts every pending job for each claim.

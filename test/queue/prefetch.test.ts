@@ -1,9 +1,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BroadcastQueue } from '../../src/broadcast-queue.js';
-import { createTestDatabase } from '../helpers/db.js';
+import { createTestDatabase, queryWithoutHandOver } from '../helpers/db.js';
 import type { JobEvent } from '../../src/queue/worker-pool.js';
-import { insertJob } from '../helpers/telegram.js';
 import { until, waitForEvent } from '../helpers/wait.js';
 
 /** The advisory lock key that holds a claim in the database. */
@@ -38,7 +37,8 @@ test('prefetch tops its buffer up while the slot is busy, before the buffer runs
     await queue.start();
     const firstClaim = waitForEvent<number>(queue, 'claimed');
     const secondClaim = waitForEvent<number>(queue, 'claimed', () => started > 1);
-    await db.pool.query(`INSERT INTO broadcast_queue_jobs (job_type, payload) SELECT 'gated', jsonb_build_object('seq', g) FROM generate_series(1, 20) g`);
+    // Claimed, not handed to the idle daemon by the insert: this is a test of the claim's refill.
+    await queryWithoutHandOver(db, `INSERT INTO broadcast_queue_jobs (job_type, payload) SELECT 'gated', jsonb_build_object('seq', g) FROM generate_series(1, 20) g`);
     assert.is(await firstClaim, 5, 'one running and four prefetched');
     // Job 4 now holds the only slot and job 5 waits in the buffer: the refill must not wait for it.
     assert.ok((await secondClaim) > 0);
@@ -84,11 +84,12 @@ test('a job inserted while a claim is in flight is claimed once a slot frees, no
   });
   try {
     await queue.start();
-    await db.pool.query(`INSERT INTO broadcast_queue_jobs (job_type) SELECT 'held' FROM generate_series(1, 3)`);
+    // Both inserts are claimed, not handed to the idle daemon (its hand-over would wait at the gate).
+    await queryWithoutHandOver(db, `INSERT INTO broadcast_queue_jobs (job_type) SELECT 'held' FROM generate_series(1, 3)`);
     // The claim has its three jobs locked and waits at the gate.
     await until(async () => (await db.pool.query(`SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = $1 AND NOT granted`, [CLAIM_GATE])).rowCount);
     const notification = waitForEvent(queue, 'listener:notification');
-    const late = await insertJob(db, 'quick', {});
+    const late = (await queryWithoutHandOver(db, `INSERT INTO broadcast_queue_jobs (job_type) VALUES ('quick') RETURNING job_id`)).rows[0].job_id as number;
     await notification;
     const lateDone = waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === late);
     await openGate(); // three of six: both slots busy, one job prefetched

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BroadcastQueue } from '../../src/broadcast-queue.js';
-import { createTestDatabase } from '../helpers/db.js';
+import { createTestDatabase, queryWithoutHandOver } from '../helpers/db.js';
 
 test('two daemons and 10k jobs: every job runs exactly once', async () => {
   const db = await createTestDatabase();
@@ -55,7 +55,8 @@ test('prefetched jobs that find no free slot are handed back for another daemon'
     let hoarderStarts = 0;
     const firstStarted = new Promise((resolve) => hoarder.on('job:start', () => ++hoarderStarts && resolve(null)));
     // One claim takes all six: the first runs, five wait in the prefetch buffer.
-    await db.pool.query(`INSERT INTO broadcast_queue_jobs (job_type, payload, priority) SELECT 'work', CASE WHEN g = 1 THEN '{"first": true}'::jsonb ELSE '{}' END, CASE WHEN g = 1 THEN 10 ELSE 0 END FROM generate_series(1, 6) g`);
+    // Claimed, not handed over by the insert (which would give the idle hoarder only its one slot).
+    await queryWithoutHandOver(db, `INSERT INTO broadcast_queue_jobs (job_type, payload, priority) SELECT 'work', CASE WHEN g = 1 THEN '{"first": true}'::jsonb ELSE '{}' END, CASE WHEN g = 1 THEN 10 ELSE 0 END FROM generate_series(1, 6) g`);
     await firstStarted;
     const buffered = await db.pool.query(`SELECT count(*)::int AS n FROM broadcast_queue_jobs WHERE status = 'processing'`);
     assert.is(buffered.rows[0].n, 6, 'the hoarder holds all six');

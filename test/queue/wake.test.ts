@@ -42,6 +42,8 @@ test('a claim that fails while the listener stays connected is retried, not left
     const client = await db.pool.connect();
     try {
       await client.query('BEGIN');
+      // Left to the claim: handed to the idle daemon by the insert, the job would need none.
+      await client.query('SET LOCAL broadcast_queue.hand_over = off');
       await client.query(`INSERT INTO broadcast_queue_jobs (job_type) VALUES ('noop')`);
       await client.query('ALTER TABLE broadcast_queue_jobs RENAME TO broadcast_queue_jobs_away');
       await client.query('COMMIT');

@@ -1,0 +1,122 @@
+// The daemon's side of the insert trigger's hand-over (sql/0025_idle_slots.sql): a job handed to an
+// idle daemon starts once however its notification fares, and no insert fails because of it.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { randomBytes } from 'node:crypto';
+import { BroadcastQueue } from '../../src/broadcast-queue.js';
+import type { Job } from '../../src/queue/claimer.js';
+import type { JobEvent } from '../../src/queue/worker-pool.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { until, waitForEvent } from '../helpers/wait.js';
+
+const HOUR_MS = 3_600_000;
+
+interface Harness {
+  db: TestDatabase;
+  queue: BroadcastQueue;
+  /** Assignment notifications kept from the daemon while `holding` is true. */
+  held: string[];
+  holding: boolean;
+  /** Delivers a kept notification as if it arrived now. */
+  deliver(payload: string): void;
+}
+
+async function idleDaemon(): Promise<Harness> {
+  const db = await createTestDatabase();
+  const queue = new BroadcastQueue({ connectionString: db.url, concurrency: 2, sweepMs: HOUR_MS, rescueAfterMs: 3 * HOUR_MS, handlers: { noop: () => 'ran' } });
+  await queue.start();
+  const listener = (queue as unknown as { parts: { listener: { emit(name: string, ...args: unknown[]): boolean } } }).parts.listener;
+  const emit = listener.emit.bind(listener);
+  const harness: Harness = {
+    db, queue, held: [], holding: false,
+    deliver: (payload) => void emit('assigned', payload),
+  };
+  listener.emit = (name: string, ...args: unknown[]) => {
+    if (name === 'assigned' && harness.holding) {
+      harness.held.push(args[0] as string);
+      return true;
+    }
+    return emit(name, ...args);
+  };
+  // Idle for good: no claim in flight or about to start (each withdraws the offer), the offer written.
+  const scheduler = (queue as unknown as { parts: { scheduler: { claims: Set<unknown>; scheduledWake: boolean } } }).parts.scheduler;
+  await until(async () => {
+    if (scheduler.claims.size || scheduler.scheduledWake) return false;
+    const offered = (await db.pool.query('SELECT free FROM broadcast_queue_idle_slots WHERE daemon_id = $1', [queue.daemonId])).rows[0]?.free === 2;
+    return offered && scheduler.claims.size === 0 && !scheduler.scheduledWake;
+  }, 10_000, 'the idle daemon offers its two slots');
+  return harness;
+}
+
+async function handOverUnheard(h: Harness): Promise<number> {
+  h.holding = true;
+  const { rows } = await h.db.pool.query(`INSERT INTO broadcast_queue_jobs (job_type) VALUES ('noop') RETURNING job_id`);
+  const jobId = rows[0].job_id as number;
+  const row = (await h.db.pool.query('SELECT status, locked_by FROM broadcast_queue_jobs WHERE job_id = $1', [jobId])).rows[0];
+  assert.equal(row, { status: 'processing', locked_by: h.queue.daemonId }, 'the insert handed the job over');
+  return jobId;
+}
+
+async function reconnectListener(h: Harness): Promise<void> {
+  const reconnected = waitForEvent(h.queue, 'listener:connected', undefined, 30_000);
+  await h.db.pool.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'broadcast-queued listener'`);
+  await reconnected;
+}
+
+test('a job handed over while its notification was lost runs once the listener is back', async () => {
+  const h = await idleDaemon();
+  try {
+    const jobId = await handOverUnheard(h);
+    const done = waitForEvent<JobEvent>(h.queue, 'job:done', (e) => e.job.jobId === jobId, 30_000);
+    await reconnectListener(h);
+    assert.is((await done).outcome.kind, 'completed');
+    const row = (await h.db.pool.query('SELECT status, attempts FROM broadcast_queue_jobs WHERE job_id = $1', [jobId])).rows[0];
+    assert.equal(row, { status: 'completed', attempts: 1 });
+  } finally {
+    await h.queue.stop();
+    await h.db.drop();
+  }
+});
+
+test('a notification that arrives after its job was taken back starts nothing', async () => {
+  const h = await idleDaemon();
+  try {
+    const jobId = await handOverUnheard(h);
+    let starts = 0;
+    h.queue.on('job:start', (job: Job) => job.jobId === jobId && starts++);
+    const done = waitForEvent<JobEvent>(h.queue, 'job:done', (e) => e.job.jobId === jobId, 30_000);
+    await reconnectListener(h);
+    await done;
+    assert.is(h.held.length, 1);
+    h.holding = false;
+    // Delivered late: the daemon reacts to it synchronously, so a second start would show now.
+    h.deliver(h.held[0]!);
+    assert.is(starts, 1);
+  } finally {
+    await h.queue.stop();
+    await h.db.drop();
+  }
+});
+
+test('no insert fails for the notification: a job too large for one is claimed, the small ones beside it handed over', async () => {
+  const h = await idleDaemon();
+  try {
+    // Incompressible, and a payload PostgreSQL stores compressed to a fraction of its text.
+    const large = { blob: randomBytes(4_000).toString('hex') };
+    const compressible = { blob: 'x'.repeat(200_000) };
+    const done = new Map<number, Promise<JobEvent>>();
+    const { rows } = await h.db.pool.query(
+      `INSERT INTO broadcast_queue_jobs (job_type, payload, priority) VALUES ('noop', $1, 9), ('noop', '{}', 0), ('noop', $2, 9) RETURNING job_id`,
+      [JSON.stringify(large), JSON.stringify(compressible)],
+    );
+    for (const { job_id } of rows) done.set(job_id, waitForEvent<JobEvent>(h.queue, 'job:done', (e) => e.job.jobId === job_id, 30_000));
+    for (const [, event] of done) assert.is((await event).outcome.kind, 'completed');
+    const payloads = (await h.db.pool.query(`SELECT length(payload->>'blob') AS n FROM broadcast_queue_jobs WHERE payload ? 'blob' ORDER BY job_id`)).rows.map((r) => r.n);
+    assert.equal(payloads, [8_000, 200_000]);
+  } finally {
+    await h.queue.stop();
+    await h.db.drop();
+  }
+});
+
+test.run();
