@@ -104,13 +104,16 @@ test('no insert fails for the notification: a job too large for one is claimed, 
     // Incompressible, and a payload PostgreSQL stores compressed to a fraction of its text.
     const large = { blob: randomBytes(4_000).toString('hex') };
     const compressible = { blob: 'x'.repeat(200_000) };
-    const done = new Map<number, Promise<JobEvent>>();
+    // Listening before the insert: a job handed over may finish before the INSERT's answer is read.
+    const finished = new Map<number, JobEvent>();
+    h.queue.on('job:done', (event: JobEvent) => finished.set(event.job.jobId, event));
     const { rows } = await h.db.pool.query(
       `INSERT INTO broadcast_queue_jobs (job_type, payload, priority) VALUES ('noop', $1, 9), ('noop', '{}', 0), ('noop', $2, 9) RETURNING job_id`,
       [JSON.stringify(large), JSON.stringify(compressible)],
     );
-    for (const { job_id } of rows) done.set(job_id, waitForEvent<JobEvent>(h.queue, 'job:done', (e) => e.job.jobId === job_id, 30_000));
-    for (const [, event] of done) assert.is((await event).outcome.kind, 'completed');
+    const ids = rows.map((r) => r.job_id as number);
+    await until(async () => ids.every((id) => finished.has(id)), 30_000, 'all three jobs done');
+    for (const id of ids) assert.is(finished.get(id)!.outcome.kind, 'completed');
     const payloads = (await h.db.pool.query(`SELECT length(payload->>'blob') AS n FROM broadcast_queue_jobs WHERE payload ? 'blob' ORDER BY job_id`)).rows.map((r) => r.n);
     assert.equal(payloads, [8_000, 200_000]);
   } finally {
