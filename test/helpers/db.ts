@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { createPool, type Pool } from '../../src/db/pool.js';
+import { inTransaction } from '../../src/db/transaction.js';
 import { silentLogger } from '../../src/log.js';
 
 export interface TestDatabase {
@@ -55,18 +56,6 @@ export async function createTestDatabase(options: { migrated?: boolean } = {}): 
  * Runs `sql` in a transaction that opts out of the insert trigger's hand-over to idle daemons
  * (sql/0025_idle_slots.sql): for a test of what the claim does with the jobs.
  */
-export async function queryWithoutHandOver(db: TestDatabase, sql: string, params: unknown[] = []): Promise<pg.QueryResult> {
-  const client = await db.pool.connect();
-  try {
-    await client.query('BEGIN');
-    await client.query('SET LOCAL broadcast_queue.hand_over = off');
-    const result = await client.query(sql, params);
-    await client.query('COMMIT');
-    return result;
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
+export function queryWithoutHandOver(db: TestDatabase, sql: string, params: unknown[] = []): Promise<pg.QueryResult> {
+  return inTransaction(db.pool, (client) => client.query(sql, params), { setLocal: ['broadcast_queue.hand_over = off'] });
 }

@@ -8,48 +8,10 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { CLAIM_SQL, Claimer, NEXT_RUN_SQL } from '../../src/queue/claimer.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { explainedInRollback as explained, nodes, prepareStatistics, STATISTICS_STATES as STATES, type StatisticsState } from '../helpers/plans.js';
 
-interface PlanNode {
-  'Node Type': string;
-  'Index Name'?: string;
-  'Relation Name'?: string;
-  'Actual Rows'?: number;
-  'Actual Loops'?: number;
-  Plans?: PlanNode[];
-}
-
-const nodes = (n: PlanNode): PlanNode[] => [n, ...(n.Plans ?? []).flatMap(nodes)];
 const BURST = 3_000;
-const STATES = ['never analyzed', 'analyzed empty', 'analyzed after a drained burst', 'fresh'] as const;
-
-const burst = (db: TestDatabase, jobType = 'noop') =>
-  db.pool.query(`INSERT INTO broadcast_queue_jobs (job_type, payload) SELECT $2, jsonb_build_object('seq', g) FROM generate_series(1, $1::int) g`, [BURST, jobType]);
-
-/** The table as each statistics state leaves it, then a burst of BURST pending jobs. */
-async function prepare(db: TestDatabase, state: (typeof STATES)[number]): Promise<void> {
-  await db.pool.query('TRUNCATE broadcast_queue_jobs');
-  if (state === 'analyzed empty') await db.pool.query('ANALYZE broadcast_queue_jobs');
-  if (state === 'analyzed after a drained burst') {
-    await burst(db);
-    await db.pool.query(`UPDATE broadcast_queue_jobs SET status = 'completed', attempts = 1, started_at = now(), finished_at = now()`);
-    await db.pool.query('ANALYZE broadcast_queue_jobs');
-  }
-  await burst(db);
-  if (state === 'fresh') await db.pool.query('ANALYZE broadcast_queue_jobs');
-}
-
-/** EXPLAIN ANALYZE in a transaction rolled back, so the claim changes nothing. */
-async function explained(db: TestDatabase, sql: string, params: unknown[]): Promise<PlanNode> {
-  const client = await db.pool.connect();
-  try {
-    await client.query('BEGIN');
-    const { rows } = await client.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${sql}`, params);
-    return rows[0]['QUERY PLAN'][0].Plan;
-  } finally {
-    await client.query('ROLLBACK');
-    client.release();
-  }
-}
+const prepare = (db: TestDatabase, state: StatisticsState) => prepareStatistics(db, state, BURST);
 
 test('the claim reads due jobs in the claim index order, whatever the statistics', async () => {
   const db = await createTestDatabase();

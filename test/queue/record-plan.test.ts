@@ -9,49 +9,12 @@ import * as assert from 'uvu/assert';
 import { Claimer } from '../../src/queue/claimer.js';
 import { RECORD_SQL, recordParams, type RecordedRun } from '../../src/queue/recorder.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { explainedInRollback, nodes, prepareStatistics, STATISTICS_STATES as STATES, type StatisticsState } from '../helpers/plans.js';
 
-interface PlanNode {
-  'Node Type': string;
-  'Relation Name'?: string;
-  'Index Name'?: string;
-  'Actual Rows'?: number;
-  'Actual Loops'?: number;
-  'Rows Removed by Filter'?: number;
-  'Rows Removed by Index Recheck'?: number;
-  Plans?: PlanNode[];
-}
-
-const nodes = (n: PlanNode): PlanNode[] => [n, ...(n.Plans ?? []).flatMap(nodes)];
 const BURST = 10_000;
 const BATCH = 100;
-const STATES = ['never analyzed', 'analyzed empty', 'analyzed after a drained burst', 'fresh'] as const;
-
-const burst = (db: TestDatabase) => db.pool.query(`INSERT INTO broadcast_queue_jobs (job_type) SELECT 'noop' FROM generate_series(1, $1::int)`, [BURST]);
-
-async function prepare(db: TestDatabase, state: (typeof STATES)[number]): Promise<void> {
-  await db.pool.query('TRUNCATE broadcast_queue_jobs');
-  if (state === 'analyzed empty') await db.pool.query('ANALYZE broadcast_queue_jobs');
-  if (state === 'analyzed after a drained burst') {
-    await burst(db);
-    await db.pool.query(`UPDATE broadcast_queue_jobs SET status = 'completed', attempts = 1, started_at = now(), finished_at = now()`);
-    await db.pool.query('ANALYZE broadcast_queue_jobs');
-  }
-  await burst(db);
-  if (state === 'fresh') await db.pool.query('ANALYZE broadcast_queue_jobs');
-}
-
-/** EXPLAIN ANALYZE in a transaction rolled back, so the write changes nothing. */
-async function explained(db: TestDatabase, params: unknown[]): Promise<PlanNode> {
-  const client = await db.pool.connect();
-  try {
-    await client.query('BEGIN');
-    const { rows } = await client.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${RECORD_SQL}`, params);
-    return rows[0]['QUERY PLAN'][0].Plan;
-  } finally {
-    await client.query('ROLLBACK');
-    client.release();
-  }
-}
+const prepare = (db: TestDatabase, state: StatisticsState) => prepareStatistics(db, state, BURST);
+const explained = (db: TestDatabase, params: unknown[]) => explainedInRollback(db, RECORD_SQL, params);
 
 test('a batch of outcomes reads its own rows by key, whatever the statistics', async () => {
   const db = await createTestDatabase();
