@@ -51,14 +51,16 @@ END $$;
 -- Stores a due job claimed for the offer's daemon, as long as slots are left and the jobs fit in
 -- one notification (PostgreSQL refuses 8,000 bytes or more, and would fail the producer's INSERT):
 -- each job is counted as it will be sent, so a payload too large for it is left to the claim.
--- Jobs with dependencies are left too (their results are not in the notification).
+-- Jobs with dependencies are left too (their results are not in the notification), and so is a
+-- row inserted with attempts other than 0: counting its claim here would run before the CHECK
+-- constraints, and an attempts of -1 would pass as 0 instead of being refused.
 CREATE OR REPLACE FUNCTION broadcast_queue_handed_over() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
   bytes integer;
   free integer;
 BEGIN
-  IF NEW.status <> 'pending' OR NEW.run_at > now() OR COALESCE(cardinality(NEW.depends_on), 0) > 0
+  IF NEW.status <> 'pending' OR NEW.attempts <> 0 OR NEW.run_at > now() OR COALESCE(cardinality(NEW.depends_on), 0) > 0
      OR NOT NEW.queue = ANY (current_setting('broadcast_queue.offer_queues')::text[])
      OR NOT NEW.job_type = ANY (current_setting('broadcast_queue.offer_job_types')::text[]) THEN
     RETURN NEW;

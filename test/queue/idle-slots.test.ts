@@ -84,6 +84,24 @@ test('a session that opts out of the hand-over leaves its jobs pending for the c
   }
 });
 
+// The row trigger runs before the CHECK constraints: counting the claim's attempt on a row inserted
+// with attempts -1 made it 0, and the bad row was stored and run (found by the chaos suite).
+test('a row the table refuses is refused with an offer too, not handed over', async () => {
+  const db = await createTestDatabase();
+  const lock = await advertisedDaemon(db, 'idle-d', 2);
+  try {
+    const refused = await db.pool.query(`INSERT INTO broadcast_queue_jobs (job_type, attempts) VALUES ('noop', -1)`).then(() => null, (error: Error) => error.message);
+    assert.match(refused ?? 'inserted', /broadcast_queue_jobs_attempts_not_negative/);
+    // A row with attempts already counted is left to the claim.
+    await db.pool.query(`INSERT INTO broadcast_queue_jobs (job_type, attempts) VALUES ('noop', 1)`);
+    assert.equal((await db.pool.query('SELECT status, attempts FROM broadcast_queue_jobs')).rows, [{ status: 'pending', attempts: 1 }]);
+    assert.is((await db.pool.query('SELECT free FROM broadcast_queue_idle_slots')).rows[0].free, 2);
+  } finally {
+    await lock.end();
+    await db.drop();
+  }
+});
+
 test('future, dependent and other-queue jobs are not handed over; a bulk load hands over only the free slots', async () => {
   const db = await createTestDatabase();
   const lock = await advertisedDaemon(db, 'idle-b', 3);
