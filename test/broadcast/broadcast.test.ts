@@ -2,15 +2,16 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { JobEvent } from '../../src/queue/worker-pool.js';
 import { insertJob, jobRow, range, withTelegram } from '../helpers/telegram.js';
-import { waitForEvent } from '../helpers/wait.js';
+import { waitForEvent, watchJobs } from '../helpers/wait.js';
 
 const finished = (jobId: number) => (e: JobEvent) => e.job.jobId === jobId && (e.outcome.kind === 'completed' || e.outcome.kind === 'failed');
 
 test('an inline broadcast reaches every chat once and reports counts that match the stand-in', async () => {
   await withTelegram({}, async ({ db, api, queue }) => {
+    const jobs = watchJobs(queue);
     const chats = range(1000, 50);
     const jobId = await insertJob(db, 'broadcast', { message: { text: 'Hello <b>all</b>', parse_mode: 'HTML' }, chat_ids: chats });
-    const done = await waitForEvent<JobEvent>(queue, 'job:done', finished(jobId), 20_000);
+    const done = await jobs.done(jobId, finished(jobId), 20_000);
     assert.is(done.outcome.kind, 'completed');
     const row = await jobRow(db, jobId);
     assert.equal(row.result, { broadcast_id: row.payload.broadcast_id, status: 'completed', total: 50, sent: 50, failed: 0, blocked: 0, skipped: 0, unknown: 0 });
@@ -23,6 +24,7 @@ test('an inline broadcast reaches every chat once and reports counts that match 
 
 test('every Bot API error class lands in its own count, and unreachable chats are skipped next time', async () => {
   await withTelegram({}, async ({ db, api, queue }) => {
+    const jobs = watchJobs(queue);
     api.setChatState(1, 'blocked');
     api.setChatState(2, 'deactivated');
     api.setChatState(3, 'kicked');
@@ -32,7 +34,7 @@ test('every Bot API error class lands in its own count, and unreachable chats ar
     api.flaky(7, 2, 500);
     const chats = [1, 2, 3, 4, 5, -6, 7, 8];
     const jobId = await insertJob(db, 'broadcast', { message: { text: 'news' }, chat_ids: chats });
-    await waitForEvent<JobEvent>(queue, 'job:done', finished(jobId), 30_000);
+    await jobs.done(jobId, finished(jobId), 30_000);
     const result = (await jobRow(db, jobId)).result;
     assert.equal({ ...result, broadcast_id: 0 }, { broadcast_id: 0, status: 'completed', total: 8, sent: 3, blocked: 4, failed: 1, skipped: 0, unknown: 0 });
     assert.is(api.deliveredCount(-1000006), 1, 'the migrated group got it at its new id');
@@ -45,7 +47,7 @@ test('every Bot API error class lands in its own count, and unreachable chats ar
     assert.equal([byChat[-6].status, byChat[-6].outcome], ['sent', 'migrated']);
 
     const again = await insertJob(db, 'broadcast', { message: { text: 'more news' }, chat_ids: chats });
-    await waitForEvent<JobEvent>(queue, 'job:done', finished(again), 30_000);
+    await jobs.done(again, finished(again), 30_000);
     const second = (await jobRow(db, again)).result;
     assert.equal([second.sent, second.skipped, second.blocked, second.failed], [3, 5, 0, 0]);
   });
@@ -53,8 +55,9 @@ test('every Bot API error class lands in its own count, and unreachable chats ar
 
 test('content errors stop the broadcast after a few identical ones instead of burning every call', async () => {
   await withTelegram({ queue: { rateLimit: 100 } }, async ({ db, api, queue }) => {
+    const jobs = watchJobs(queue);
     const jobId = await insertJob(db, 'broadcast', { message: { text: 'Broken <b>markup', parse_mode: 'HTML' }, chat_ids: range(1, 200) });
-    const done = await waitForEvent<JobEvent>(queue, 'job:done', finished(jobId), 20_000);
+    const done = await jobs.done(jobId, finished(jobId), 20_000);
     assert.is(done.outcome.kind, 'failed');
     const row = await jobRow(db, jobId);
     assert.match(row.last_error, /stopped after 3 identical content errors: Bad Request: can't parse entities/);
@@ -69,13 +72,14 @@ test('content errors stop the broadcast after a few identical ones instead of bu
 
 test('a broadcast row with a segment audience: opted-out and unreachable subscribers are skipped', async () => {
   await withTelegram({}, async ({ db, api, queue }) => {
+    const jobs = watchJobs(queue);
     await db.pool.query(`
       INSERT INTO broadcast_subscribers (chat_id, tags, language_code, opted_out, unreachable_reason) VALUES
         (1, '{vip}', 'en', false, NULL), (2, '{vip}', 'de', false, NULL), (3, '{vip}', 'en', true, NULL),
         (4, '{vip}', 'en', false, 'blocked'), (5, '{free}', 'en', false, NULL)`);
     const { rows } = await db.pool.query(`INSERT INTO broadcasts (title, message, audience) VALUES ('Nov promo', '{"text": "promo"}', '{"tags_any": ["vip"]}') RETURNING broadcast_id`);
     const jobId = await insertJob(db, 'broadcast', { broadcast_id: rows[0].broadcast_id });
-    await waitForEvent<JobEvent>(queue, 'job:done', finished(jobId), 20_000);
+    await jobs.done(jobId, finished(jobId), 20_000);
     const result = (await jobRow(db, jobId)).result;
     assert.equal([result.total, result.sent, result.skipped], [4, 2, 2]);
     assert.equal(api.delivered.map((d) => d.chatId).sort(), [1, 2]);
@@ -86,11 +90,12 @@ test('a broadcast row with a segment audience: opted-out and unreachable subscri
 
 test('a frequency cap skips subscribers who already had enough broadcasts today', async () => {
   await withTelegram({}, async ({ db, queue }) => {
+    const jobs = watchJobs(queue);
     await db.pool.query(`INSERT INTO broadcast_subscribers (chat_id) SELECT g FROM generate_series(1, 4) g`);
     const first = await insertJob(db, 'broadcast', { message: { text: 'one' }, chat_ids: [1, 2] });
-    await waitForEvent<JobEvent>(queue, 'job:done', finished(first), 20_000);
+    await jobs.done(first, finished(first), 20_000);
     const second = await insertJob(db, 'broadcast', { message: { text: 'two' }, audience: {}, frequency_cap: 1 });
-    await waitForEvent<JobEvent>(queue, 'job:done', finished(second), 20_000);
+    await jobs.done(second, finished(second), 20_000);
     const result = (await jobRow(db, second)).result;
     assert.equal([result.total, result.sent, result.skipped], [4, 2, 2]);
     const capped = await db.pool.query(`SELECT chat_id FROM broadcast_deliveries WHERE outcome = 'frequency_cap' ORDER BY chat_id`);
@@ -100,9 +105,10 @@ test('a frequency cap skips subscribers who already had enough broadcasts today'
 
 test('A/B variants are assigned by weight, the same way every time, and counted per variant', async () => {
   await withTelegram({}, async ({ db, api, queue }) => {
+    const jobs = watchJobs(queue);
     const variants = [{ name: 'a', weight: 3, message: { text: 'Version A' } }, { name: 'b', weight: 1, message: { text: 'Version B' } }];
     const jobId = await insertJob(db, 'broadcast', { variants, chat_ids: range(1, 400) });
-    await waitForEvent<JobEvent>(queue, 'job:done', finished(jobId), 30_000);
+    await jobs.done(jobId, finished(jobId), 30_000);
     const result = (await jobRow(db, jobId)).result;
     assert.is(result.variants.a.sent + result.variants.b.sent, 400);
     assert.ok(result.variants.a.sent > 240 && result.variants.a.sent < 360, `a got ${result.variants.a.sent} of 400 at weight 3:1`);
@@ -120,11 +126,12 @@ test('A/B variants are assigned by weight, the same way every time, and counted 
 
 test('pause, resume and cancel are UPDATEs of the broadcasts row', async () => {
   await withTelegram({ queue: { rateLimit: 50 } }, async ({ db, api, queue }) => {
+    const jobs = watchJobs(queue);
     const jobId = await insertJob(db, 'broadcast', { message: { text: 'slow' }, chat_ids: range(1, 300) });
     await waitForEvent(api, 'delivered');
     const broadcastId = (await jobRow(db, jobId)).payload.broadcast_id;
     await db.pool.query(`UPDATE broadcasts SET status = 'paused' WHERE broadcast_id = $1`, [broadcastId]);
-    const snoozed = await waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === jobId, 5_000);
+    const snoozed = await jobs.done(jobId, undefined, 5_000);
     assert.is(snoozed.outcome.kind, 'snooze');
     // Paused means stopped between two sends: every call that reached Telegram is a 'sent' row,
     // none is left 'sending', the rest still wait, and the job is back in the queue.
@@ -144,7 +151,7 @@ test('pause, resume and cancel are UPDATEs of the broadcasts row', async () => {
     assert.ok(api.delivered.length > deliveredWhilePaused, 'resumed');
 
     await db.pool.query(`UPDATE broadcasts SET status = 'cancelled' WHERE broadcast_id = $1`, [broadcastId]);
-    const done = await waitForEvent<JobEvent>(queue, 'job:done', finished(jobId), 5_000);
+    const done = await jobs.done(jobId, finished(jobId), 5_000);
     assert.is(done.outcome.kind, 'completed');
     const result = (await jobRow(db, jobId)).result;
     assert.is(result.status, 'cancelled');

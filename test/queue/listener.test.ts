@@ -8,10 +8,9 @@ import { BroadcastQueue } from '../../src/broadcast-queue.js';
 import { startEmbeddedPostgres } from '../../src/db/embedded.js';
 import { silentLogger } from '../../src/log.js';
 import { databaseRetryWaitMs } from '../../src/db/pool.js';
-import type { JobEvent } from '../../src/queue/worker-pool.js';
 import { Listener } from '../../src/queue/listener.js';
 import { createTestDatabase } from '../helpers/db.js';
-import { waitForEvent } from '../helpers/wait.js';
+import { waitForEvent, watchJobs } from '../helpers/wait.js';
 
 const HOUR_MS = 3_600_000;
 
@@ -21,16 +20,17 @@ test('the listener survives pg_terminate_backend and runs a job inserted meanwhi
   try {
     await queue.start();
     const reconnected = waitForEvent(queue, 'listener:connected', undefined, 20_000);
+    const jobs = watchJobs(queue);
     const killed = await db.pool.query(`SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'broadcast-queued listener'`);
     assert.equal(killed.rows, [{ ok: true }]);
     // Inserted while the listener is away: its notification is lost, the reconnect claim finds it.
     const { rows } = await db.pool.query(`INSERT INTO broadcast_queue_jobs (job_type) VALUES ('noop') RETURNING job_id`);
-    const done = await waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === rows[0].job_id, 20_000);
+    const done = await jobs.done(rows[0].job_id, undefined, 20_000);
     assert.is(done.outcome.kind, 'completed');
     await reconnected;
     // And notifications work again afterwards.
     const next = await db.pool.query(`INSERT INTO broadcast_queue_jobs (job_type) VALUES ('noop') RETURNING job_id`);
-    await waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === next.rows[0].job_id, 20_000);
+    await jobs.done(next.rows[0].job_id, undefined, 20_000);
   } finally {
     await queue.stop();
     await db.drop();
@@ -76,9 +76,10 @@ test('a PostgreSQL outage longer than pg-listen\'s 3 s default: the daemon recon
     const { Client } = (await import('pg')).default;
     const client = new Client({ connectionString: server.connectionString });
     await client.connect();
+    const jobs = watchJobs(queue);
     const { rows } = await client.query(`INSERT INTO broadcast_queue_jobs (job_type) VALUES ('noop') RETURNING job_id`);
     await client.end();
-    const done = await waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === rows[0].job_id, 30_000);
+    const done = await jobs.done(rows[0].job_id, undefined, 30_000);
     assert.is(done.outcome.kind, 'completed');
     await reconnected;
   } finally {
@@ -104,12 +105,13 @@ test('LISTEN resumes after every restart of a real server, and after a terminate
   const insertAndRun = async () => {
     const client = new Client({ connectionString: server.connectionString });
     await client.connect();
+    const jobs = watchJobs(queue);
     try {
-      const done = (jobId: number) => waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === jobId, 30_000);
       // The sweep is an hour: only a notification (or the claim on reconnect) starts these.
       const { rows } = await client.query(`INSERT INTO broadcast_queue_jobs (job_type) VALUES ('noop') RETURNING job_id`);
-      assert.is((await done(rows[0].job_id)).outcome.kind, 'completed');
+      assert.is((await jobs.done(rows[0].job_id, undefined, 30_000)).outcome.kind, 'completed');
     } finally {
+      jobs.stop();
       await client.end();
     }
   };

@@ -1,10 +1,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BroadcastQueue } from '../../src/broadcast-queue.js';
-import type { JobEvent } from '../../src/queue/worker-pool.js';
 import { createTestDatabase } from '../helpers/db.js';
 import { insertJob, jobRow } from '../helpers/telegram.js';
-import { waitForEvent } from '../helpers/wait.js';
+import { watchJobs } from '../helpers/wait.js';
 
 test('a result PostgreSQL refuses fails that job and later outcomes are still written', async () => {
   const db = await createTestDatabase();
@@ -19,16 +18,17 @@ test('a result PostgreSQL refuses fails that job and later outcomes are still wr
   });
   try {
     await queue.start();
+    const jobs = watchJobs(queue);
     for (const type of ['nul', 'bigint']) {
       const jobId = await insertJob(db, type, {});
-      const done = await waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === jobId);
+      const done = await jobs.done(jobId);
       assert.ok(done.recorded, `${type}: the outcome was not written`);
       const row = await jobRow(db, jobId);
       assert.is(row.status, 'failed', `${type}: ${row.status}`);
       assert.match(row.last_error, /result could not be stored/);
     }
     const jobId = await insertJob(db, 'fine', {});
-    await waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === jobId);
+    await jobs.done(jobId);
     const row = await jobRow(db, jobId);
     assert.is(row.status, 'completed');
     assert.equal(row.result, { ok: true });

@@ -5,7 +5,7 @@ import { HaltError, PayloadError, PermanentError, RetriableError, SnoozeError } 
 import type { JobEvent } from '../../src/queue/worker-pool.js';
 import { retryDelayMs } from '../../src/time.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { waitForEvent } from '../helpers/wait.js';
+import { waitForEvent, watchJobs } from '../helpers/wait.js';
 
 const HOUR_MS = 3_600_000;
 
@@ -35,14 +35,14 @@ test('backoff doubles from the base and stays under the cap', () => {
 test('a retriable error retries at its run_at and then completes', async () => {
   let calls = 0;
   await withQueue({ flaky: () => { if (++calls === 1) throw new Error('upstream 503'); return 'ok'; } }, async (queue, db) => {
-    const first = waitForEvent<JobEvent>(queue, 'job:done');
+    const jobs = watchJobs(queue);
     const { rows } = await db.pool.query(`INSERT INTO broadcast_queue_jobs (job_type) VALUES ('flaky') RETURNING job_id`);
-    const failed = await first;
+    const failed = await jobs.done(rows[0].job_id);
     assert.is(failed.outcome.kind, 'retry');
     const afterFailure = await jobRow(db, rows[0].job_id);
     assert.is(afterFailure.status, 'pending');
     assert.is(afterFailure.last_error, 'upstream 503');
-    const retried = await waitForEvent<JobEvent>(queue, 'job:done', undefined, 5_000);
+    const retried = await jobs.done(rows[0].job_id, undefined, 5_000);
     assert.is(retried.outcome.kind, 'completed');
     const final = await jobRow(db, rows[0].job_id);
     assert.is(final.status, 'completed');
@@ -100,8 +100,9 @@ test('a handler whose SQL has a bug is retried and fails as a handler_error, not
 
 test('a job that keeps failing stops at max_attempts with its history', async () => {
   await withQueue({ broken: () => { throw new Error('always broken'); } }, async (queue, db) => {
+    const jobs = watchJobs(queue);
     const { rows } = await db.pool.query(`INSERT INTO broadcast_queue_jobs (job_type, max_attempts) VALUES ('broken', 2) RETURNING job_id`);
-    await waitForEvent<JobEvent>(queue, 'job:done', (e) => e.outcome.kind === 'failed', 5_000);
+    await jobs.done(rows[0].job_id, (e) => e.outcome.kind === 'failed', 5_000);
     const row = await jobRow(db, rows[0].job_id);
     assert.is(row.status, 'failed');
     assert.is(row.attempts, 2);
@@ -114,8 +115,9 @@ test('a job that keeps failing stops at max_attempts with its history', async ()
 test('a snooze retries later without spending an attempt', async () => {
   let calls = 0;
   await withQueue({ limited: () => { if (++calls === 1) throw new SnoozeError(150, 'rate limited'); return 'sent'; } }, async (queue, db) => {
+    const jobs = watchJobs(queue);
     const { rows } = await db.pool.query(`INSERT INTO broadcast_queue_jobs (job_type, max_attempts) VALUES ('limited', 1) RETURNING job_id`);
-    await waitForEvent<JobEvent>(queue, 'job:done', (e) => e.outcome.kind === 'completed', 5_000);
+    await jobs.done(rows[0].job_id, (e) => e.outcome.kind === 'completed', 5_000);
     const row = await jobRow(db, rows[0].job_id);
     assert.is(row.status, 'completed');
     assert.is(row.attempts, 1, 'the snoozed run must not count');
@@ -125,8 +127,9 @@ test('a snooze retries later without spending an attempt', async () => {
 
 test('a permanent error fails at once, whatever attempts remain', async () => {
   await withQueue({ doomed: () => { throw new PermanentError('chat not found'); } }, async (queue, db) => {
+    const jobs = watchJobs(queue);
     const { rows } = await db.pool.query(`INSERT INTO broadcast_queue_jobs (job_type, max_attempts) VALUES ('doomed', 5) RETURNING job_id`);
-    await waitForEvent<JobEvent>(queue, 'job:done');
+    await jobs.done(rows[0].job_id);
     const row = await jobRow(db, rows[0].job_id);
     assert.equal([row.status, row.attempts, row.last_error], ['failed', 1, 'chat not found']);
   });
@@ -138,10 +141,11 @@ test('a malformed payload fails its job with a clear message and the daemon keep
     return 'ok';
   };
   await withQueue({ strict: handler }, async (queue, db) => {
+    const jobs = watchJobs(queue);
     const bad = await db.pool.query(`INSERT INTO broadcast_queue_jobs (job_type, payload) VALUES ('strict', '{"chat_id": "abc"}') RETURNING job_id`);
-    await waitForEvent<JobEvent>(queue, 'job:done');
+    await jobs.done(bad.rows[0].job_id);
     const good = await db.pool.query(`INSERT INTO broadcast_queue_jobs (job_type, payload) VALUES ('strict', '{"chat_id": 42}') RETURNING job_id`);
-    await waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === good.rows[0].job_id);
+    await jobs.done(good.rows[0].job_id);
     const badRow = await jobRow(db, bad.rows[0].job_id);
     assert.equal([badRow.status, badRow.last_error], ['failed', 'payload.chat_id must be an integer, got string']);
     assert.is((await jobRow(db, good.rows[0].job_id)).status, 'completed');
