@@ -10,10 +10,9 @@ import { loadConfig } from '../../src/config/load.js';
 import type { ConfigError } from '../../src/errors.js';
 import { LinkTokens, TOKEN_LENGTH } from '../../src/engagement/token.js';
 import { startRedirectServer, type RedirectServer } from '../../src/engagement/redirect-server.js';
-import type { JobEvent } from '../../src/queue/worker-pool.js';
 import type { BroadcastQueue } from '../../src/broadcast-queue.js';
 import { TEST_TOKEN, withTelegram, insertJob, jobRow } from '../helpers/telegram.js';
-import { waitForEvent } from '../helpers/wait.js';
+import { watchJobs } from '../helpers/wait.js';
 
 const SECRET = 'a-link-secret-of-its-own-32-chars-long!';
 const PUBLIC = 'https://t.example.com';
@@ -49,8 +48,9 @@ const MESSAGE = {
 };
 
 async function trackedBroadcast(db: Parameters<Parameters<typeof withTelegram>[1]>[0]['db'], queue: BroadcastQueue, chatIds: number[]): Promise<number> {
+  const jobs = watchJobs(queue);
   const jobId = await insertJob(db, 'broadcast', { message: MESSAGE, chat_ids: chatIds, track: true });
-  const done = await waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === jobId);
+  const done = await jobs.done(jobId).finally(() => jobs.stop());
   assert.is(done.outcome.kind, 'completed', JSON.stringify(done.outcome));
   return (await jobRow(db, jobId)).result.broadcast_id;
 }
@@ -116,8 +116,9 @@ test('track: true rewrites each recipient\'s links; the listener redirects to th
       assert.is((await clicks(queue)).length, 5, 'nothing recorded for a refused token (the two with a query are clicks)');
 
       // An untracked broadcast's links are its own: a token naming it redirects nowhere.
+      const jobs = watchJobs(queue);
       const plainJob = await insertJob(db, 'broadcast', { message: MESSAGE, chat_ids: [13] });
-      await waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === plainJob);
+      await jobs.done(plainJob);
       const plainId = (await jobRow(db, plainJob)).result.broadcast_id;
       assert.is((api.delivered.find((d) => d.chatId === 13)!.body as typeof MESSAGE).entities[1]!.url, 'https://shop.example.com/sale?x=1');
       assert.is((await get(server, `/r/${right.encode({ kind: 'link', broadcastId: plainId, chatId: 13, index: 0 })}`)).status, 404);
@@ -133,8 +134,9 @@ test('HTML links and each variant\'s links are tracked, indexed across the broad
       { name: 'a', weight: 1, message: { text: 'A: <a href="https://a.example.com/?p=1&amp;q=2">go</a>', parse_mode: 'HTML' } },
       { name: 'b', weight: 1, message: { text: 'B: <a href="https://b.example.com/">go</a>', parse_mode: 'HTML' } },
     ];
+    const jobs = watchJobs(queue);
     const jobId = await insertJob(db, 'broadcast', { variants, chat_ids: [21, 22, 23, 24, 25, 26], track: true });
-    await waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === jobId);
+    await jobs.done(jobId);
     const server = await startRedirectServer(queue.redirectHandler(), '127.0.0.1', 0);
     try {
       const targets = new Set<string>();
@@ -157,8 +159,9 @@ test('a link a header cannot carry (a Cyrillic address, a line break) is redirec
       entities: [{ type: 'text_link', offset: 12, length: 4, url: 'https://пример.рф/скидки?код=да' }],
       reply_markup: { inline_keyboard: [[{ text: 'Go', url: 'https://shop.example.com/a\r\nSet-Cookie: x=1' }]] },
     };
+    const jobs = watchJobs(queue);
     const jobId = await insertJob(db, 'broadcast', { message, chat_ids: [31], track: true });
-    await waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === jobId);
+    await jobs.done(jobId);
     const server = await startRedirectServer(queue.redirectHandler(), '127.0.0.1', 0);
     try {
       const body = api.delivered.find((d) => d.chatId === 31)!.body as typeof message;
@@ -198,8 +201,9 @@ test('a tracked callback button: the middleware records the press, answers the q
 
 test('track: true without tracked links set up fails the broadcast and says what to set', async () => {
   await withTelegram({}, async ({ db, queue }) => {
+    const jobs = watchJobs(queue);
     const jobId = await insertJob(db, 'broadcast', { message: MESSAGE, chat_ids: [41], track: true });
-    const done = await waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === jobId);
+    const done = await jobs.done(jobId);
     assert.is(done.outcome.kind, 'failed');
     assert.match((await jobRow(db, jobId)).last_error, 'BQ_PUBLIC_URL and BQ_LINK_SECRET');
   });

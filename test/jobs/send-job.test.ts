@@ -7,8 +7,7 @@ import { TelegramSender } from '../../src/telegram/sender.js';
 import { silentLogger } from '../../src/log.js';
 import { FakeBotApi } from '../../src/testing/index.js';
 import { SlotShare } from '../../src/telegram/slot-share.js';
-import type { JobEvent } from '../../src/queue/worker-pool.js';
-import { waitForEvent } from '../helpers/wait.js';
+import { watchJobs } from '../helpers/wait.js';
 import { createTestDatabase } from '../helpers/db.js';
 import { RateLimiter } from '../../src/telegram/rate-limiter.js';
 import { sleep, type Sleep } from '../../src/time.js';
@@ -114,16 +113,17 @@ test('a send job in a process running a broadcast takes a slot of its batch, and
   };
   try {
     await withTelegram({ queue: { rateLimit: 50 } }, async ({ db, api, queue }) => {
+      const jobs = watchJobs(queue);
       const broadcastJob = await insertJob(db, 'broadcast', { message: { text: 'news' }, chat_ids: range(1, 100) });
-      // Listened for from the start: the broadcast may finish while the send jobs run.
-      const broadcastDone = waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === broadcastJob, 60_000);
+      // Asked for now: the broadcast may finish while the send jobs run.
+      const broadcastDone = jobs.done(broadcastJob, undefined, 60_000);
       broadcastDone.catch(() => undefined);
       await api.waitFor('delivered', () => api.delivered.length >= 10);
       const sendJobs: number[] = [];
       for (let i = 0; i < 5; i++) {
         const jobId = await insertJob(db, 'send', { chat_id: 5_000 + i, message: { text: 'your code is 1234' } });
         sendJobs.push(jobId);
-        await waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === jobId, 30_000);
+        await jobs.done(jobId, undefined, 30_000);
       }
       await broadcastDone;
       for (const jobId of sendJobs) assert.is((await jobRow(db, jobId)).status, 'completed');
@@ -152,13 +152,14 @@ test('a send job whose timers run 15-40 ms late borrows a slot just passed and s
   const late: Sleep = (ms, signal) => sleep(ms + (lateBy = 15 + ((lateBy + 7) % 26)), signal);
   try {
     await withTelegram({ queue: { rateLimit: 100, sleep: late } }, async ({ db, api, queue }) => {
+      const jobs = watchJobs(queue);
       const broadcastJob = await insertJob(db, 'broadcast', { message: { text: 'news' }, chat_ids: range(1, 300) });
-      const broadcastDone = waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === broadcastJob, 120_000);
+      const broadcastDone = jobs.done(broadcastJob, undefined, 120_000);
       broadcastDone.catch(() => undefined);
       await api.waitFor('delivered', () => api.delivered.length >= 10);
       for (let i = 0; i < 5; i++) {
         const jobId = await insertJob(db, 'send', { chat_id: 5_000 + i, message: { text: 'your code is 1234' } });
-        await waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === jobId, 120_000);
+        await jobs.done(jobId, undefined, 120_000);
         assert.is((await jobRow(db, jobId)).status, 'completed');
       }
       assert.ok(lent <= 3 * 5, `${lent} slots borrowed by 5 send jobs`);
