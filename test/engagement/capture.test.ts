@@ -7,9 +7,8 @@ import type { Update } from 'telegraf/types';
 import { PayloadError } from '../../src/errors.js';
 import { ConfigError } from '../../src/errors.js';
 import { BroadcastQueue } from '../../src/broadcast-queue.js';
-import type { JobEvent } from '../../src/queue/worker-pool.js';
 import { TEST_TOKEN, withTelegram, insertJob, jobRow } from '../helpers/telegram.js';
-import { waitForEvent } from '../helpers/wait.js';
+import { watchJobs } from '../helpers/wait.js';
 
 let updateId = 1;
 const user = (id: number, language_code?: string) => ({ id, is_bot: false, first_name: `u${id}`, ...(language_code && { language_code }) });
@@ -141,8 +140,9 @@ test('/stop opts out with its reply, /start opts back in, and the next broadcast
       { chat_id: 604, opted_out: false, dated: false, unreachable_reason: 'blocked' },
     ]);
     api.reset();
+    const jobs = watchJobs(queue);
     const jobId = await insertJob(db, 'broadcast', { message: { text: 'news' }, audience: {} });
-    await waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === jobId);
+    await jobs.done(jobId);
     assert.equal(api.delivered.map((d) => d.chatId), [603]);
     assert.is((await jobRow(db, jobId)).result.skipped, 3);
 
@@ -168,8 +168,9 @@ test('group membership: the bot removed from a group marks it unreachable, added
 test('a reply to a broadcast message and an opt-out after it are that broadcast\'s engagement', async () => {
   await withTelegram({ queue: { capture: { flushMs: 60_000 } } }, async ({ db, api, apiRoot, queue }) => {
     const bot = makeBot(apiRoot, queue, []);
+    const jobs = watchJobs(queue);
     const jobId = await insertJob(db, 'broadcast', { message: { text: 'news' }, chat_ids: [701, 702] });
-    await waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === jobId);
+    await jobs.done(jobId);
     const { broadcast_id: broadcastId } = (await jobRow(db, jobId)).result;
     const sent = api.delivered.find((d) => d.chatId === 701)!;
     await bot.handleUpdate(textUpdate(701, 'tell me more', { replyTo: sent.messageId }));

@@ -3,9 +3,8 @@
 // (returned, and put back into the update) with the query to answer, which it answers itself.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { JobEvent } from '../../src/queue/worker-pool.js';
 import { withTelegram, insertJob, jobRow } from '../helpers/telegram.js';
-import { waitForEvent } from '../helpers/wait.js';
+import { watchJobs } from '../helpers/wait.js';
 
 const tracking = { publicUrl: 'https://t.example.com', linkSecret: 'a-link-secret-of-its-own-32-chars-long!' };
 const MESSAGE = { text: 'Vote', reply_markup: { inline_keyboard: [[{ text: 'Yes', callback_data: 'vote:yes' }, { text: 'No', callback_data: 'vote:no' }]] } };
@@ -17,8 +16,9 @@ const pressOf = (id: string, chatId: number, data: string) => ({
 
 test('recordUpdate records a tracked press and returns the button\'s own data and the query to answer; other updates have no press', async () => {
   await withTelegram({ queue: { tracking } }, async ({ db, api, queue }) => {
+    const jobs = watchJobs(queue);
     const jobId = await insertJob(db, 'broadcast', { message: MESSAGE, chat_ids: [51], track: true });
-    await waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === jobId);
+    await jobs.done(jobId);
     const broadcastId = (await jobRow(db, jobId)).result.broadcast_id;
     const no = (api.delivered[0]!.body as typeof MESSAGE).reply_markup.inline_keyboard[0]![1]!.callback_data;
     assert.match(no, /^bq:/);

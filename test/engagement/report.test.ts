@@ -6,9 +6,8 @@ import * as assert from 'uvu/assert';
 import { startRedirectServer } from '../../src/engagement/redirect-server.js';
 import { startAdminServer } from '../../src/http/admin-server.js';
 import { abTest, twoProportionPValue, type BroadcastReport } from '../../src/engagement/report.js';
-import type { JobEvent } from '../../src/queue/worker-pool.js';
 import { withTelegram, insertJob, jobRow } from '../helpers/telegram.js';
-import { waitForEvent } from '../helpers/wait.js';
+import { watchJobs } from '../helpers/wait.js';
 import { json, runBqctl } from '../cli/run-bqctl.js';
 
 const PUBLIC = 'https://t.example.com';
@@ -30,8 +29,9 @@ test('a tracked A/B broadcast: the report equals what the recipients did, in the
     const link = (name: string) => ({ text: `Offer ${name}`, entities: [{ type: 'text_link', offset: 0, length: 5, url: `https://shop.example.com/${name}` }], reply_markup: { inline_keyboard: [[{ text: 'Help', url: 'https://shop.example.com/help' }]] } });
     const variants = [{ name: 'a', weight: 1, message: link('a') }, { name: 'b', weight: 1, message: link('b') }];
     const chats = Array.from({ length: 200 }, (_, i) => 5_000 + i);
+    const jobs = watchJobs(queue);
     const jobId = await insertJob(db, 'broadcast', { title: 'A/B', variants, chat_ids: chats, track: true });
-    await waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === jobId, 60_000);
+    await jobs.done(jobId, undefined, 60_000);
     const broadcastId = (await jobRow(db, jobId)).result.broadcast_id;
     const variantOf = new Map<number, string>((await db.pool.query('SELECT chat_id, variant FROM broadcast_deliveries WHERE broadcast_id = $1', [broadcastId])).rows.map((r) => [r.chat_id, r.variant]));
 

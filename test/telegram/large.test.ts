@@ -1,8 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { JobEvent } from '../../src/queue/worker-pool.js';
 import { insertJob, jobRow, withTelegram } from '../helpers/telegram.js';
-import { waitForEvent } from '../helpers/wait.js';
+import { watchJobs } from '../helpers/wait.js';
 
 const CHATS = 100_000;
 
@@ -11,8 +10,9 @@ test(`a ${CHATS.toLocaleString('en')}-recipient broadcast reaches no chat twice,
   await withTelegram({ queue: { rateLimit: 20_000 } }, async ({ db, api, queue }) => {
     await db.pool.query(`INSERT INTO broadcast_subscribers (chat_id, tags) SELECT g, '{all}' FROM generate_series(1, ${CHATS}) g`);
     const { rows } = await db.pool.query(`INSERT INTO broadcasts (title, message, audience) VALUES ('big', '{"text": "to everyone"}', '{"tags_any": ["all"]}') RETURNING broadcast_id`);
+    const jobs = watchJobs(queue);
     const jobId = await insertJob(db, 'broadcast', { broadcast_id: rows[0].broadcast_id });
-    const done = await waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === jobId, 400_000);
+    const done = await jobs.done(jobId, undefined, 400_000);
     assert.is(done.outcome.kind, 'completed');
     const result = (await jobRow(db, jobId)).result;
     // On a machine this busy a call can pass its 10 s timeout; at-most-once then counts it unknown

@@ -3,7 +3,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { JobEvent } from '../../src/queue/worker-pool.js';
 import { insertJob, range, withTelegram } from '../helpers/telegram.js';
-import { collectEvents, waitForEvent } from '../helpers/wait.js';
+import { collectEvents, watchJobs } from '../helpers/wait.js';
 
 const LIMIT = 20;
 
@@ -34,8 +34,10 @@ test('transactional sends go ahead of a running broadcast', async () => {
     await insertJob(db, 'broadcast', { message: { text: 'bulk' }, chat_ids: range(1, 100) });
     await api.waitFor('delivered');
     const before = api.delivered.length;
+    // Listened for before the insert: the send may be delivered before the INSERT's answer is read.
+    const sent = api.waitFor('delivered', (d: any) => d.chatId === 999_999);
     await insertJob(db, 'send', { chat_id: 999_999, message: { text: 'your code is 1234' } });
-    const record: any = await api.waitFor('delivered', (d: any) => d.chatId === 999_999);
+    const record: any = await sent;
     const bulkAhead = api.delivered.filter((d) => d.chatId !== 999_999 && d.at < record.at).length - before;
     // It waits behind the ~200 ms of broadcast sends already reserved (4 here), not the 5 s backlog.
     // How long exactly depends on how busy the machine is (12 under a 2-core load of 17), so this
@@ -48,8 +50,9 @@ test('transactional sends go ahead of a running broadcast', async () => {
 test('a 429 pauses the whole budget, then the rows are resent without spending an attempt', async () => {
   // Our limit is set above the stand-in's, as if Telegram had lowered it: 429s must follow.
   await withTelegram({ api: { rateLimit: 10, retryAfterSeconds: 1 }, queue: { rateLimit: 40 } }, async ({ db, api, queue }) => {
+    const jobs = watchJobs(queue);
     const jobId = await insertJob(db, 'broadcast', { message: { text: 'throttled' }, chat_ids: range(1, 60) });
-    const done = await waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === jobId && e.outcome.kind === 'completed', 60_000);
+    const done = await jobs.done(jobId, (e) => e.outcome.kind === 'completed', 60_000);
     assert.ok(api.tooManyRequests > 0, 'the stand-in never answered 429');
     assert.equal({ sent: (done.outcome as any).result.sent, delivered: api.delivered.length }, { sent: 60, delivered: 60 });
     assert.ok(range(1, 60).every((c) => api.deliveredCount(c) === 1));
