@@ -1,8 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { JobEvent } from '../../src/queue/worker-pool.js';
 import { insertJob, range, withTelegram } from '../helpers/telegram.js';
-import { waitForEvent } from '../helpers/wait.js';
+import { watchJobs } from '../helpers/wait.js';
 
 // The safety timeouts below only keep a broken run from hanging the suite; nothing asserts on time.
 const SAFETY_MS = 180_000;
@@ -13,10 +12,11 @@ test('a 429 at the start of a broadcast to groups and chats: every row, groups i
   // reservation, and came back to reserve the next one, forever.
   await withTelegram({ api: { retryAfterSeconds: 1, groupPerMinute: 20 }, queue: { rateLimit: 100 } }, async ({ db, api, queue }) => {
     api.setFaults({ storm: true });
+    const jobs = watchJobs(queue);
     const jobId = await insertJob(db, 'broadcast', { message: { text: 'hello groups' }, chat_ids: [...range(1, 30), ...range(1, 20).map((g) => -g)] });
     await api.waitFor('call', (c) => c.status === 429);
     api.setFaults({ storm: false });
-    const done = await waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === jobId, SAFETY_MS);
+    const done = await jobs.done(jobId, undefined, SAFETY_MS);
     assert.is(done.outcome.kind, 'completed');
     const { rows } = await db.pool.query(`SELECT status, count(*)::int AS n FROM broadcast_deliveries GROUP BY status`);
     assert.equal(rows, [{ status: 'sent', n: 50 }]);

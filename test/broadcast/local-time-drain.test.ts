@@ -10,7 +10,7 @@ import type { JobEvent } from '../../src/queue/worker-pool.js';
 import type { DeliveredRecord, FakeBotApi } from '../../src/testing/index.js';
 import type { TestDatabase } from '../helpers/db.js';
 import { insertJob, jobRow, range, withTelegram } from '../helpers/telegram.js';
-import { collectEvents, waitForEvent } from '../helpers/wait.js';
+import { collectEvents, waitForEvent, watchJobs } from '../helpers/wait.js';
 
 /** `at` as a local date and time in `zone`, to the second: "2026-12-03T13:05:07". */
 function localDateTime(zone: string, at: number): string {
@@ -91,8 +91,9 @@ test('a zone whose recipients all come due at once is sent at the rate limit, no
     await subscribe(db, chats, 'Asia/Kolkata');
     const due = secondsAway(3_000);
     const sentAt = deliveryTimes(api);
+    const jobs = watchJobs(queue);
     const jobId = await insertJob(db, 'broadcast', { message: { text: 'Namaste' }, audience: {}, deliver_at_local: localDateTime('Asia/Kolkata', due) });
-    const done = await waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === jobId && e.outcome.kind !== 'snooze', 30_000);
+    const done = await jobs.done(jobId, (e) => e.outcome.kind !== 'snooze', 30_000);
     assert.is(done.outcome.kind, 'completed');
     assert.ok(chats.every((chat) => api.deliveredCount(chat) === 1), 'a chat missed or got twice');
     assert.equal(chats.filter((chat) => !(sentAt.get(chat)! >= due)), [], 'sent before the zone\'s moment');

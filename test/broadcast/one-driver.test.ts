@@ -5,7 +5,7 @@ import { finishBroadcast } from '../../src/broadcast/finish.js';
 import type { JobEvent } from '../../src/queue/worker-pool.js';
 import { createTestDatabase } from '../helpers/db.js';
 import { jobRow, range, withTelegram } from '../helpers/telegram.js';
-import { collectEvents, until, waitForEvent } from '../helpers/wait.js';
+import { collectEvents, until, watchJobs } from '../helpers/wait.js';
 import { DriverLostError } from '../../src/errors.js';
 
 // Only keeps a broken run from hanging the suite; nothing asserts on time.
@@ -52,9 +52,10 @@ test('a rescued run that is still alive stops writing once another run has taken
     await api.waitFor('delivered', () => api.delivered.length >= 20);
     // What the sweep does to a dead daemon's job, with the new run due only when we say so.
     await db.pool.query(`UPDATE broadcast_queue_jobs SET status = 'pending', locked_by = NULL, run_at = now() + interval '1 hour' WHERE job_id = $1`, [first]);
-    const staleRunEnded = waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === first, SAFETY_MS);
+    const jobs = watchJobs(queue);
+    const staleRunEnded = jobs.done(first, undefined, SAFETY_MS);
     const second = (await db.pool.query(`INSERT INTO broadcast_queue_jobs (job_type, payload) VALUES ('broadcast', $1) RETURNING job_id`, [JSON.stringify({ broadcast_id: broadcastId })])).rows[0].job_id;
-    const secondDone = waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === second, SAFETY_MS);
+    const secondDone = jobs.done(second, undefined, SAFETY_MS);
     const stale = await staleRunEnded;
     // It stopped at its next ledger write instead of sending on to the end.
     assert.is(stale.outcome.kind, 'snooze', JSON.stringify(stale.outcome));

@@ -9,10 +9,9 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { JobEvent } from '../../src/queue/worker-pool.js';
 import { RateLimiter } from '../../src/telegram/rate-limiter.js';
 import { insertJob, jobRow, range, withTelegram } from '../helpers/telegram.js';
-import { until, waitForEvent } from '../helpers/wait.js';
+import { until, watchJobs } from '../helpers/wait.js';
 
 test('a broadcast still finishes when every timer fires late (a starved event loop)', async () => {
   // Every wait for a send slot returns 20 ms after the slot, as on a machine whose event loop is
@@ -29,8 +28,9 @@ test('a broadcast still finishes when every timer fires late (a starved event lo
   };
   try {
     await withTelegram({ queue: { rateLimit: 50 } }, async ({ db, queue }) => {
+      const jobs = watchJobs(queue);
       const jobId = await insertJob(db, 'broadcast', { message: { text: 'slowly' }, chat_ids: range(1, 12) });
-      const done = await waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === jobId, 60_000);
+      const done = await jobs.done(jobId, undefined, 60_000);
       assert.is(done.outcome.kind, 'completed');
       const { rows } = await db.pool.query(`SELECT status, count(*)::int AS n FROM broadcast_deliveries GROUP BY status`);
       assert.equal(rows, [{ status: 'sent', n: 12 }]);
@@ -67,12 +67,13 @@ test('a broadcast cut by a 429 storm sends every row once after the pause, witho
   // How soon sending resumes is a bound on time, so it is chaos/telegram.ts's "resumed after each
   // storm" check; here, what a storm must not change.
   await withTelegram({ api: { retryAfterSeconds: 1 }, queue: { rateLimit: 100 } }, async ({ db, api, queue }) => {
+    const jobs = watchJobs(queue);
     const jobId = await insertJob(db, 'broadcast', { message: { text: 'storm' }, chat_ids: range(1, 300) });
     await api.waitFor('delivered');
     api.setFaults({ storm: true });
     await api.waitFor('call', (c) => c.status === 429);
     api.setFaults({ storm: false });
-    const done = await waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === jobId, 60_000);
+    const done = await jobs.done(jobId, undefined, 60_000);
     assert.is((done.outcome as any).result?.sent, 300);
     assert.ok(api.tooManyRequests > 0);
     assert.ok(range(1, 300).every((chat) => api.deliveredCount(chat) === 1), 'a chat missed or got twice');

@@ -5,10 +5,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { LEDGER_CLAIM_SQL, LEDGER_RECORD_SQL, recordParams } from '../../src/broadcast/ledger.js';
-import type { JobEvent } from '../../src/queue/worker-pool.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { insertJob, jobRow, range, withTelegram } from '../helpers/telegram.js';
-import { waitForEvent } from '../helpers/wait.js';
+import { watchJobs } from '../helpers/wait.js';
 
 interface PlanNode {
   'Node Type': string;
@@ -89,8 +88,9 @@ test('a broadcast of 3,000 recipients completes after the ledger was analyzed wi
     await db.pool.query(`INSERT INTO broadcast_deliveries (broadcast_id, chat_id, status, sent_at) SELECT 1, g, 'sent', now() - interval '2 days' FROM generate_series(1, 3000) g`);
     await db.pool.query('ANALYZE broadcast_deliveries');
     const chats = range(1, 3000);
+    const jobs = watchJobs(queue);
     const jobId = await insertJob(db, 'broadcast', { message: { text: 'the second big one' }, chat_ids: chats });
-    const done = await waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === jobId && e.outcome.kind !== 'retry' && e.outcome.kind !== 'snooze', 120_000);
+    const done = await jobs.done(jobId, (e) => e.outcome.kind !== 'retry' && e.outcome.kind !== 'snooze', 120_000);
     assert.is(done.outcome.kind, 'completed');
     const result = (await jobRow(db, jobId)).result;
     // A call that outlives its deadline on a busy machine is counted unknown, not resent.

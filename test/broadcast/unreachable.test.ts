@@ -1,9 +1,8 @@
 // Recipients Telegram refuses for good are marked unreachable; that bookkeeping must not cost the outcome.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { JobEvent } from '../../src/queue/worker-pool.js';
 import { insertJob, withTelegram } from '../helpers/telegram.js';
-import { waitForEvent } from '../helpers/wait.js';
+import { watchJobs } from '../helpers/wait.js';
 
 test('a failed subscriber update after a 403 neither escapes as an unhandled rejection nor loses the outcome', async () => {
   const escaped: unknown[] = [];
@@ -14,8 +13,9 @@ test('a failed subscriber update after a 403 neither escapes as an unhandled rej
       await db.pool.query(`CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'subscribers are read-only here'; END $$;
                            CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON broadcast_subscribers FOR EACH ROW EXECUTE FUNCTION refuse()`);
       for (const chat of [1, 2, 3]) api.setChatState(chat, 'blocked');
+      const jobs = watchJobs(queue);
       const jobId = await insertJob(db, 'broadcast', { message: { text: 'hi' }, chat_ids: [1, 2, 3, 4] });
-      const done = await waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === jobId);
+      const done = await jobs.done(jobId);
       assert.is(done.outcome.kind, 'completed', JSON.stringify(done.outcome));
       const { rows } = await db.pool.query(`SELECT status, count(*)::int AS n FROM broadcast_deliveries GROUP BY status ORDER BY status`);
       assert.equal(rows, [{ status: 'failed', n: 3 }, { status: 'sent', n: 1 }]);
