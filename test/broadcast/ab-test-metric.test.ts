@@ -11,7 +11,7 @@ import { startAdminServer } from '../../src/http/admin-server.js';
 import type { JobEvent } from '../../src/queue/worker-pool.js';
 import { runBqctl } from '../cli/run-bqctl.js';
 import { withTelegram, jobRow, range } from '../helpers/telegram.js';
-import { waitForEvent } from '../helpers/wait.js';
+import { waitForEvent, watchJobs } from '../helpers/wait.js';
 
 const PUBLIC = 'https://t.example.com';
 const tracking = { publicUrl: PUBLIC, linkSecret: 'ab-metric-link-secret-0123456789abcdef' };
@@ -68,12 +68,13 @@ test('decided on opt-out rate (lower wins); the rest who opted out or blocked th
   await withTelegram({ queue: { tracking, capture: { flushMs: 60_000 } } }, async ({ db, api, queue }) => {
     const admin = await startAdminServer(queue, { host: '127.0.0.1', port: 0, apiToken: TOKEN });
     try {
+      const jobs = watchJobs(queue);
       const created = await queue.createBroadcast(
         { title: 'Spring', variants, chat_ids: CHATS, track: true, ab_test: { sample_percent: 40, metric: 'opt_out_rate', decide_after: '1h', fallback: 'A' } },
         { send: true },
       );
       const jobId = created.job_id!;
-      await waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === jobId && e.outcome.kind === 'snooze', 30_000);
+      await jobs.done(jobId, (e) => e.outcome.kind === 'snooze', 30_000);
       const broadcastId = created.broadcast_id;
       const { rows } = await db.pool.query('SELECT chat_id, variant FROM broadcast_deliveries WHERE broadcast_id = $1 ORDER BY chat_id', [broadcastId]);
       const variantOf = new Map<number, string | null>(rows.map((r) => [Number(r.chat_id), r.variant]));

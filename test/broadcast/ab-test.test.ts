@@ -11,7 +11,7 @@ import { createTestDatabase } from '../helpers/db.js';
 import { runBqctl } from '../cli/run-bqctl.js';
 import type { JobEvent } from '../../src/queue/worker-pool.js';
 import { withTelegram, insertJob, jobRow, range, type TelegramWorld } from '../helpers/telegram.js';
-import { waitForEvent } from '../helpers/wait.js';
+import { waitForEvent, watchJobs, type JobWatch } from '../helpers/wait.js';
 
 const PUBLIC = 'https://t.example.com';
 const tracking = { publicUrl: PUBLIC, linkSecret: 'ab-test-link-secret-0123456789abcdef' };
@@ -19,10 +19,8 @@ const offer = (name: string) => ({ text: `Offer ${name}`, entities: [{ type: 'te
 const variants = [{ name: 'A', weight: 1, message: offer('A') }, { name: 'B', weight: 1, message: offer('B') }];
 const CHATS = range(5_000, 100);
 
-const snoozed = (queue: TelegramWorld['queue'], jobId: number) =>
-  waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === jobId && e.outcome.kind === 'snooze', 30_000);
-const completed = (queue: TelegramWorld['queue'], jobId: number) =>
-  waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === jobId && e.outcome.kind === 'completed', 60_000);
+const snoozed = (jobs: JobWatch, jobId: number) => jobs.done(jobId, (e) => e.outcome.kind === 'snooze', 30_000);
+const completed = (jobs: JobWatch, jobId: number) => jobs.done(jobId, (e) => e.outcome.kind === 'completed', 60_000);
 
 async function ledger(world: TelegramWorld, broadcastId: number) {
   const { rows } = await world.db.pool.query('SELECT chat_id, variant, status FROM broadcast_deliveries WHERE broadcast_id = $1 ORDER BY chat_id', [broadcastId]);
@@ -84,9 +82,10 @@ test('a bad ab_test fails the inline broadcast with the reason, before anything 
 test('a significant winner: the sample gets both variants, the rest waits, then gets the winner; every chat once; one decision', async () => {
   await withTelegram({ queue: { tracking } }, async (world) => {
     const { db, api, queue } = world;
+    const jobs = watchJobs(queue);
     const jobId = await insertJob(db, 'broadcast', { variants, chat_ids: CHATS, track: true, ab_test: { sample_percent: 40, metric: 'ctr', decide_after: '1h', fallback: 'A' } });
     // The sample is sent, and the job sleeps until the decision instead of holding a worker.
-    const slept = await snoozed(queue, jobId);
+    const slept = await snoozed(jobs, jobId);
     assert.is(slept.outcome.kind === 'snooze' && slept.outcome.reason, 'not_due');
     const broadcastId = (await jobRow(db, jobId)).payload.broadcast_id;
     const rows = await ledger(world, broadcastId);
@@ -117,7 +116,7 @@ test('a significant winner: the sample gets both variants, the rest waits, then 
     // decide_after passes: the moment, the rest's rows and the sleeping job all move to now.
     await db.pool.query('UPDATE broadcasts SET ab_decide_at = now() WHERE broadcast_id = $1', [broadcastId]);
     await db.pool.query("UPDATE broadcast_deliveries SET next_attempt_at = now() WHERE broadcast_id = $1 AND status = 'pending'", [broadcastId]);
-    const finished = completed(queue, jobId);
+    const finished = completed(jobs, jobId);
     await db.pool.query("UPDATE broadcast_queue_jobs SET run_at = now() WHERE job_id = $1 AND status = 'pending'", [jobId]);
     await finished;
 

@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import type { JobEvent } from '../../src/queue/worker-pool.js';
 import { sleep, type Sleep } from '../../src/time.js';
 import { insertJob, range, withTelegram } from '../helpers/telegram.js';
-import { collectEvents, waitForEvent } from '../helpers/wait.js';
+import { collectEvents, watchJobs } from '../helpers/wait.js';
 
 // The safety timeout only keeps a broken run from hanging the suite; nothing asserts on time.
 const SAFETY_MS = 150_000;
@@ -30,13 +30,14 @@ test('timers that all fire 100–500 ms late: every row, groups included, and ev
     });
     // A 429 at the start hands the first batch back, as a busy machine's late slots did.
     api.setFaults({ storm: true });
+    const jobs = watchJobs(queue);
     const broadcastJob = await insertJob(db, 'broadcast', { message: { text: 'late timers' }, chat_ids: chats });
     await api.waitFor('call', (c) => c.status === 429);
     api.setFaults({ storm: false });
     const sendChats = range(10_001, 5);
     const sendsDone = collectEvents<JobEvent>(queue, 'job:done', sendChats.length, (e) => e.job.jobType === 'send' && e.outcome.kind === 'completed', SAFETY_MS);
     for (const chat of sendChats) await insertJob(db, 'send', { chat_id: chat, message: { text: 'late timers, one message' } });
-    const done = await waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === broadcastJob && e.outcome.kind !== 'retry', SAFETY_MS);
+    const done = await jobs.done(broadcastJob, (e) => e.outcome.kind !== 'retry', SAFETY_MS);
     assert.is(done.outcome.kind, 'completed');
     await sendsDone;
 

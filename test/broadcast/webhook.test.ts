@@ -13,7 +13,7 @@ import { listMigrations, migrate } from '../../src/db/migrate.js';
 import { silentLogger } from '../../src/log.js';
 import { createTestDatabase } from '../helpers/db.js';
 import { insertJob, jobRow, range, withTelegram } from '../helpers/telegram.js';
-import { waitForEvent } from '../helpers/wait.js';
+import { waitForEvent, watchJobs } from '../helpers/wait.js';
 
 const SECRET = 'webhook-secret-for-tests';
 
@@ -45,8 +45,9 @@ test('a finished broadcast POSTs a signed summary, retried through the queue unt
   const hook = await receiver((n) => ({ status: n === 1 ? 503 : 200 }));
   try {
     await withTelegram({ queue: { webhook: { url: hook.url, secret: SECRET }, retryBaseMs: 100 } }, async ({ db, queue }) => {
+      const jobs = watchJobs(queue);
       await insertJob(db, 'broadcast', { title: 'promo', message: { text: 'hi' }, chat_ids: range(1, 5) });
-      await waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobType === 'webhook' && e.outcome.kind === 'completed', 15_000);
+      await jobs.doneMany(1, (e) => e.job.jobType === 'webhook' && e.outcome.kind === 'completed', 15_000);
       assert.is(hook.received.length, 2, 'the 503 was retried once');
       const last = hook.received[1]!;
       const payload = JSON.parse(last.body);
@@ -168,8 +169,9 @@ test('an A/B broadcast\'s webhook names the metric its test decided on, also whe
     const tracking = { publicUrl: 'https://t.example.com', linkSecret: 'webhook-ab-link-secret-0123456789abcd' };
     await withTelegram({ queue: { webhook: { url: hook.url, secret: SECRET }, tracking } }, async ({ db, queue }) => {
       const variants = ['A', 'B'].map((name) => ({ name, weight: 1, message: { text: `Offer ${name}` } }));
+      const jobs = watchJobs(queue);
       await insertJob(db, 'broadcast', { variants, chat_ids: range(1, 10), track: true, ab_test: { sample_percent: 50, decide_after: '1s' } });
-      await waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobType === 'webhook' && e.outcome.kind === 'completed', 20_000);
+      await jobs.doneMany(1, (e) => e.job.jobType === 'webhook' && e.outcome.kind === 'completed', 20_000);
       const { broadcast } = JSON.parse(hook.received[0]!.body);
       assert.equal([broadcast.ab_test.metric, broadcast.ab_winner, broadcast.ab_sent_variant, broadcast.sent], ['ctr', null, 'A', 10]);
     });

@@ -8,7 +8,7 @@ import { broadcastReport } from '../../src/engagement/report.js';
 import { SimulatedRecipients } from '../../src/testing/index.js';
 import type { JobEvent } from '../../src/queue/worker-pool.js';
 import { withTelegram, insertJob, jobRow, range } from '../helpers/telegram.js';
-import { waitForEvent } from '../helpers/wait.js';
+import { waitForEvent, watchJobs } from '../helpers/wait.js';
 
 const PUBLIC = 'https://t.example.com';
 const offer = (name: string) => ({ text: `Offer ${name}`, entities: [{ type: 'text_link', offset: 0, length: 5, url: `https://shop.example.com/${name}` }] });
@@ -19,11 +19,12 @@ test('simulated recipients click B more often: B wins on the sample, the rest ge
     const people = new SimulatedRecipients(api, { publicUrl: PUBLIC, redirectBase: `http://127.0.0.1:${server.port}`, clickRate: (text) => (text === 'Offer B' ? 0.4 : 0.05), seed: 14 });
     try {
       const chats = range(7_000, 400);
+      const jobs = watchJobs(queue);
       const jobId = await insertJob(db, 'broadcast', {
         variants: [{ name: 'A', weight: 1, message: offer('A') }, { name: 'B', weight: 1, message: offer('B') }],
         chat_ids: chats, track: true, ab_test: { sample_percent: 50, metric: 'ctr', decide_after: '1h' },
       });
-      await waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === jobId && e.outcome.kind === 'snooze', 30_000);
+      await jobs.done(jobId, (e) => e.outcome.kind === 'snooze', 30_000);
       await people.settled();
       await queue.flushUpdates();
       const broadcastId = (await jobRow(db, jobId)).payload.broadcast_id;
