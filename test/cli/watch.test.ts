@@ -1,8 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { JobEvent } from '../../src/queue/worker-pool.js';
 import { range, withTelegram } from '../helpers/telegram.js';
-import { waitForEvent } from '../helpers/wait.js';
+import { watchJobs } from '../helpers/wait.js';
 import { createTestDatabase } from '../helpers/db.js';
 import { json, bqctlInProcess, runBqctl } from './run-bqctl.js';
 
@@ -10,13 +9,14 @@ test('watch follows a broadcast while it runs, printing plain lines off a TTY, a
   await withTelegram({ queue: { rateLimit: 20 } }, async ({ db, api, queue }) => {
     const env = { DATABASE_URL: db.url };
     api.setChatState(3, 'blocked');
+    const jobs = watchJobs(queue);
     const created = await runBqctl(['broadcast', 'create', '--title', 'watched', '--text', 'Hello', '--chats', range(1, 60).join(','), '--send', '--json'], env);
     assert.is(created.code, 0, created.stderr);
     const { broadcast_id: broadcastId, job_id: jobId } = json(created);
     // Hold it half-way (paused), so that watch starts on a broadcast that is not finished.
     await api.waitFor('delivered');
     await db.pool.query(`UPDATE broadcasts SET status = 'paused' WHERE broadcast_id = $1`, [broadcastId]);
-    await waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === jobId && e.outcome.kind === 'snooze');
+    await jobs.done(jobId, (e) => e.outcome.kind === 'snooze');
     const pausedAt = api.delivered.length;
     assert.ok(pausedAt < 60, 'the broadcast finished before it could be paused');
 

@@ -5,7 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import path from 'node:path';
 import { withTelegram, jobRow, insertJob, range } from '../helpers/telegram.js';
-import { until, waitForEvent } from '../helpers/wait.js';
+import { until, waitForEvent, watchJobs } from '../helpers/wait.js';
 import { startRedirectServer } from '../../src/engagement/redirect-server.js';
 import { broadcastReport } from '../../src/engagement/report.js';
 import { SimulatedRecipients } from '../../src/testing/index.js';
@@ -110,11 +110,12 @@ it('a tracked A/B broadcast\'s page shows its engagement report, the plan and th
     const redirect = await startRedirectServer(queue.redirectHandler(), '127.0.0.1', 0);
     const people = new SimulatedRecipients(api, { publicUrl: PUBLIC, redirectBase: `http://127.0.0.1:${redirect.port}`, clickRate: (text) => (text === 'Offer B' ? 0.5 : 0.05), seed: 15 });
     try {
+      const jobs = watchJobs(queue);
       const jobId = await insertJob(db, 'broadcast', {
         title: 'Spring offer', variants: [{ name: 'A', weight: 1, message: offer('A') }, { name: 'B', weight: 1, message: offer('B') }],
         chat_ids: range(9_000, 300), track: true, ab_test: { sample_percent: 50, metric: 'ctr', decide_after: '1h' },
       });
-      await waitForEvent<JobEvent>(queue, 'job:done', (e) => e.job.jobId === jobId && e.outcome.kind === 'snooze', 30_000);
+      await jobs.done(jobId, (e) => e.outcome.kind === 'snooze', 30_000);
       await people.settled();
       await queue.flushUpdates(); // clicks are written in batches
       const broadcastId = (await jobRow(db, jobId)).payload.broadcast_id as number;
