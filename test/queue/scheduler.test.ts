@@ -75,7 +75,8 @@ test('a paused scheduler hands back the jobs a claim in flight delivered, and ru
   queue.on('job:start', (job: Job) => starts.push(job));
   try {
     await queue.start();
-    const { rows } = await db.pool.query(`INSERT INTO broadcast_queue_jobs (job_type) SELECT 'noop' FROM generate_series(1, 2) RETURNING job_id`);
+    // Claimed, not handed over by the insert: a hand-over would pass the claim by and leave held unresolved.
+    const { rows } = await queryWithoutHandOver(db, `INSERT INTO broadcast_queue_jobs (job_type) SELECT 'noop' FROM generate_series(1, 2) RETURNING job_id`);
     await held; // the claim has both jobs ('processing', attempt 1) and has not returned yet
     const paused = queue.pause();
     release();
