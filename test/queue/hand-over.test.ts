@@ -7,6 +7,7 @@ import { BroadcastQueue } from '../../src/broadcast-queue.js';
 import type { Job } from '../../src/queue/claimer.js';
 import type { JobEvent } from '../../src/queue/worker-pool.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { untilOffering } from '../helpers/idle-daemon.js';
 import { until, waitForEvent } from '../helpers/wait.js';
 
 const HOUR_MS = 3_600_000;
@@ -38,13 +39,7 @@ async function idleDaemon(): Promise<Harness> {
     }
     return emit(name, ...args);
   };
-  // Idle for good: no claim in flight or about to start (each withdraws the offer), the offer written.
-  const scheduler = (queue as unknown as { parts: { scheduler: { claims: Set<unknown>; scheduledWake: boolean } } }).parts.scheduler;
-  await until(async () => {
-    if (scheduler.claims.size || scheduler.scheduledWake) return false;
-    const offered = (await db.pool.query('SELECT free FROM broadcast_queue_idle_slots WHERE daemon_id = $1', [queue.daemonId])).rows[0]?.free === 2;
-    return offered && scheduler.claims.size === 0 && !scheduler.scheduledWake;
-  }, 10_000, 'the idle daemon offers its two slots');
+  await untilOffering(queue, db, 2);
   return harness;
 }
 

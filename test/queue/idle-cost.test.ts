@@ -10,6 +10,7 @@ import type { JobEvent } from '../../src/queue/worker-pool.js';
 import type { Rescuer } from '../../src/queue/rescuer.js';
 import type { ScheduleTicker } from '../../src/schedules/ticker.js';
 import { createTestDatabase } from '../helpers/db.js';
+import { untilOffering } from '../helpers/idle-daemon.js';
 import { StatementCounter } from '../../src/testing/statement-counter.js';
 import { collectEvents, waitForEvent } from '../helpers/wait.js';
 
@@ -37,6 +38,8 @@ test('an idle daemon sends one statement a sweep and nothing else (no jobs; a sc
     const { rescuer, ticker } = partsOf(queue);
     await afterFirstPass(ticker);
     await waitForEvent(rescuer, 'swept');
+    // The start-up claims rewrite the offer of idle slots; the count starts once it is written.
+    await untilOffering(queue, db, 2);
     counter.reset();
     const passes = ticker.passes;
     await collectEvents(rescuer, 'swept', SWEEPS);
@@ -60,6 +63,7 @@ test('finished jobs are folded by one roll-up after a sweep, then the sweeps are
     await queue.start();
     const { rescuer } = partsOf(queue);
     await waitForEvent(rescuer, 'swept');
+    await untilOffering(queue, db, 2);
     counter.reset();
     // Jobs finished elsewhere (in a queue this daemon does not serve, so no claim follows the
     // notification), in two statements: two rows for one key in the counts, which a roll-up folds.
