@@ -11,7 +11,12 @@ CREATE TABLE IF NOT EXISTS broadcast_queue_idle_slots (
   lock_key   bigint  NOT NULL,
   queues     text[]  NOT NULL,
   job_types  text[]  NOT NULL,
-  free       integer NOT NULL CHECK (free > 0)
+  free       integer NOT NULL CHECK (free > 0),
+  -- Random, per daemon process; the notification repeats it and the daemon runs nothing without
+  -- it. NOTIFY needs no privilege at all, so without it any role that can connect could make a
+  -- daemon run a job of its choosing (a send job: any message to any chat). Only a role that can
+  -- read this table can forge one, and such a role is meant to be one that inserts jobs anyway.
+  token      text    NOT NULL
 );
 
 -- The statement picks one offer before its first row. Its choice lives in transaction-local
@@ -42,7 +47,8 @@ BEGIN
             set_config('broadcast_queue.offer_free', slot.free::text, true),
             set_config('broadcast_queue.offer_queues', slot.queues::text, true),
             set_config('broadcast_queue.offer_job_types', slot.job_types::text, true),
-            set_config('broadcast_queue.offer_bytes', '0', true);
+            set_config('broadcast_queue.offer_bytes', '0', true),
+            set_config('broadcast_queue.offer_token', slot.token, true);
     RETURN NULL;
   END LOOP;
   RETURN NULL;
@@ -114,6 +120,7 @@ BEGIN
       -- TimeZone: the daemon tells runs apart by it.
       PERFORM pg_notify('broadcast_queue_assigned', jsonb_build_object(
         'daemon', daemon,
+        'token', current_setting('broadcast_queue.offer_token'),
         'claimedAt', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
         'jobs', batch)::text);
     END IF;

@@ -80,8 +80,9 @@ export class QueueParts {
       events.emit('listener:notification', queue);
     });
     listener.on('assigned', (payload: string) => {
-      const jobs = assignedJobs(payload, daemonId);
-      if (jobs) scheduler.assigned(jobs);
+      const jobs = assignedJobs(payload, daemonId, idleSlots.token);
+      if (jobs === 'forged') log.warn({ bytes: payload.length }, 'ignored a notification on broadcast_queue_assigned that the insert trigger did not send');
+      else if (jobs !== 'other') scheduler.assigned(jobs);
     });
     listener.on('schedules', () => this.ticker.wake());
     listener.on('connected', () => {

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { Pool } from '../db/pool.js';
 import type { Job } from './claimer.js';
 
@@ -6,13 +7,24 @@ export const ASSIGNED_CHANNEL = 'broadcast_queue_assigned';
 /** One job as the insert trigger puts it in the notification (sql/0025_idle_slots.sql). */
 type AssignedRow = [number, string, string, Record<string, unknown>, number, number, number, number, string | null, number];
 
-/** The jobs of an assignment notification, if it is for `daemonId`; null otherwise. */
-export function assignedJobs(payload: string, daemonId: string): Job[] | null {
-  const message = JSON.parse(payload) as { daemon: string; claimedAt: string; jobs: AssignedRow[] };
-  if (message.daemon !== daemonId) return null;
-  return message.jobs.map(([jobId, queue, jobType, payload, attempt, maxAttempts, runAtMs, priority, jobKey, createdAtMs]) => ({
+/**
+ * The jobs of an assignment notification for this daemon: 'other' if it is for another daemon,
+ * 'forged' if it names this one without its offer's token or is not what the trigger sends (NOTIFY
+ * needs no privilege: anyone who can connect can send one).
+ */
+export function assignedJobs(payload: string, daemonId: string, token: string): Job[] | 'other' | 'forged' {
+  let message: { daemon?: unknown; token?: unknown; claimedAt?: unknown; jobs?: unknown };
+  try {
+    message = JSON.parse(payload);
+  } catch {
+    return 'forged';
+  }
+  if (message?.daemon !== daemonId) return 'other';
+  if (message.token !== token || typeof message.claimedAt !== 'string' || !Array.isArray(message.jobs)) return 'forged';
+  const claimedAt = message.claimedAt;
+  return (message.jobs as AssignedRow[]).map(([jobId, queue, jobType, payload, attempt, maxAttempts, runAtMs, priority, jobKey, createdAtMs]) => ({
     jobId, queue, jobType, payload, attempt, maxAttempts, runAt: new Date(runAtMs), priority, jobKey,
-    createdAt: new Date(createdAtMs), claimedAt: message.claimedAt, dependencies: [],
+    createdAt: new Date(createdAtMs), claimedAt, dependencies: [],
   }));
 }
 
@@ -28,6 +40,8 @@ export class IdleSlots {
   everOffered = false;
   /** Writes go one at a time, in order: a withdrawal must not overtake an offer. */
   private writes: Promise<unknown> = Promise.resolve();
+  /** Repeated by the trigger's notification, so that a forged one is told apart (sql/0025). */
+  readonly token = randomBytes(16).toString('hex');
 
   constructor(
     private readonly pool: Pool,
@@ -63,10 +77,10 @@ export class IdleSlots {
     this.everOffered = true;
     // Only while the daemon is registered: a daemon another judged dead re-registers first.
     await this.write(
-      `INSERT INTO broadcast_queue_idle_slots (daemon_id, lock_key, queues, job_types, free)
-       SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM broadcast_queue_daemons WHERE daemon_id = $1)
-       ON CONFLICT (daemon_id) DO UPDATE SET free = EXCLUDED.free, queues = EXCLUDED.queues, job_types = EXCLUDED.job_types`,
-      [this.daemonId, this.lockKey, this.queues, jobTypes, free],
+      `INSERT INTO broadcast_queue_idle_slots (daemon_id, lock_key, queues, job_types, free, token)
+       SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS (SELECT 1 FROM broadcast_queue_daemons WHERE daemon_id = $1)
+       ON CONFLICT (daemon_id) DO UPDATE SET free = EXCLUDED.free, queues = EXCLUDED.queues, job_types = EXCLUDED.job_types, token = EXCLUDED.token`,
+      [this.daemonId, this.lockKey, this.queues, jobTypes, free, this.token],
     );
   }
 

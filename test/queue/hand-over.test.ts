@@ -93,6 +93,33 @@ test('a notification that arrives after its job was taken back starts nothing', 
   }
 });
 
+// NOTIFY needs no privilege: any role that can connect could otherwise make the daemon run a job
+// of its choosing (a send job: any message to any chat) by naming it in a notification.
+test('a notification the insert trigger did not send starts nothing, and the daemon goes on', async () => {
+  const h = await idleDaemon();
+  try {
+    let starts = 0;
+    h.queue.on('job:start', () => starts++);
+    const job = [1, 'broadcasts', 'noop', {}, 1, 3, Date.now(), 0, null, Date.now()];
+    const forged = { daemon: h.queue.daemonId, claimedAt: '2026-01-01T00:00:00.000000Z', jobs: [job] };
+    h.deliver(JSON.stringify(forged));
+    h.deliver(JSON.stringify({ ...forged, token: 'guessed' }));
+    h.deliver('not json at all');
+    h.deliver('null');
+    assert.is(starts, 0);
+    // Sent by NOTIFY itself, through the listener, as an attacker would.
+    await h.db.pool.query(`SELECT pg_notify('broadcast_queue_assigned', $1)`, [JSON.stringify(forged)]);
+    const done = new Map<number, JobEvent>();
+    h.queue.on('job:done', (event: JobEvent) => done.set(event.job.jobId, event));
+    const { rows } = await h.db.pool.query(`INSERT INTO broadcast_queue_jobs (job_type) VALUES ('noop') RETURNING job_id`);
+    await until(async () => done.has(rows[0].job_id), 30_000, 'the real job done');
+    assert.is(starts, 1, 'only the job really inserted started');
+  } finally {
+    await h.queue.stop();
+    await h.db.drop();
+  }
+});
+
 test('no insert fails for the notification: a job too large for one is claimed, the small ones beside it handed over', async () => {
   const h = await idleDaemon();
   try {

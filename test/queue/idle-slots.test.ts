@@ -21,7 +21,7 @@ async function advertisedDaemon(db: TestDatabase, daemonId: string, free: number
      VALUES ($1, $2, 'test', 1, $3, $4, $5, 'test')`,
     [daemonId, lockKey, options.queues ?? ['broadcasts'], options.jobTypes ?? ['noop'], free],
   );
-  await db.pool.query('INSERT INTO broadcast_queue_idle_slots (daemon_id, lock_key, queues, job_types, free) VALUES ($1, $2, $3, $4, $5)', [daemonId, lockKey, options.queues ?? ['broadcasts'], options.jobTypes ?? ['noop'], free]);
+  await db.pool.query(`INSERT INTO broadcast_queue_idle_slots (daemon_id, lock_key, queues, job_types, free, token) VALUES ($1, $2, $3, $4, $5, 'token-' || $1)`, [daemonId, lockKey, options.queues ?? ['broadcasts'], options.jobTypes ?? ['noop'], free]);
   return client;
 }
 
@@ -44,6 +44,7 @@ test('the insert trigger hands due jobs to an advertised slot, claimed as a clai
     ]);
     const message = JSON.parse((await notified).payload!);
     assert.is(message.daemon, 'idle-a');
+    assert.is(message.token, 'token-idle-a', 'the offer\'s token, without which the daemon runs nothing');
     assert.equal(message.jobs.map((j: unknown[]) => j[0]), [ids[1], ids[0]]);
     // The claim as CLAIM_SQL words it, so that the daemon knows a run however it came.
     assert.match(message.claimedAt, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
