@@ -102,9 +102,13 @@ DECLARE
   daemon text := current_setting('broadcast_queue.offer_daemon', true);
   batch jsonb;
   handed integer;
+  token text;
 BEGIN
   IF daemon <> '' THEN
     PERFORM set_config('broadcast_queue.offer_open', 'off', true), set_config('broadcast_queue.offer_daemon', '', true);
+    token := current_setting('broadcast_queue.offer_token');
+    -- Not left readable by the rest of the producer's transaction.
+    PERFORM set_config('broadcast_queue.offer_token', '', true);
     SELECT jsonb_agg(jsonb_build_array(job_id, queue, job_type, payload, attempts, max_attempts,
                                        (extract(epoch FROM run_at) * 1000)::float8, priority, job_key,
                                        (extract(epoch FROM created_at) * 1000)::float8)
@@ -120,7 +124,7 @@ BEGIN
       -- TimeZone: the daemon tells runs apart by it.
       PERFORM pg_notify('broadcast_queue_assigned', jsonb_build_object(
         'daemon', daemon,
-        'token', current_setting('broadcast_queue.offer_token'),
+        'token', token,
         'claimedAt', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
         'jobs', batch)::text);
     END IF;

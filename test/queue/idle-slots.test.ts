@@ -2,6 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import pg from 'pg';
 import { BroadcastQueue } from '../../src/broadcast-queue.js';
+import { inTransaction } from '../../src/db/transaction.js';
 import type { Job } from '../../src/queue/claimer.js';
 import type { JobEvent } from '../../src/queue/worker-pool.js';
 import { LOCK_NAMESPACE } from '../../src/queue/daemon-lock.js';
@@ -52,6 +53,15 @@ test('the insert trigger hands due jobs to an advertised slot, claimed as a clai
     assert.ok(same.rows[0].ok, 'claimedAt is the handed jobs\' started_at');
     // Every slot used: the advertisement is gone.
     assert.is((await db.pool.query('SELECT count(*)::int AS n FROM broadcast_queue_idle_slots')).rows[0].n, 0);
+    // Nor is it left for the rest of the producer's transaction to read.
+    await db.pool.query(`INSERT INTO broadcast_queue_idle_slots (daemon_id, lock_key, queues, job_types, free, token)
+                         SELECT daemon_id, lock_key, queues, job_types, 1, 'token-idle-a' FROM broadcast_queue_daemons WHERE daemon_id = 'idle-a'`);
+    const left = await inTransaction(db.pool, async (client) => {
+      await client.query(`INSERT INTO broadcast_queue_jobs (job_type) VALUES ('noop')`);
+      return (await client.query(`SELECT current_setting('broadcast_queue.offer_token', true) AS token`)).rows[0].token;
+    });
+    assert.is((await db.pool.query(`SELECT count(*)::int AS n FROM broadcast_queue_jobs WHERE status = 'processing'`)).rows[0].n, 3, 'the third insert was handed over too');
+    assert.ok(!left, `the token stayed readable: ${left}`);
   } finally {
     await listener.end();
     await lock.end();
