@@ -30,8 +30,9 @@ export function assignedJobs(payload: string, daemonId: string, token: string): 
 
 /**
  * This daemon's offer of free slots to the insert trigger. Written when the daemon goes idle;
- * withdrawn by every claim (CLAIM_SQL) and when the daemon pauses or stops. The trigger skips an
- * offer whose daemon has lost its liveness lock, so a crashed daemon's offer takes no job.
+ * withdrawn by every claim (CLAIM_SQL), and when the daemon pauses, stops, loses its listener or
+ * has its bot token refused. The trigger skips an offer whose daemon has lost its liveness lock,
+ * so a crashed daemon's offer takes no job.
  */
 export class IdleSlots {
   /** Slots the offer still holds, as far as this daemon has heard. */
