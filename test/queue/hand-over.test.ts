@@ -120,6 +120,22 @@ test('a notification the insert trigger did not send starts nothing, and the dae
   }
 });
 
+// A send handed over in the moment after its daemon was killed would be rescued as an attempt that
+// may have sent, and fail as outcome unknown though nothing was (chaos --seed 5704).
+test('send jobs are not offered: they are left to the claim', async () => {
+  const db = await createTestDatabase();
+  const queue = new BroadcastQueue({ connectionString: db.url, concurrency: 2, sweepMs: HOUR_MS, handlers: { noop: () => null, send: () => null } });
+  try {
+    await queue.start();
+    await untilOffering(queue, db, 2);
+    const { rows } = await db.pool.query('SELECT job_types FROM broadcast_queue_idle_slots WHERE daemon_id = $1', [queue.daemonId]);
+    assert.equal(rows[0].job_types, ['noop']);
+  } finally {
+    await queue.stop();
+    await db.drop();
+  }
+});
+
 test('no insert fails for the notification: a job too large for one is claimed, the small ones beside it handed over', async () => {
   const h = await idleDaemon();
   try {
