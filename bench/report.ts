@@ -88,6 +88,9 @@ function table(header: string[], rows: string[][]): string {
 const pick = <T>(data: Partial<Record<ConfigId, T[]>> | undefined, f: (r: T) => number): Series =>
   Object.fromEntries(Object.entries(data ?? {}).map(([id, runs]) => [id, (runs as T[]).map(f)]));
 
+/** A run in which no job ran has no cost per job. */
+const finite = (series: Series): Series => Object.fromEntries(Object.entries(series).map(([id, values]) => [id, values!.filter(Number.isFinite)]));
+
 export function queueTable(r: Results): string {
   const rows: string[][] = [];
   const faster = { lowerIsBetter: true };
@@ -109,6 +112,11 @@ export function queueTable(r: Results): string {
       rows.push(row(`Throughput, concurrency ${c} (jobs/s)`, pick(byConfig, (x) => x.jobsPerSecond), { lowerIsBetter: false, notes: capped }));
     }
     for (const [c, byConfig] of Object.entries(r.throughput)) rows.push(pgCpuRow(c, byConfig, r.plan.throughput.capMs));
+    for (const [c, byConfig] of Object.entries(r.throughput)) {
+      const capped: Partial<Record<ConfigId, string>> = {};
+      for (const [id, runs] of Object.entries(byConfig)) if (runs.some((x) => x.capped)) capped[id as ConfigId] = `per job started in ${r.plan.throughput.capMs / 1000} s`;
+      rows.push(row(`Queue process CPU per job, concurrency ${c} (µs)`, finite(pick(byConfig, (x) => x.workerCpuUsPerJob)), { lowerIsBetter: true, words: ['less', 'more'], notes: capped }));
+    }
   }
   if (r.enqueue) {
     const same = { 'gw-default': 'same SQL as fastest' };
@@ -315,6 +323,7 @@ ${breakdown('ours-daemon') || '- (not available)'}
 - Wake latency: ${r.plan.latency.inserts.toLocaleString('en-US')} single-row inserts per run, ${r.plan.latency.gapMs.join('–')} ms apart start to start (the same pseudo-random gaps for every queue), ${r.plan.latency.runs} runs interleaved across queues; from the insert call to the no-op handler starting, both stamped with CLOCK_MONOTONIC (process.hrtime), which every process on the machine shares. A job not started ${r.plan.latency.graceMs / 1000} s after the last insert counts as never.
 - Throughput: ${r.plan.throughput.jobs.toLocaleString('en-US')} jobs queued with one statement into an idle worker (the same processes and databases as the wake-latency runs, each queue restarted at concurrency c); from the insert's return to the database showing every job completed; ${r.plan.throughput.runs} runs per queue and concurrency, interleaved, the jobs table emptied with TRUNCATE between runs (which leaves it "never analyzed": the planner measures its size when it plans) and autovacuum ${r.autovacuumOnJobTables ? `as the server has it (${r.server.autovacuum}), so an autoanalyze that saw a table empty between runs slows the next one, as it would a user's` : 'off on the jobs tables of every queue (--autovacuum=off), so every run starts from the state of the first'}; runs still going after ${r.plan.throughput.capMs / 1000} s are stopped and rated by what they finished.
 - PostgreSQL CPU per job (throughput runs): utime + stime from /proc/<pid>/stat of the client backends of that queue's database (pg_stat_activity; the bench's own producer connection, which inserts and polls, left out, and autovacuum workers, which come and go), read before the insert and after the last completion, over the union of the backends seen at both reads (one that connected in between counts from its start), divided by the jobs that ran; 10 ms clock ticks. A backend that exits in between takes its CPU since the first read with it (the cell says how many did). Only for a server on this machine: where /proc does not show a listed pid as that database's backend, the cell says n/a and why (bench/cpu.ts).
+- Queue process CPU per job (throughput runs): utime + stime of the queue's worker process (bench/worker.ts: the library with its handlers, nothing else) over the same window, divided by the jobs that ran. With PostgreSQL's it is what a job costs the machine: on 2 cores, 2 s of CPU per second is the ceiling for both together.
 - Stale statistics: ${r.plan.stale.jobs.toLocaleString('en-US')} jobs queued with one statement into each queue's fastest profile at concurrency ${r.plan.stale.concurrency}, ${r.plan.stale.runs} run(s) per queue and state: "statistics current" after TRUNCATE alone, "analyzed while empty" after TRUNCATE, a first burst drained and ANALYZE — the state autoanalyze leaves a jobs table in after a burst drains (its pages on record, no pending row in them); runs still going after ${r.plan.stale.capMs / 1000} s are rated by what they finished (bench/measure/stale.ts).
 - Dependencies (ours only): ${r.plan.dependencies.jobs.toLocaleString('en-US')} independent jobs per round through the daemon's Claimer and Recorder in batches of ${r.plan.dependencies.batch}, timed from the first claim to the last completion, ${r.plan.dependencies.rounds} rounds of four modes in turn (the dependency triggers disabled; on and unused; on with 2,000 jobs waiting on another workflow; on with one job in ten releasing a dependent); then EXPLAIN ANALYZE of 35 completion statements per mode for the triggers' share of their execution time (bench/measure/dependencies.ts; \`node dist/bench/production/dependency-cost.js\` runs it alone).
 - Enqueue: ${r.plan.enqueue.jobs.toLocaleString('en-US')} jobs, ${r.plan.enqueue.runs} runs, one connection, no worker running.

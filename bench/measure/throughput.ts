@@ -4,10 +4,11 @@
 // draining after capMs is stopped there and rated by what it finished (marked capped). The
 // worker processes of the wake-latency runs are reused: each queue is restarted at concurrency c.
 // PostgreSQL's CPU per job is that of the queue's backends from before the insert to the end of
-// the run (cpu.ts), divided by the jobs that ran.
+// the run (cpu.ts), divided by the jobs that ran; the queue process's own CPU over the same window
+// likewise. On two cores their sum bounds the rate: neither side can be left out of a comparison.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pgCpuWindow } from '../cpu.js';
-import { armRun, peakRssMb, resetPeakRss, restartWorker, type Lane } from '../child.js';
+import { armRun, cpuSeconds, peakRssMb, resetPeakRss, restartWorker, type Lane } from '../child.js';
 import { CONFIGS, type ConfigId } from '../peers.js';
 import { payloads, type Context } from '../plan.js';
 import type { Producer } from '../producers.js';
@@ -19,6 +20,8 @@ export interface ThroughputRun {
   rssMb: number;
   /** PostgreSQL CPU per job (µs) and backends that exited during the run (their CPU lost), or why not measured. */
   pgCpu: { usPerJob: number; exited: number } | { unavailable: string };
+  /** CPU of the queue's own process (the Node side: claims, handlers, completions) per job that ran, µs. */
+  workerCpuUsPerJob: number;
 }
 
 export type ThroughputResults = Record<number, Record<ConfigId, ThroughputRun[]>>;
@@ -39,17 +42,20 @@ export async function measureThroughput(ctx: Context, lanes: Lane[]): Promise<Th
         resetPeakRss(lane.worker.pid);
         const finished = await armRun(lane.worker, id, jobs);
         const pgCpu = await pgCpuWindow(ctx.server, lane.database);
+        const workerCpuBefore = cpuSeconds(lane.worker.pid);
         await lane.producer.bulk(batch);
         const start = monoMs();
         const { complete, seen } = await finished(capMs);
         const end = complete ? await allCompleted(lane.producer) : monoMs();
         const done = complete ? jobs : seen;
         const cpu = await pgCpu();
+        const workerCpu = cpuSeconds(lane.worker.pid) - workerCpuBefore;
         byConfig[lane.id].push({
           jobsPerSecond: (done / (end - start)) * 1000,
           capped: !complete,
           rssMb: peakRssMb(lane.worker.pid),
           pgCpu: 'unavailable' in cpu ? cpu : done === 0 ? { unavailable: 'no job ran' } : { usPerJob: cpu.us / done, exited: cpu.exited },
+          workerCpuUsPerJob: done === 0 ? NaN : (workerCpu * 1e6) / done,
         });
         await lane.producer.clear();
       }
