@@ -62,6 +62,10 @@ export class Drain {
   /** Aborts when the run should stop starting calls: shutdown begun, or the job lost. */
   private readonly halting: AbortSignal;
   private readonly detachHalting: () => void;
+  /** The claims (DueDelivery.claim) whose answers this run received. */
+  private readonly answeredClaims = new Set<string>();
+  /** A claim failed: it may have committed with its answer lost (releaseUnanswered). */
+  private claimUnanswered = false;
 
   constructor(
     private readonly pool: Pool,
@@ -155,6 +159,7 @@ export class Drain {
       clearInterval(this.flushTimer);
       this.detachHalting();
       await this.outcomes.flushUntilWritten();
+      if (this.claimUnanswered) await this.outcomes.releaseUnanswered(this.answeredClaims);
       // Turns held by rows this run will not send: the next run (or broadcast) may have them.
       await this.groupTurns.release().catch((e) => this.log.warn({ err: errorMessage(e) }, 'could not give back unused group turns'));
     }
@@ -198,8 +203,10 @@ export class Drain {
       due = await claimDue(this.pool, this.driver, size);
     } catch (error) {
       if (error instanceof DriverLostError) return { due: [], slots: null, error };
+      this.claimUnanswered = true;
       throw error;
     }
+    for (const d of due) this.answeredClaims.add(d.claim);
     if (due.length === 0) return { due, slots: [] };
     try {
       const reservation = await this.limiter.reserve(due.length, this.rate, this.halting);

@@ -155,6 +155,23 @@ export async function claimDue(pool: Pool, target: Driver | number, limit: numbe
   return rows.map((r) => ({ chatId: r.chat_id, targetChatId: r.migrated_to ?? r.chat_id, variant: r.variant, attempt: r.attempts, claim: r.claim }));
 }
 
+// Rows 'sending' on a claim other than those named ($4: the claims whose answers the run received).
+const UNANSWERED_SQL = `
+  SELECT chat_id, migrated_to, variant, attempts, xmin::text AS claim FROM broadcast_deliveries
+   WHERE broadcast_id = $1 AND status = 'sending' AND ${owned('$2', '$3')} AND NOT (xmin::text = ANY ($4::text[]))`;
+
+/**
+ * The rows a run's claims marked 'sending' without the run hearing of it: a claim whose answer was
+ * lost with its connection (committed, then the server or the network went away). Only correct
+ * while no claim of the run is in flight and the driver is its only claimer; throws
+ * DriverLostError once another run drives the broadcast.
+ */
+export async function unansweredClaims(pool: Pool, driver: Driver, answered: Iterable<string>): Promise<DueDelivery[]> {
+  const { rows } = await pool.query(UNANSWERED_SQL, [driver.broadcastId, driver.jobId, driver.claimedAt, [...answered]]);
+  if (rows.length === 0 && !(await stillDrives(pool, driver))) throw new DriverLostError(driver);
+  return rows.map((r) => ({ chatId: r.chat_id, targetChatId: r.migrated_to ?? r.chat_id, variant: r.variant, attempt: r.attempts, claim: r.claim }));
+}
+
 /** Writes outcomes; with a Driver, writes nothing and throws DriverLostError once it lost the broadcast. */
 export async function recordDeliveries(pool: Pool, target: Driver | number, records: DeliveryRecord[]): Promise<number> {
   if (records.length === 0) return 0;

@@ -4,7 +4,7 @@ import { DriverLostError } from '../errors.js';
 import { errorMessage, type Logger } from '../log.js';
 import { cappedBackoffMs, sleep } from '../time.js';
 import type { Driver } from './driver.js';
-import { recordDeliveries, type DeliveryRecord, type DueDelivery } from './ledger.js';
+import { recordDeliveries, unansweredClaims, type DeliveryRecord, type DueDelivery } from './ledger.js';
 import { deliveryOutcome } from './outcomes.js';
 
 /**
@@ -44,6 +44,32 @@ export class OutcomeBuffer {
       if (this.lost) throw this.lost;
       if (attempt >= 20) throw new Error(`could not write ${this.pending.length} delivery outcomes; the rows stay 'sending'`);
       await sleep(cappedBackoffMs(attempt, 100, 5_000));
+    }
+  }
+
+  /**
+   * Gives back, unsent, the rows of claims whose answers never came (`answered`: the claims that
+   * did answer). Nothing was sent to them: only an answered claim's rows are sent. Left 'sending',
+   * the next run would give them up as interrupted sends of unknown outcome. Call with nothing of
+   * the run in flight and its outcomes written, so that no other row is 'sending'. Where the
+   * database stays away, they are left to that next run, as before.
+   */
+  async releaseUnanswered(answered: Set<string>): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const rows = await unansweredClaims(this.pool, this.driver, answered);
+        if (rows.length === 0) return;
+        this.giveBack(rows, 0);
+        await this.flushUntilWritten();
+        this.log.warn({ broadcastId: this.driver.broadcastId, rows: rows.length }, 'recipients of a claim whose answer was lost go back to pending, unsent');
+        return;
+      } catch (error) {
+        if (error instanceof DriverLostError || attempt >= 20) {
+          this.log.warn({ err: errorMessage(error) }, "could not look for rows of a claim whose answer was lost; the next run counts any as 'unknown'");
+          return;
+        }
+        await sleep(cappedBackoffMs(attempt, 100, 5_000));
+      }
     }
   }
 
