@@ -63,6 +63,12 @@ export class Scheduler extends EventEmitter {
   private dueButUnclaimed = 0;
   /** Claims that failed in a row: the next one is retried after a backoff. */
   private failedClaims = 0;
+  /**
+   * A claim failed since the last read-back: it may have committed with its answer lost (the
+   * connection died after the commit), leaving jobs 'processing' for this live daemon that the
+   * rescuer will not touch. The next claim that succeeds reads them back (adoptOrphans).
+   */
+  private claimUnanswered = false;
   /** Claimed jobs waiting for a free slot (prefetch), oldest first, with their claim time. */
   private readonly buffer: { job: Job; claimedAt: number }[] = [];
   private bufferTimer: NodeJS.Timeout | undefined;
@@ -240,12 +246,15 @@ export class Scheduler extends EventEmitter {
   }
 
   /**
-   * After the listener reconnects: a job handed over while it was away has no notification
-   * coming and would stay 'processing' under this live daemon, so the jobs the database shows as
-   * ours are read back and those nothing else delivered are run.
+   * Jobs the database shows as this daemon's that no claim answer or notification delivered: after
+   * the listener reconnects, one handed over while it was away (its notification is lost); after a
+   * failed claim, the jobs of a claim that committed with its answer lost. Either would stay
+   * 'processing' under this live daemon, so they are read back and those nothing else delivered
+   * are run. RunRegistry keeps a claim or notification still on its way from starting one twice.
    */
-  async adoptOrphans(): Promise<void> {
-    if (!this.idle?.everOffered || this.stopped) return;
+  async adoptOrphans(after: 'reconnect' | 'failed-claim' = 'reconnect'): Promise<void> {
+    // Only a daemon that offered slots can have been handed jobs while its listener was away.
+    if (this.stopped || (after === 'reconnect' && !this.idle?.everOffered)) return;
     this.runs.beginAdoption();
     let read: Job[] | null = null;
     try {
@@ -255,7 +264,10 @@ export class Scheduler extends EventEmitter {
       this.log.warn({ err: errorMessage(error) }, 'reading back held jobs failed');
     }
     const orphans = this.runs.endAdoption(read);
-    if (orphans.length) this.log.info({ jobs: orphans.map((j) => j.jobId) }, 'running jobs handed over while the listener was away');
+    if (orphans.length) {
+      const how = after === 'reconnect' ? 'handed over while the listener was away' : 'claimed by a statement whose answer was lost';
+      this.log.info({ jobs: orphans.map((j) => j.jobId) }, `running jobs ${how}`);
+    }
     this.take(orphans);
   }
 
@@ -276,6 +288,10 @@ export class Scheduler extends EventEmitter {
       }
       const jobs = await this.claimer.claim(want);
       this.failedClaims = 0;
+      if (this.claimUnanswered) {
+        this.claimUnanswered = false;
+        void this.adoptOrphans('failed-claim');
+      }
       const claimedAt = Date.now();
       for (const job of this.runs.accept(jobs)) this.buffer.push({ job, claimedAt });
       // Claimed during shutdown too: the pool runs what fits, stop() hands back the rest.
@@ -298,6 +314,7 @@ export class Scheduler extends EventEmitter {
       // connected while the claim fails (a pooled connection cut, a server restarted between the
       // two), and then the work that woke us would wait a whole sweep, or for ever with none.
       this.failedClaims++;
+      this.claimUnanswered = true;
       const retryMs = databaseRetryWaitMs(this.failedClaims);
       if (this.failedClaims === 1 || this.failedClaims % 60 === 0) this.log.warn({ err: errorMessage(error), failures: this.failedClaims, retryMs }, 'claim failed; retrying');
       this.emit('claim-failed', error);
