@@ -62,8 +62,6 @@ export class Drain {
   /** Aborts when the run should stop starting calls: shutdown begun, or the job lost. */
   private readonly halting: AbortSignal;
   private readonly detachHalting: () => void;
-  /** The claims (DueDelivery.claim) whose answers this run received. */
-  private readonly answeredClaims = new Set<string>();
   /** A claim failed: it may have committed with its answer lost (releaseUnanswered). */
   private claimUnanswered = false;
 
@@ -159,7 +157,7 @@ export class Drain {
       clearInterval(this.flushTimer);
       this.detachHalting();
       await this.outcomes.flushUntilWritten();
-      if (this.claimUnanswered) await this.outcomes.releaseUnanswered(this.answeredClaims);
+      if (this.claimUnanswered) await this.outcomes.releaseUnanswered();
       // Turns held by rows this run will not send: the next run (or broadcast) may have them.
       await this.groupTurns.release().catch((e) => this.log.warn({ err: errorMessage(e) }, 'could not give back unused group turns'));
     }
@@ -206,7 +204,7 @@ export class Drain {
       this.claimUnanswered = true;
       throw error;
     }
-    for (const d of due) this.answeredClaims.add(d.claim);
+    this.outcomes.claimed(due);
     if (due.length === 0) return { due, slots: [] };
     try {
       const reservation = await this.limiter.reserve(due.length, this.rate, this.halting);

@@ -155,7 +155,7 @@ export async function claimDue(pool: Pool, target: Driver | number, limit: numbe
   return rows.map((r) => ({ chatId: r.chat_id, targetChatId: r.migrated_to ?? r.chat_id, variant: r.variant, attempt: r.attempts, claim: r.claim }));
 }
 
-// Rows 'sending' on a claim other than those named ($4: the claims whose answers the run received).
+// Rows 'sending' on a claim other than those named ($4: the run's claims with rows not yet written).
 const UNANSWERED_SQL = `
   SELECT chat_id, migrated_to, variant, attempts, xmin::text AS claim FROM broadcast_deliveries
    WHERE broadcast_id = $1 AND status = 'sending' AND ${owned('$2', '$3')} AND NOT (xmin::text = ANY ($4::text[]))`;
@@ -166,8 +166,8 @@ const UNANSWERED_SQL = `
  * while no claim of the run is in flight and the driver is its only claimer; throws
  * DriverLostError once another run drives the broadcast.
  */
-export async function unansweredClaims(pool: Pool, driver: Driver, answered: Iterable<string>): Promise<DueDelivery[]> {
-  const { rows } = await pool.query(UNANSWERED_SQL, [driver.broadcastId, driver.jobId, driver.claimedAt, [...answered]]);
+export async function unansweredClaims(pool: Pool, driver: Driver, heardOf: Iterable<string>): Promise<DueDelivery[]> {
+  const { rows } = await pool.query(UNANSWERED_SQL, [driver.broadcastId, driver.jobId, driver.claimedAt, [...heardOf]]);
   if (rows.length === 0 && !(await stillDrives(pool, driver))) throw new DriverLostError(driver);
   return rows.map((r) => ({ chatId: r.chat_id, targetChatId: r.migrated_to ?? r.chat_id, variant: r.variant, attempt: r.attempts, claim: r.claim }));
 }

@@ -14,6 +14,12 @@ import { deliveryOutcome } from './outcomes.js';
 export class OutcomeBuffer {
   private readonly pending: DeliveryRecord[] = [];
   private flushing: Promise<void> = Promise.resolve();
+  /**
+   * Rows claimed and not yet written, by the claim (DueDelivery.claim) they came from: the claims
+   * this run heard of whose rows may still be 'sending' (releaseUnanswered). A claim leaves the
+   * map once all its rows are written, so it holds a few claims however long the broadcast.
+   */
+  private readonly unwritten = new Map<string, number>();
   /** Set once a write found that another run drives the broadcast now. */
   lost: DriverLostError | null = null;
 
@@ -23,6 +29,11 @@ export class OutcomeBuffer {
     private readonly events: EventEmitter,
     private readonly log: Logger,
   ) {}
+
+  /** Rows a claim's answer brought: each is written here later, or handed back. */
+  claimed(rows: DueDelivery[]): void {
+    for (const d of rows) this.unwritten.set(d.claim, (this.unwritten.get(d.claim) ?? 0) + 1);
+  }
 
   push(record: DeliveryRecord): void {
     this.pending.push(record);
@@ -48,16 +59,17 @@ export class OutcomeBuffer {
   }
 
   /**
-   * Gives back, unsent, the rows of claims whose answers never came (`answered`: the claims that
-   * did answer). Nothing was sent to them: only an answered claim's rows are sent. Left 'sending',
-   * the next run would give them up as interrupted sends of unknown outcome. Call with nothing of
-   * the run in flight and its outcomes written, so that no other row is 'sending'. Where the
-   * database stays away, they are left to that next run, as before.
+   * Gives back, unsent, the rows of claims whose answers never came: still 'sending' on a claim
+   * this run did not hear of. Nothing was sent to them: only an answered claim's rows are sent.
+   * Left 'sending', the next run would give them up as interrupted sends of unknown outcome. Call
+   * with nothing of the run in flight and its outcomes written; rows of an answered claim not
+   * written for any reason stay as they are. Where the database stays away, they are left to that
+   * next run, as before.
    */
-  async releaseUnanswered(answered: Set<string>): Promise<void> {
+  async releaseUnanswered(): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
-        const rows = await unansweredClaims(this.pool, this.driver, answered);
+        const rows = await unansweredClaims(this.pool, this.driver, this.unwritten.keys());
         if (rows.length === 0) return;
         this.giveBack(rows, 0);
         await this.flushUntilWritten();
@@ -73,6 +85,13 @@ export class OutcomeBuffer {
     }
   }
 
+  private written(claim: string | undefined): void {
+    if (claim === undefined) return;
+    const left = (this.unwritten.get(claim) ?? 0) - 1;
+    if (left > 0) this.unwritten.set(claim, left);
+    else this.unwritten.delete(claim);
+  }
+
   /** Writes the outcomes gathered so far; one statement per call. */
   flush(): Promise<void> {
     this.flushing = this.flushing.then(async () => {
@@ -80,6 +99,7 @@ export class OutcomeBuffer {
       const batch = this.pending.splice(0, this.pending.length);
       try {
         await recordDeliveries(this.pool, this.driver, batch);
+        for (const r of batch) this.written(r.claim);
         for (const r of batch) this.events.emit('delivery', { jobType: 'broadcast', outcome: deliveryOutcome(r), ...(r.errorReason ? { reason: r.errorReason } : {}) });
       } catch (error) {
         if (error instanceof DriverLostError) {
