@@ -111,7 +111,7 @@ async function main(): Promise<void> {
     await client.query(`INSERT INTO broadcast_deliveries (broadcast_id, chat_id) SELECT 2, g FROM generate_series(1, $1::int) g`, [recipients]);
 
     show('ledger claim, before (statistics from the earlier broadcast)', await explain(client, BEFORE_CLAIM_SQL, [2, batch]));
-    show('ledger claim, after (statistics from the earlier broadcast)', await explain(client, LEDGER_CLAIM_SQL, [2, batch, null, null]));
+    show('ledger claim, after (statistics from the earlier broadcast)', await explain(client, LEDGER_CLAIM_SQL, [2, batch, null, null, null]));
 
     // Outcome writes for the last batch of the broadcast (its "millionth" recipients), after fresh statistics.
     const last = Array.from({ length: batch }, (_, i) => recipients - batch + 1 + i);
@@ -121,7 +121,7 @@ async function main(): Promise<void> {
     show('outcome write of the last batch, before (fresh statistics)', await explain(client, BEFORE_RECORD_SQL, beforeParams(2, last), sending(last)));
     show('outcome write of the last batch, after (fresh statistics)', await explain(client, LEDGER_RECORD_SQL, afterParams(2, last), sending(last)));
     show('outcome write of the first batch, after (fresh statistics)', await explain(client, LEDGER_RECORD_SQL, afterParams(2, first), sending(first)));
-    show('ledger claim, after (fresh statistics)', await explain(client, LEDGER_CLAIM_SQL, [2, batch, null, null]));
+    show('ledger claim, after (fresh statistics)', await explain(client, LEDGER_CLAIM_SQL, [2, batch, null, null, null]));
 
     // The jobs claim: statistics taken while the table was empty, then a burst of 20,000 jobs.
     await client.query('ANALYZE broadcast_queue_jobs');

@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import { anySignal } from '../abort.js';
 import type { Pool } from '../db/pool.js';
@@ -62,8 +63,8 @@ export class Drain {
   /** Aborts when the run should stop starting calls: shutdown begun, or the job lost. */
   private readonly halting: AbortSignal;
   private readonly detachHalting: () => void;
-  /** A claim failed: it may have committed with its answer lost (releaseUnanswered). */
-  private claimUnanswered = false;
+  /** The tokens of this run's claims that failed: each may have committed with its answer lost. */
+  private readonly failedClaims: number[] = [];
 
   constructor(
     private readonly pool: Pool,
@@ -157,7 +158,7 @@ export class Drain {
       clearInterval(this.flushTimer);
       this.detachHalting();
       await this.outcomes.flushUntilWritten();
-      if (this.claimUnanswered) await this.outcomes.releaseUnanswered();
+      if (this.failedClaims.length) await this.outcomes.releaseUnanswered(this.failedClaims);
       // Turns held by rows this run will not send: the next run (or broadcast) may have them.
       await this.groupTurns.release().catch((e) => this.log.warn({ err: errorMessage(e) }, 'could not give back unused group turns'));
     }
@@ -196,15 +197,18 @@ export class Drain {
       return { due: [], slots: null, error };
     }
     let due: DueDelivery[];
+    // Random, so that no other claim's rows carry it (claim_token, sql/0026).
+    const token = randomInt(1, 2 ** 48);
+    let claiming = false;
     try {
       await this.beforeClaim?.();
-      due = await claimDue(this.pool, this.driver, size);
+      claiming = true;
+      due = await claimDue(this.pool, this.driver, size, token);
     } catch (error) {
       if (error instanceof DriverLostError) return { due: [], slots: null, error };
-      this.claimUnanswered = true;
+      if (claiming) this.failedClaims.push(token);
       throw error;
     }
-    this.outcomes.claimed(due);
     if (due.length === 0) return { due, slots: [] };
     try {
       const reservation = await this.limiter.reserve(due.length, this.rate, this.halting);

@@ -57,7 +57,7 @@ export interface DeliveryRecord {
 // The rest of an A/B test's audience (variant NULL) waits for the decision (ab-test.ts).
 export const LEDGER_CLAIM_SQL = `
   UPDATE broadcast_deliveries d
-     SET status = 'sending', attempts = d.attempts + 1, updated_at = now()
+     SET status = 'sending', attempts = d.attempts + 1, claim_token = $5, updated_at = now()
    WHERE d.broadcast_id = $1
      AND d.chat_id = ANY (ARRAY(
            SELECT chat_id FROM broadcast_deliveries
@@ -144,30 +144,30 @@ export function recordParams(broadcastId: number, records: DeliveryRecord[], dri
 
 /**
  * Claims up to `limit` due rows. The engine passes its Driver and gets DriverLostError once another
- * run drives the broadcast; a bare broadcast id (tools, benchmarks) claims unguarded.
+ * run drives the broadcast; a bare broadcast id (tools, benchmarks) claims unguarded. `token`
+ * marks the rows (claim_token) so that they can be found should the answer be lost.
  */
-export async function claimDue(pool: Pool, target: Driver | number, limit: number): Promise<DueDelivery[]> {
+export async function claimDue(pool: Pool, target: Driver | number, limit: number, token: number | null = null): Promise<DueDelivery[]> {
   const driver = typeof target === 'number' ? null : target;
   const broadcastId = driver ? driver.broadcastId : (target as number);
-  const { rows } = await pool.query(LEDGER_CLAIM_SQL, [broadcastId, limit, driver?.jobId ?? null, driver?.claimedAt ?? null]);
+  const { rows } = await pool.query(LEDGER_CLAIM_SQL, [broadcastId, limit, driver?.jobId ?? null, driver?.claimedAt ?? null, token]);
   // Nothing claimed is also what a lost driver sees: only then is it worth a look (end of a run).
   if (rows.length === 0 && driver && !(await stillDrives(pool, driver))) throw new DriverLostError(driver);
   return rows.map((r) => ({ chatId: r.chat_id, targetChatId: r.migrated_to ?? r.chat_id, variant: r.variant, attempt: r.attempts, claim: r.claim }));
 }
 
-// Rows 'sending' on a claim other than those named ($4: the run's claims with rows not yet written).
+// Rows still 'sending' on the named claims ($4: claim_token values, sql/0026).
 const UNANSWERED_SQL = `
   SELECT chat_id, migrated_to, variant, attempts, xmin::text AS claim FROM broadcast_deliveries
-   WHERE broadcast_id = $1 AND status = 'sending' AND ${owned('$2', '$3')} AND NOT (xmin::text = ANY ($4::text[]))`;
+   WHERE broadcast_id = $1 AND status = 'sending' AND claim_token = ANY ($4::bigint[]) AND ${owned('$2', '$3')}`;
 
 /**
- * The rows a run's claims marked 'sending' without the run hearing of it: a claim whose answer was
- * lost with its connection (committed, then the server or the network went away). Only correct
- * while no claim of the run is in flight and the driver is its only claimer; throws
- * DriverLostError once another run drives the broadcast.
+ * The rows that claims of this run marked 'sending' although their answers never came (their
+ * connection died after the commit), found by the tokens those claims wrote (claimDue's `token`).
+ * Nothing was sent to them. Throws DriverLostError once another run drives the broadcast.
  */
-export async function unansweredClaims(pool: Pool, driver: Driver, heardOf: Iterable<string>): Promise<DueDelivery[]> {
-  const { rows } = await pool.query(UNANSWERED_SQL, [driver.broadcastId, driver.jobId, driver.claimedAt, [...heardOf]]);
+export async function unansweredClaims(pool: Pool, driver: Driver, tokens: number[]): Promise<DueDelivery[]> {
+  const { rows } = await pool.query(UNANSWERED_SQL, [driver.broadcastId, driver.jobId, driver.claimedAt, tokens]);
   if (rows.length === 0 && !(await stillDrives(pool, driver))) throw new DriverLostError(driver);
   return rows.map((r) => ({ chatId: r.chat_id, targetChatId: r.migrated_to ?? r.chat_id, variant: r.variant, attempt: r.attempts, claim: r.claim }));
 }

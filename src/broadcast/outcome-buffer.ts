@@ -7,6 +7,9 @@ import type { Driver } from './driver.js';
 import { recordDeliveries, unansweredClaims, type DeliveryRecord, type DueDelivery } from './ledger.js';
 import { deliveryOutcome } from './outcomes.js';
 
+/** Tries to find a lost claim's rows before leaving them to the next run. */
+const RELEASE_TRIES = 5;
+
 /**
  * A drain's outcomes waiting for the ledger: gathered as sends come back and written together, one
  * statement per flush, by the run that still drives the broadcast.
@@ -14,12 +17,6 @@ import { deliveryOutcome } from './outcomes.js';
 export class OutcomeBuffer {
   private readonly pending: DeliveryRecord[] = [];
   private flushing: Promise<void> = Promise.resolve();
-  /**
-   * Rows claimed and not yet written, by the claim (DueDelivery.claim) they came from: the claims
-   * this run heard of whose rows may still be 'sending' (releaseUnanswered). A claim leaves the
-   * map once all its rows are written, so it holds a few claims however long the broadcast.
-   */
-  private readonly unwritten = new Map<string, number>();
   /** Set once a write found that another run drives the broadcast now. */
   lost: DriverLostError | null = null;
 
@@ -29,11 +26,6 @@ export class OutcomeBuffer {
     private readonly events: EventEmitter,
     private readonly log: Logger,
   ) {}
-
-  /** Rows a claim's answer brought: each is written here later, or handed back. */
-  claimed(rows: DueDelivery[]): void {
-    for (const d of rows) this.unwritten.set(d.claim, (this.unwritten.get(d.claim) ?? 0) + 1);
-  }
 
   push(record: DeliveryRecord): void {
     this.pending.push(record);
@@ -59,37 +51,34 @@ export class OutcomeBuffer {
   }
 
   /**
-   * Gives back, unsent, the rows of claims whose answers never came: still 'sending' on a claim
-   * this run did not hear of. Nothing was sent to them: only an answered claim's rows are sent.
-   * Left 'sending', the next run would give them up as interrupted sends of unknown outcome. Call
-   * with nothing of the run in flight and its outcomes written; rows of an answered claim not
-   * written for any reason stay as they are. Where the database stays away, they are left to that
-   * next run, as before.
+   * Gives back, unsent, the rows of this run's claims that failed (`tokens`: what each wrote in
+   * claim_token): one that committed before its connection died left its rows 'sending', and the
+   * next run would give them up as sends of unknown outcome although nothing was sent to them.
+   * Call once the run has nothing in flight. Where the database stays away (a few tries, ~5 s),
+   * they are left to that next run, as before.
    */
-  async releaseUnanswered(): Promise<void> {
+  async releaseUnanswered(tokens: number[]): Promise<void> {
+    let rows: DueDelivery[] = [];
     for (let attempt = 1; ; attempt++) {
       try {
-        const rows = await unansweredClaims(this.pool, this.driver, this.unwritten.keys());
-        if (rows.length === 0) return;
-        this.giveBack(rows, 0);
-        await this.flushUntilWritten();
-        this.log.warn({ broadcastId: this.driver.broadcastId, rows: rows.length }, 'recipients of a claim whose answer was lost go back to pending, unsent');
-        return;
+        rows = await unansweredClaims(this.pool, this.driver, tokens);
+        break;
       } catch (error) {
-        if (error instanceof DriverLostError || attempt >= 20) {
-          this.log.warn({ err: errorMessage(error) }, "could not look for rows of a claim whose answer was lost; the next run counts any as 'unknown'");
+        if (error instanceof DriverLostError || attempt >= RELEASE_TRIES) {
+          this.log.warn({ err: errorMessage(error) }, "could not look for the rows of a claim whose answer was lost; the next run counts any as 'unknown'");
           return;
         }
-        await sleep(cappedBackoffMs(attempt, 100, 5_000));
+        await sleep(cappedBackoffMs(attempt, 100, 2_000));
       }
     }
-  }
-
-  private written(claim: string | undefined): void {
-    if (claim === undefined) return;
-    const left = (this.unwritten.get(claim) ?? 0) - 1;
-    if (left > 0) this.unwritten.set(claim, left);
-    else this.unwritten.delete(claim);
+    if (rows.length === 0) return;
+    this.giveBack(rows, 0);
+    try {
+      await this.flushUntilWritten();
+      this.log.warn({ broadcastId: this.driver.broadcastId, rows: rows.length }, 'recipients of a claim whose answer was lost go back to pending, unsent');
+    } catch (error) {
+      this.log.warn({ err: errorMessage(error), rows: rows.length }, "could not give back the rows of a claim whose answer was lost; the next run counts them as 'unknown'");
+    }
   }
 
   /** Writes the outcomes gathered so far; one statement per call. */
@@ -99,7 +88,6 @@ export class OutcomeBuffer {
       const batch = this.pending.splice(0, this.pending.length);
       try {
         await recordDeliveries(this.pool, this.driver, batch);
-        for (const r of batch) this.written(r.claim);
         for (const r of batch) this.events.emit('delivery', { jobType: 'broadcast', outcome: deliveryOutcome(r), ...(r.errorReason ? { reason: r.errorReason } : {}) });
       } catch (error) {
         if (error instanceof DriverLostError) {

@@ -40,14 +40,14 @@ test('the ledger claim runs its locking subquery once, even when the statistics 
     // run it (the machine's shared server has it off).
     if (process.env.BQ_TEST_EMBEDDED) assert.is((await db.pool.query('SHOW autovacuum')).rows[0].autovacuum, 'on');
     await staleLedger(db, 5_000);
-    const plan = await planOf(db, LEDGER_CLAIM_SQL, [2, 100, null, null]);
+    const plan = await planOf(db, LEDGER_CLAIM_SQL, [2, 100, null, null, null]);
     for (const join of nodes(plan).filter((n) => JOINS.includes(n['Node Type']))) {
       assert.not.ok(nodes(join).some((n) => n['Node Type'] === 'LockRows'), `a ${join['Node Type']} re-runs the locking subquery:\n${JSON.stringify(plan, null, 1)}`);
     }
     const lock = nodes(plan).find((n) => n['Node Type'] === 'LockRows');
     assert.ok(lock, 'the claim locks the rows it picks');
     assert.ok(plan.Plans?.some((p) => p['Parent Relationship'] === 'InitPlan' && nodes(p).includes(lock!)), 'the locking subquery is an InitPlan, run once');
-    const { rows } = await db.pool.query(LEDGER_CLAIM_SQL, [2, 100, null, null]);
+    const { rows } = await db.pool.query(LEDGER_CLAIM_SQL, [2, 100, null, null, null]);
     assert.is(rows.length, 100);
   } finally {
     await db.drop();
