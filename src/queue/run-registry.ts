@@ -1,7 +1,8 @@
 import type { Job } from './claimer.js';
 
 // An adopted job's notification can only be in flight on the connection that LISTENs now, so
-// it arrives within moments of the adoption; this is far longer than that.
+// it arrives within moments of the adoption; this is far longer than that. Counted from the run's
+// end as well, so that a long run is not forgotten the moment it resolves.
 const ADOPTED_KEPT_MS = 60_000;
 
 /**
@@ -36,6 +37,7 @@ export class RunRegistry {
   resolve(job: Job): void {
     const key = keyOf(job);
     if (!this.live.delete(key)) return;
+    if (this.adopted.has(key)) this.adopted.set(key, Date.now());
     if (this.adoptionsReading) this.resolvedDuringAdoption.add(key);
   }
 

@@ -288,7 +288,8 @@ export class Scheduler extends EventEmitter {
       }
       const jobs = await this.claimer.claim(want);
       this.failedClaims = 0;
-      if (this.claimUnanswered) {
+      // Alone: a claim still in flight could answer after the read-back took its jobs.
+      if (this.claimUnanswered && this.claims.size <= 1) {
         this.claimUnanswered = false;
         void this.adoptOrphans('failed-claim');
       }
