@@ -1,9 +1,12 @@
 import type { Job } from './claimer.js';
+import { LISTEN_CHECK_MS } from './listener.js';
 
-// An adopted job's notification can only be in flight on the connection that LISTENs now, so
-// it arrives within moments of the adoption; this is far longer than that. Counted from the run's
-// end as well, so that a long run is not forgotten the moment it resolves.
-const ADOPTED_KEPT_MS = 60_000;
+// An adopted job's notification can only be in flight on the connection that LISTENs now, so it
+// usually arrives within moments of the adoption. A connection that stalls without closing is
+// replaced once its check goes unanswered (LISTEN_CHECK_MS + 15 s, listener.ts), and what was in
+// flight on it never arrives; this keeps every adopted run's key for longer than that, counted
+// from the run's end, so that a late notification cannot start it a second time.
+const ADOPTED_KEPT_MS = 2 * LISTEN_CHECK_MS + 60_000;
 
 /**
  * The runs this daemon holds, so that none starts twice. A run reaches the daemon by a claim's
