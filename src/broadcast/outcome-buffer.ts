@@ -7,8 +7,11 @@ import type { Driver } from './driver.js';
 import { recordDeliveries, unansweredClaims, type DeliveryRecord, type DueDelivery } from './ledger.js';
 import { deliveryOutcome } from './outcomes.js';
 
-/** Tries to find a lost claim's rows before leaving them to the next run. */
-const RELEASE_TRIES = 5;
+/**
+ * Tries to find a lost claim's rows before leaving them to the next run: ~13 s of waits, through
+ * a quick restart of the server; a long outage is not waited out in the worker slot.
+ */
+const RELEASE_TRIES = 10;
 
 /**
  * A drain's outcomes waiting for the ledger: gathered as sends come back and written together, one
@@ -54,7 +57,7 @@ export class OutcomeBuffer {
    * Gives back, unsent, the rows of this run's claims that failed (`tokens`: what each wrote in
    * claim_token): one that committed before its connection died left its rows 'sending', and the
    * next run would give them up as sends of unknown outcome although nothing was sent to them.
-   * Call once the run has nothing in flight. Where the database stays away (a few tries, ~5 s),
+   * Call once the run has nothing in flight. Where the database stays away (RELEASE_TRIES),
    * they are left to that next run, as before.
    */
   async releaseUnanswered(tokens: number[]): Promise<void> {
