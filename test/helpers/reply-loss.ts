@@ -35,10 +35,22 @@ export class ReplyLoss {
   /**
    * The next statement whose text contains `marker` runs, and its answer is lost with its
    * connection. Resolves once that happened. Connections opened after it wait until release().
+   * Rejects when no such statement came within timeoutMs (a marker the code no longer sends),
+   * rather than hanging the suite.
    */
-  loseAnswerTo(marker: string): Promise<void> {
-    return new Promise((resolve) => {
-      this.armed = { marker, lost: resolve };
+  loseAnswerTo(marker: string, timeoutMs = 30_000): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.armed = null;
+        reject(new Error(`no statement containing ${JSON.stringify(marker)} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.armed = {
+        marker,
+        lost: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      };
     });
   }
 
