@@ -142,6 +142,10 @@ export function recordParams(broadcastId: number, records: DeliveryRecord[], dri
   return [broadcastId, records.map((r) => r.chatId), JSON.stringify(outcomes), BLOCKED_OUTCOMES, driver?.jobId ?? null, driver?.claimedAt ?? null];
 }
 
+/** A row of LEDGER_CLAIM_SQL's RETURNING list (or the same columns read back) as the engine uses it. */
+const dueOf = (r: { chat_id: number; migrated_to: number | null; variant: string | null; attempts: number; claim: string }): DueDelivery =>
+  ({ chatId: r.chat_id, targetChatId: r.migrated_to ?? r.chat_id, variant: r.variant, attempt: r.attempts, claim: r.claim });
+
 /**
  * Claims up to `limit` due rows. The engine passes its Driver and gets DriverLostError once another
  * run drives the broadcast; a bare broadcast id (tools, benchmarks) claims unguarded. `token`
@@ -153,7 +157,7 @@ export async function claimDue(pool: Pool, target: Driver | number, limit: numbe
   const { rows } = await pool.query(LEDGER_CLAIM_SQL, [broadcastId, limit, driver?.jobId ?? null, driver?.claimedAt ?? null, token]);
   // Nothing claimed is also what a lost driver sees: only then is it worth a look (end of a run).
   if (rows.length === 0 && driver && !(await stillDrives(pool, driver))) throw new DriverLostError(driver);
-  return rows.map((r) => ({ chatId: r.chat_id, targetChatId: r.migrated_to ?? r.chat_id, variant: r.variant, attempt: r.attempts, claim: r.claim }));
+  return rows.map(dueOf);
 }
 
 // Rows still 'sending' on the named claims ($4: claim_token values, sql/0026).
@@ -169,7 +173,7 @@ const UNANSWERED_SQL = `
 export async function unansweredClaims(pool: Pool, driver: Driver, tokens: number[]): Promise<DueDelivery[]> {
   const { rows } = await pool.query(UNANSWERED_SQL, [driver.broadcastId, driver.jobId, driver.claimedAt, tokens]);
   if (rows.length === 0 && !(await stillDrives(pool, driver))) throw new DriverLostError(driver);
-  return rows.map((r) => ({ chatId: r.chat_id, targetChatId: r.migrated_to ?? r.chat_id, variant: r.variant, attempt: r.attempts, claim: r.claim }));
+  return rows.map(dueOf);
 }
 
 /** Writes outcomes; with a Driver, writes nothing and throws DriverLostError once it lost the broadcast. */
